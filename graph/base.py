@@ -1,0 +1,127 @@
+"""The identity-graph seam.
+
+Nodes are source records (key ``SOURCE:SOURCE_RECORD_ID``) and identifiers (key
+``TYPE:VALUE``). An edge joins a record to an identifier it carried and keeps its
+provenance (rule, source, event ID, time). Only *linked* edges connect people: a profile
+is a connected component of the subgraph of linked edges that contains at least one record.
+An edge that is attached but not linked (a rejected link: limit, shared household device,
+non-linking identifier type) keeps the identifier on the record without merging anything.
+
+Profile IDs are stable (see :mod:`graph.ids` for the rules): a component keeps the ID of
+its oldest profile when components merge, the other IDs become aliases of it; when an
+edge or record is removed and the component splits, the part holding the ID's founding
+record keeps it, parts holding the founding record of one of its aliases get that alias
+back, and other parts get a new ID derived from their oldest record.
+
+Decisions about *which* edges link are the resolver's (``resolver.linking``); a graph
+applies them. ``apply`` is idempotent: an edge that already exists is left as it was.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from profile_store.base import ProfileEvent
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEdge:
+    """A record-identifier edge with its decision and provenance."""
+
+    record_key: str
+    identifier: str  # TYPE:VALUE
+    identifier_type: str
+    linked: bool
+    rule: str  # e.g. "deterministic:email", "attach"
+    reason: str  # why it did not link ("" when linked)
+    source: str
+    event_id: str
+    at: float
+
+
+@dataclass(slots=True)
+class ComponentInfo:
+    """What the link planner needs to know about the component a node is in."""
+
+    component: str  # opaque token, equal for nodes of one component
+    type_counts: dict[str, int]  # distinct linked identifiers per type
+    known: bool  # holds a linked identifier of a non-shareable type
+
+
+@dataclass(slots=True)
+class GraphChanges:
+    """What one apply/removal changed, for the profile store and the change stream."""
+
+    touched: set[str] = field(default_factory=set)
+    """Live profile IDs whose records or identifiers changed (to materialise again)."""
+    retired: set[str] = field(default_factory=set)
+    """Profile IDs that stopped being live (absorbed by a merge)."""
+    revived: set[str] = field(default_factory=set)
+    """Former aliases that are live profiles again after a split."""
+    history: list[ProfileEvent] = field(default_factory=list)
+
+    def extend(self, other: "GraphChanges") -> None:
+        self.touched |= other.touched
+        self.retired |= other.retired
+        self.revived |= other.revived
+        self.history.extend(other.history)
+
+
+class IdentityGraph(ABC):
+    """A durable identity graph with stable profile IDs."""
+
+    @abstractmethod
+    def component_info(
+        self, record_keys: Iterable[str], identifiers: Iterable[str]
+    ) -> tuple[dict[str, ComponentInfo], dict[str, ComponentInfo]]:
+        """Components of the given records and identifiers, as two dicts keyed like the input.
+
+        A key is absent when the node is unknown or (for an identifier) in no component,
+        i.e. it has no linked edge. Nodes of one component share one ``ComponentInfo``.
+        """
+
+    @abstractmethod
+    def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        """Existing edges per record: identifier -> linked (records absent if unknown)."""
+
+    @abstractmethod
+    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge]) -> GraphChanges:
+        """Add records ``(record_key, event time)`` and edges durably, as one step.
+
+        Existing records and edges are left unchanged (idempotent). Every record ends in a
+        profile; the returned changes name the profiles to materialise again.
+        """
+
+    @abstractmethod
+    def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
+        """Remove one edge (unlink); the component may split."""
+
+    @abstractmethod
+    def remove_record(self, record_key: str, at: float) -> GraphChanges:
+        """Remove a record and its edges (forget); orphaned identifiers go too."""
+
+    @abstractmethod
+    def profile_of(self, record_key: str) -> str | None:
+        """Live profile ID of a record."""
+
+    @abstractmethod
+    def records_of(self, profile_id: str) -> list[str]:
+        """Record keys of a live profile (empty if not live), oldest first."""
+
+    @abstractmethod
+    def aliases_of(self, profile_id: str) -> list[str]:
+        """Former IDs that now resolve to this live profile, sorted."""
+
+    @abstractmethod
+    def resolve(self, profile_id: str) -> str | None:
+        """The live profile ID for a live ID or an alias; None if unknown."""
+
+    @abstractmethod
+    def profile_ids(self) -> list[str]:
+        """Every live profile ID, sorted."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release resources."""

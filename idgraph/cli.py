@@ -1,0 +1,234 @@
+"""``idgraph`` command line: demo, serve, ingest, lookup, export, generate.
+
+Every command takes ``--config FILE`` (TOML, see README) and ``--data-dir DIR``; settings
+also come from ``IDGRAPH_*`` environment variables. Exit codes: 0 ok, 1 failure, 2 bad
+usage or settings, 3 not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from idgraph.errors import ConfigError, IdGraphError, NotFoundError
+from idgraph.settings import Settings, load_settings
+
+log = logging.getLogger("idgraph")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return load_settings(args.config, **overrides)
+
+
+def _profile_json(profile) -> dict:
+    from dataclasses import asdict
+
+    return asdict(profile)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from idgraph.demo import run_demo
+
+    settings = _settings(args)
+    return run_demo(settings, records=args.records, seed=args.seed, lookups=args.lookups,
+                    keep_data=bool(args.data_dir))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from idgraph.engine import Engine
+    from resolver.adapters.files import iter_payloads
+
+    settings = _settings(args)
+    dead_path = settings.data_dir / "dead-letters.jsonl"
+    with Engine(settings) as engine:
+        total = None
+        for path in args.files:
+            with tqdm(desc=Path(path).name, unit="payload", disable=args.quiet) as bar:
+                def counted(path=path):
+                    for payload in iter_payloads(args.source, path):
+                        bar.update()
+                        yield args.source, payload
+
+                result = engine.ingest_payloads(counted())
+            if total is None:
+                total = result
+            else:
+                total.add(result)
+        assert total is not None
+        if total.dead_letters:
+            with dead_path.open("a", encoding="utf-8") as fh:
+                for d in total.dead_letters:
+                    fh.write(json.dumps({"source": d.source, "position": d.position,
+                                         "reason": d.reason, "payload": d.payload}) + "\n")
+        print(f"events received {total.events_received}, applied {total.events_applied}, "
+              f"duplicates {total.duplicate_events}, new records {total.records_created}, "
+              f"profiles created {total.profiles_created}, merges {total.merges}, "
+              f"rejected links {total.rejected_links}, dead letters {len(total.dead_letters)}"
+              + (f" (written to {dead_path})" if total.dead_letters else ""))
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.server:
+        from google.protobuf.json_format import MessageToDict
+
+        from service.client import ProfileClient
+
+        with ProfileClient(args.server, token=settings.grpc.client_token) as client:
+            response = client.lookup(args.identifier)
+        print(json.dumps(MessageToDict(response), indent=2))
+        return 0
+    from idgraph.queries import ProfileQueries
+    from profile_store import create_store
+    from resolver.normalize import Normalizer
+
+    store = create_store(settings.profile_store_backend, settings.data_dir,
+                         settings.served_regions, readonly=True)
+    try:
+        result = ProfileQueries(store, Normalizer(settings.normalization)).lookup(args.identifier)
+    finally:
+        store.close()
+    print(json.dumps({"identifier": result.identifier, "shared": result.shared,
+                      "other_profile_ids": result.other_profile_ids,
+                      "profile": _profile_json(result.profile)}, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from profile_store import create_store
+
+    settings = _settings(args)
+    store = create_store(settings.profile_store_backend, settings.data_dir,
+                         settings.served_regions, readonly=True)
+    n = 0
+    try:
+        with open(args.file, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["source", "source_record_id", "profile_id"])
+            for row in store.iter_record_profiles():
+                writer.writerow(row)
+                n += 1
+    finally:
+        store.close()
+    print(f"exported {n} records to {args.file}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from idgraph.queries import ProfileQueries
+    from profile_store import create_store
+    from resolver.normalize import Normalizer
+    from service.server import create_server
+
+    settings = _settings(args)
+    address = None
+    if args.host or args.port is not None:
+        address = f"{args.host or settings.grpc.host}:{args.port if args.port is not None else settings.grpc.port}"
+    store = create_store(settings.profile_store_backend, settings.data_dir,
+                         settings.served_regions, readonly=True)
+    queries = ProfileQueries(store, Normalizer(settings.normalization))
+    server, port = create_server(queries, settings.grpc, address)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    print(f"idgraph serving ProfileService on port {port} for regions "
+          f"{', '.join(settings.served_regions)}", flush=True)
+    stop.wait()
+    server.stop(grace=5).wait()
+    store.close()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from generator import generate, write_source_files
+
+    dataset = generate(n_records=args.records, seed=args.seed)
+    paths = write_source_files(dataset, Path(args.out))
+    out = Path(args.out) / "truth.json"
+    out.write_text(json.dumps(dataset.truth))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    print(f"ground truth: {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (also IDGRAPH_CONFIG)")
+    common.add_argument("--data-dir", help="where embedded backends keep files (IDGRAPH_DATA_DIR)")
+
+    parser = argparse.ArgumentParser(prog="idgraph", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", parents=[common], help="generate, resolve, serve, look up, summarise")
+    p.add_argument("--records", type=int, default=20_000, help="records to generate (default 20000)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--lookups", type=int, default=2000, help="sample gRPC lookups to time")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the gRPC API from the profile store")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ingest", parents=[common], help="ingest files exported by a source system")
+    p.add_argument("--source", required=True,
+                   choices=["salesforce", "hubspot", "sendgrid", "segment", "google_calendar"])
+    p.add_argument("files", nargs="+")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("lookup", parents=[common], help="resolve an identifier TYPE:VALUE")
+    p.add_argument("identifier")
+    p.add_argument("--server", help="host:port of a running server (default: read the store)")
+    p.set_defaults(func=cmd_lookup)
+
+    p = sub.add_parser("export", parents=[common], help="CSV: source, source_record_id, profile_id")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("generate", parents=[common], help="write synthetic source files")
+    p.add_argument("--records", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"idgraph: {exc}", file=sys.stderr)
+        return 2
+    except NotFoundError as exc:
+        print(f"idgraph: not found: {exc}", file=sys.stderr)
+        return 3
+    except IdGraphError as exc:
+        print(f"idgraph: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

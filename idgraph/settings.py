@@ -1,0 +1,260 @@
+"""Typed settings: one place for every knob, each with its environment variable.
+
+Precedence (highest first): keyword arguments, environment variables ``IDGRAPH_*`` (nested
+fields with ``__``, e.g. ``IDGRAPH_GRPC__PORT=50052``), the TOML file named by
+``IDGRAPH_CONFIG`` (or passed to :func:`load_settings`), then the defaults below.
+Invalid settings fail at start with a message naming the field (pydantic's validation
+error lists the dotted field path).
+
+The defaults are the embedded engine: networkx graph, SQLite profile store, no server to
+install.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from idgraph.errors import ConfigError
+
+EU_COUNTRIES = (
+    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
+    "IS LI NO CH"
+).split()
+US_COUNTRIES = "US CA MX BR AR CL CO".split()
+APAC_COUNTRIES = "JP AU NZ SG IN KR HK TW ID MY TH PH VN".split()
+
+
+def _default_country_regions() -> dict[str, str]:
+    out = {c: "eu" for c in EU_COUNTRIES}
+    out["GB"] = "uk"
+    out.update({c: "us" for c in US_COUNTRIES})
+    out.update({c: "apac" for c in APAC_COUNTRIES})
+    return out
+
+
+class NormalizationSettings(BaseModel):
+    """How identifiers are normalised before they are compared."""
+
+    gmail_remove_dots: bool = True
+    """Drop dots in the local part for the domains in ``dot_insensitive_domains``."""
+    dot_insensitive_domains: list[str] = ["gmail.com", "googlemail.com"]
+    plus_tag_domains: list[str] = [
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "icloud.com", "fastmail.com",
+    ]
+    """Domains whose ``local+tag@domain`` addresses are the same mailbox as ``local@domain``."""
+    domain_aliases: dict[str, str] = {"googlemail.com": "gmail.com"}
+    default_phone_region: str = "US"
+    """ISO country used to parse national-format phone numbers when the record has no country."""
+
+
+class IdentifierRule(BaseModel):
+    """Deterministic linking rule for one identifier type (``email``, ``crm:salesforce``...)."""
+
+    links: bool = True
+    """Records sharing a value of this type are linked (the deterministic rule)."""
+    max_per_profile: int = Field(default=10, ge=1)
+    """A link that would give a profile more distinct values of this type is rejected."""
+    shareable: bool = False
+    """The value may legitimately belong to several people (a household tablet): it links an
+    anonymous profile (one with no non-shareable identifier) to a known one, but never joins
+    two known profiles. Such a rejected link leaves the identifier shared."""
+    priority: int = 50
+    """When one record touches several profiles, links via higher-priority types are made
+    first, so limits reject the lower-priority ones."""
+
+
+def _default_identifier_rules() -> dict[str, IdentifierRule]:
+    return {
+        "crm:salesforce": IdentifierRule(max_per_profile=2, priority=100),  # a Contact and a Lead
+        "crm:hubspot": IdentifierRule(max_per_profile=1, priority=100),
+        "user": IdentifierRule(max_per_profile=1, priority=90),  # any user:<source> type
+        "ext": IdentifierRule(max_per_profile=1, priority=90),
+        "email": IdentifierRule(max_per_profile=6, priority=80),
+        "phone": IdentifierRule(max_per_profile=4, priority=70),
+        "device": IdentifierRule(max_per_profile=12, shareable=True, priority=40),
+        "idfa": IdentifierRule(max_per_profile=8, shareable=True, priority=40),
+        "gaid": IdentifierRule(max_per_profile=8, shareable=True, priority=40),
+        "cookie": IdentifierRule(max_per_profile=50, shareable=True, priority=30),
+    }
+
+
+class LinkingSettings(BaseModel):
+    """Deterministic rules, over-merge guards and blocked values."""
+
+    identifier_rules: dict[str, IdentifierRule] = Field(default_factory=_default_identifier_rules)
+    """Per identifier type; a namespaced type (``crm:hubspot``) falls back to its kind (``crm``)."""
+    blocked_values: list[str] = [
+        "email:test@test.com",
+        "email:test@example.com",
+        "email:noreply@example.com",
+        "email:no-reply@example.com",
+        "email:none@none.com",
+        "email:null@null.com",
+        "email:unknown@unknown.com",
+        "phone:+10000000000",
+        "phone:+15555555555",
+        "phone:+11234567890",
+    ]
+    """Typed identifiers (normalised form) that never link anything."""
+    blocked_email_local_parts: list[str] = ["noreply", "no-reply", "donotreply", "do-not-reply"]
+
+    def rule_for(self, identifier_type: str) -> IdentifierRule:
+        """Rule of a type, falling back from ``crm:x`` to ``crm``; unknown types never link."""
+        rule = self.identifier_rules.get(identifier_type)
+        if rule is None:
+            rule = self.identifier_rules.get(identifier_type.split(":", 1)[0])
+        return rule if rule is not None else IdentifierRule(links=False)
+
+
+SurvivorshipRule = Literal["source_priority", "most_recent", "most_frequent"]
+
+
+class SurvivorshipSettings(BaseModel):
+    """Which value of an attribute a profile shows when its records disagree.
+
+    ``source_priority``: the value from the first source in ``source_priority`` that has
+    one (ties: most recent); ``most_recent``: latest event time; ``most_frequent``: the value
+    seen on most records (ties: most recent).
+    """
+
+    default_rule: SurvivorshipRule = "most_recent"
+    rules: dict[str, SurvivorshipRule] = {
+        "given_name": "source_priority",
+        "middle_name": "source_priority",
+        "family_name": "source_priority",
+        "birth_date": "source_priority",
+        "company": "source_priority",
+        "job_title": "most_recent",
+        "email": "most_frequent",
+        "phone": "source_priority",
+        "country": "most_frequent",
+    }
+    source_priority: list[str] = ["salesforce", "hubspot", "segment", "google_calendar", "sendgrid"]
+
+    def rule_for(self, attribute: str) -> SurvivorshipRule:
+        return self.rules.get(attribute, self.default_rule)
+
+
+class RegionSettings(BaseModel):
+    """Home regions and residency policy."""
+
+    regions: list[str] = ["eu", "uk", "us", "apac"]
+    """Regions this deployment knows, strictest regime first: when a merge joins profiles of
+    different regions, the merged profile's home is the strictest of them."""
+    default_region: str = "us"
+    """Region of a record whose payload names no country and whose source has no override."""
+    country_regions: dict[str, str] = Field(default_factory=_default_country_regions)
+    source_regions: dict[str, str] = {}
+    """Per-source override, e.g. {"sendgrid": "eu"} for an EU-hosted ESP account."""
+
+    @model_validator(mode="after")
+    def _known_regions(self) -> "RegionSettings":
+        known = set(self.regions)
+        for name, region in [("default_region", self.default_region)] + [
+            (f"country_regions.{k}", v) for k, v in self.country_regions.items()
+        ] + [(f"source_regions.{k}", v) for k, v in self.source_regions.items()]:
+            if region not in known:
+                raise ValueError(f"{name}: region {region!r} is not one of regions={self.regions}")
+        return self
+
+
+class GrpcSettings(BaseModel):
+    """The gRPC server (``idgraph serve``) and client (``idgraph lookup``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    max_workers: int = Field(default=8, ge=1)
+    api_tokens: list[SecretStr] = []
+    """Bearer tokens accepted in the ``authorization`` metadata. Empty: no authentication
+    (only allowed when ``host`` is a loopback address)."""
+    client_token: SecretStr | None = None
+    """Token the CLI client sends."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    served_regions: list[str] | None = None
+    """Regions this server answers for; None: every region in ``regions.regions``."""
+    max_batch_lookup: int = Field(default=1000, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the engine, the CLI and the server need."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IDGRAPH_", env_nested_delimiter="__", extra="forbid", toml_file=None
+    )
+
+    data_dir: Path = Path(".idgraph")
+    """Where the embedded backends keep their files (graph link log, profile database)."""
+    graph_backend: Literal["networkx"] = "networkx"
+    profile_store_backend: Literal["sqlite"] = "sqlite"
+    ingest_batch_size: int = Field(default=2000, ge=1)
+    normalization: NormalizationSettings = NormalizationSettings()
+    linking: LinkingSettings = LinkingSettings()
+    survivorship: SurvivorshipSettings = SurvivorshipSettings()
+    regions: RegionSettings = RegionSettings()
+    grpc: GrpcSettings = GrpcSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @model_validator(mode="after")
+    def _check_served(self) -> "Settings":
+        served = self.grpc.served_regions
+        if served is not None:
+            unknown = sorted(set(served) - set(self.regions.regions))
+            if unknown:
+                raise ValueError(f"grpc.served_regions: unknown regions {unknown}")
+        return self
+
+    @property
+    def served_regions(self) -> list[str]:
+        return list(self.grpc.served_regions or self.regions.regions)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("IDGRAPH_CONFIG") or _CONFIG_FILE_OVERRIDE.get("path")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+
+_CONFIG_FILE_OVERRIDE: dict[str, str] = {}
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Build settings, raising :class:`ConfigError` naming each invalid field."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        _CONFIG_FILE_OVERRIDE["path"] = str(path)
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    finally:
+        _CONFIG_FILE_OVERRIDE.pop("path", None)

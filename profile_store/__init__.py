@@ -1,0 +1,20 @@
+"""Profile store: the seam (:mod:`profile_store.base`) and one package per backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from profile_store.base import ProfileStore
+
+__all__ = ["ProfileStore", "create_store"]
+
+
+def create_store(backend: str, data_dir: Path, regions: Iterable[str],
+                 readonly: bool = False) -> ProfileStore:
+    """Open the configured profile-store backend for ``regions`` (drivers imported lazily)."""
+    if backend == "sqlite":
+        from profile_store.sqlite_backend import SqliteProfileStore
+
+        return SqliteProfileStore(Path(data_dir) / "profiles.sqlite", regions, readonly=readonly)
+    raise ValueError(f"profile_store_backend: unknown backend {backend!r}; known: sqlite")

@@ -1,0 +1,178 @@
+"""The profile-store seam: unified profiles, partitioned by home region.
+
+A store persists what the engine computed; it makes no resolution decisions. One
+:meth:`ProfileStore.write` call is atomic: the records, profiles, aliases, identifier index
+rows, history and processed event IDs of a batch land together or not at all, so an
+event whose ID is recorded as processed always has its effects stored (idempotence).
+
+Residency: a store instance is opened for a set of regions. Every row carries its
+profile's home region; writing or reading a profile of another region raises
+:class:`idgraph.errors.ResidencyError` (writes) or finds nothing (reads).
+
+Times are POSIX seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class AttributeValue:
+    """The surviving value of one attribute and where it came from."""
+
+    value: str
+    source: str
+    record_key: str
+    observed_at: float
+    rule: str
+    """Survivorship rule that chose it: source_priority, most_recent or most_frequent."""
+
+
+@dataclass(slots=True)
+class ProfileIdentifier:
+    """An identifier attached to a profile's records."""
+
+    identifier: str  # canonical TYPE:VALUE
+    type: str
+    first_seen: float
+    last_seen: float
+    sources: list[str]
+    linked: bool = True
+    """False when the identifier is attached but did not link (a shared household device, a
+    link rejected by a limit): it never merged this profile with another one."""
+
+
+@dataclass(slots=True)
+class SourceCounter:
+    """Events and records per source, with first and last event time."""
+
+    source: str
+    event_count: int
+    record_count: int
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(slots=True)
+class ProfileEvent:
+    """One entry of a profile's merge/split history."""
+
+    kind: str  # created | merged | split | revived
+    profile_id: str
+    related_ids: list[str]
+    at: float  # event time of the batch's newest event that caused it
+    seq: int  # graph log sequence number (orders history deterministically)
+
+
+@dataclass(slots=True)
+class Profile:
+    """One person: a connected component of the identity graph, materialised."""
+
+    profile_id: str
+    region: str
+    identifiers: list[ProfileIdentifier]
+    attributes: dict[str, AttributeValue]
+    sources: list[SourceCounter]
+    record_keys: list[str]
+    aliases: list[str] = field(default_factory=list)
+    consent: dict[str, bool] = field(default_factory=dict)
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    event_count: int = 0
+    updated_at: float = 0.0  # wall-clock time of the write that produced this version
+
+
+@dataclass(slots=True)
+class StoredRecord:
+    """One source record's accumulated state (the input survivorship folds over)."""
+
+    record_key: str
+    source: str
+    source_record_id: str
+    region: str  # the region its own payload implied (the profile's home may be stricter)
+    profile_id: str
+    identifiers: dict[str, tuple[float, float, bool]]
+    """identifier key -> (first_seen, last_seen, linked)."""
+    attributes: dict[str, tuple[str, float]]
+    """attribute -> (value, event time of the event that set it); newer events win."""
+    consent: dict[str, tuple[bool, float]]
+    event_count: int
+    first_seen: float
+    last_seen: float
+    rejected: dict[str, str] = field(default_factory=dict)
+    """identifier (or ``TYPE (field)`` when no value survived) -> why it was not attached."""
+    home_region: str = ""
+    """Home region of the profile the record belongs to: where the record is stored."""
+
+
+@dataclass(slots=True)
+class IdentifierMatch:
+    """A profile an identifier is attached to, with when that identifier was last seen."""
+
+    profile_id: str
+    region: str
+    last_seen: float
+    linked: bool
+
+
+@dataclass(slots=True)
+class StoreBatch:
+    """Everything one ingest batch changes, written atomically by :meth:`ProfileStore.write`."""
+
+    records: list[StoredRecord] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
+    deleted_profiles: list[str] = field(default_factory=list)
+    """Profile IDs that no longer exist (every record forgotten)."""
+    deleted_records: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+    """alias profile ID -> surviving profile ID (upserted). A live profile row whose ID is
+    written here as an alias is removed (it was absorbed by a merge)."""
+    removed_aliases: list[str] = field(default_factory=list)
+    """aliases revived as live profiles by a split."""
+    history: list[ProfileEvent] = field(default_factory=list)
+    processed_event_ids: list[str] = field(default_factory=list)
+
+
+class ProfileStore(ABC):
+    """Persistence of profiles, their records, aliases, identifier index and history."""
+
+    regions: frozenset[str]
+
+    @abstractmethod
+    def write(self, batch: StoreBatch) -> None:
+        """Apply ``batch`` atomically. Raises ResidencyError if any row's region is not served."""
+
+    @abstractmethod
+    def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
+        """The subset of ``event_ids`` not yet recorded as processed."""
+
+    @abstractmethod
+    def get_profile(self, profile_id: str) -> Profile | None:
+        """The live profile for ``profile_id``, following aliases; None if unknown here."""
+
+    @abstractmethod
+    def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
+        """Profiles (in served regions) the identifier is attached to, most recently seen first."""
+
+    @abstractmethod
+    def get_records(self, record_keys: Iterable[str]) -> dict[str, StoredRecord]:
+        """Stored state of the given records (missing keys are absent from the result)."""
+
+    @abstractmethod
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Merge/split history entries that name ``profile_id``, in sequence order."""
+
+    @abstractmethod
+    def iter_record_profiles(self) -> Iterator[tuple[str, str, str]]:
+        """(source, source_record_id, profile_id) for every stored record, ordered by key."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Row counts: profiles, records, aliases, identifiers, processed_events."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""

@@ -1,0 +1,321 @@
+"""Embedded profile store: one SQLite file in WAL mode.
+
+Why SQLite and not DuckDB: ``idgraph serve`` and ``idgraph ingest`` run as separate
+processes. SQLite in WAL mode lets any number of reader processes read a consistent
+snapshot while one writer commits; DuckDB allows one process to open a file for writing
+and no other process to read it meanwhile.
+
+Partitioning: every table carries the row's home region and every read is restricted to
+the regions this store was opened for; writes of rows of any other region are refused
+(:class:`ResidencyError`). Region moves (a merge made the profile's home stricter) rewrite
+the rows with the new region in the same transaction.
+
+Thread safety: writes go through one connection guarded by a lock; reads use one
+connection per thread (the gRPC server reads from its worker threads).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import orjson
+
+from idgraph.errors import BackendError, ResidencyError
+from profile_store.base import (
+    AttributeValue,
+    IdentifierMatch,
+    Profile,
+    ProfileEvent,
+    ProfileIdentifier,
+    ProfileStore,
+    SourceCounter,
+    StoreBatch,
+    StoredRecord,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    profile_id TEXT PRIMARY KEY,
+    region TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    record_key TEXT PRIMARY KEY,
+    region TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    doc BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_profile ON records (profile_id);
+CREATE TABLE IF NOT EXISTS identifiers (
+    identifier TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    last_seen REAL NOT NULL,
+    linked INTEGER NOT NULL,
+    PRIMARY KEY (identifier, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers (profile_id);
+CREATE TABLE IF NOT EXISTS aliases (
+    alias TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    profile_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    related BLOB NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (profile_id, seq, kind, subject)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS processed_events (
+    event_id TEXT PRIMARY KEY
+) WITHOUT ROWID;
+"""
+
+
+def _profile_from_doc(doc: dict) -> Profile:
+    return Profile(
+        profile_id=doc["profile_id"],
+        region=doc["region"],
+        identifiers=[ProfileIdentifier(**i) for i in doc["identifiers"]],
+        attributes={k: AttributeValue(**v) for k, v in doc["attributes"].items()},
+        sources=[SourceCounter(**s) for s in doc["sources"]],
+        record_keys=doc["record_keys"],
+        aliases=doc["aliases"],
+        consent=doc["consent"],
+        first_seen=doc["first_seen"],
+        last_seen=doc["last_seen"],
+        event_count=doc["event_count"],
+        updated_at=doc["updated_at"],
+    )
+
+
+def _record_from_doc(doc: dict) -> StoredRecord:
+    return StoredRecord(
+        record_key=doc["record_key"],
+        source=doc["source"],
+        source_record_id=doc["source_record_id"],
+        region=doc["region"],
+        profile_id=doc["profile_id"],
+        identifiers={k: (v[0], v[1], v[2]) for k, v in doc["identifiers"].items()},
+        attributes={k: (v[0], v[1]) for k, v in doc["attributes"].items()},
+        consent={k: (v[0], v[1]) for k, v in doc["consent"].items()},
+        event_count=doc["event_count"],
+        first_seen=doc["first_seen"],
+        last_seen=doc["last_seen"],
+        rejected=doc.get("rejected", {}),
+        home_region=doc.get("home_region", ""),
+    )
+
+
+class SqliteProfileStore(ProfileStore):
+    """Profile store in one SQLite file, restricted to ``regions``."""
+
+    def __init__(self, path: Path, regions: Iterable[str], readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.regions = frozenset(regions)
+        if not self.regions:
+            raise ResidencyError("a profile store must be opened for at least one region")
+        self._region_sql = ",".join("?" * len(self.regions))
+        self._region_args = tuple(sorted(self.regions))
+        self._readonly = readonly
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._writer = self._connect()
+            self._writer.executescript(_SCHEMA)
+            try:
+                os.chmod(self.path, 0o600)  # profiles are personal data
+            except OSError:
+                pass
+        elif not self.path.exists():
+            raise BackendError(f"profile store: {self.path} does not exist (run an ingest first)")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            uri = f"file:{self.path}{'?mode=ro' if self._readonly else ''}"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                 timeout=30)
+            if not self._readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            return db
+        except sqlite3.Error as exc:
+            raise BackendError(f"profile store: cannot open {self.path.name}: {exc}") from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    # --------------------------------------------------------------------- writes
+
+    def write(self, batch: StoreBatch) -> None:
+        if self._writer is None:
+            raise BackendError("profile store: opened read-only")
+        for p in batch.profiles:
+            self._check_region(p.region, "write profile")
+        for r in batch.records:
+            self._check_region(r.home_region, "write record")
+        dumps = orjson.dumps
+        profile_rows = [(p.profile_id, p.region, dumps(p), p.updated_at) for p in batch.profiles]
+        ident_rows = [
+            (i.identifier, p.profile_id, p.region, i.last_seen, int(i.linked))
+            for p in batch.profiles for i in p.identifiers
+        ]
+        written_ids = [(p.profile_id,) for p in batch.profiles]
+        gone = [(a,) for a in batch.aliases] + [(d,) for d in batch.deleted_profiles]
+        with self._write_lock:
+            db = self._writer
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                if gone:
+                    db.executemany("DELETE FROM profiles WHERE profile_id = ?", gone)
+                    db.executemany("DELETE FROM identifiers WHERE profile_id = ?", gone)
+                if batch.deleted_records:
+                    db.executemany("DELETE FROM records WHERE record_key = ?",
+                                   [(k,) for k in batch.deleted_records])
+                if batch.removed_aliases:
+                    db.executemany("DELETE FROM aliases WHERE alias = ?",
+                                   [(a,) for a in batch.removed_aliases])
+                if batch.aliases:
+                    db.executemany("INSERT OR REPLACE INTO aliases (alias, profile_id) VALUES (?,?)",
+                                   list(batch.aliases.items()))
+                db.executemany("DELETE FROM identifiers WHERE profile_id = ?", written_ids)
+                db.executemany(
+                    "INSERT OR REPLACE INTO profiles (profile_id, region, doc, updated_at)"
+                    " VALUES (?,?,?,?)", profile_rows)
+                db.executemany(
+                    "INSERT OR REPLACE INTO identifiers (identifier, profile_id, region,"
+                    " last_seen, linked) VALUES (?,?,?,?,?)", ident_rows)
+                db.executemany(
+                    "INSERT OR REPLACE INTO records (record_key, region, profile_id, doc)"
+                    " VALUES (?,?,?,?)",
+                    [(r.record_key, r.home_region, r.profile_id, dumps(r)) for r in batch.records])
+                db.executemany(
+                    "INSERT OR IGNORE INTO history (profile_id, seq, kind, subject, related, at)"
+                    " VALUES (?,?,?,?,?,?)",
+                    [(pid, h.seq, h.kind, h.profile_id, dumps(h.related_ids), h.at)
+                     for h in batch.history for pid in [h.profile_id, *h.related_ids]])
+                db.executemany("INSERT OR IGNORE INTO processed_events (event_id) VALUES (?)",
+                               [(e,) for e in batch.processed_event_ids])
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise BackendError(
+                    f"profile store: write of {len(batch.profiles)} profiles failed: {exc}"
+                ) from exc
+
+    def _check_region(self, region: str, operation: str) -> None:
+        if region not in self.regions:
+            raise ResidencyError(
+                f"profile store: {operation}: region {region!r} is not served by this store "
+                f"(serves {sorted(self.regions)})"
+            )
+
+    # ---------------------------------------------------------------------- reads
+
+    def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(event_ids))
+        db = self._writer or self._reader()
+        seen: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = db.execute(
+                f"SELECT event_id FROM processed_events WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall()
+            seen.update(r[0] for r in rows)
+        return set(ids) - seen
+
+    def get_profile(self, profile_id: str) -> Profile | None:
+        db = self._reader()
+        row = db.execute(
+            f"SELECT doc FROM profiles WHERE profile_id = ? AND region IN ({self._region_sql})",
+            (profile_id, *self._region_args)).fetchone()
+        if row is None:
+            alias = db.execute("SELECT profile_id FROM aliases WHERE alias = ?",
+                               (profile_id,)).fetchone()
+            if alias is None:
+                return None
+            row = db.execute(
+                f"SELECT doc FROM profiles WHERE profile_id = ? AND region IN ({self._region_sql})",
+                (alias[0], *self._region_args)).fetchone()
+            if row is None:
+                return None
+        return _profile_from_doc(orjson.loads(row[0]))
+
+    def resolve_alias(self, profile_id: str) -> str | None:
+        row = self._reader().execute("SELECT profile_id FROM aliases WHERE alias = ?",
+                                     (profile_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
+        rows = self._reader().execute(
+            "SELECT profile_id, region, last_seen, linked FROM identifiers WHERE identifier = ?"
+            f" AND region IN ({self._region_sql}) ORDER BY linked DESC, last_seen DESC, profile_id",
+            (identifier_key, *self._region_args)).fetchall()
+        return [IdentifierMatch(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    def get_records(self, record_keys: Iterable[str]) -> dict[str, StoredRecord]:
+        keys = list(record_keys)
+        db = self._writer or self._reader()
+        out: dict[str, StoredRecord] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = db.execute(
+                f"SELECT doc FROM records WHERE record_key IN ({','.join('?' * len(chunk))})"
+                f" AND region IN ({self._region_sql})", (*chunk, *self._region_args)).fetchall()
+            for (doc,) in rows:
+                rec = _record_from_doc(orjson.loads(doc))
+                out[rec.record_key] = rec
+        return out
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        rows = self._reader().execute(
+            "SELECT kind, subject, related, at, seq FROM history WHERE profile_id = ?"
+            " ORDER BY seq, kind, subject", (profile_id,)).fetchall()
+        return [ProfileEvent(k, s, orjson.loads(r), at, seq) for k, s, r, at, seq in rows]
+
+    def iter_record_profiles(self) -> Iterator[tuple[str, str, str]]:
+        cur = self._reader().execute(
+            f"SELECT doc, profile_id FROM records WHERE region IN ({self._region_sql})"
+            " ORDER BY record_key", self._region_args)
+        for doc, pid in cur:
+            d = orjson.loads(doc)
+            yield d["source"], d["source_record_id"], pid
+
+    def counts(self) -> dict[str, int]:
+        db = self._reader()
+        out = {}
+        for table in ("profiles", "records", "identifiers"):
+            out[table] = db.execute(
+                f"SELECT count(*) FROM {table} WHERE region IN ({self._region_sql})",
+                self._region_args).fetchone()[0]
+        out["aliases"] = db.execute("SELECT count(*) FROM aliases").fetchone()[0]
+        out["processed_events"] = db.execute("SELECT count(*) FROM processed_events").fetchone()[0]
+        return out
+
+    def profiles_by_region(self) -> dict[str, int]:
+        rows = self._reader().execute(
+            f"SELECT region, count(*) FROM profiles WHERE region IN ({self._region_sql})"
+            " GROUP BY region ORDER BY region", self._region_args).fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

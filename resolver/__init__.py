@@ -1,0 +1,1 @@
+"""Resolver: raw payloads -> canonical identity records -> link decisions."""

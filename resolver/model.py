@@ -1,0 +1,151 @@
+"""Canonical identity model shared by every stage.
+
+Identifiers are typed and normalised; their canonical text form is ``TYPE:VALUE`` where
+TYPE is one of :data:`SIMPLE_TYPES` or a namespaced type ``crm:<system>``,
+``user:<source>`` or ``ext:<namespace>`` (source-scoped IDs keep their source), e.g.::
+
+    email:jane@example.com        phone:+4915112345678
+    device:6d9e...                idfa:AEBE52E7-03EE-455A-B3C4-E57283966239
+    gaid:38400000-8cf0-11bd-b23e-10b96e40000d
+    cookie:507f191e810c19729de860ea   (an anonymous web/app ID, e.g. Segment anonymousId)
+    crm:salesforce:0035e00000AbCdEAAB crm:hubspot:51
+    user:segment:97980cfea0067        ext:shopify:8472
+
+A record is one source record (a Salesforce Contact, a HubSpot contact, the SendGrid
+recipient behind an email event, a Segment user or anonymous visitor, a calendar attendee).
+Its key is ``SOURCE:SOURCE_RECORD_ID``. Every event about it is an :class:`IdentityRecord`
+carrying the identifiers and attributes that event saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from idgraph.errors import InvalidIdentifierError
+
+SIMPLE_TYPES = frozenset({"email", "phone", "device", "idfa", "gaid", "cookie"})
+NAMESPACED_TYPES = frozenset({"crm", "user", "ext"})
+
+#: Canonical attribute names every adapter maps into (values are display-normalised strings).
+CANONICAL_ATTRIBUTES = (
+    "given_name",
+    "middle_name",
+    "family_name",
+    "birth_date",  # ISO YYYY-MM-DD when the full date is known
+    "birth_year",
+    "birth_month",
+    "birth_day",
+    "email",  # the record's primary email (normalised)
+    "phone",  # the record's primary phone (E.164)
+    "street",
+    "city",
+    "postal_code",
+    "state",
+    "country",  # ISO 3166-1 alpha-2, upper case
+    "company",
+    "job_title",
+)
+
+#: Source kinds the adapters understand.
+SOURCES = ("salesforce", "hubspot", "sendgrid", "segment", "google_calendar")
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """A typed, normalised identifier. ``type`` may be namespaced (``crm:salesforce``)."""
+
+    type: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        """Canonical text form ``TYPE:VALUE`` used as the graph node key and index key."""
+        return f"{self.type}:{self.value}"
+
+    @property
+    def kind(self) -> str:
+        """The type without its namespace (``crm:salesforce`` -> ``crm``)."""
+        return self.type.split(":", 1)[0]
+
+    def __str__(self) -> str:  # never logged with PII by our code; explicit for debugging
+        return self.key
+
+    @staticmethod
+    def split_key(text: str) -> tuple[str, str]:
+        """Split ``TYPE:VALUE`` text into (type, raw value) without normalising.
+
+        Raises :class:`InvalidIdentifierError` naming what is missing or unknown.
+        """
+        if not isinstance(text, str) or ":" not in text:
+            raise InvalidIdentifierError(
+                "identifier must have the form TYPE:VALUE (e.g. email:jane@example.com)"
+            )
+        head, rest = text.split(":", 1)
+        head = head.strip().lower()
+        if head in SIMPLE_TYPES:
+            typ, value = head, rest
+        elif head in NAMESPACED_TYPES:
+            if ":" not in rest:
+                raise InvalidIdentifierError(
+                    f"identifier type {head!r} needs a namespace: {head}:NAMESPACE:VALUE"
+                )
+            ns, value = rest.split(":", 1)
+            ns = ns.strip().lower()
+            if not ns:
+                raise InvalidIdentifierError(f"identifier type {head!r} has an empty namespace")
+            typ = f"{head}:{ns}"
+        else:
+            known = ", ".join(sorted(SIMPLE_TYPES | NAMESPACED_TYPES))
+            raise InvalidIdentifierError(f"unknown identifier type {head!r}; known types: {known}")
+        if not value.strip():
+            raise InvalidIdentifierError(f"identifier of type {typ!r} has an empty value")
+        return typ, value
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedIdentifier:
+    """An identifier the adapter or normaliser refused, with the reason (no raw value)."""
+
+    type: str
+    field: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IdentityRecord:
+    """One event about one source record, in canonical form.
+
+    ``event_time`` is timezone-aware UTC. ``attributes`` maps canonical attribute names
+    (:data:`CANONICAL_ATTRIBUTES`) to display-normalised strings. ``region`` is filled by
+    the engine's region policy when the adapter could not tell. ``consent`` maps a purpose
+    (``email``, ``ads``, ``analytics``...) to granted/withdrawn as the source reported it.
+    """
+
+    source: str
+    source_record_id: str
+    event_id: str
+    event_time: datetime
+    identifiers: tuple[Identifier, ...]
+    attributes: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
+    consent: dict[str, bool] = field(default_factory=dict)
+    event_type: str = ""
+    rejected: tuple[RejectedIdentifier, ...] = ()
+
+    @property
+    def record_key(self) -> str:
+        """Graph/store key of the source record: ``SOURCE:SOURCE_RECORD_ID``."""
+        return f"{self.source}:{self.source_record_id}"
+
+    @property
+    def event_ts(self) -> float:
+        """Event time as POSIX seconds (what the stores persist)."""
+        return self.event_time.timestamp()
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime (naive input is taken to be UTC)."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)

@@ -1,0 +1,162 @@
+"""The engine end to end on canonical records: idempotence, survivorship, merge/split, restart, regions."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import record
+
+from idgraph.engine import Engine
+from idgraph.errors import NotFoundError, ResidencyError
+from idgraph.settings import Settings
+from profile_store import create_store
+
+
+@pytest.fixture()
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture()
+def engine(settings):
+    with Engine(settings) as e:
+        yield e
+
+
+JANE_SF = record("salesforce", "003A", "sf-1", 100, ["crm:salesforce:003A", "email:jane@acme.com",
+                                                   "phone:+14155552671"],
+                 given_name="Jane", family_name="Doe", company="Acme", job_title="CTO", country="US")
+JANE_HS = record("hubspot", "51", "hs-1", 200, ["crm:hubspot:51", "email:jane@acme.com", "email:jane@gmail.com"],
+                 given_name="Janet", family_name="Doe", company="ACME Inc", job_title="Chief Technology Officer")
+
+
+def test_redelivered_events_change_nothing(engine):
+    first = engine.ingest([JANE_SF, JANE_HS])
+    assert first.events_applied == 2
+    profile = engine.queries.lookup("email:jane@acme.com").profile
+    again = engine.ingest([JANE_SF, JANE_HS, JANE_SF])
+    assert again.events_applied == 0 and again.duplicate_events == 3
+    after = engine.queries.lookup("email:jane@acme.com").profile
+    assert after.event_count == profile.event_count == 2
+    assert after.sources == profile.sources
+    assert engine.store.counts()["processed_events"] == 2
+
+
+def test_survivorship_rules_and_provenance(engine):
+    sendgrid = record("sendgrid", "jane@gmail.com", "sg-1", 300, ["email:jane@gmail.com"],
+                      email="jane@gmail.com")
+    sendgrid2 = record("sendgrid", "jane@gmail.com", "sg-2", 310, ["email:jane@gmail.com"],
+                       email="jane@gmail.com")
+    engine.ingest([JANE_SF, JANE_HS, sendgrid, sendgrid2])
+    p = engine.queries.lookup("crm:hubspot:51").profile
+    # source_priority: salesforce ranks above hubspot although hubspot is newer
+    assert p.attributes["given_name"].value == "Jane"
+    assert p.attributes["given_name"].source == "salesforce"
+    assert p.attributes["given_name"].record_key == "salesforce:003A"
+    assert p.attributes["given_name"].rule == "source_priority"
+    # most_recent: the later hubspot title wins
+    assert p.attributes["job_title"].value == "Chief Technology Officer"
+    assert p.attributes["job_title"].rule == "most_recent"
+    assert p.attributes["job_title"].observed_at == 200
+    counters = {s.source: (s.event_count, s.record_count) for s in p.sources}
+    assert counters == {"salesforce": (1, 1), "hubspot": (1, 1), "sendgrid": (2, 1)}
+    assert p.first_seen == 100 and p.last_seen == 310 and p.event_count == 4
+
+
+def test_most_frequent_rule(settings):
+    settings.survivorship.rules["company"] = "most_frequent"
+    with Engine(settings) as engine:
+        engine.ingest([
+            record("hubspot", "1", "a", 1, ["crm:hubspot:1", "email:k@x.com"], company="Initech"),
+            record("salesforce", "003K", "b", 2, ["crm:salesforce:003K", "email:k@x.com"], company="Initrode"),
+            record("segment", "k", "c", 3, ["user:segment:k", "email:k@x.com"], company="Initech"),
+        ])
+        attr = engine.queries.lookup("email:k@x.com").profile.attributes["company"]
+        assert (attr.value, attr.rule, attr.source) == ("Initech", "most_frequent", "segment")
+
+
+def test_late_event_does_not_override_newer_value(engine):
+    engine.ingest([record("hubspot", "9", "new", 500, ["crm:hubspot:9"], job_title="VP Sales")])
+    engine.ingest([record("hubspot", "9", "old", 100, ["crm:hubspot:9"], job_title="Intern")])
+    p = engine.queries.lookup("crm:hubspot:9").profile
+    assert p.attributes["job_title"].value == "VP Sales"
+    assert p.event_count == 2 and p.first_seen == 100
+
+
+def test_merge_keeps_old_id_resolvable_and_split_restores_it(engine):
+    engine.ingest([JANE_SF])
+    engine.ingest([record("hubspot", "77", "hs-77", 150, ["crm:hubspot:77", "email:jd@home.org"])])
+    p_sf = engine.queries.lookup("crm:salesforce:003A").profile.profile_id
+    p_hs = engine.queries.lookup("crm:hubspot:77").profile.profile_id
+    assert p_sf != p_hs
+    bridge = record("google_calendar", "jane@acme.com", "cal-1", 400, ["email:jane@acme.com", "email:jd@home.org"])
+    result = engine.ingest([bridge])
+    assert result.merges == 1
+    merged = engine.queries.get_profile(p_hs)  # the absorbed ID still resolves
+    assert merged.profile_id == p_sf and p_hs in merged.aliases
+    assert engine.store.history(p_hs)[-1].kind == "merged"
+
+    engine.unlink("google_calendar:jane@acme.com", "email:jd@home.org")
+    assert engine.queries.lookup("crm:hubspot:77").profile.profile_id == p_hs
+    assert engine.queries.lookup("crm:salesforce:003A").profile.profile_id == p_sf
+    assert engine.queries.get_profile(p_hs).profile_id == p_hs
+    assert [h.kind for h in engine.store.history(p_hs)][-1] == "split"
+    assert engine.queries.lookup("email:jd@home.org").profile.profile_id == p_hs
+    with pytest.raises(NotFoundError):
+        engine.queries.lookup("email:never-seen@home.org")
+
+
+def test_restart_reproduces_profiles_and_ids(settings):
+    records = [JANE_SF, JANE_HS,
+               record("segment", "anon", "s1", 50, ["cookie:anon", "device:d1"]),
+               record("segment", "u1", "s2", 60, ["user:segment:u1", "cookie:anon", "email:jane@gmail.com"]),
+               record("hubspot", "88", "h88", 70, ["crm:hubspot:88", "email:other@x.com"])]
+    with Engine(settings) as engine:
+        engine.ingest(records[:3])
+        engine.ingest(records[3:])
+        before = {k: engine.graph.profile_of(k) for k in
+                  ("salesforce:003A", "hubspot:51", "segment:anon", "segment:u1", "hubspot:88")}
+        docs = {p: engine.queries.get_profile(p) for p in set(before.values())}
+    with Engine(settings) as engine:
+        after = {k: engine.graph.profile_of(k) for k in before}
+        assert after == before
+        for pid, doc in docs.items():
+            again = engine.queries.get_profile(pid)
+            assert again.identifiers == doc.identifiers and again.attributes == doc.attributes
+        # new events after restart extend the same profiles
+        engine.ingest([record("sendgrid", "other@x.com", "sg9", 80, ["email:other@x.com"])])
+        assert engine.queries.lookup("email:other@x.com").profile.profile_id == before["hubspot:88"]
+
+
+def test_stricter_region_wins_on_merge_and_residency_is_enforced(settings):
+    with Engine(settings) as engine:
+        engine.ingest([record("hubspot", "1", "h1", 1, ["crm:hubspot:1", "email:max@x.de"], country="US")])
+        assert engine.queries.lookup("crm:hubspot:1").profile.region == "us"
+        engine.ingest([record("salesforce", "003M", "s1", 2, ["crm:salesforce:003M", "email:max@x.de"],
+                              country="DE")])
+        profile = engine.queries.lookup("crm:hubspot:1").profile
+        assert profile.region == "eu"
+    us_only = create_store("sqlite", settings.data_dir, ["us"], readonly=True)
+    try:
+        assert us_only.lookup("crm:hubspot:1") == []
+        assert us_only.get_profile(profile.profile_id) is None
+        assert us_only.get_records(["hubspot:hubspot:1", "hubspot:1"]) == {}
+    finally:
+        us_only.close()
+    writer = create_store("sqlite", settings.data_dir, ["us"])
+    try:
+        from profile_store.base import StoreBatch
+        with pytest.raises(ResidencyError, match="region 'eu' is not served"):
+            writer.write(StoreBatch(profiles=[profile]))
+    finally:
+        writer.close()
+
+
+def test_rejected_links_are_recorded_on_the_record(engine):
+    engine.ingest([record("hubspot", "1", "h1", 1, ["crm:hubspot:1", "email:a@x.com"]),
+                   record("hubspot", "2", "h2", 1, ["crm:hubspot:2", "email:b@x.com", "email:test@test.com"])])
+    result = engine.ingest([record("google_calendar", "a@x.com", "c1", 2, ["email:a@x.com", "email:b@x.com"])])
+    assert result.rejected_links == 1 and result.rejection_reasons["limit"] == 1
+    stored = engine.store.get_records(["google_calendar:a@x.com", "hubspot:2"])
+    assert stored["google_calendar:a@x.com"].rejected["email:b@x.com"].startswith("limit:")
+    assert stored["hubspot:2"].rejected["email:test@test.com"].startswith("blocked value")
+    assert stored["google_calendar:a@x.com"].identifiers["email:b@x.com"][2] is False
