@@ -1,0 +1,292 @@
+"""Helpers shared by the source adapters: typed field access and a record builder.
+
+Field paths in errors are dotted (``properties.email``, ``attendees[2].email``); messages
+never contain field values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from idgraph.errors import InvalidIdentifierError, InvalidPayloadError
+from resolver.model import Identifier, IdentityRecord, RejectedIdentifier
+from resolver.normalize import Normalizer
+
+_UTC = UTC
+
+#: Title/suffix tokens ignored when a display name is split into parts.
+_NAME_PREFIXES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"})
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "dds"})
+_FAMILY_PARTICLES = frozenset(
+    {
+        "van",
+        "von",
+        "der",
+        "den",
+        "de",
+        "del",
+        "della",
+        "di",
+        "da",
+        "du",
+        "la",
+        "le",
+        "dos",
+        "das",
+        "do",
+        "ter",
+        "ten",
+        "zu",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+    }
+)
+
+
+def req_dict(source: str, obj: dict, key: str, path: str) -> dict:
+    value = obj.get(key)
+    if value is None:
+        raise InvalidPayloadError(source, path, "missing")
+    if not isinstance(value, dict):
+        raise InvalidPayloadError(source, path, "not an object")
+    return value
+
+
+def opt_dict(source: str, obj: dict, key: str, path: str) -> dict | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise InvalidPayloadError(source, path, "not an object")
+
+
+def req_str(source: str, obj: dict, key: str, path: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        raise InvalidPayloadError(source, path, "missing")
+    if not isinstance(value, str):
+        raise InvalidPayloadError(source, path, "not a string")
+    value = value.strip()
+    if not value:
+        raise InvalidPayloadError(source, path, "empty")
+    return value
+
+
+def opt_str(source: str, obj: dict, key: str, path: str) -> str | None:
+    """The field's string value, None when absent/null/blank; raises when not a string."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidPayloadError(source, path, "not a string")
+    return value if value and not value.isspace() else None
+
+
+def opt_bool(source: str, obj: dict, key: str, path: str) -> bool | None:
+    """A JSON boolean, or the strings ``"true"``/``"false"`` (HubSpot property values)."""
+    value = obj.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low == "true":
+            return True
+        if low == "false":
+            return False
+        if low == "":
+            return None
+    raise InvalidPayloadError(source, path, "not a boolean")
+
+
+def parse_time(source: str, path: str, value: Any) -> datetime:
+    """ISO 8601 text (``Z``, ``+0000``, ``+00:00``, fractional seconds) -> aware UTC."""
+    if not isinstance(value, str):
+        raise InvalidPayloadError(source, path, "not a string")
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidPayloadError(source, path, "not an ISO 8601 timestamp") from None
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=_UTC)
+    return dt.astimezone(_UTC)
+
+
+def split_person_name(display: str | None) -> dict[str, str]:
+    """Split a display-normalised full name into given/middle/family name attributes.
+
+    ``Jane Q. Doe`` -> given Jane, middle Q, family Doe; ``Doe, Jane`` -> given Jane, family
+    Doe; ``Ludwig van Beethoven`` -> family ``van Beethoven``; titles (Dr.) and suffixes
+    (Jr.) are dropped; one word -> given name only.
+    """
+    if not display:
+        return {}
+    if "," in display:
+        family_part, _, given_part = display.partition(",")
+        family_tokens = family_part.split()
+        tokens = given_part.split()
+        tokens = [t for t in tokens if t.strip(".").casefold() not in _NAME_SUFFIXES]
+        if not family_tokens or not tokens:
+            tokens = display.replace(",", " ").split()
+        else:
+            out = {"given_name": tokens[0], "family_name": " ".join(family_tokens)}
+            if len(tokens) > 1:
+                out["middle_name"] = " ".join(tokens[1:])
+            return out
+    tokens = display.split()
+    while tokens and tokens[0].strip(".").casefold() in _NAME_PREFIXES and len(tokens) > 1:
+        tokens = tokens[1:]
+    while len(tokens) > 1 and tokens[-1].strip(".").casefold() in _NAME_SUFFIXES:
+        tokens = tokens[:-1]
+    if not tokens:
+        return {}
+    if len(tokens) == 1:
+        return {"given_name": tokens[0]}
+    start = len(tokens) - 1
+    while start > 1 and tokens[start - 1].casefold() in _FAMILY_PARTICLES:
+        start -= 1
+    out = {"given_name": tokens[0], "family_name": " ".join(tokens[start:])}
+    if start > 1:
+        out["middle_name"] = " ".join(tokens[1:start])
+    return out
+
+
+class RecordBuilder:
+    """Collects one record's identifiers (deduplicated, in order), rejected identifiers,
+    attributes and consent, then builds the :class:`IdentityRecord`."""
+
+    __slots__ = ("_seen", "attributes", "consent", "identifiers", "norm", "rejected", "source")
+
+    def __init__(self, source: str, norm: Normalizer) -> None:
+        self.source = source
+        self.norm = norm
+        self.identifiers: list[Identifier] = []
+        self._seen: set[tuple[str, str]] = set()
+        self.rejected: list[RejectedIdentifier] = []
+        self.attributes: dict[str, str] = {}
+        self.consent: dict[str, bool] = {}
+
+    # identifiers --------------------------------------------------------------------
+
+    def add(self, typ: str, value: str) -> None:
+        """Add an already-normalised identifier (duplicates are ignored)."""
+        key = (typ, value)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.identifiers.append(Identifier(typ, value))
+
+    def reject(self, typ: str, field: str, reason: str) -> None:
+        self.rejected.append(RejectedIdentifier(typ, field, reason))
+
+    def email(self, raw: str | None, field: str) -> str | None:
+        if raw is None:
+            return None
+        try:
+            value = self.norm.email(raw)
+        except InvalidIdentifierError as exc:
+            self.reject("email", field, str(exc))
+            return None
+        self.add("email", value)
+        return value
+
+    def phone(self, raw: str | None, field: str, region: str | None) -> str | None:
+        if raw is None:
+            return None
+        try:
+            value = self.norm.phone(raw, region)
+        except InvalidIdentifierError as exc:
+            self.reject("phone", field, str(exc))
+            return None
+        self.add("phone", value)
+        return value
+
+    def device(self, raw: str | None, field: str) -> str | None:
+        if raw is None:
+            return None
+        try:
+            value = self.norm.device_id(raw)
+        except InvalidIdentifierError as exc:
+            self.reject("device", field, str(exc))
+            return None
+        self.add("device", value)
+        return value
+
+    def cookie(self, raw: str | None, field: str) -> str | None:
+        if raw is None:
+            return None
+        try:
+            value = self.norm.cookie(raw)
+        except InvalidIdentifierError as exc:
+            self.reject("cookie", field, str(exc))
+            return None
+        self.add("cookie", value)
+        return value
+
+    def advertising_id(self, raw: str | None, kind: str, field: str) -> str | None:
+        if raw is None:
+            return None
+        try:
+            value = self.norm.advertising_id(raw, kind)
+        except InvalidIdentifierError as exc:
+            self.reject(kind, field, str(exc))
+            return None
+        self.add(kind, value)
+        return value
+
+    def namespaced(self, typ: str, raw: str | None, field: str) -> str | None:
+        if raw is None:
+            return None
+        try:
+            value = self.norm.namespaced_value(raw, typ)
+        except InvalidIdentifierError as exc:
+            self.reject(typ, field, str(exc))
+            return None
+        self.add(typ, value)
+        return value
+
+    # attributes ---------------------------------------------------------------------
+
+    def attr(self, name: str, value: str | None) -> None:
+        if value is not None and name not in self.attributes:
+            self.attributes[name] = value
+
+    def name_attrs(self, given: Any, middle: Any, family: Any) -> None:
+        norm = self.norm
+        self.attr("given_name", norm.name(given))
+        self.attr("middle_name", norm.name(middle))
+        self.attr("family_name", norm.name(family))
+
+    def text_attr(self, name: str, raw: Any) -> None:
+        self.attr(name, self.norm.text(raw))
+
+    def birth_date(self, raw: Any) -> None:
+        for key, value in self.norm.birth_date(raw).items():
+            self.attr(key, value)
+
+    # result -------------------------------------------------------------------------
+
+    def build(
+        self,
+        source_record_id: str,
+        event_id: str,
+        event_time: datetime,
+        event_type: str,
+        id_field: str,
+    ) -> IdentityRecord:
+        """The record; raises InvalidPayloadError(source, id_field, ...) without identifiers."""
+        if not self.identifiers:
+            reasons = "; ".join(r.reason for r in self.rejected)
+            problem = "no usable identifier" + (f" ({reasons})" if reasons else "")
+            raise InvalidPayloadError(self.source, id_field, problem)
+        return IdentityRecord(
+            source=self.source,
+            source_record_id=source_record_id,
+            event_id=event_id,
+            event_time=event_time,
+            identifiers=tuple(self.identifiers),
+            attributes=self.attributes,
+            consent=self.consent,
+            event_type=event_type,
+            rejected=tuple(self.rejected),
+        )

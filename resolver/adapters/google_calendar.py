@@ -1,0 +1,160 @@
+"""Google Calendar API v3 Event resources.
+
+One event -> one :class:`IdentityRecord` per person on it (the organiser and each
+attendee), keyed ``google_calendar:<email>``, deduplicated by normalised email. Rooms and
+other resources (``resource: true``, ``*.calendar.google.com`` addresses such as
+``...@resource.calendar.google.com`` or ``...@group.calendar.google.com``) are skipped.
+
+An event without any person (only rooms/calendars, or the ``{"id", "status":
+"cancelled"}`` stub an incremental sync returns for a deleted event) yields no records.
+When people are listed but none has a usable email, the payload is rejected.
+"""
+
+from __future__ import annotations
+
+from idgraph.errors import InvalidIdentifierError, InvalidPayloadError
+from resolver.adapters._common import (
+    RecordBuilder,
+    opt_bool,
+    opt_dict,
+    opt_str,
+    parse_time,
+    req_str,
+    split_person_name,
+)
+from resolver.model import IdentityRecord
+from resolver.normalize import Normalizer
+
+SOURCE = "google_calendar"
+
+#: Words that make a display name a team/room/mailbox rather than a person.
+_NOT_PERSON_WORDS = frozenset(
+    {
+        "team",
+        "room",
+        "group",
+        "calendar",
+        "support",
+        "sales",
+        "info",
+        "admin",
+        "office",
+        "meeting",
+        "conference",
+        "marketing",
+        "dept",
+        "department",
+        "notifications",
+        "noreply",
+        "booking",
+        "bookings",
+        "reception",
+        "holidays",
+        "board",
+        "hr",
+        "it",
+        "helpdesk",
+        "service",
+        "services",
+        "all",
+        "staff",
+        "events",
+        "floor",
+        "building",
+    }
+)
+_NAME_CHARS_EXTRA = frozenset("'’-.,")
+
+
+def _is_resource_address(raw: str) -> bool:
+    return raw.strip().lower().rstrip(">").endswith("calendar.google.com")
+
+
+def _person_name(display: str | None, norm: Normalizer) -> dict[str, str]:
+    """Name parts when ``display`` looks like a person's name (2-4 words, letters only)."""
+    name = norm.name(display)
+    if name is None or "@" in name:
+        return {}
+    words = name.replace(",", " ").split()
+    if not 2 <= len(words) <= 4:
+        return {}
+    for word in words:
+        if word.casefold() in _NOT_PERSON_WORDS:
+            return {}
+        if not all(c.isalpha() or c in _NAME_CHARS_EXTRA for c in word):
+            return {}
+    return split_person_name(name)
+
+
+def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
+    kind = opt_str(SOURCE, payload, "kind", "kind")
+    if kind is not None and kind != "calendar#event":
+        raise InvalidPayloadError(SOURCE, "kind", "not a calendar#event resource")
+    event_id = req_str(SOURCE, payload, "id", "id")
+    # "status" may be "cancelled": still valid, its people were on the invitation.
+    opt_str(SOURCE, payload, "status", "status")
+
+    # Candidates: (field path, raw email, display name, role).
+    candidates: list[tuple[str, str, str | None, str]] = []
+    organizer = opt_dict(SOURCE, payload, "organizer", "organizer")
+    if organizer is not None:
+        email = opt_str(SOURCE, organizer, "email", "organizer.email")
+        if email is not None and not _is_resource_address(email):
+            display = opt_str(SOURCE, organizer, "displayName", "organizer.displayName")
+            candidates.append(("organizer.email", email, display, "organizer"))
+    attendees = payload.get("attendees")
+    if attendees is not None and not isinstance(attendees, list):
+        raise InvalidPayloadError(SOURCE, "attendees", "not a list")
+    for i, attendee in enumerate(attendees or ()):
+        path = f"attendees[{i}]"
+        if not isinstance(attendee, dict):
+            raise InvalidPayloadError(SOURCE, path, "not an object")
+        if opt_bool(SOURCE, attendee, "resource", f"{path}.resource"):
+            continue
+        email = opt_str(SOURCE, attendee, "email", f"{path}.email")
+        if email is None or _is_resource_address(email):
+            continue
+        display = opt_str(SOURCE, attendee, "displayName", f"{path}.displayName")
+        is_organizer = opt_bool(SOURCE, attendee, "organizer", f"{path}.organizer")
+        role = "organizer" if is_organizer else "attendee"
+        candidates.append((f"{path}.email", email, display, role))
+
+    if not candidates:
+        return []
+    updated = opt_str(SOURCE, payload, "updated", "updated")
+    if updated is None:
+        raise InvalidPayloadError(SOURCE, "updated", "missing")
+    event_time = parse_time(SOURCE, "updated", updated)
+
+    # Deduplicate people by normalised email; the organiser role and a display name win.
+    people: dict[str, list] = {}
+    rejected: list[tuple[str, str]] = []
+    for field, raw, display, role in candidates:
+        try:
+            email = norm.email(raw)
+        except InvalidIdentifierError as exc:
+            rejected.append((field, str(exc)))
+            continue
+        person = people.get(email)
+        if person is None:
+            people[email] = [display, role]
+        else:
+            if person[0] is None:
+                person[0] = display
+            if role == "organizer":
+                person[1] = "organizer"
+    if not people:
+        reasons = "; ".join(reason for _, reason in rejected)
+        raise InvalidPayloadError(SOURCE, "attendees", f"no usable identifier ({reasons})")
+
+    records = []
+    for email, (display, role) in people.items():
+        b = RecordBuilder(SOURCE, norm)
+        b.add("email", email)
+        b.attr("email", email)
+        for key, value in _person_name(display, norm).items():
+            b.attr(key, value)
+        records.append(
+            b.build(email, f"{SOURCE}:{event_id}:{updated}:{email}", event_time, role, "email")
+        )
+    return records
