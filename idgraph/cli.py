@@ -11,9 +11,7 @@ import argparse
 import csv
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from idgraph.errors import ConfigError, IdGraphError, NotFoundError
@@ -133,25 +131,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from idgraph.queries import ProfileQueries
     from profile_store import create_store
     from resolver.normalize import Normalizer
-    from service.server import create_server
+    from service.server import serve
 
     settings = _settings(args)
     address = None
     if args.host or args.port is not None:
-        address = f"{args.host or settings.grpc.host}:{args.port if args.port is not None else settings.grpc.port}"
+        port = args.port if args.port is not None else settings.grpc.port
+        address = f"{args.host or settings.grpc.host}:{port}"
     store = create_store(settings.profile_store_backend, settings.data_dir,
                          settings.served_regions, readonly=True)
     queries = ProfileQueries(store, Normalizer(settings.normalization))
-    server, port = create_server(queries, settings.grpc, address)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    print(f"idgraph serving ProfileService on port {port} for regions "
-          f"{', '.join(settings.served_regions)}", flush=True)
-    stop.wait()
-    server.stop(grace=5).wait()
-    store.close()
+    regions = ", ".join(settings.served_regions)
+    try:
+        serve(queries, settings.grpc, address, on_ready=lambda port: print(
+            f"idgraph serving ProfileService on port {port} for regions {regions}", flush=True))
+    finally:
+        store.close()
     return 0
 
 

@@ -1,0 +1,152 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AttributeValue(_message.Message):
+    __slots__ = ("value", "source", "record_key", "observed_at", "rule")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_KEY_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    source: str
+    record_key: str
+    observed_at: _timestamp_pb2.Timestamp
+    rule: str
+    def __init__(self, value: _Optional[str] = ..., source: _Optional[str] = ..., record_key: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rule: _Optional[str] = ...) -> None: ...
+
+class ProfileIdentifier(_message.Message):
+    __slots__ = ("identifier", "type", "first_seen", "last_seen", "sources", "linked")
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    LINKED_FIELD_NUMBER: _ClassVar[int]
+    identifier: str
+    type: str
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    linked: bool
+    def __init__(self, identifier: _Optional[str] = ..., type: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[str]] = ..., linked: _Optional[bool] = ...) -> None: ...
+
+class SourceCounter(_message.Message):
+    __slots__ = ("source", "event_count", "record_count", "first_seen", "last_seen")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    event_count: int
+    record_count: int
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    def __init__(self, source: _Optional[str] = ..., event_count: _Optional[int] = ..., record_count: _Optional[int] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("profile_id", "region", "aliases", "identifiers", "attributes", "sources", "record_count", "event_count", "first_seen", "last_seen", "consent", "updated_at")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: AttributeValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AttributeValue, _Mapping]] = ...) -> None: ...
+    class ConsentEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bool
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bool] = ...) -> None: ...
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    region: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    identifiers: _containers.RepeatedCompositeFieldContainer[ProfileIdentifier]
+    attributes: _containers.MessageMap[str, AttributeValue]
+    sources: _containers.RepeatedCompositeFieldContainer[SourceCounter]
+    record_count: int
+    event_count: int
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    consent: _containers.ScalarMap[str, bool]
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, profile_id: _Optional[str] = ..., region: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., identifiers: _Optional[_Iterable[_Union[ProfileIdentifier, _Mapping]]] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., sources: _Optional[_Iterable[_Union[SourceCounter, _Mapping]]] = ..., record_count: _Optional[int] = ..., event_count: _Optional[int] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent: _Optional[_Mapping[str, bool]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LookupRequest(_message.Message):
+    __slots__ = ("identifier",)
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    identifier: str
+    def __init__(self, identifier: _Optional[str] = ...) -> None: ...
+
+class LookupResponse(_message.Message):
+    __slots__ = ("profile", "matched_identifier", "shared", "other_profile_ids")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    OTHER_PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    profile: Profile
+    matched_identifier: str
+    shared: bool
+    other_profile_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., matched_identifier: _Optional[str] = ..., shared: _Optional[bool] = ..., other_profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("profile_id",)
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    def __init__(self, profile_id: _Optional[str] = ...) -> None: ...
+
+class GetProfileResponse(_message.Message):
+    __slots__ = ("profile", "resolved_from_alias")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FROM_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    profile: Profile
+    resolved_from_alias: bool
+    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., resolved_from_alias: _Optional[bool] = ...) -> None: ...
+
+class BatchLookupRequest(_message.Message):
+    __slots__ = ("identifiers",)
+    IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    identifiers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, identifiers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchLookupResult(_message.Message):
+    __slots__ = ("identifier", "result", "code", "error")
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    identifier: str
+    result: LookupResponse
+    code: int
+    error: str
+    def __init__(self, identifier: _Optional[str] = ..., result: _Optional[_Union[LookupResponse, _Mapping]] = ..., code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BatchLookupResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchLookupResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchLookupResult, _Mapping]]] = ...) -> None: ...

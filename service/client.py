@@ -1,0 +1,135 @@
+"""A small synchronous client of ``idgraph.v1.ProfileService`` (CLI, benchmarks, tests).
+
+    with ProfileClient("127.0.0.1:50051", token="...") as client:
+        response = client.lookup("email:jane@example.com")
+        print(response.profile.profile_id)
+
+Methods return the response protos (``service.convert.profile_from_proto`` turns a profile
+into the domain dataclass; ``google.protobuf.json_format.MessageToDict`` into JSON-ready
+dicts). A failed call raises :class:`ServiceCallError` carrying the status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from idgraph.errors import IdGraphError
+from proto.idgraph.v1 import profiles_pb2 as pb
+from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+
+_CHANNEL_OPTIONS = [
+    # A BatchLookup answer for 1000 identifiers can exceed grpc's 4 MiB receive default.
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+class ServiceCallError(IdGraphError):
+    """An rpc failed. ``code`` is the grpc.StatusCode, ``details`` the server's message.
+
+    ``grpc_status`` is set to ``code`` too, so code that handles IdGraphError by status
+    (the CLI's exit codes, a proxying server) treats remote errors like local ones.
+    """
+
+    def __init__(self, method: str, code: grpc.StatusCode, details: str) -> None:
+        self.method = method
+        self.code = code
+        self.grpc_status = code
+        self.details = details
+        super().__init__(f"{method} failed: {code.name}: {details}")
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    get = getattr(value, "get_secret_value", None)  # pydantic SecretStr
+    return get() if get is not None else str(value)
+
+
+class ProfileClient:
+    """Client for ``target`` (``host:port``).
+
+    ``token``: bearer token sent as ``authorization`` metadata (str or SecretStr).
+    ``tls_ca``: PEM CA certificate (path or bytes) to verify the server with; implies TLS.
+    ``use_tls``: TLS verified with the system roots when no ``tls_ca`` is given.
+    ``timeout``: per-call deadline in seconds.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: Any = None,
+        tls_ca: str | Path | bytes | None = None,
+        *,
+        use_tls: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        token_text = _secret(token)
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token_text}"),) if token_text else ()
+        )
+        if tls_ca is not None or use_tls:
+            root = tls_ca if isinstance(tls_ca, bytes | None) else Path(tls_ca).read_bytes()
+            credentials = grpc.ssl_channel_credentials(root_certificates=root)
+            self._channel = grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self._stub = pb_grpc.ProfileServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def _call(self, name: str, rpc: Any, request: Any) -> Any:
+        try:
+            return rpc(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            raise ServiceCallError(name, code, details or "") from None
+
+    def lookup(self, identifier: str) -> pb.LookupResponse:
+        """Resolve ``identifier`` ("TYPE:VALUE"); NOT_FOUND / INVALID_ARGUMENT raise."""
+        return self._call("Lookup", self._stub.Lookup, pb.LookupRequest(identifier=identifier))
+
+    def get_profile(self, profile_id: str) -> pb.GetProfileResponse:
+        """The profile with this ID or alias."""
+        return self._call(
+            "GetProfile", self._stub.GetProfile, pb.GetProfileRequest(profile_id=profile_id)
+        )
+
+    def batch_lookup(self, identifiers: Iterable[str]) -> pb.BatchLookupResponse:
+        """One result per identifier, in order; per-identifier failures in ``code``/``error``."""
+        return self._call(
+            "BatchLookup",
+            self._stub.BatchLookup,
+            pb.BatchLookupRequest(identifiers=list(identifiers)),
+        )
+
+    def health(self, service: str = "") -> str:
+        """Serving status name ("SERVING", "NOT_SERVING"...) of ``service`` ("" = server)."""
+        response = self._call(
+            "Health.Check", self._health.Check, health_pb2.HealthCheckRequest(service=service)
+        )
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def wait_ready(self, timeout: float = 5.0) -> None:
+        """Block until the channel is connected; ServiceCallError(UNAVAILABLE) on timeout."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise ServiceCallError(
+                "connect", grpc.StatusCode.UNAVAILABLE, f"{self.target} not ready after {timeout}s"
+            ) from None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ProfileClient:  # noqa: PYI034 - final class, no Self needed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
