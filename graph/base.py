@@ -62,7 +62,7 @@ class GraphChanges:
     """Former aliases that are live profiles again after a split."""
     history: list[ProfileEvent] = field(default_factory=list)
 
-    def extend(self, other: "GraphChanges") -> None:
+    def extend(self, other: GraphChanges) -> None:
         self.touched |= other.touched
         self.retired |= other.retired
         self.revived |= other.revived

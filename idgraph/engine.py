@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Self
 
 from graph import create_graph
 from graph.base import GraphChanges
@@ -64,7 +65,7 @@ class IngestResult:
     rejection_reasons: Counter = field(default_factory=Counter)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
-    def add(self, other: "IngestResult") -> None:
+    def add(self, other: IngestResult) -> None:
         for name in ("events_received", "events_applied", "duplicate_events", "records_created",
                      "profiles_created", "merges", "splits", "links", "rejected_links",
                      "blocked_identifiers"):
@@ -248,7 +249,7 @@ class Engine:
         self.graph.close()
         self.store.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

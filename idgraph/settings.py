@@ -26,12 +26,9 @@ from pydantic_settings import (
 
 from idgraph.errors import ConfigError
 
-EU_COUNTRIES = (
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
-    "IS LI NO CH"
-).split()
-US_COUNTRIES = "US CA MX BR AR CL CO".split()
-APAC_COUNTRIES = "JP AU NZ SG IN KR HK TW ID MY TH PH VN".split()
+EU_COUNTRIES = ["AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH"]
+US_COUNTRIES = ["US", "CA", "MX", "BR", "AR", "CL", "CO"]
+APAC_COUNTRIES = ["JP", "AU", "NZ", "SG", "IN", "KR", "HK", "TW", "ID", "MY", "TH", "PH", "VN"]
 
 
 def _default_country_regions() -> dict[str, str]:
@@ -158,7 +155,7 @@ class RegionSettings(BaseModel):
     """Per-source override, e.g. {"sendgrid": "eu"} for an EU-hosted ESP account."""
 
     @model_validator(mode="after")
-    def _known_regions(self) -> "RegionSettings":
+    def _known_regions(self) -> RegionSettings:
         known = set(self.regions)
         for name, region in [("default_region", self.default_region)] + [
             (f"country_regions.{k}", v) for k, v in self.country_regions.items()
@@ -210,7 +207,7 @@ class Settings(BaseSettings):
         return v.expanduser()
 
     @model_validator(mode="after")
-    def _check_served(self) -> "Settings":
+    def _check_served(self) -> Settings:
         served = self.grpc.served_regions
         if served is not None:
             unknown = sorted(set(served) - set(self.regions.regions))

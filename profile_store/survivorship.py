@@ -45,8 +45,7 @@ def apply_event(state: StoredRecord, rec: IdentityRecord, linked: dict[str, bool
     """Fold one event into its record's state (the event is known to be new)."""
     t = rec.event_ts
     state.event_count += 1
-    if t < state.first_seen:
-        state.first_seen = t
+    state.first_seen = min(state.first_seen, t)
     newest = t >= state.last_seen
     if newest:
         state.last_seen = t
@@ -121,8 +120,7 @@ class ProfileBuilder:
                     per_value[value] = [1, rank, t, rec.record_key, src]
                 else:
                     c[0] += 1
-                    if rank < c[1]:
-                        c[1] = rank
+                    c[1] = min(c[1], rank)
                     if t > c[2] or (t == c[2] and rec.record_key < c[3]):
                         c[2], c[3], c[4] = t, rec.record_key, src
             for key, (f, lst, linked) in rec.identifiers.items():

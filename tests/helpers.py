@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from resolver.model import Identifier, IdentityRecord
 
@@ -15,7 +15,7 @@ def record(source: str, rid: str, event_id: str, t: float, ids: list[str],
            consent: dict[str, bool] | None = None, **attributes: str) -> IdentityRecord:
     return IdentityRecord(
         source=source, source_record_id=rid, event_id=event_id,
-        event_time=datetime.fromtimestamp(t, timezone.utc),
+        event_time=datetime.fromtimestamp(t, UTC),
         identifiers=tuple(ident(i) for i in ids), attributes=dict(attributes),
         consent=consent or {},
     )

@@ -20,7 +20,7 @@ from graph.networkx_backend.log import LinkLog, LogRow
 from profile_store.base import ProfileEvent
 
 R = "r|"
-I = "i|"  # noqa: E741 - short prefix constants
+I = "i|"
 
 
 class NetworkxGraph(IdentityGraph):
