@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from idgraph.settings import Settings
 
 
@@ -40,7 +42,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
         tmp = Path(tempfile.mkdtemp(prefix="idgraph-demo-"))
         settings = settings.model_copy(update={"data_dir": tmp})
     token = secrets.token_urlsafe(24)
-    grpc_settings = settings.grpc.model_copy(update={"api_tokens": [token]})
+    grpc_settings = settings.grpc.model_copy(update={"api_tokens": [SecretStr(token)]})
     try:
         t0 = time.perf_counter()
         dataset = generate(n_records=records, seed=seed)

@@ -25,8 +25,8 @@ from idgraph.errors import IdGraphError
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
 from profile_store import create_store
-from profile_store.base import StoreBatch, StoredRecord
-from profile_store.survivorship import ProfileBuilder, apply_event, new_record_state
+from profile_store.base import ProfileEvent, ProfileHead, StoreBatch, StoredRecord
+from profile_store.survivorship import apply_event, new_record_state
 from resolver.adapters import adapt
 from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
@@ -83,13 +83,14 @@ class Engine:
         self.normalizer = Normalizer(settings.normalization)
         self.planner = LinkPlanner(settings.linking)
         self.region_policy = RegionPolicy(settings.regions)
-        self.builder = ProfileBuilder(settings.survivorship)
         self.graph = create_graph(settings.graph_backend, settings.data_dir,
                                   self.planner.shareable_types())
         self.store = create_store(settings.profile_store_backend, settings.data_dir,
                                   settings.regions.regions)
-        self.queries = ProfileQueries(self.store, self.normalizer)
+        self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
         self._records: dict[str, StoredRecord] = {}
+        self._profile_regions: dict[str, str] = {}
+        self.reconcile()
 
     # ------------------------------------------------------------------ ingest
 
@@ -156,9 +157,8 @@ class Engine:
                 state = states[rk] = self._records[rk] = new_record_state(r, r.region)
             apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region)
 
-        touched = set(changes.touched)
-        touched.update(p for rk in keys if (p := self.graph.profile_of(rk)) is not None)
-        self._write(touched, changes, [r.event_id for r in fresh], force_records=keys)
+        self._write(changes, keys, [r.event_id for r in fresh],
+                    identifier_links=[(e.identifier, e.record_key, e.linked) for e in plan.edges])
 
         result.events_applied = len(fresh)
         result.records_created = len(plan.new_records)
@@ -183,16 +183,16 @@ class Engine:
         """Remove one record-identifier edge; the profile may split (IDs per graph.ids)."""
         changes = self.graph.remove_link(record_key, identifier, time.time())
         state = self._load_records([record_key]).get(record_key)
-        if state is not None and identifier in state.identifiers:
-            del state.identifiers[identifier]
-        self._write(changes.touched | changes.revived, changes, [], force_records=[record_key])
+        if state is not None:
+            state.identifiers.pop(identifier, None)
+        self._write(changes, [record_key], [], unlinked=[(identifier, record_key)])
         return changes
 
     def forget_record(self, record_key: str) -> GraphChanges:
         """Remove a source record from the graph and the store; its profile may split."""
         changes = self.graph.remove_record(record_key, time.time())
         self._records.pop(record_key, None)
-        self._write(changes.touched | changes.revived, changes, [], deleted_records=[record_key])
+        self._write(changes, [], [], deleted_records=[record_key])
         return changes
 
     # ------------------------------------------------------------------ internals
@@ -208,42 +208,108 @@ class Engine:
             cache.update(self.store.get_records(missing))
         return {k: cache[k] for k in keys if k in cache}
 
-    def _write(self, touched: set[str], changes: GraphChanges, event_ids: list[str],
-               force_records: Iterable[str] = (), deleted_records: Iterable[str] = ()) -> None:
+    def _regions_of(self, profile_ids: Iterable[str]) -> dict[str, str]:
+        """Current home region of stored profiles (cached; absent if never stored)."""
+        cache = self._profile_regions
+        missing = [p for p in profile_ids if p not in cache]
+        if missing:
+            cache.update((pid, h.region) for pid, h in self.store.get_heads(missing).items())
+        return cache
+
+    def _write(self, changes: GraphChanges, record_keys: Iterable[str], event_ids: list[str],
+               identifier_links: list[tuple[str, str, bool]] | None = None,
+               deleted_records: Iterable[str] = (),
+               unlinked: list[tuple[str, str]] | None = None) -> None:
+        """Turn graph changes and new record states into one atomic store write."""
+        graph = self.graph
+        strictest = self.region_policy.strictest
         now = time.time()
-        changed: dict[str, StoredRecord] = {}
-        profiles = []
+        write = {rk: self._records[rk] for rk in record_keys if rk in self._records}
+        merged = [(h.related_ids[0], h.profile_id) for h in changes.history if h.kind == "merged"]
+        split_ids: set[str] = set()
+        for h in changes.history:
+            if h.kind == "split":
+                split_ids.add(h.profile_id)
+                split_ids.update(h.related_ids)
+        for pid in split_ids:
+            write.update(self._load_records(graph.records_of(pid)))
+        for rec in write.values():
+            rec.profile_id = graph.profile_of(rec.record_key) or ""
+
+        live = (changes.touched | split_ids | {r.profile_id for r in write.values()}) - {""}
+        prior = self._regions_of(live | {a for a, _ in merged})
+        candidates: dict[str, set[str]] = {pid: set() for pid in live}
+        for pid in live - split_ids:
+            if pid in prior:
+                candidates[pid].add(prior[pid])
+        for absorbed, _ in merged:
+            final = graph.resolve(absorbed)
+            if final in candidates and absorbed in prior:
+                candidates[final].add(prior[absorbed])
+        for rec in write.values():
+            if rec.profile_id:
+                candidates[rec.profile_id].add(rec.region)
+        heads, moves = [], []
+        for pid in sorted(live):
+            region = strictest(candidates[pid])
+            heads.append(ProfileHead(pid, region, now))
+            if pid not in split_ids and any(r != region for r in candidates[pid]):
+                moves.append((pid, region))
+        region_of = {h.profile_id: h.region for h in heads}
+        for rec in write.values():
+            if rec.profile_id:
+                rec.home_region = region_of[rec.profile_id]
+
         aliases: dict[str, str] = {}
-        for pid in sorted(touched):
-            rks = self.graph.records_of(pid)
-            if not rks:
-                continue
-            recs = self._load_records(rks)
-            members = [recs[k] for k in rks if k in recs]
-            region = self.region_policy.strictest(r.region for r in members)
-            for rec in members:
-                if rec.profile_id != pid or rec.home_region != region:
-                    rec.profile_id, rec.home_region = pid, region
-                    changed[rec.record_key] = rec
-            al = self.graph.aliases_of(pid)
-            aliases.update((a, pid) for a in al)
-            profiles.append(self.builder.build(pid, region, members, al, now))
-        for rk in force_records:
-            rec = self._records.get(rk)
-            if rec is not None:
-                changed[rk] = rec
-        deleted_profiles = [p for p in changes.retired if self.graph.resolve(p) is None]
+        for absorbed, _ in merged:
+            final = graph.resolve(absorbed)
+            if final is not None:
+                aliases[absorbed] = final
+        for pid in split_ids:
+            aliases.update((a, pid) for a in graph.aliases_of(pid))
+        deleted_profiles = [p for p in changes.retired if graph.resolve(p) is None]
         batch = StoreBatch(
-            records=list(changed.values()), profiles=profiles, deleted_profiles=deleted_profiles,
-            deleted_records=list(deleted_records), aliases=aliases,
+            records=[r for r in write.values() if r.profile_id],
+            identifier_links=identifier_links or [], heads=heads, reassign=merged,
+            regions=moves, deleted_profiles=deleted_profiles,
+            deleted_records=list(deleted_records), unlinked=unlinked or [], aliases=aliases,
             removed_aliases=sorted(changes.revived), history=changes.history,
             processed_event_ids=event_ids,
         )
         try:
             self.store.write(batch)
         except Exception:
-            self._records.clear()  # the cache may hold effects that were not stored
+            self._records.clear()  # the caches may hold effects that were not stored
+            self._profile_regions.clear()
             raise
+        for absorbed, _ in merged:
+            self._profile_regions.pop(absorbed, None)
+        for p in deleted_profiles:
+            self._profile_regions.pop(p, None)
+        self._profile_regions.update(region_of)
+
+    def reconcile(self) -> int:
+        """Make the store's record -> profile assignment match the graph; returns fixes.
+
+        The graph write of a batch precedes its store write. If the process died between
+        the two, the batch's events are redelivered (they are not marked processed) but the
+        graph no longer reports the merges they caused; this pass, run on start, moves the
+        stored records to the profiles the graph has them in.
+        """
+        stored = self.store.record_profiles()
+        wrong = [rk for rk, pid in stored.items() if self.graph.profile_of(rk) != pid]
+        if not wrong:
+            return 0
+        involved = {self.graph.profile_of(rk) for rk in wrong} - {None}
+        keys = [rk for pid in involved for rk in self.graph.records_of(pid) if rk in stored]
+        changes = GraphChanges(touched=set(involved))
+        gone = {stored[rk] for rk in wrong} - involved
+        changes.history = [ProfileEvent("merged", self.graph.resolve(p), [p], 0.0, 0)
+                           for p in sorted(gone) if self.graph.resolve(p) is not None]
+        changes.retired = {p for p in gone if self.graph.resolve(p) is None}
+        self._write(changes, keys + wrong, [])
+        log.warning("reconciled %d stored records with the identity graph", len(wrong))
+        return len(wrong)
 
     def close(self) -> None:
         self.graph.close()

@@ -1,8 +1,8 @@
 """Read-side domain queries the gRPC service (and the CLI) answer with.
 
 The service layer converts protos to these calls and back; the logic (normalising the
-identifier, following aliases, choosing among profiles a shared identifier is attached to)
-lives here.
+identifier, following aliases, choosing among profiles a shared identifier is attached to,
+folding a profile's records into one profile under the survivorship rules) lives here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from idgraph.errors import IdGraphError, InvalidIdentifierError, NotFoundError
+from idgraph.settings import SurvivorshipSettings
 from profile_store.base import Profile, ProfileStore
+from profile_store.survivorship import ProfileBuilder
 from resolver.normalize import Normalizer
 
 
@@ -32,9 +34,19 @@ class LookupResult:
 class ProfileQueries:
     """Lookup, GetProfile and BatchLookup over a profile store."""
 
-    def __init__(self, store: ProfileStore, normalizer: Normalizer) -> None:
+    def __init__(self, store: ProfileStore, normalizer: Normalizer,
+                 survivorship: SurvivorshipSettings | None = None) -> None:
         self._store = store
         self._normalizer = normalizer
+        self._builder = ProfileBuilder(survivorship or SurvivorshipSettings())
+
+    def _profile(self, profile_id: str) -> Profile | None:
+        stored = self._store.get_profile(profile_id)
+        if stored is None or not stored.records:
+            return None
+        head = stored.head
+        return self._builder.build(head.profile_id, head.region, stored.records, stored.aliases,
+                                   head.updated_at)
 
     def lookup(self, identifier: str) -> LookupResult:
         """Resolve a typed identifier (``TYPE:VALUE``, normalised here).
@@ -47,7 +59,7 @@ class ProfileQueries:
         if not matches:
             raise NotFoundError(f"no profile has this {ident.type} identifier")
         for i, match in enumerate(matches):
-            profile = self._store.get_profile(match.profile_id)
+            profile = self._profile(match.profile_id)
             if profile is not None:
                 others = [m.profile_id for j, m in enumerate(matches) if j != i]
                 return LookupResult(ident.key, profile, shared=len(matches) > 1,
@@ -59,7 +71,7 @@ class ProfileQueries:
         profile_id = (profile_id or "").strip()
         if not profile_id:
             raise InvalidIdentifierError("profile_id is empty")
-        profile = self._store.get_profile(profile_id)
+        profile = self._profile(profile_id)
         if profile is None:
             raise NotFoundError("no profile with this ID in the served regions")
         return profile

@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     """Where the embedded backends keep their files (graph link log, profile database)."""
     graph_backend: Literal["networkx"] = "networkx"
     profile_store_backend: Literal["sqlite"] = "sqlite"
-    ingest_batch_size: int = Field(default=2000, ge=1)
+    ingest_batch_size: int = Field(default=5000, ge=1)
     normalization: NormalizationSettings = NormalizationSettings()
     linking: LinkingSettings = LinkingSettings()
     survivorship: SurvivorshipSettings = SurvivorshipSettings()

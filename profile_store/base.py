@@ -1,9 +1,12 @@
 """The profile-store seam: unified profiles, partitioned by home region.
 
-A store persists what the engine computed; it makes no resolution decisions. One
-:meth:`ProfileStore.write` call is atomic: the records, profiles, aliases, identifier index
-rows, history and processed event IDs of a batch land together or not at all, so an
-event whose ID is recorded as processed always has its effects stored (idempotence).
+A store persists what the engine computed; it makes no resolution decisions. It keeps, per
+live profile, a head row (home region) and the states of its source records; the unified
+profile is folded from those records when it is read (a profile has a few to a few dozen
+records, a fold costs ~100 us), so an event costs one record upsert instead of rewriting the
+whole profile. One :meth:`ProfileStore.write` call is atomic: the records, heads, aliases,
+identifier index rows, history and processed event IDs of a batch land together or not at
+all, so an event whose ID is recorded as processed always has its effects stored.
 
 Residency: a store instance is opened for a set of regions. Every row carries its
 profile's home region; writing or reading a profile of another region raises
@@ -110,7 +113,7 @@ class StoredRecord:
 
 @dataclass(slots=True)
 class IdentifierMatch:
-    """A profile an identifier is attached to, with when that identifier was last seen."""
+    """A profile an identifier is attached to, with when its records were last active."""
 
     profile_id: str
     region: str
@@ -119,17 +122,48 @@ class IdentifierMatch:
 
 
 @dataclass(slots=True)
+class ProfileHead:
+    """A live profile's own row: its home region and last write time."""
+
+    profile_id: str
+    region: str
+    updated_at: float
+
+
+@dataclass(slots=True)
+class StoredProfile:
+    """What the store holds for one live profile; :mod:`profile_store.survivorship` folds
+    ``records`` into the :class:`Profile` that clients see."""
+
+    head: ProfileHead
+    aliases: list[str]
+    records: list[StoredRecord]
+
+
+@dataclass(slots=True)
 class StoreBatch:
-    """Everything one ingest batch changes, written atomically by :meth:`ProfileStore.write`."""
+    """Everything one ingest batch changes, written atomically by :meth:`ProfileStore.write`.
+
+    Applied in this order: ``reassign`` (merges move every row of the absorbed profile),
+    ``regions`` moves, deletions, then the upserts.
+    """
 
     records: list[StoredRecord] = field(default_factory=list)
-    profiles: list[Profile] = field(default_factory=list)
+    """Record states to upsert (with their ``profile_id`` and ``home_region``)."""
+    identifier_links: list[tuple[str, str, bool]] = field(default_factory=list)
+    """New (identifier, record_key, linked) rows of the identifier index."""
+    heads: list[ProfileHead] = field(default_factory=list)
+    """Live profile rows to upsert."""
+    reassign: list[tuple[str, str]] = field(default_factory=list)
+    """(absorbed profile ID, surviving profile ID), in merge order."""
+    regions: list[tuple[str, str]] = field(default_factory=list)
+    """(profile ID, new home region): every row of the profile moves there."""
     deleted_profiles: list[str] = field(default_factory=list)
-    """Profile IDs that no longer exist (every record forgotten)."""
     deleted_records: list[str] = field(default_factory=list)
+    unlinked: list[tuple[str, str]] = field(default_factory=list)
+    """(identifier, record_key) index rows to remove."""
     aliases: dict[str, str] = field(default_factory=dict)
-    """alias profile ID -> surviving profile ID (upserted). A live profile row whose ID is
-    written here as an alias is removed (it was absorbed by a merge)."""
+    """alias profile ID -> live profile ID (upserted)."""
     removed_aliases: list[str] = field(default_factory=list)
     """aliases revived as live profiles by a split."""
     history: list[ProfileEvent] = field(default_factory=list)
@@ -137,29 +171,38 @@ class StoreBatch:
 
 
 class ProfileStore(ABC):
-    """Persistence of profiles, their records, aliases, identifier index and history."""
+    """Persistence of profile heads, records, aliases, identifier index and history."""
 
     regions: frozenset[str]
 
     @abstractmethod
     def write(self, batch: StoreBatch) -> None:
-        """Apply ``batch`` atomically. Raises ResidencyError if any row's region is not served."""
+        """Apply ``batch`` atomically. Raises ResidencyError if a row's region is not served."""
 
     @abstractmethod
     def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of ``event_ids`` not yet recorded as processed."""
 
     @abstractmethod
-    def get_profile(self, profile_id: str) -> Profile | None:
-        """The live profile for ``profile_id``, following aliases; None if unknown here."""
+    def get_profile(self, profile_id: str) -> StoredProfile | None:
+        """The live profile for ``profile_id`` (aliases followed) in a served region, or None."""
 
     @abstractmethod
     def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
-        """Profiles (in served regions) the identifier is attached to, most recently seen first."""
+        """Profiles (in served regions) the identifier is attached to: linked first, then most
+        recently active first."""
 
     @abstractmethod
     def get_records(self, record_keys: Iterable[str]) -> dict[str, StoredRecord]:
         """Stored state of the given records (missing keys are absent from the result)."""
+
+    @abstractmethod
+    def get_heads(self, profile_ids: Iterable[str]) -> dict[str, ProfileHead]:
+        """Heads of the given live profiles (absent when unknown or not served)."""
+
+    @abstractmethod
+    def record_profiles(self) -> dict[str, str]:
+        """record_key -> profile_id for every stored record in served regions."""
 
     @abstractmethod
     def history(self, profile_id: str) -> list[ProfileEvent]:

@@ -77,9 +77,10 @@ def apply_event(state: StoredRecord, rec: IdentityRecord, linked: dict[str, bool
 
 def identifier_type(key: str) -> str:
     """Type part of a canonical identifier key (``crm:hubspot:51`` -> ``crm:hubspot``)."""
-    if key.startswith(("crm:", "user:", "ext:")):
-        return ":".join(key.split(":", 2)[:2])
-    return key.split(":", 1)[0]
+    head, rest = key.split(":", 1)
+    if head in ("crm", "user", "ext"):
+        return f"{head}:{rest.split(':', 1)[0]}"
+    return head
 
 
 class ProfileBuilder:
@@ -151,7 +152,9 @@ class ProfileBuilder:
         attributes: dict[str, AttributeValue] = {}
         for name, per_value in cands.items():
             rule = self._rule(name)
-            if rule == "source_priority":
+            if len(per_value) == 1:
+                value, c = next(iter(per_value.items()))
+            elif rule == "source_priority":
                 value, c = min(per_value.items(), key=lambda kv: (kv[1][1], -kv[1][2], kv[0]))
             elif rule == "most_frequent":
                 value, c = min(per_value.items(),

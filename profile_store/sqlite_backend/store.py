@@ -5,10 +5,11 @@ processes. SQLite in WAL mode lets any number of reader processes read a consist
 snapshot while one writer commits; DuckDB allows one process to open a file for writing
 and no other process to read it meanwhile.
 
-Partitioning: every table carries the row's home region and every read is restricted to
-the regions this store was opened for; writes of rows of any other region are refused
-(:class:`ResidencyError`). Region moves (a merge made the profile's home stricter) rewrite
-the rows with the new region in the same transaction.
+Partitioning: profile heads and records carry the profile's home region and every read is
+restricted to the regions this store was opened for; writes of rows of any other region are
+refused (:class:`ResidencyError`). Region moves (a merge made the profile's home stricter)
+rewrite the rows with the new region in the same transaction. The identifier index holds
+(identifier, record key) pairs and is read only through the region-checked records table.
 
 Thread safety: writes go through one connection guarded by a lock; reads use one
 connection per thread (the gRPC server reads from its worker threads).
@@ -26,14 +27,12 @@ import orjson
 
 from idgraph.errors import BackendError, ResidencyError
 from profile_store.base import (
-    AttributeValue,
     IdentifierMatch,
-    Profile,
     ProfileEvent,
-    ProfileIdentifier,
+    ProfileHead,
     ProfileStore,
-    SourceCounter,
     StoreBatch,
+    StoredProfile,
     StoredRecord,
 )
 
@@ -41,29 +40,28 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
     profile_id TEXT PRIMARY KEY,
     region TEXT NOT NULL,
-    doc BLOB NOT NULL,
     updated_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
     record_key TEXT PRIMARY KEY,
-    region TEXT NOT NULL,
     profile_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    last_seen REAL NOT NULL,
     doc BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_profile ON records (profile_id);
 CREATE TABLE IF NOT EXISTS identifiers (
     identifier TEXT NOT NULL,
-    profile_id TEXT NOT NULL,
-    region TEXT NOT NULL,
-    last_seen REAL NOT NULL,
+    record_key TEXT NOT NULL,
     linked INTEGER NOT NULL,
-    PRIMARY KEY (identifier, profile_id)
+    PRIMARY KEY (identifier, record_key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers (profile_id);
+CREATE INDEX IF NOT EXISTS identifiers_by_record ON identifiers (record_key);
 CREATE TABLE IF NOT EXISTS aliases (
     alias TEXT PRIMARY KEY,
     profile_id TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_by_profile ON aliases (profile_id);
 CREATE TABLE IF NOT EXISTS history (
     profile_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -79,30 +77,13 @@ CREATE TABLE IF NOT EXISTS processed_events (
 """
 
 
-def _profile_from_doc(doc: dict) -> Profile:
-    return Profile(
-        profile_id=doc["profile_id"],
-        region=doc["region"],
-        identifiers=[ProfileIdentifier(**i) for i in doc["identifiers"]],
-        attributes={k: AttributeValue(**v) for k, v in doc["attributes"].items()},
-        sources=[SourceCounter(**s) for s in doc["sources"]],
-        record_keys=doc["record_keys"],
-        aliases=doc["aliases"],
-        consent=doc["consent"],
-        first_seen=doc["first_seen"],
-        last_seen=doc["last_seen"],
-        event_count=doc["event_count"],
-        updated_at=doc["updated_at"],
-    )
-
-
-def _record_from_doc(doc: dict) -> StoredRecord:
+def _record_from_doc(doc: dict, profile_id: str, home_region: str) -> StoredRecord:
     return StoredRecord(
         record_key=doc["record_key"],
         source=doc["source"],
         source_record_id=doc["source_record_id"],
         region=doc["region"],
-        profile_id=doc["profile_id"],
+        profile_id=profile_id,
         identifiers={k: (v[0], v[1], v[2]) for k, v in doc["identifiers"].items()},
         attributes={k: (v[0], v[1]) for k, v in doc["attributes"].items()},
         consent={k: (v[0], v[1]) for k, v in doc["consent"].items()},
@@ -110,7 +91,7 @@ def _record_from_doc(doc: dict) -> StoredRecord:
         first_seen=doc["first_seen"],
         last_seen=doc["last_seen"],
         rejected=doc.get("rejected", {}),
-        home_region=doc.get("home_region", ""),
+        home_region=home_region,
     )
 
 
@@ -162,45 +143,54 @@ class SqliteProfileStore(ProfileStore):
     def write(self, batch: StoreBatch) -> None:
         if self._writer is None:
             raise BackendError("profile store: opened read-only")
-        for p in batch.profiles:
-            self._check_region(p.region, "write profile")
+        for h in batch.heads:
+            self._check_region(h.region, "write profile")
+        for pid, region in batch.regions:
+            self._check_region(region, "move profile")
         for r in batch.records:
             self._check_region(r.home_region, "write record")
         dumps = orjson.dumps
-        profile_rows = [(p.profile_id, p.region, dumps(p), p.updated_at) for p in batch.profiles]
-        ident_rows = [
-            (i.identifier, p.profile_id, p.region, i.last_seen, int(i.linked))
-            for p in batch.profiles for i in p.identifiers
-        ]
-        written_ids = [(p.profile_id,) for p in batch.profiles]
-        gone = [(a,) for a in batch.aliases] + [(d,) for d in batch.deleted_profiles]
         with self._write_lock:
             db = self._writer
             try:
                 db.execute("BEGIN IMMEDIATE")
-                if gone:
-                    db.executemany("DELETE FROM profiles WHERE profile_id = ?", gone)
-                    db.executemany("DELETE FROM identifiers WHERE profile_id = ?", gone)
+                for absorbed, survivor in batch.reassign:
+                    db.execute("UPDATE records SET profile_id = ? WHERE profile_id = ?",
+                               (survivor, absorbed))
+                    db.execute("UPDATE aliases SET profile_id = ? WHERE profile_id = ?",
+                               (survivor, absorbed))
+                    db.execute("DELETE FROM profiles WHERE profile_id = ?", (absorbed,))
+                for pid, region in batch.regions:
+                    db.execute("UPDATE records SET region = ? WHERE profile_id = ?", (region, pid))
+                if batch.deleted_profiles:
+                    db.executemany("DELETE FROM profiles WHERE profile_id = ?",
+                                   [(p,) for p in batch.deleted_profiles])
                 if batch.deleted_records:
-                    db.executemany("DELETE FROM records WHERE record_key = ?",
-                                   [(k,) for k in batch.deleted_records])
+                    keys = [(k,) for k in batch.deleted_records]
+                    db.executemany("DELETE FROM records WHERE record_key = ?", keys)
+                    db.executemany("DELETE FROM identifiers WHERE record_key = ?", keys)
+                if batch.unlinked:
+                    db.executemany("DELETE FROM identifiers WHERE identifier = ? AND record_key = ?",
+                                   batch.unlinked)
                 if batch.removed_aliases:
                     db.executemany("DELETE FROM aliases WHERE alias = ?",
                                    [(a,) for a in batch.removed_aliases])
                 if batch.aliases:
                     db.executemany("INSERT OR REPLACE INTO aliases (alias, profile_id) VALUES (?,?)",
                                    list(batch.aliases.items()))
-                db.executemany("DELETE FROM identifiers WHERE profile_id = ?", written_ids)
+                    db.executemany("DELETE FROM profiles WHERE profile_id = ?",
+                                   [(a,) for a in batch.aliases])
                 db.executemany(
-                    "INSERT OR REPLACE INTO profiles (profile_id, region, doc, updated_at)"
-                    " VALUES (?,?,?,?)", profile_rows)
+                    "INSERT OR REPLACE INTO profiles (profile_id, region, updated_at) VALUES (?,?,?)",
+                    [(h.profile_id, h.region, h.updated_at) for h in batch.heads])
                 db.executemany(
-                    "INSERT OR REPLACE INTO identifiers (identifier, profile_id, region,"
-                    " last_seen, linked) VALUES (?,?,?,?,?)", ident_rows)
+                    "INSERT OR REPLACE INTO records (record_key, profile_id, region, last_seen, doc)"
+                    " VALUES (?,?,?,?,?)",
+                    [(r.record_key, r.profile_id, r.home_region, r.last_seen, dumps(r))
+                     for r in batch.records])
                 db.executemany(
-                    "INSERT OR REPLACE INTO records (record_key, region, profile_id, doc)"
-                    " VALUES (?,?,?,?)",
-                    [(r.record_key, r.home_region, r.profile_id, dumps(r)) for r in batch.records])
+                    "INSERT OR REPLACE INTO identifiers (identifier, record_key, linked)"
+                    " VALUES (?,?,?)", [(i, k, int(linked)) for i, k, linked in batch.identifier_links])
                 db.executemany(
                     "INSERT OR IGNORE INTO history (profile_id, seq, kind, subject, related, at)"
                     " VALUES (?,?,?,?,?,?)",
@@ -213,7 +203,7 @@ class SqliteProfileStore(ProfileStore):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise BackendError(
-                    f"profile store: write of {len(batch.profiles)} profiles failed: {exc}"
+                    f"profile store: write of {len(batch.records)} records failed: {exc}"
                 ) from exc
 
     def _check_region(self, region: str, operation: str) -> None:
@@ -237,34 +227,36 @@ class SqliteProfileStore(ProfileStore):
             seen.update(r[0] for r in rows)
         return set(ids) - seen
 
-    def get_profile(self, profile_id: str) -> Profile | None:
-        db = self._reader()
-        row = db.execute(
-            f"SELECT doc FROM profiles WHERE profile_id = ? AND region IN ({self._region_sql})",
-            (profile_id, *self._region_args)).fetchone()
-        if row is None:
-            alias = db.execute("SELECT profile_id FROM aliases WHERE alias = ?",
-                               (profile_id,)).fetchone()
-            if alias is None:
-                return None
-            row = db.execute(
-                f"SELECT doc FROM profiles WHERE profile_id = ? AND region IN ({self._region_sql})",
-                (alias[0], *self._region_args)).fetchone()
-            if row is None:
-                return None
-        return _profile_from_doc(orjson.loads(row[0]))
+    def _live_id(self, db: sqlite3.Connection, profile_id: str) -> str:
+        row = db.execute("SELECT profile_id FROM aliases WHERE alias = ?", (profile_id,)).fetchone()
+        return profile_id if row is None else row[0]
 
-    def resolve_alias(self, profile_id: str) -> str | None:
-        row = self._reader().execute("SELECT profile_id FROM aliases WHERE alias = ?",
-                                     (profile_id,)).fetchone()
-        return None if row is None else row[0]
+    def get_profile(self, profile_id: str) -> StoredProfile | None:
+        db = self._reader()
+        pid = self._live_id(db, profile_id)
+        head = db.execute(
+            f"SELECT region, updated_at FROM profiles WHERE profile_id = ?"
+            f" AND region IN ({self._region_sql})", (pid, *self._region_args)).fetchone()
+        if head is None:
+            return None
+        region = head[0]
+        rows = db.execute("SELECT doc FROM records WHERE profile_id = ? AND region = ?",
+                          (pid, region)).fetchall()
+        aliases = [a for (a,) in db.execute(
+            "SELECT alias FROM aliases WHERE profile_id = ? ORDER BY alias", (pid,))]
+        records = [_record_from_doc(orjson.loads(doc), pid, region) for (doc,) in rows]
+        records.sort(key=lambda r: (r.first_seen, r.record_key))
+        return StoredProfile(ProfileHead(pid, region, head[1]), aliases, records)
 
     def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
         rows = self._reader().execute(
-            "SELECT profile_id, region, last_seen, linked FROM identifiers WHERE identifier = ?"
-            f" AND region IN ({self._region_sql}) ORDER BY linked DESC, last_seen DESC, profile_id",
+            "SELECT r.profile_id, r.region, max(r.last_seen), max(i.linked) FROM identifiers i"
+            " JOIN records r ON r.record_key = i.record_key WHERE i.identifier = ?"
+            f" AND r.region IN ({self._region_sql}) GROUP BY r.profile_id, r.region",
             (identifier_key, *self._region_args)).fetchall()
-        return [IdentifierMatch(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        matches = [IdentifierMatch(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        matches.sort(key=lambda m: (not m.linked, -m.last_seen, m.profile_id))
+        return matches
 
     def get_records(self, record_keys: Iterable[str]) -> dict[str, StoredRecord]:
         keys = list(record_keys)
@@ -273,12 +265,32 @@ class SqliteProfileStore(ProfileStore):
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
             rows = db.execute(
-                f"SELECT doc FROM records WHERE record_key IN ({','.join('?' * len(chunk))})"
-                f" AND region IN ({self._region_sql})", (*chunk, *self._region_args)).fetchall()
-            for (doc,) in rows:
-                rec = _record_from_doc(orjson.loads(doc))
+                f"SELECT doc, profile_id, region FROM records WHERE record_key IN"
+                f" ({','.join('?' * len(chunk))}) AND region IN ({self._region_sql})",
+                (*chunk, *self._region_args)).fetchall()
+            for doc, pid, region in rows:
+                rec = _record_from_doc(orjson.loads(doc), pid, region)
                 out[rec.record_key] = rec
         return out
+
+    def get_heads(self, profile_ids: Iterable[str]) -> dict[str, ProfileHead]:
+        ids = list(profile_ids)
+        db = self._writer or self._reader()
+        out: dict[str, ProfileHead] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = db.execute(
+                f"SELECT profile_id, region, updated_at FROM profiles WHERE profile_id IN"
+                f" ({','.join('?' * len(chunk))}) AND region IN ({self._region_sql})",
+                (*chunk, *self._region_args)).fetchall()
+            out.update((r[0], ProfileHead(*r)) for r in rows)
+        return out
+
+    def record_profiles(self) -> dict[str, str]:
+        db = self._writer or self._reader()
+        return dict(db.execute(
+            f"SELECT record_key, profile_id FROM records WHERE region IN ({self._region_sql})",
+            self._region_args))
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         rows = self._reader().execute(
@@ -288,19 +300,20 @@ class SqliteProfileStore(ProfileStore):
 
     def iter_record_profiles(self) -> Iterator[tuple[str, str, str]]:
         cur = self._reader().execute(
-            f"SELECT doc, profile_id FROM records WHERE region IN ({self._region_sql})"
+            f"SELECT record_key, profile_id FROM records WHERE region IN ({self._region_sql})"
             " ORDER BY record_key", self._region_args)
-        for doc, pid in cur:
-            d = orjson.loads(doc)
-            yield d["source"], d["source_record_id"], pid
+        for key, pid in cur:
+            source, source_record_id = key.split(":", 1)
+            yield source, source_record_id, pid
 
     def counts(self) -> dict[str, int]:
         db = self._reader()
         out = {}
-        for table in ("profiles", "records", "identifiers"):
+        for table in ("profiles", "records"):
             out[table] = db.execute(
                 f"SELECT count(*) FROM {table} WHERE region IN ({self._region_sql})",
                 self._region_args).fetchone()[0]
+        out["identifiers"] = db.execute("SELECT count(*) FROM identifiers").fetchone()[0]
         out["aliases"] = db.execute("SELECT count(*) FROM aliases").fetchone()[0]
         out["processed_events"] = db.execute("SELECT count(*) FROM processed_events").fetchone()[0]
         return out

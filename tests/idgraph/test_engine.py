@@ -139,14 +139,15 @@ def test_stricter_region_wins_on_merge_and_residency_is_enforced(settings):
     try:
         assert us_only.lookup("crm:hubspot:1") == []
         assert us_only.get_profile(profile.profile_id) is None
-        assert us_only.get_records(["hubspot:hubspot:1", "hubspot:1"]) == {}
+        assert us_only.get_records(["hubspot:1", "salesforce:003M"]) == {}
+        assert us_only.record_profiles() == {}
     finally:
         us_only.close()
     writer = create_store("sqlite", settings.data_dir, ["us"])
     try:
-        from profile_store.base import StoreBatch
+        from profile_store.base import ProfileHead, StoreBatch
         with pytest.raises(ResidencyError, match="region 'eu' is not served"):
-            writer.write(StoreBatch(profiles=[profile]))
+            writer.write(StoreBatch(heads=[ProfileHead(profile.profile_id, "eu", 0.0)]))
     finally:
         writer.close()
 
