@@ -3,19 +3,24 @@
 Every path into the engine (the embedded runner, ``idgraph ingest``, the demo, the stream
 workers, the tests) calls :meth:`Engine.ingest` or :meth:`Engine.ingest_payloads`.
 
-Delivery contract of ``ingest``: effects are idempotent per event ID. A batch is applied
-in this order: link decisions -> graph (durable, idempotent: existing edges are kept) ->
-profile store (one atomic write that also records the batch's event IDs as processed).
-A crash between the two writes leaves the events unprocessed; delivering them again
-re-applies nothing to the graph and applies their profile effects once.
+Delivery contract of ``ingest``: effects are idempotent per event ID, and ``ingest``
+returns once the batch is durable. A batch is applied in this order: link decisions ->
+graph (durable, idempotent: existing edges are kept) -> profile store (one atomic write
+that also records the batch's event IDs as processed). A crash between the two writes
+leaves the events unprocessed; delivering them again re-applies nothing to the graph and
+applies their profile effects once (``reconcile`` repairs record assignments on start).
+A writer thread overlapping batch N's writes with batch N+1 was measured slower (GIL
+contention: 7.7k vs 9.1k records/s at 100k), so writes are synchronous.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -36,6 +41,25 @@ from resolver.regions import RegionPolicy
 log = logging.getLogger(__name__)
 
 _RECORD_CACHE_LIMIT = 500_000
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic collector during a batch, then freeze what survived it.
+
+    The graph and caches are millions of long-lived objects, and every full collection
+    rescans them all: measured, a third of ingest time at 100k records. Ingest creates no
+    reference cycles of its own; temporaries are freed by reference counting. Survivors
+    are moved to the permanent generation so later collections skip them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 @dataclass(slots=True)
@@ -102,6 +126,10 @@ class Engine:
         the batch goes on.
         """
         size = batch_size or self.settings.ingest_batch_size
+        with _no_cyclic_gc():
+            return self._ingest_payloads(items, size)
+
+    def _ingest_payloads(self, items: Iterable[tuple[str, dict]], size: int) -> IngestResult:
         total = IngestResult()
         batch: list[IdentityRecord] = []
         dead: list[DeadLetter] = []
@@ -111,15 +139,22 @@ class Engine:
             except IdGraphError as exc:
                 dead.append(DeadLetter(source, f"item {n}", str(exc), payload))
             if len(batch) >= size:
-                total.add(self.ingest(batch))
+                total.add(self._ingest(batch))
                 batch = []
         if batch:
-            total.add(self.ingest(batch))
+            total.add(self._ingest(batch))
         total.dead_letters.extend(dead)
         return total
 
     def ingest(self, records: list[IdentityRecord]) -> IngestResult:
-        """Resolve and store a batch of canonical records (idempotent per event ID)."""
+        """Resolve and store a batch of canonical records (idempotent per event ID).
+
+        Returns once the batch is durable in the graph and the profile store.
+        """
+        with _no_cyclic_gc():
+            return self._ingest(records)
+
+    def _ingest(self, records: list[IdentityRecord]) -> IngestResult:
         result = IngestResult(events_received=len(records))
         seen: set[str] = set()
         unique: list[IdentityRecord] = []

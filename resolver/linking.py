@@ -23,7 +23,6 @@ Rules, per identifier type (``LinkingSettings.identifier_rules``):
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from graph.base import IdentityGraph, LinkEdge
@@ -78,12 +77,12 @@ class LinkPlanner:
         existing = graph.edges_of(rec_keys)
 
         parent: dict[str, str] = {}
-        counts: dict[str, Counter[str]] = {}
+        counts: dict[str, dict[str, int]] = {}
         known: dict[str, bool] = {}
         for info in list(rec_info.values()) + list(ident_info.values()):
             if info.component not in parent:
                 parent[info.component] = info.component
-                counts[info.component] = Counter(info.type_counts)
+                counts[info.component] = dict(info.type_counts)
                 known[info.component] = info.known
 
         def find(t: str) -> str:
@@ -103,11 +102,14 @@ class LinkPlanner:
             tok = token_of_rec.get(rk)
             if tok is None:
                 tok = token_of_rec[rk] = "new:" + rk
-                parent[tok], counts[tok], known[tok] = tok, Counter(), False
+                parent[tok], counts[tok], known[tok] = tok, {}, False
                 plan.new_records.append((rk, rec.event_ts))
             have = existing.setdefault(rk, {})
             at = rec.event_ts
-            for ident in sorted(rec.identifiers, key=lambda i: -rule(i.type).priority):
+            idents = rec.identifiers
+            if len(idents) > 1:
+                idents = sorted(idents, key=lambda i: -rule(i.type).priority)
+            for ident in idents:
                 key = ident.key
                 if key in have:
                     continue
@@ -123,12 +125,13 @@ class LinkPlanner:
                 else:
                     it = token_of_ident.get(key)
                     if it is None:
-                        if counts[t][ident.type] >= r.max_per_profile:
+                        ct = counts[t]
+                        if ct.get(ident.type, 0) >= r.max_per_profile:
                             linked = False
                             why = (f"limit: profile already has {r.max_per_profile} "
                                    f"{ident.type} identifier(s)")
                         else:
-                            counts[t][ident.type] += 1
+                            ct[ident.type] = ct.get(ident.type, 0) + 1
                             known[t] = known[t] or not r.shareable
                             token_of_ident[key] = t
                     else:
@@ -140,7 +143,9 @@ class LinkPlanner:
                                 linked = False
                             else:
                                 parent[it] = t
-                                counts[t] += counts.pop(it)
+                                ct = counts[t]
+                                for typ, n in counts.pop(it).items():
+                                    ct[typ] = ct.get(typ, 0) + n
                                 known[t] = known[t] or known.pop(it)
                 have[key] = linked
                 plan.edges.append(LinkEdge(
@@ -150,7 +155,7 @@ class LinkPlanner:
                 ))
         return plan
 
-    def _merge_blocker(self, ca: Counter[str], ka: bool, cb: Counter[str], kb: bool,
+    def _merge_blocker(self, ca: dict[str, int], ka: bool, cb: dict[str, int], kb: bool,
                        via: IdentifierRule, via_type: str) -> str:
         """Why joining two profiles through an identifier of ``via_type`` is refused ('' if not)."""
         if via.shareable and ka and kb:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from idgraph.errors import InvalidIdentifierError
 
@@ -51,9 +52,12 @@ CANONICAL_ATTRIBUTES = (
 SOURCES = ("salesforce", "hubspot", "sendgrid", "segment", "google_calendar")
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
-    """A typed, normalised identifier. ``type`` may be namespaced (``crm:salesforce``)."""
+class Identifier(NamedTuple):
+    """A typed, normalised identifier. ``type`` may be namespaced (``crm:salesforce``).
+
+    A named tuple rather than a frozen dataclass: adapters build several per record on the
+    ingest hot path, and a tuple is built about five times faster.
+    """
 
     type: str
     value: str

@@ -673,6 +673,24 @@ def _country(raw: str) -> str | None:
 # --------------------------------------------------------------------------- normaliser
 
 
+@functools.lru_cache(maxsize=262_144)
+def _opaque_id_cached(raw: str, typ: str, lower: bool) -> str:
+    """Validation of device IDs and cookies, cached: a device sends many events."""
+    text = raw.strip()
+    if not text:
+        raise InvalidIdentifierError(f"{typ}: empty")
+    low = text.lower()
+    if low in _ID_PLACEHOLDERS:
+        raise InvalidIdentifierError(f"{typ}: placeholder value")
+    if len(set(low.replace("-", ""))) <= 1:
+        raise InvalidIdentifierError(f"{typ}: placeholder value (one repeated character)")
+    if len(text) > _MAX_ID_LEN:
+        raise InvalidIdentifierError(f"{typ}: longer than {_MAX_ID_LEN} characters")
+    if _CONTROL_RE.search(text):
+        raise InvalidIdentifierError(f"{typ}: contains control characters")
+    return low if lower else text
+
+
 class Normalizer:
     """Normalises identifiers (raising :class:`InvalidIdentifierError`) and display values.
 
@@ -779,19 +797,7 @@ class Normalizer:
     def _opaque_id(raw: str, typ: str, *, lower: bool) -> str:
         if not isinstance(raw, str):
             raise InvalidIdentifierError(f"{typ}: not a string")
-        text = raw.strip()
-        if not text:
-            raise InvalidIdentifierError(f"{typ}: empty")
-        low = text.lower()
-        if low in _ID_PLACEHOLDERS:
-            raise InvalidIdentifierError(f"{typ}: placeholder value")
-        if len(set(low.replace("-", ""))) <= 1:
-            raise InvalidIdentifierError(f"{typ}: placeholder value (one repeated character)")
-        if len(text) > _MAX_ID_LEN:
-            raise InvalidIdentifierError(f"{typ}: longer than {_MAX_ID_LEN} characters")
-        if _CONTROL_RE.search(text):
-            raise InvalidIdentifierError(f"{typ}: contains control characters")
-        return low if lower else text
+        return _opaque_id_cached(raw, typ, lower)
 
     def advertising_id(self, raw: str, kind: str) -> str:
         """Mobile advertising ID: ``idfa`` (upper-case UUID) or ``gaid`` (lower-case UUID).

@@ -8,7 +8,6 @@ identifiers) so a record key can never collide with an identifier key.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,7 +30,7 @@ class NetworkxGraph(IdentityGraph):
         self._g = nx.Graph()
         self._comp: dict[str, int] = {}  # node -> component id (nodes in a profile only)
         self._members: dict[int, set[str]] = {}
-        self._counts: dict[int, Counter[str]] = {}
+        self._counts: dict[int, dict[str, int]] = {}
         self._known: dict[int, bool] = {}
         self._cid_pid: dict[int, str] = {}
         self._pid_cid: dict[str, int] = {}
@@ -147,14 +146,14 @@ class NetworkxGraph(IdentityGraph):
         cid = self._next_cid
         self._next_cid += 1
         self._members[cid] = nodes
-        counts: Counter[str] = Counter()
+        counts: dict[str, int] = {}
         known = False
         nodes_data = self._g.nodes
         for n in nodes:
             self._comp[n] = cid
             if n.startswith(I):
                 t = nodes_data[n]["type"]
-                counts[t] += 1
+                counts[t] = counts.get(t, 0) + 1
                 known = known or not self._is_shareable(t)
         self._counts[cid] = counts
         self._known[cid] = known
@@ -195,7 +194,8 @@ class NetworkxGraph(IdentityGraph):
         if ic is None:
             self._members[rc].add(inode)
             self._comp[inode] = rc
-            self._counts[rc][itype] += 1
+            rcounts = self._counts[rc]
+            rcounts[itype] = rcounts.get(itype, 0) + 1
             if not self._is_shareable(itype):
                 self._known[rc] = True
             self._pending.add(rc)
@@ -210,7 +210,9 @@ class NetworkxGraph(IdentityGraph):
         for n in moved:
             self._comp[n] = a
         self._members[a] |= moved
-        self._counts[a] += self._counts[b]
+        ca = self._counts[a]
+        for t, n in self._counts[b].items():
+            ca[t] = ca.get(t, 0) + n
         self._known[a] = self._known[a] or self._known[b]
         pa, pb = self._cid_pid.get(a), self._cid_pid.get(b)
         self._drop_component(b)

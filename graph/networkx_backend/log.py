@@ -45,6 +45,8 @@ class LinkLog:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA cache_size=-65536")
+            self._db.execute("PRAGMA wal_autocheckpoint=10000")
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise BackendError(f"graph link log: cannot open {path.name}: {exc}") from exc
