@@ -106,8 +106,9 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
         p = example.profile
         print()
         print("== idgraph demo summary ==")
-        print(f"source events      {total.events_received:>10}  (applied {total.events_applied}, "
-              f"duplicates {total.duplicate_events}, dead letters {len(total.dead_letters)})")
+        print(f"source payloads    {len(dataset.events):>10}  -> {total.events_received} record events "
+              f"(applied {total.events_applied}, duplicates {total.duplicate_events}, "
+              f"dead letters {len(total.dead_letters)})")
         print(f"source records     {counts['records']:>10}")
         print(f"profiles           {counts['profiles']:>10}  by region: "
               + ", ".join(f"{r} {n}" for r, n in by_region.items()))
@@ -120,7 +121,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
         print(f"pairwise recall    {accuracy.recall:>10.4f}  (F1 {accuracy.f1:.4f})")
         print(f"people in 1 profile{accuracy.people_in_one_profile:>10.2%}   "
               f"profiles wrongly merged {accuracy.profiles_wrongly_merged:.2%}")
-        print(f"ingest             {total.events_received / ingest_s:>10.0f} events/s "
+        print(f"ingest             {total.events_received / ingest_s:>10.0f} records/s "
               f"({ingest_s:.1f}s, deterministic path, embedded backends)")
         print(f"gRPC Lookup        {len(latencies):>10} calls over loopback, found {found}; "
               f"p50 {statistics.median(latencies):.2f} ms, p99 {_pct(latencies, 99):.2f} ms")

@@ -273,22 +273,21 @@ class Engine:
 
         live = (changes.touched | split_ids | {r.profile_id for r in write.values()}) - {""}
         prior = self._regions_of(live | {a for a, _ in merged})
-        candidates: dict[str, set[str]] = {pid: set() for pid in live}
-        for pid in live - split_ids:
+        stored_in: dict[str, set[str]] = {pid: set() for pid in live}  # regions rows sit in now
+        for pid in live:
             if pid in prior:
-                candidates[pid].add(prior[pid])
+                stored_in[pid].add(prior[pid])
         for absorbed, _ in merged:
             final = graph.resolve(absorbed)
-            if final in candidates and absorbed in prior:
-                candidates[final].add(prior[absorbed])
-        for rec in write.values():
-            if rec.profile_id:
-                candidates[rec.profile_id].add(rec.region)
+            if final in stored_in and absorbed in prior:
+                stored_in[final].add(prior[absorbed])
         heads, moves = [], []
         for pid in sorted(live):
-            region = strictest(candidates[pid])
+            # the home is decided by the records' own (known) regions, never by a default
+            members = self._load_records(graph.records_of(pid)).values()
+            region = strictest(r.region for r in members)
             heads.append(ProfileHead(pid, region, now))
-            if pid not in split_ids and any(r != region for r in candidates[pid]):
+            if pid not in split_ids and any(r != region for r in stored_in[pid]):
                 moves.append((pid, region))
         region_of = {h.profile_id: h.region for h in heads}
         for rec in write.values():

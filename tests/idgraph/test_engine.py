@@ -161,3 +161,18 @@ def test_rejected_links_are_recorded_on_the_record(engine):
     assert stored["google_calendar:a@x.com"].rejected["email:b@x.com"].startswith("limit:")
     assert stored["hubspot:2"].rejected["email:test@test.com"].startswith("blocked value")
     assert stored["google_calendar:a@x.com"].identifiers["email:b@x.com"][2] is False
+
+
+def test_unknown_region_is_no_evidence(settings):
+    with Engine(settings) as engine:
+        # an email event has no country: the profile gets the default region...
+        engine.ingest([record("sendgrid", "aiko@x.jp", "sg1", 1, ["email:aiko@x.jp"])])
+        assert engine.queries.lookup("email:aiko@x.jp").profile.region == settings.regions.default_region
+        # ...until a record with a country says where the person lives
+        engine.ingest([record("hubspot", "3", "h3", 2, ["crm:hubspot:3", "email:aiko@x.jp"], country="JP")])
+        assert engine.queries.lookup("email:aiko@x.jp").profile.region == "apac"
+        # a later record without a country does not pull it back to the default
+        engine.ingest([record("google_calendar", "aiko@x.jp", "c1", 3, ["email:aiko@x.jp"])])
+        assert engine.queries.lookup("email:aiko@x.jp").profile.region == "apac"
+        stored = engine.store.get_records(["sendgrid:aiko@x.jp"])["sendgrid:aiko@x.jp"]
+        assert (stored.region, stored.home_region) == ("", "apac")
