@@ -11,7 +11,6 @@ import logging
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -20,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from idgraph.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
+from idgraph.queries import LookupResult
 from idgraph.settings import GrpcSettings
 from profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
 from proto.idgraph.v1 import profiles_pb2 as pb
@@ -27,18 +27,6 @@ from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from service import convert
 from service.client import ProfileClient, ServiceCallError
 from service.server import SERVICE_NAME, create_server
-
-try:  # the real result type, once the resolver it imports exists
-    from idgraph.queries import LookupResult
-except ImportError:  # pragma: no cover - resolver.normalize not written yet
-
-    @dataclass(slots=True)
-    class LookupResult:  # type: ignore[no-redef]
-        identifier: str
-        profile: Profile
-        shared: bool = False
-        other_profile_ids: list[str] = field(default_factory=list)
-
 
 TOKEN = "s3cret-token"
 OTHER_TOKEN = "second-token"

@@ -1,0 +1,157 @@
+"""The real path end to end: generated payloads -> engine -> SQLite -> ``idgraph serve``
+(a separate process, as in production) -> a real gRPC channel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import grpc
+import pytest
+
+from generator import generate
+from idgraph.engine import Engine
+from idgraph.settings import Settings
+from service.client import ProfileClient, ServiceCallError
+
+TOKEN = "e2e-token"
+
+
+def start_server(data_dir, *extra_env: tuple[str, str]) -> tuple[subprocess.Popen, int]:
+    env = dict(os.environ, IDGRAPH_DATA_DIR=str(data_dir),
+               IDGRAPH_GRPC__API_TOKENS=f'["{TOKEN}"]', **dict(extra_env))
+    proc = subprocess.Popen([sys.executable, "-m", "idgraph.cli", "serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    line = proc.stdout.readline()
+    if "serving ProfileService on port" not in line:
+        proc.kill()
+        raise AssertionError(f"server did not start: {line}{proc.stdout.read()}")
+    return proc, int(line.split("on port")[1].split()[0])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("e2e")
+    dataset = generate(n_records=3000, seed=5)
+    engine = Engine(Settings(data_dir=data_dir))
+    engine.ingest_payloads(dataset.events, batch_size=200)  # small batches: merges across batches
+    proc, port = start_server(data_dir)
+    client = ProfileClient(f"127.0.0.1:{port}", token=TOKEN)
+    client.wait_ready()
+    yield dataset, engine, client, data_dir
+    client.close()
+    proc.terminate()
+    proc.wait(timeout=10)
+    engine.close()
+
+
+def test_lookup_by_any_identifier_returns_the_engines_profile(world):
+    _dataset, engine, client, _ = world
+    multi = next(p for p in engine.graph.profile_ids() if len(engine.graph.records_of(p)) >= 3)
+    expected = engine.queries.get_profile(multi)
+    for ident in expected.identifiers:
+        response = client.lookup(ident.identifier)
+        if response.shared:
+            assert multi in [response.profile.profile_id, *response.other_profile_ids]
+            continue
+        assert response.profile.profile_id == multi
+        assert response.profile.record_count == len(expected.record_keys)
+        assert response.profile.event_count == expected.event_count
+        assert response.profile.region == expected.region
+        assert {i.identifier for i in response.profile.identifiers} == {
+            i.identifier for i in expected.identifiers}
+
+
+def test_lookup_normalises_the_callers_identifier(world):
+    _, engine, client, _ = world
+    pid, email = next((p, i.identifier) for p in engine.graph.profile_ids()
+                      for i in engine.queries.get_profile(p).identifiers
+                      if i.identifier.startswith("email:") and "@gmail.com" not in i.identifier)
+    local, domain = email[len("email:"):].split("@")
+    response = client.lookup(f"EMAIL:  {local.upper()}@{domain.upper()} ")
+    assert response.matched_identifier == email
+    assert response.profile.profile_id == pid
+
+
+def test_profiles_match_ground_truth_people(world):
+    dataset, engine, client, _ = world
+    # every looked-up CRM record resolves to a profile holding only its own person's records
+    crm_keys = [k for k in dataset.truth if k.startswith(("salesforce:", "hubspot:"))][:40]
+    for key in crm_keys:
+        source, rid = key.split(":", 1)
+        typ = "crm:salesforce" if source == "salesforce" else "crm:hubspot"
+        profile = client.lookup(f"{typ}:{rid}").profile
+        people = Counter(dataset.truth.get(k) for k in engine.graph.records_of(profile.profile_id))
+        assert list(people) == [dataset.truth[key]]
+
+
+def test_error_statuses(world):
+    _, _, client, _ = world
+    with pytest.raises(ServiceCallError) as err:
+        client.lookup("email:nobody-at-all@example.org")
+    assert err.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(ServiceCallError) as err:
+        client.lookup("email:not-an-address")
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "email" in err.value.details
+    with pytest.raises(ServiceCallError) as err:
+        client.lookup("fax:+4930123456")
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "unknown identifier type" in err.value.details
+    with pytest.raises(ServiceCallError) as err:
+        client.get_profile("p_doesnotexist")
+    assert err.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_unauthenticated_without_token(world):
+    _, _engine, client, _ = world
+    with ProfileClient(client.target) as anonymous, pytest.raises(ServiceCallError) as err:
+        anonymous.lookup("email:someone@example.org")
+    assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_batch_lookup_mixed(world):
+    _, engine, client, _ = world
+    pid = engine.graph.profile_ids()[0]
+    known = engine.queries.get_profile(pid).identifiers[0].identifier
+    response = client.batch_lookup([known, "email:missing@example.org", "bogus"])
+    codes = [r.code for r in response.results]
+    assert codes == [grpc.StatusCode.OK.value[0], grpc.StatusCode.NOT_FOUND.value[0],
+                     grpc.StatusCode.INVALID_ARGUMENT.value[0]]
+    assert response.results[0].result.profile.profile_id in (pid, *response.results[0].result.other_profile_ids)
+
+
+def test_merged_profile_id_resolves_as_alias_over_grpc(world):
+    _, engine, client, _ = world
+    alias, live = next((a, p) for p in engine.graph.profile_ids() for a in engine.graph.aliases_of(p))
+    response = client.get_profile(alias)
+    assert response.profile.profile_id == live and response.resolved_from_alias
+    assert alias in response.profile.aliases
+
+
+def test_server_sees_writes_of_the_ingest_process(world):
+    _, engine, client, _ = world
+    from helpers import record
+    engine.ingest([record("hubspot", "e2e-1", "e2e-ev-1", 1_700_000_000, ["crm:hubspot:e2e-1",
+                                                                     "email:late.arrival@example.net"])])
+    assert client.lookup("email:late.arrival@example.net").profile.sources[0].source == "hubspot"
+
+
+def test_server_for_other_regions_does_not_serve_a_profile(world):
+    _, engine, _, data_dir = world
+    eu_pid = next(p for p in engine.graph.profile_ids()
+                  if engine.queries.get_profile(p).region == "eu")
+    ident = engine.queries.get_profile(eu_pid).identifiers[0].identifier
+    proc, port = start_server(data_dir, ("IDGRAPH_GRPC__SERVED_REGIONS", '["us"]'))
+    try:
+        with ProfileClient(f"127.0.0.1:{port}", token=TOKEN) as us_client:
+            us_client.wait_ready()
+            with pytest.raises(ServiceCallError) as err:
+                us_client.get_profile(eu_pid)
+            assert err.value.code == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(ServiceCallError) as err:
+                us_client.lookup(ident)
+            assert err.value.code == grpc.StatusCode.NOT_FOUND
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
