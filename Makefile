@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 proto: $(STAMP)
-	bash scripts/gen_proto.sh
+	$(PY) -m proto.generate
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
