@@ -11,6 +11,8 @@ import argparse
 import csv
 import json
 import logging
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -98,7 +100,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     store = create_store(settings.profile_store_backend, settings.data_dir,
                          settings.served_regions, readonly=True)
     try:
-        result = ProfileQueries(store, Normalizer(settings.normalization)).lookup(args.identifier)
+        queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+        result = queries.lookup(args.identifier)
     finally:
         store.close()
     print(json.dumps({"identifier": result.identifier, "shared": result.shared,
@@ -134,20 +137,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.server import serve
 
     settings = _settings(args)
-    address = None
-    if args.host or args.port is not None:
-        port = args.port if args.port is not None else settings.grpc.port
-        address = f"{args.host or settings.grpc.host}:{port}"
+    host = args.host or settings.grpc.host
+    port = args.port if args.port is not None else settings.grpc.port
+    processes = 1 if args.worker else settings.grpc.processes
+    children: list[subprocess.Popen] = []
+    if processes > 1:
+        if port == 0:
+            port = _free_port(host)
+        children = [_spawn_serve_worker(args, host, port) for _ in range(processes - 1)]
     store = create_store(settings.profile_store_backend, settings.data_dir,
                          settings.served_regions, readonly=True)
-    queries = ProfileQueries(store, Normalizer(settings.normalization))
+    queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
     regions = ", ".join(settings.served_regions)
+
+    def ready(bound: int) -> None:
+        if not args.worker:
+            print(f"idgraph serving ProfileService on port {bound} for regions {regions}"
+                  f" ({processes} process{'es' if processes > 1 else ''})", flush=True)
+
     try:
-        serve(queries, settings.grpc, address, on_ready=lambda port: print(
-            f"idgraph serving ProfileService on port {port} for regions {regions}", flush=True))
+        serve(queries, settings.grpc, f"{host}:{port}", on_ready=ready,
+              reuse_port=processes > 1 or args.worker)
     finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=10)
         store.close()
     return 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen:
+    """Another server process on the same port; it exits when this one stops it."""
+    cmd = [sys.executable, "-m", "idgraph.cli", "serve", "--worker", "--host", host,
+           "--port", str(port)]
+    if args.config:
+        cmd += ["--config", args.config]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    return subprocess.Popen(cmd)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -183,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="serve the gRPC API from the profile store")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ingest", parents=[common], help="ingest files exported by a source system")

@@ -188,6 +188,10 @@ class ProfileStore(ABC):
         """The live profile for ``profile_id`` (aliases followed) in a served region, or None."""
 
     @abstractmethod
+    def get_head(self, profile_id: str) -> ProfileHead | None:
+        """Head of the live profile for ``profile_id`` (aliases followed), if served here."""
+
+    @abstractmethod
     def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
         """Profiles (in served regions) the identifier is attached to: linked first, then most
         recently active first."""

@@ -106,7 +106,8 @@ def _credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
 
 
 def _build(
-    queries: ProfileQueries, settings: GrpcSettings, address: str | None
+    queries: ProfileQueries, settings: GrpcSettings, address: str | None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     address = address or _default_address(settings)
     tokens = _tokens(settings)
@@ -123,7 +124,9 @@ def _build(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                    thread_name_prefix="idgraph-grpc"),
         interceptors=[AuthInterceptor(tokens), ErrorMappingInterceptor()],
-        options=_SERVER_OPTIONS,
+        # several server processes may share a port on purpose (``idgraph serve
+        # --processes N``): only then is SO_REUSEPORT on
+        options=[("grpc.so_reuseport", 1)] if reuse_port else _SERVER_OPTIONS,
     )
     pb_grpc.add_ProfileServiceServicer_to_server(
         ProfileServiceServicer(queries, max_batch_lookup=settings.max_batch_lookup), server
@@ -149,7 +152,8 @@ def _build(
 
 
 def create_server(
-    queries: ProfileQueries, settings: GrpcSettings, address: str | None = None
+    queries: ProfileQueries, settings: GrpcSettings, address: str | None = None,
+    *, reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
@@ -161,7 +165,7 @@ def create_server(
     when an api token is empty, when only one of the TLS files is set or unreadable, or when
     the address cannot be bound.
     """
-    server, port, _ = _build(queries, settings, address)
+    server, port, _ = _build(queries, settings, address, reuse_port)
     return server, port
 
 
@@ -173,6 +177,7 @@ def serve(
     grace: float = 5.0,
     stop_event: threading.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
@@ -180,7 +185,7 @@ def serve(
     the port when it bound port 0). On stop, health turns NOT_SERVING first (so load
     balancers stop routing), then in-flight calls get ``grace`` seconds to finish.
     """
-    server, port, health_servicer = _build(queries, settings, address)
+    server, port, health_servicer = _build(queries, settings, address, reuse_port)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

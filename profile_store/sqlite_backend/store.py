@@ -236,6 +236,14 @@ class SqliteProfileStore(ProfileStore):
         row = db.execute("SELECT profile_id FROM aliases WHERE alias = ?", (profile_id,)).fetchone()
         return profile_id if row is None else row[0]
 
+    def get_head(self, profile_id: str) -> ProfileHead | None:
+        db = self._reader()
+        pid = self._live_id(db, profile_id)
+        row = db.execute(
+            f"SELECT region, updated_at FROM profiles WHERE profile_id = ?"
+            f" AND region IN ({self._region_sql})", (pid, *self._region_args)).fetchone()
+        return None if row is None else ProfileHead(pid, row[0], row[1])
+
     def get_profile(self, profile_id: str) -> StoredProfile | None:
         db = self._reader()
         pid = self._live_id(db, profile_id)

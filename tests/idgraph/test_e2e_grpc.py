@@ -155,3 +155,22 @@ def test_server_for_other_regions_does_not_serve_a_profile(world):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_serve_with_several_processes_shares_the_port_and_stops_them_all(world):
+    _, engine, _, data_dir = world
+    ident = engine.queries.get_profile(engine.graph.profile_ids()[0]).identifiers[0].identifier
+    proc, port = start_server(data_dir, ("IDGRAPH_GRPC__PROCESSES", "2"))
+    try:
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True,
+                                  check=False).stdout.split()
+        assert len(children) == 1  # the parent serves too
+        for _ in range(4):  # separate connections; the kernel spreads them over the processes
+            with ProfileClient(f"127.0.0.1:{port}", token=TOKEN) as c:
+                c.wait_ready()
+                assert c.lookup(ident).matched_identifier == ident
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}")  # stopped and reaped by the parent

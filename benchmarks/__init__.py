@@ -1,0 +1,1 @@
+"""Speed benchmarks. Each reports ratios against a baseline measured in the same run."""
