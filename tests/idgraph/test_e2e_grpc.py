@@ -174,3 +174,18 @@ def test_serve_with_several_processes_shares_the_port_and_stops_them_all(world):
         proc.wait(timeout=20)
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}")  # stopped and reaped by the parent
+
+
+def test_cached_profiles_are_refreshed_when_the_profile_changes(world):
+    _, engine, client, _ = world
+    from helpers import record
+    engine.ingest([record("hubspot", "cache-1", "cache-ev-1", 1_700_000_000,
+                          ["crm:hubspot:cache-1", "email:cache.me@example.net"], job_title="Analyst")])
+    first = client.lookup("email:cache.me@example.net").profile
+    assert first.attributes["job_title"].value == "Analyst"
+    assert client.lookup("crm:hubspot:cache-1").profile == first  # served again, same version
+    engine.ingest([record("hubspot", "cache-1", "cache-ev-2", 1_700_000_100,
+                          ["crm:hubspot:cache-1"], job_title="Head of Data")])
+    second = client.lookup("email:cache.me@example.net").profile
+    assert second.attributes["job_title"].value == "Head of Data"
+    assert second.event_count == first.event_count + 1
