@@ -225,9 +225,11 @@ class Engine:
 
     def forget_record(self, record_key: str) -> GraphChanges:
         """Remove a source record from the graph and the store; its profile may split."""
+        state = self._load_records([record_key]).get(record_key)
         changes = self.graph.remove_record(record_key, time.time())
         self._records.pop(record_key, None)
-        self._write(changes, [], [], deleted_records=[record_key])
+        index_rows = [(i, record_key) for i in state.identifiers] if state is not None else []
+        self._write(changes, [], [], deleted_records=[record_key], unlinked=index_rows)
         return changes
 
     # ------------------------------------------------------------------ internals

@@ -160,6 +160,7 @@ class StoreBatch:
     """(profile ID, new home region): every row of the profile moves there."""
     deleted_profiles: list[str] = field(default_factory=list)
     deleted_records: list[str] = field(default_factory=list)
+    """Records to remove; their identifier index rows must be listed in ``unlinked``."""
     unlinked: list[tuple[str, str]] = field(default_factory=list)
     """(identifier, record_key) index rows to remove."""
     aliases: dict[str, str] = field(default_factory=dict)

@@ -176,3 +176,31 @@ def test_unknown_region_is_no_evidence(settings):
         assert engine.queries.lookup("email:aiko@x.jp").profile.region == "apac"
         stored = engine.store.get_records(["sendgrid:aiko@x.jp"])["sendgrid:aiko@x.jp"]
         assert (stored.region, stored.home_region) == ("", "apac")
+
+
+def test_forget_record_removes_it_everywhere_and_keeps_the_rest(engine):
+    engine.ingest([record("hubspot", "f1", "f1", 1, ["crm:hubspot:f1", "email:f@x.com"], given_name="Fay"),
+                   record("sendgrid", "f@x.com", "f2", 2, ["email:f@x.com"])])
+    engine.ingest([record("segment", "fu", "f3", 3, ["user:segment:fu", "email:f@x.com", "phone:+14155550123"])])
+    pid = engine.queries.lookup("crm:hubspot:f1").profile.profile_id
+    assert engine.queries.lookup("phone:+14155550123").profile.profile_id == pid
+
+    engine.forget_record("segment:fu")
+    with pytest.raises(NotFoundError):
+        engine.queries.lookup("phone:+14155550123")  # only the forgotten record carried it
+    with pytest.raises(NotFoundError):
+        engine.queries.lookup("user:segment:fu")
+    profile = engine.queries.lookup("email:f@x.com").profile
+    assert profile.profile_id == pid
+    assert sorted(profile.record_keys) == ["hubspot:f1", "sendgrid:f@x.com"]
+    assert engine.store.get_records(["segment:fu"]) == {}
+
+    # forgetting the founding record: the remaining part keeps the profile's ID
+    engine.forget_record("hubspot:f1")
+    assert engine.queries.lookup("email:f@x.com").profile.profile_id == pid
+    assert "given_name" not in engine.queries.get_profile(pid).attributes
+
+    engine.forget_record("sendgrid:f@x.com")
+    with pytest.raises(NotFoundError):
+        engine.queries.get_profile(pid)
+    assert engine.store.counts()["records"] == 0
