@@ -31,69 +31,75 @@ class LookupResult:
     other_profile_ids: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Located:
+    """Where an identifier points: the live profile and its version (head ``updated_at``;
+    every write to the profile changes it)."""
+
+    identifier: str  # normalised TYPE:VALUE
+    profile_id: str
+    version: float
+    shared: bool = False
+    other_profile_ids: list[str] = field(default_factory=list)
+
+
 class ProfileQueries:
     """Lookup, GetProfile and BatchLookup over a profile store."""
 
     def __init__(self, store: ProfileStore, normalizer: Normalizer,
-                 survivorship: SurvivorshipSettings | None = None,
-                 cache_size: int = 100_000) -> None:
+                 survivorship: SurvivorshipSettings | None = None) -> None:
         self._store = store
         self._normalizer = normalizer
         self._builder = ProfileBuilder(survivorship or SurvivorshipSettings())
-        self._cache: dict[str, Profile] = {}
-        self._cache_size = cache_size
 
-    def _profile(self, profile_id: str) -> Profile | None:
-        """The folded profile, from a cache checked against the head's ``updated_at``.
-
-        Every write to a profile rewrites its head with a new ``updated_at``, so a cached
-        fold is reused only while nothing about the profile changed. The check costs one
-        primary-key read; a fold costs the profile's records and ~100 us of CPU.
-        """
-        head = self._store.get_head(profile_id)
-        if head is None:
-            return None
-        cached = self._cache.get(head.profile_id)
-        if cached is not None and cached.updated_at == head.updated_at:
-            return cached
-        stored = self._store.get_profile(head.profile_id)
+    def _fold(self, profile_id: str) -> Profile | None:
+        stored = self._store.get_profile(profile_id)
         if stored is None or not stored.records:
             return None
         head = stored.head
-        profile = self._builder.build(head.profile_id, head.region, stored.records,
-                                      stored.aliases, head.updated_at)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()  # crude but bounded; hot profiles come back at once
-        self._cache[head.profile_id] = profile
-        return profile
+        return self._builder.build(head.profile_id, head.region, stored.records, stored.aliases,
+                                   head.updated_at)
 
-    def lookup(self, identifier: str) -> LookupResult:
-        """Resolve a typed identifier (``TYPE:VALUE``, normalised here).
+    def locate(self, identifier: str) -> Located:
+        """Which profile (and which version of it) a typed identifier resolves to, without
+        folding the profile: callers that cache a rendered profile check ``version``.
 
         Raises InvalidIdentifierError for a malformed identifier, NotFoundError when no
         profile in the served regions has it.
         """
         ident = self._normalizer.identifier(identifier)
         matches = self._store.lookup(ident.key)
-        if not matches:
-            raise NotFoundError(f"no profile has this {ident.type} identifier")
         for i, match in enumerate(matches):
-            profile = self._profile(match.profile_id)
-            if profile is not None:
+            head = self._store.get_head(match.profile_id)
+            if head is not None:
                 others = [m.profile_id for j, m in enumerate(matches) if j != i]
-                return LookupResult(ident.key, profile, shared=len(matches) > 1,
-                                    other_profile_ids=others)
+                return Located(ident.key, head.profile_id, head.updated_at,
+                               shared=len(matches) > 1, other_profile_ids=others)
         raise NotFoundError(f"no profile has this {ident.type} identifier")
+
+    def lookup(self, identifier: str) -> LookupResult:
+        """Resolve a typed identifier (``TYPE:VALUE``, normalised here) to its profile.
+
+        Raises InvalidIdentifierError for a malformed identifier, NotFoundError when no
+        profile in the served regions has it.
+        """
+        located = self.locate(identifier)
+        return LookupResult(located.identifier, self.profile(located.profile_id),
+                            shared=located.shared, other_profile_ids=located.other_profile_ids)
+
+    def profile(self, profile_id: str) -> Profile:
+        """The folded live profile of an ID (aliases followed); NotFoundError if gone."""
+        profile = self._fold(profile_id)
+        if profile is None:
+            raise NotFoundError("no profile with this ID in the served regions")
+        return profile
 
     def get_profile(self, profile_id: str) -> Profile:
         """The live profile for an ID or one of its aliases."""
         profile_id = (profile_id or "").strip()
         if not profile_id:
             raise InvalidIdentifierError("profile_id is empty")
-        profile = self._profile(profile_id)
-        if profile is None:
-            raise NotFoundError("no profile with this ID in the served regions")
-        return profile
+        return self.profile(profile_id)
 
     def batch_lookup(self, identifiers: list[str]) -> list[LookupResult | IdGraphError]:
         """One result or error per identifier, in request order."""

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from idgraph.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
-from idgraph.queries import LookupResult
+from idgraph.queries import Located, LookupResult
 from idgraph.settings import GrpcSettings
 from profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
 from proto.idgraph.v1 import profiles_pb2 as pb
@@ -104,6 +104,14 @@ class FakeQueries:
             if any(i.identifier.lower() == key for i in profile.identifiers):
                 return LookupResult(key, profile)
         raise NotFoundError(f"no profile has this {kind} identifier")
+
+    def locate(self, identifier: str) -> Located:
+        result = self.lookup(identifier)
+        return Located(result.identifier, result.profile.profile_id, result.profile.updated_at,
+                       result.shared, result.other_profile_ids)
+
+    def profile(self, profile_id: str) -> Profile:
+        return self.profiles[self.aliases.get(profile_id, profile_id)]
 
     def get_profile(self, profile_id: str) -> Profile:
         self.calls.append(("get_profile", profile_id))
