@@ -58,30 +58,33 @@ _TEXT_PLACEHOLDERS = frozenset(
     }
 )
 
-#: Lower-case particles kept lower-case inside (not at the start of) a title-cased name.
-_NAME_PARTICLES = frozenset(
+#: Name particles ("van", "de", "al"...): kept lower-case inside a title-cased name, and
+#: part of the family name when a full name is split.
+NAME_PARTICLES = frozenset(
     {
-        "van",
-        "von",
-        "der",
-        "den",
+        "al",
+        "bin",
+        "da",
+        "das",
         "de",
         "del",
         "della",
+        "den",
+        "der",
         "di",
-        "da",
+        "do",
+        "dos",
         "du",
+        "el",
+        "ibn",
         "la",
         "le",
-        "dos",
-        "das",
-        "do",
-        "ter",
         "ten",
-        "zu",
+        "ter",
+        "van",
+        "von",
         "y",
-        "bin",
-        "ibn",
+        "zu",
     }
 )
 
@@ -220,7 +223,7 @@ def _title_name(text: str) -> str:
     out = []
     for i, tok in enumerate(tokens):
         low = tok.lower()
-        if i > 0 and low in _NAME_PARTICLES and len(tokens) > 1:
+        if i > 0 and low in NAME_PARTICLES and len(tokens) > 1:
             out.append(low)
         else:
             out.append("-".join(_title_apostrophes(p) for p in tok.split("-")))

@@ -120,11 +120,6 @@ class NetworkxGraph(IdentityGraph):
         recs.sort(key=self._rec_seq.__getitem__)
         return [n[2:] for n in recs]
 
-    def record_edges(self, record_key: str) -> dict[str, dict]:
-        """identifier -> edge attributes (provenance) of one record."""
-        nbrs = self._g.adj.get(R + record_key, {})
-        return {n[2:]: dict(d) for n, d in nbrs.items()}
-
     def aliases_of(self, profile_id: str) -> list[str]:
         return sorted(self._alias_children.get(profile_id, ()))
 

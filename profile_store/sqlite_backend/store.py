@@ -220,16 +220,18 @@ class SqliteProfileStore(ProfileStore):
 
     # ---------------------------------------------------------------------- reads
 
+    def _select_in(self, sql: str, keys: list[str], tail: tuple = ()) -> Iterator[tuple]:
+        """Rows of ``sql`` whose ``{in}`` is an IN list, run over ``keys`` in chunks of 500
+        (SQLite's bound-parameter limit); ``tail`` parameters follow each chunk's."""
+        db = self._reader()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            yield from db.execute(sql.format(**{"in": ",".join("?" * len(chunk))}), (*chunk, *tail))
+
     def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
         ids = list(dict.fromkeys(event_ids))
-        db = self._reader()
-        seen: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            rows = db.execute(
-                f"SELECT event_id FROM processed_events WHERE event_id IN ({','.join('?' * len(chunk))})",
-                chunk).fetchall()
-            seen.update(r[0] for r in rows)
+        seen = {r[0] for r in self._select_in(
+            "SELECT event_id FROM processed_events WHERE event_id IN ({in})", ids)}
         return set(ids) - seen
 
     def _live_id(self, db: sqlite3.Connection, profile_id: str) -> str:
@@ -272,32 +274,20 @@ class SqliteProfileStore(ProfileStore):
         return matches
 
     def get_records(self, record_keys: Iterable[str]) -> dict[str, StoredRecord]:
-        keys = list(record_keys)
-        db = self._reader()
+        rows = self._select_in(
+            "SELECT doc, profile_id, region FROM records WHERE record_key IN ({in})"
+            f" AND region IN ({self._region_sql})", list(record_keys), self._region_args)
         out: dict[str, StoredRecord] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            rows = db.execute(
-                f"SELECT doc, profile_id, region FROM records WHERE record_key IN"
-                f" ({','.join('?' * len(chunk))}) AND region IN ({self._region_sql})",
-                (*chunk, *self._region_args)).fetchall()
-            for doc, pid, region in rows:
-                rec = _record_from_doc(orjson.loads(doc), pid, region)
-                out[rec.record_key] = rec
+        for doc, pid, region in rows:
+            rec = _record_from_doc(orjson.loads(doc), pid, region)
+            out[rec.record_key] = rec
         return out
 
     def get_heads(self, profile_ids: Iterable[str]) -> dict[str, ProfileHead]:
-        ids = list(profile_ids)
-        db = self._reader()
-        out: dict[str, ProfileHead] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            rows = db.execute(
-                f"SELECT profile_id, region, updated_at FROM profiles WHERE profile_id IN"
-                f" ({','.join('?' * len(chunk))}) AND region IN ({self._region_sql})",
-                (*chunk, *self._region_args)).fetchall()
-            out.update((r[0], ProfileHead(*r)) for r in rows)
-        return out
+        rows = self._select_in(
+            "SELECT profile_id, region, updated_at FROM profiles WHERE profile_id IN ({in})"
+            f" AND region IN ({self._region_sql})", list(profile_ids), self._region_args)
+        return {r[0]: ProfileHead(*r) for r in rows}
 
     def record_profiles(self) -> dict[str, str]:
         db = self._reader()

@@ -11,39 +11,13 @@ from typing import Any
 
 from idgraph.errors import InvalidIdentifierError, InvalidPayloadError
 from resolver.model import Identifier, IdentityRecord, RejectedIdentifier
-from resolver.normalize import Normalizer
+from resolver.normalize import NAME_PARTICLES, Normalizer
 
 _UTC = UTC
 
 #: Title/suffix tokens ignored when a display name is split into parts.
 _NAME_PREFIXES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"})
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "dds"})
-_FAMILY_PARTICLES = frozenset(
-    {
-        "van",
-        "von",
-        "der",
-        "den",
-        "de",
-        "del",
-        "della",
-        "di",
-        "da",
-        "du",
-        "la",
-        "le",
-        "dos",
-        "das",
-        "do",
-        "ter",
-        "ten",
-        "zu",
-        "bin",
-        "ibn",
-        "al",
-        "el",
-    }
-)
 
 
 def req_dict(source: str, obj: dict, key: str, path: str) -> dict:
@@ -144,7 +118,7 @@ def split_person_name(display: str | None) -> dict[str, str]:
     if len(tokens) == 1:
         return {"given_name": tokens[0]}
     start = len(tokens) - 1
-    while start > 1 and tokens[start - 1].casefold() in _FAMILY_PARTICLES:
+    while start > 1 and tokens[start - 1].casefold() in NAME_PARTICLES:
         start -= 1
     out = {"given_name": tokens[0], "family_name": " ".join(tokens[start:])}
     if start > 1:
