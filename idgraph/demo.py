@@ -47,7 +47,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
         t0 = time.perf_counter()
         dataset = generate(n_records=records, seed=seed)
         gen_s = time.perf_counter() - t0
-        print(f"generated {len(dataset.events)} source events for {len(dataset.people)} people "
+        print(f"generated {len(dataset.events)} source payloads for {len(dataset.people)} people "
               f"in {gen_s:.1f}s (seed {seed})")
 
         with Engine(settings) as engine:
