@@ -33,7 +33,7 @@ TARGET = 20_000
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
 

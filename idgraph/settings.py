@@ -199,7 +199,9 @@ class Settings(BaseSettings):
     """Where the embedded backends keep their files (graph link log, profile database)."""
     graph_backend: Literal["networkx"] = "networkx"
     profile_store_backend: Literal["sqlite"] = "sqlite"
-    ingest_batch_size: int = Field(default=5000, ge=1)
+    ingest_batch_size: int = Field(default=20_000, ge=1)
+    """Records per atomic batch. Larger batches commit less often and coalesce writes to the
+    same record: 2k -> 9.0k, 5k -> 10.9k, 20k -> 12.8k records/s at 100k (plateau after)."""
     normalization: NormalizationSettings = NormalizationSettings()
     linking: LinkingSettings = LinkingSettings()
     survivorship: SurvivorshipSettings = SurvivorshipSettings()

@@ -204,3 +204,22 @@ def test_forget_record_removes_it_everywhere_and_keeps_the_rest(engine):
     with pytest.raises(NotFoundError):
         engine.queries.get_profile(pid)
     assert engine.store.counts()["records"] == 0
+
+
+def test_batch_size_does_not_change_who_is_linked_with_whom(tmp_path):
+    from generator import generate
+
+    events = generate(n_records=3000, seed=21).events
+
+    def partition(batch_size: int, name: str) -> set[frozenset[str]]:
+        with Engine(Settings(data_dir=tmp_path / name)) as engine:
+            engine.ingest_payloads(events, batch_size=batch_size)
+            groups: dict[str, set[str]] = {}
+            for source, rid, pid in engine.store.iter_record_profiles():
+                groups.setdefault(pid, set()).add(f"{source}:{rid}")
+            return {frozenset(g) for g in groups.values()}
+
+    one_batch = partition(100_000, "one")
+    small_batches = partition(97, "small")
+    assert one_batch == small_batches
+    assert any(len(g) > 3 for g in one_batch)  # the data really links records
