@@ -192,8 +192,11 @@ class Engine:
                 state = states[rk] = self._records[rk] = new_record_state(r, r.region)
             apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region)
 
-        self._write(changes, keys, [r.event_id for r in fresh],
-                    identifier_links=[(e.identifier, e.record_key, e.linked) for e in plan.edges])
+        # index rows for every edge of the batch's records, not only the new ones: after a
+        # crash between the graph and store writes, redelivered events add no new edges,
+        # yet the index rows of the lost write must still appear (upserts: idempotent)
+        links = [(ident, rk, linked) for rk in keys for ident, linked in edges.get(rk, {}).items()]
+        self._write(changes, keys, [r.event_id for r in fresh], identifier_links=links)
 
         result.events_applied = len(fresh)
         result.records_created = len(plan.new_records)

@@ -223,3 +223,39 @@ def test_batch_size_does_not_change_who_is_linked_with_whom(tmp_path):
     small_batches = partition(97, "small")
     assert one_batch == small_batches
     assert any(len(g) > 3 for g in one_batch)  # the data really links records
+
+
+def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, monkeypatch):
+    first = [record("hubspot", "c1", "c1", 1, ["crm:hubspot:c1", "email:a@c.com"]),
+             record("salesforce", "003C", "c2", 2, ["crm:salesforce:003C", "email:b@c.com"])]
+    bridge = [record("google_calendar", "a@c.com", "c3", 3, ["email:a@c.com", "email:b@c.com"]),
+              record("sendgrid", "b@c.com", "c4", 4, ["email:b@c.com"])]
+
+    def final_state(engine):
+        return ({k: engine.graph.profile_of(k) for k in engine.store.record_profiles()},
+                engine.store.record_profiles(), engine.store.counts(),
+                engine.queries.lookup("email:b@c.com").profile.event_count)
+
+    reference = Settings(data_dir=tmp_path / "reference")
+    with Engine(reference) as engine:
+        engine.ingest(first)
+        engine.ingest(bridge)
+        expected = final_state(engine)
+
+    with Engine(settings) as engine:
+        engine.ingest(first)
+        from idgraph.errors import BackendError
+
+        def crash(batch):
+            raise BackendError("profile store: simulated crash before commit")
+
+        monkeypatch.setattr(engine.store, "write", crash)
+        with pytest.raises(BackendError):
+            engine.ingest(bridge)  # the graph has the merge, the store does not
+    monkeypatch.undo()
+    with Engine(settings) as engine:  # restart: replay the graph log, reconcile the store
+        stored = engine.store.record_profiles()
+        assert stored["hubspot:c1"] == stored["salesforce:003C"]  # merge applied by reconcile
+        engine.ingest(bridge)  # the unacknowledged events are delivered again
+        engine.ingest(bridge)  # and again: nothing changes
+        assert final_state(engine) == expected
