@@ -50,26 +50,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from idgraph.engine import Engine
+    from idgraph.engine import DeadLetter, Engine, IngestResult
     from resolver.adapters.files import iter_payloads
 
     settings = _settings(args)
     dead_path = settings.data_dir / "dead-letters.jsonl"
     with Engine(settings) as engine:
-        total = None
+        total = IngestResult()
         for path in args.files:
+            unreadable: list[DeadLetter] = []
+
+            def bad_line(error: IdGraphError, line: str, unreadable=unreadable, path=path) -> None:
+                unreadable.append(DeadLetter(args.source, getattr(error, "field", path),
+                                             str(error), line))
+
             with tqdm(desc=Path(path).name, unit="payload", disable=args.quiet) as bar:
                 def counted(path=path):
-                    for payload in iter_payloads(args.source, path):
+                    for payload in iter_payloads(args.source, path, on_error=bad_line):
                         bar.update()
                         yield args.source, payload
 
                 result = engine.ingest_payloads(counted())
-            if total is None:
-                total = result
-            else:
-                total.add(result)
-        assert total is not None
+            result.dead_letters[:0] = unreadable
+            total.add(result)
         if total.dead_letters:
             with dead_path.open("a", encoding="utf-8") as fh:
                 for d in total.dead_letters:

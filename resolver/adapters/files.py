@@ -127,11 +127,18 @@ _PAGE_READERS: dict[str, Callable[[dict, str], Iterator[dict]]] = {
 }
 
 
-def iter_payloads(source: str, path: str | PathLike[str]) -> Iterator[dict]:
+def iter_payloads(
+    source: str,
+    path: str | PathLike[str],
+    on_error: Callable[[InvalidPayloadError, str], None] | None = None,
+) -> Iterator[dict]:
     """Yield the raw payloads (one source record/event each) in the file at ``path``.
 
     Raises :class:`InvalidPayloadError` for an unknown source or malformed content (see the
     module docstring for the field format); ``OSError`` when the file cannot be read.
+    With ``on_error``, a malformed *line* of a JSON-lines file is one bad event, not a bad
+    file: ``on_error(error, line_text)`` is called and reading goes on. A malformed single
+    JSON document still raises (nothing in it can be trusted).
     """
     page = _PAGE_READERS.get(source)
     if page is None:
@@ -139,11 +146,12 @@ def iter_payloads(source: str, path: str | PathLike[str]) -> Iterator[dict]:
             str(source), "source", f"unknown source kind; known: {', '.join(SOURCES)}"
         )
     path = Path(path)
-    return _iter_file(source, path, page)
+    return _iter_file(source, path, page, on_error)
 
 
 def _iter_file(
-    source: str, path: Path, page: Callable[[dict, str], Iterator[dict]]
+    source: str, path: Path, page: Callable[[dict, str], Iterator[dict]],
+    on_error: Callable[[InvalidPayloadError, str], None] | None = None,
 ) -> Iterator[dict]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
@@ -172,7 +180,7 @@ def _iter_file(
             yield from _located(source, f"{path}:", doc, page)
             return
         # JSON lines.
-        yield from _located(source, f"{path}:line {lineno}:", doc, page)
+        yield from _line(source, path, lineno, first, doc, page, on_error)
         for raw in fh:
             lineno += 1
             if not raw.strip():
@@ -180,10 +188,28 @@ def _iter_file(
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                raise InvalidPayloadError(
+                error = InvalidPayloadError(
                     source, f"{path}:line {lineno}", f"invalid JSON: {exc.msg}"
-                ) from None
-            yield from _located(source, f"{path}:line {lineno}:", doc, page)
+                )
+                if on_error is None:
+                    raise error from None
+                on_error(error, raw.decode("utf-8", "replace").rstrip("\n"))
+                continue
+            yield from _line(source, path, lineno, raw, doc, page, on_error)
+
+
+def _line(
+    source: str, path: Path, lineno: int, raw: bytes, doc: Any,
+    page: Callable[[dict, str], Iterator[dict]],
+    on_error: Callable[[InvalidPayloadError, str], None] | None,
+) -> Iterator[dict]:
+    """The payloads of one JSON line; a shape error is reported per line when asked."""
+    try:
+        yield from _located(source, f"{path}:line {lineno}:", doc, page)
+    except InvalidPayloadError as error:
+        if on_error is None:
+            raise
+        on_error(error, raw.decode("utf-8", "replace").rstrip("\n"))
 
 
 def _located(

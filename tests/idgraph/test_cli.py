@@ -98,3 +98,22 @@ def test_invalid_settings_exit_2_naming_the_field(tmp_path):
     out = idgraph("export", str(tmp_path / "x.csv"), data_dir=tmp_path, IDGRAPH_GRPC__PORT="70000")
     assert out.returncode == 2
     assert "grpc.port" in out.stderr
+
+
+def test_a_bad_line_in_json_lines_is_a_dead_letter_not_a_failed_file(tmp_path):
+    good = [{"type": "identify", "messageId": f"m{i}", "userId": f"u{i}",
+             "timestamp": "2024-01-01T00:00:00Z", "traits": {"email": f"p{i}@example.com"}}
+            for i in range(2)]
+    lines = [json.dumps(good[0]), "this is not json", json.dumps(good[1]), json.dumps(["a", "list"])]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    out = idgraph("ingest", "--source", "segment", str(tmp_path / "events.jsonl"), "--quiet",
+                  data_dir=tmp_path / "d")
+    assert out.returncode == 0, out.stderr
+    assert "applied 2" in out.stdout and "dead letters 2" in out.stdout
+    letters = [json.loads(x) for x in (tmp_path / "d" / "dead-letters.jsonl").read_text().splitlines()]
+    assert [d["payload"] for d in letters] == ["this is not json", '["a", "list"]']
+    assert letters[0]["position"].endswith("events.jsonl:line 2")
+    assert "invalid JSON" in letters[0]["reason"]
+    assert "line 4" in letters[1]["reason"]
+    for i in range(2):
+        assert idgraph("lookup", f"user:segment:u{i}", data_dir=tmp_path / "d").returncode == 0
