@@ -196,7 +196,8 @@ class Engine:
         # crash between the graph and store writes, redelivered events add no new edges,
         # yet the index rows of the lost write must still appear (upserts: idempotent)
         links = [(ident, rk, linked) for rk in keys for ident, linked in edges.get(rk, {}).items()]
-        self._write(changes, keys, [r.event_id for r in fresh], identifier_links=links)
+        self._write(changes, {k: states[k] for k in keys}, [r.event_id for r in fresh],
+                    identifier_links=links)
 
         result.events_applied = len(fresh)
         result.records_created = len(plan.new_records)
@@ -223,7 +224,8 @@ class Engine:
         state = self._load_records([record_key]).get(record_key)
         if state is not None:
             state.identifiers.pop(identifier, None)
-        self._write(changes, [record_key], [], unlinked=[(identifier, record_key)])
+        self._write(changes, {record_key: state} if state is not None else {}, [],
+                    unlinked=[(identifier, record_key)])
         return changes
 
     def forget_record(self, record_key: str) -> GraphChanges:
@@ -232,7 +234,7 @@ class Engine:
         changes = self.graph.remove_record(record_key, time.time())
         self._records.pop(record_key, None)
         index_rows = [(i, record_key) for i in state.identifiers] if state is not None else []
-        self._write(changes, [], [], deleted_records=[record_key], unlinked=index_rows)
+        self._write(changes, {}, [], deleted_records=[record_key], unlinked=index_rows)
         return changes
 
     # ------------------------------------------------------------------ internals
@@ -256,7 +258,7 @@ class Engine:
             cache.update((pid, h.region) for pid, h in self.store.get_heads(missing).items())
         return cache
 
-    def _write(self, changes: GraphChanges, record_keys: Iterable[str], event_ids: list[str],
+    def _write(self, changes: GraphChanges, changed: dict[str, StoredRecord], event_ids: list[str],
                identifier_links: list[tuple[str, str, bool]] | None = None,
                deleted_records: Iterable[str] = (),
                unlinked: list[tuple[str, str]] | None = None) -> None:
@@ -264,7 +266,16 @@ class Engine:
         graph = self.graph
         strictest = self.region_policy.strictest
         now = time.time()
-        write = {rk: self._records[rk] for rk in record_keys if rk in self._records}
+        # ``changed`` holds the states this batch modified; states loaded below never
+        # replace them (the cache may have been cleared and reloaded from the store)
+        write = dict(changed)
+
+        def states_of(keys: list[str]) -> list[StoredRecord]:
+            missing = [k for k in keys if k not in write]
+            loaded = self._load_records(missing) if missing else {}
+            return [write[k] if k in write else loaded[k] for k in keys
+                    if k in write or k in loaded]
+
         merged = [(h.related_ids[0], h.profile_id) for h in changes.history if h.kind == "merged"]
         split_ids: set[str] = set()
         for h in changes.history:
@@ -272,7 +283,8 @@ class Engine:
                 split_ids.add(h.profile_id)
                 split_ids.update(h.related_ids)
         for pid in split_ids:
-            write.update(self._load_records(graph.records_of(pid)))
+            for rec in states_of(graph.records_of(pid)):
+                write.setdefault(rec.record_key, rec)
         for rec in write.values():
             rec.profile_id = graph.profile_of(rec.record_key) or ""
 
@@ -289,7 +301,7 @@ class Engine:
         heads, moves = [], []
         for pid in sorted(live):
             # the home is decided by the records' own (known) regions, never by a default
-            members = self._load_records(graph.records_of(pid)).values()
+            members = states_of(graph.records_of(pid))
             region = strictest(r.region for r in members)
             heads.append(ProfileHead(pid, region, now))
             if pid not in split_ids and any(r != region for r in stored_in[pid]):
@@ -346,7 +358,7 @@ class Engine:
         changes.history = [ProfileEvent("merged", self.graph.resolve(p), [p], 0.0, 0)
                            for p in sorted(gone) if self.graph.resolve(p) is not None]
         changes.retired = {p for p in gone if self.graph.resolve(p) is None}
-        self._write(changes, keys + wrong, [])
+        self._write(changes, self._load_records(keys + wrong), [])
         log.warning("reconciled %d stored records with the identity graph", len(wrong))
         return len(wrong)
 

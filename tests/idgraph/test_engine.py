@@ -259,3 +259,22 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
         engine.ingest(bridge)  # the unacknowledged events are delivered again
         engine.ingest(bridge)  # and again: nothing changes
         assert final_state(engine) == expected
+
+
+def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypatch):
+    import idgraph.engine as engine_module
+    from generator import generate
+
+    events = generate(n_records=2000, seed=8).events
+
+    def stored(name: str) -> tuple:
+        with Engine(Settings(data_dir=tmp_path / name)) as engine:
+            engine.ingest_payloads(events, batch_size=150)
+            records = engine.store.get_records(engine.store.record_profiles())
+            return (engine.store.record_profiles(), engine.store.counts(),
+                    {k: (r.event_count, r.attributes, r.identifiers, r.home_region)
+                     for k, r in records.items()})
+
+    normal = stored("normal")
+    monkeypatch.setattr(engine_module, "_RECORD_CACHE_LIMIT", 40)  # cleared every batch
+    assert stored("tiny-cache") == normal
