@@ -15,18 +15,21 @@ contention: 7.7k vs 9.1k records/s at 100k), so writes are synchronous.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Self
+from pathlib import Path
+from typing import IO, Self
 
 from graph import create_graph
 from graph.base import GraphChanges
-from idgraph.errors import IdGraphError
+from idgraph.errors import ConfigError, IdGraphError
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
 from profile_store import create_store
@@ -41,6 +44,30 @@ from resolver.regions import RegionPolicy
 log = logging.getLogger(__name__)
 
 _RECORD_CACHE_LIMIT = 500_000
+
+
+def _acquire_writer_lock(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on ``DATA_DIR/writer.lock`` for the engine's lifetime.
+
+    The embedded graph lives in the writer's memory: a second writer would apply batches
+    the first never sees and interleave its link log. Readers (``idgraph serve``,
+    ``lookup``, ``export``) take no lock.
+    """
+    fh = open(data_dir / "writer.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise ConfigError(
+            f"data_dir {str(data_dir)!r} is being written by another idgraph process "
+            f"(pid {holder}); the embedded engine allows one writer at a time") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
 
 
 @contextmanager
@@ -104,17 +131,22 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.normalizer = Normalizer(settings.normalization)
-        self.planner = LinkPlanner(settings.linking)
-        self.region_policy = RegionPolicy(settings.regions)
-        self.graph = create_graph(settings.graph_backend, settings.data_dir,
-                                  self.planner.shareable_types())
-        self.store = create_store(settings.profile_store_backend, settings.data_dir,
-                                  settings.regions.regions)
-        self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
-        self._records: dict[str, StoredRecord] = {}
-        self._profile_regions: dict[str, str] = {}
-        self.reconcile()
+        self._lock = _acquire_writer_lock(settings.data_dir)
+        try:
+            self.normalizer = Normalizer(settings.normalization)
+            self.planner = LinkPlanner(settings.linking)
+            self.region_policy = RegionPolicy(settings.regions)
+            self.graph = create_graph(settings.graph_backend, settings.data_dir,
+                                      self.planner.shareable_types())
+            self.store = create_store(settings.profile_store_backend, settings.data_dir,
+                                      settings.regions.regions)
+            self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
+            self._records: dict[str, StoredRecord] = {}
+            self._profile_regions: dict[str, str] = {}
+            self.reconcile()
+        except BaseException:
+            self._lock.close()
+            raise
 
     # ------------------------------------------------------------------ ingest
 
@@ -363,8 +395,11 @@ class Engine:
         return len(wrong)
 
     def close(self) -> None:
-        self.graph.close()
-        self.store.close()
+        try:
+            self.graph.close()
+            self.store.close()
+        finally:
+            self._lock.close()  # releases the flock
 
     def __enter__(self) -> Self:
         return self
