@@ -19,6 +19,21 @@ from service.client import ProfileClient, ServiceCallError
 TOKEN = "e2e-token"
 
 
+def _children_of(pid: int) -> list[str]:
+    """PIDs whose parent is ``pid`` (from /proc, so no procps needed)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out.append(entry)
+    return out
+
+
 def start_server(data_dir, *extra_env: tuple[str, str]) -> tuple[subprocess.Popen, int]:
     env = dict(os.environ, IDGRAPH_DATA_DIR=str(data_dir),
                IDGRAPH_GRPC__API_TOKENS=f'["{TOKEN}"]', **dict(extra_env))
@@ -162,8 +177,7 @@ def test_serve_with_several_processes_shares_the_port_and_stops_them_all(world):
     ident = engine.queries.get_profile(engine.graph.profile_ids()[0]).identifiers[0].identifier
     proc, port = start_server(data_dir, ("IDGRAPH_GRPC__PROCESSES", "2"))
     try:
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True,
-                                  check=False).stdout.split()
+        children = _children_of(proc.pid)
         assert len(children) == 1  # the parent serves too
         for _ in range(4):  # separate connections; the kernel spreads them over the processes
             with ProfileClient(f"127.0.0.1:{port}", token=TOKEN) as c:
