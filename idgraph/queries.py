@@ -68,14 +68,12 @@ class ProfileQueries:
         profile in the served regions has it.
         """
         ident = self._normalizer.identifier(identifier)
-        matches = self._store.lookup(ident.key)
-        for i, match in enumerate(matches):
-            head = self._store.get_head(match.profile_id)
-            if head is not None:
-                others = [m.profile_id for j, m in enumerate(matches) if j != i]
-                return Located(ident.key, head.profile_id, head.updated_at,
-                               shared=len(matches) > 1, other_profile_ids=others)
-        raise NotFoundError(f"no profile has this {ident.type} identifier")
+        matches = self._store.lookup(ident.key)  # live profiles only, with their versions
+        if not matches:
+            raise NotFoundError(f"no profile has this {ident.type} identifier")
+        best = matches[0]
+        return Located(ident.key, best.profile_id, best.version, shared=len(matches) > 1,
+                       other_profile_ids=[m.profile_id for m in matches[1:]])
 
     def lookup(self, identifier: str) -> LookupResult:
         """Resolve a typed identifier (``TYPE:VALUE``, normalised here) to its profile.

@@ -119,6 +119,8 @@ class IdentifierMatch:
     region: str
     last_seen: float
     linked: bool
+    version: float = 0.0
+    """The profile head's ``updated_at`` (changes with every write to the profile)."""
 
 
 @dataclass(slots=True)
@@ -189,13 +191,9 @@ class ProfileStore(ABC):
         """The live profile for ``profile_id`` (aliases followed) in a served region, or None."""
 
     @abstractmethod
-    def get_head(self, profile_id: str) -> ProfileHead | None:
-        """Head of the live profile for ``profile_id`` (aliases followed), if served here."""
-
-    @abstractmethod
     def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
-        """Profiles (in served regions) the identifier is attached to: linked first, then most
-        recently active first."""
+        """Live profiles (in served regions) the identifier is attached to, with their
+        versions: linked first, then most recently active first."""
 
     @abstractmethod
     def get_records(self, record_keys: Iterable[str]) -> dict[str, StoredRecord]:

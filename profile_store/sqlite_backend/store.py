@@ -238,14 +238,6 @@ class SqliteProfileStore(ProfileStore):
         row = db.execute("SELECT profile_id FROM aliases WHERE alias = ?", (profile_id,)).fetchone()
         return profile_id if row is None else row[0]
 
-    def get_head(self, profile_id: str) -> ProfileHead | None:
-        db = self._reader()
-        pid = self._live_id(db, profile_id)
-        row = db.execute(
-            f"SELECT region, updated_at FROM profiles WHERE profile_id = ?"
-            f" AND region IN ({self._region_sql})", (pid, *self._region_args)).fetchone()
-        return None if row is None else ProfileHead(pid, row[0], row[1])
-
     def get_profile(self, profile_id: str) -> StoredProfile | None:
         db = self._reader()
         pid = self._live_id(db, profile_id)
@@ -265,11 +257,12 @@ class SqliteProfileStore(ProfileStore):
 
     def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
         rows = self._reader().execute(
-            "SELECT r.profile_id, r.region, max(r.last_seen), max(i.linked) FROM identifiers i"
-            " JOIN records r ON r.record_key = i.record_key WHERE i.identifier = ?"
+            "SELECT r.profile_id, r.region, max(r.last_seen), max(i.linked), p.updated_at"
+            " FROM identifiers i JOIN records r ON r.record_key = i.record_key"
+            " JOIN profiles p ON p.profile_id = r.profile_id WHERE i.identifier = ?"
             f" AND r.region IN ({self._region_sql}) GROUP BY r.profile_id, r.region",
             (identifier_key, *self._region_args)).fetchall()
-        matches = [IdentifierMatch(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        matches = [IdentifierMatch(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
         matches.sort(key=lambda m: (not m.linked, -m.last_seen, m.profile_id))
         return matches
 
