@@ -20,7 +20,7 @@ carrying the identifiers and attributes that event saw.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from idgraph.errors import InvalidIdentifierError
@@ -147,9 +147,3 @@ class IdentityRecord:
         """Event time as POSIX seconds (what the stores persist)."""
         return self.event_time.timestamp()
 
-
-def utc(dt: datetime) -> datetime:
-    """Return ``dt`` as an aware UTC datetime (naive input is taken to be UTC)."""
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
