@@ -8,16 +8,11 @@ import platform
 import time
 from pathlib import Path
 
+from idgraph.evaluation import percentile
+
+__all__ = ["machine", "percentile", "save"]
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of ``values``."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def machine() -> dict:

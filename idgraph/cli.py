@@ -30,6 +30,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
+def _open_reader(settings: Settings):
+    """The profile store, read-only, for the regions this process serves."""
+    from profile_store import create_store
+
+    return create_store(settings.profile_store_backend, settings.data_dir,
+                        settings.served_regions, readonly=True)
+
+
+def _queries(settings: Settings, store):
+    from idgraph.queries import ProfileQueries
+    from resolver.normalize import Normalizer
+
+    return ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+
+
 def _profile_json(profile) -> dict:
     from dataclasses import asdict
 
@@ -97,15 +112,10 @@ def cmd_lookup(args: argparse.Namespace) -> int:
             response = client.lookup(args.identifier)
         print(json.dumps(MessageToDict(response), indent=2))
         return 0
-    from idgraph.queries import ProfileQueries
-    from profile_store import create_store
-    from resolver.normalize import Normalizer
 
-    store = create_store(settings.profile_store_backend, settings.data_dir,
-                         settings.served_regions, readonly=True)
+    store = _open_reader(settings)
     try:
-        queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
-        result = queries.lookup(args.identifier)
+        result = _queries(settings, store).lookup(args.identifier)
     finally:
         store.close()
     print(json.dumps({"identifier": result.identifier, "shared": result.shared,
@@ -115,11 +125,9 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from profile_store import create_store
 
     settings = _settings(args)
-    store = create_store(settings.profile_store_backend, settings.data_dir,
-                         settings.served_regions, readonly=True)
+    store = _open_reader(settings)
     n = 0
     try:
         with open(args.file, "w", newline="", encoding="utf-8") as fh:
@@ -135,9 +143,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from idgraph.queries import ProfileQueries
-    from profile_store import create_store
-    from resolver.normalize import Normalizer
     from service.server import serve
 
     settings = _settings(args)
@@ -149,9 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if port == 0:
             port = _free_port(host)
         children = [_spawn_serve_worker(args, host, port) for _ in range(processes - 1)]
-    store = create_store(settings.profile_store_backend, settings.data_dir,
-                         settings.served_regions, readonly=True)
-    queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+    store = _open_reader(settings)
+    queries = _queries(settings, store)
     regions = ", ".join(settings.served_regions)
 
     def ready(bound: int) -> None:

@@ -20,20 +20,12 @@ from pydantic import SecretStr
 from idgraph.settings import Settings
 
 
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    idx = min(len(values) - 1, max(0, round(q / 100 * len(values)) - 1))
-    return values[idx]
-
-
 def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_data: bool) -> int:
     from tqdm import tqdm
 
     from generator import generate
     from idgraph.engine import Engine
-    from idgraph.evaluation import evaluate
+    from idgraph.evaluation import evaluate, percentile
     from service.client import ProfileClient, ServiceCallError
     from service.server import create_server
 
@@ -128,7 +120,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
         print(f"ingest             {total.events_received / ingest_s:>10.0f} records/s "
               f"({ingest_s:.1f}s in batches of 2,000; deterministic path, embedded backends)")
         print(f"gRPC Lookup        {len(latencies):>10} calls over loopback, found {found}; "
-              f"p50 {statistics.median(latencies):.2f} ms, p99 {_pct(latencies, 99):.2f} ms")
+              f"p50 {statistics.median(latencies):.2f} ms, p99 {percentile(latencies, 99):.2f} ms")
         print(f"example lookup     {example.matched_identifier} -> {p.profile_id} "
               f"({p.region}, {len(p.identifiers)} identifiers, {p.record_count} records, "
               f"sources {', '.join(s.source for s in p.sources)})")

@@ -210,7 +210,7 @@ class Engine:
 
         keys = list(dict.fromkeys(r.record_key for r in fresh))
         states = self._load_records(keys)
-        edges = self.graph.edges_of(keys)
+        edges = plan.record_edges  # the planner already holds every edge of these records
         rejected_by_record: dict[str, dict[str, str]] = {}
         for e in plan.edges:
             if not e.linked:

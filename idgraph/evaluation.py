@@ -1,4 +1,6 @@
-"""Accuracy of resolved profiles against ground truth (record key -> person).
+"""Accuracy of resolved profiles against ground truth, and latency percentiles.
+
+Accuracy compares record key -> profile with record key -> person.
 
 Pairwise metrics count pairs of records: a true pair is two records of one person, a
 predicted pair two records in one profile. Cluster metrics: the share of people whose
@@ -54,3 +56,12 @@ def evaluate(truth: Mapping[str, str], predicted: Mapping[str, str]) -> Accuracy
         people_in_one_profile=one / len(per_person) if per_person else 1.0,
         profiles_wrongly_merged=wrong / len(per_profile) if per_profile else 0.0,
     )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of ``values``; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]

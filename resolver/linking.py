@@ -38,6 +38,9 @@ class LinkPlan:
     edges: list[LinkEdge] = field(default_factory=list)
     blocked: dict[str, dict[str, str]] = field(default_factory=dict)
     """record key -> identifier -> reason (blocked values)."""
+    record_edges: dict[str, dict[str, bool]] = field(default_factory=dict)
+    """record key -> identifier -> linked, for every edge each planned record has once the
+    plan is applied (its existing edges and the new ones)."""
 
     @property
     def rejected_links(self) -> list[LinkEdge]:
@@ -95,7 +98,7 @@ class LinkPlanner:
 
         token_of_rec = {k: i.component for k, i in rec_info.items()}
         token_of_ident = {k: i.component for k, i in ident_info.items()}
-        plan = LinkPlan()
+        plan = LinkPlan(record_edges=existing)
         rule = self.rule
         for rec in records:
             rk = rec.record_key
