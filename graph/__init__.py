@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graph.base import ComponentInfo, GraphChanges, IdentityGraph, LinkEdge
+from graph.base import (
+    ComponentInfo,
+    EdgeExplanation,
+    GraphChanges,
+    IdentityGraph,
+    LinkEdge,
+    MatchEdge,
+)
 
-__all__ = ["ComponentInfo", "GraphChanges", "IdentityGraph", "LinkEdge", "create_graph"]
+__all__ = ["ComponentInfo", "EdgeExplanation", "GraphChanges", "IdentityGraph", "LinkEdge",
+           "MatchEdge", "create_graph"]
 
 
-def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str]) -> IdentityGraph:
-    """Open the configured graph backend (drivers are imported lazily)."""
+def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
+                 read_only: bool = False) -> IdentityGraph:
+    """Open the configured graph backend (drivers are imported lazily).
+
+    ``read_only`` opens a reader's view (``idgraph serve``): it never writes, and
+    :meth:`IdentityGraph.refresh` catches up with the writer.
+    """
     if backend == "networkx":
         from graph.networkx_backend import NetworkxGraph
 
-        return NetworkxGraph(Path(data_dir) / "graph-links.sqlite", shareable_types)
+        return NetworkxGraph(Path(data_dir) / "graph-links.sqlite", shareable_types,
+                             read_only=read_only)
     raise ValueError(f"graph_backend: unknown backend {backend!r}; known: networkx")

@@ -1,8 +1,10 @@
 """The identity-graph seam.
 
 Nodes are source records (key ``SOURCE:SOURCE_RECORD_ID``) and identifiers (key
-``TYPE:VALUE``). An edge joins a record to an identifier it carried and keeps its
-provenance (rule, source, event ID, time). Only *linked* edges connect people: a profile
+``TYPE:VALUE``). A :class:`LinkEdge` joins a record to an identifier it carried; a
+:class:`MatchEdge` joins two records the probabilistic model (or a reviewer) matched and
+keeps the match weight, the model version and the weight of every comparison. Every edge
+keeps its provenance (rule, source, event ID, time). Only *linked* edges connect people: a profile
 is a connected component of the subgraph of linked edges that contains at least one record.
 An edge that is attached but not linked (a rejected link: limit, shared household device,
 non-linking identifier type) keeps the identifier on the record without merging anything.
@@ -39,6 +41,44 @@ class LinkEdge:
     source: str
     event_id: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MatchEdge:
+    """A record-record edge from probabilistic matching or an accepted review."""
+
+    record_a: str
+    record_b: str
+    linked: bool
+    rule: str  # "probabilistic:<model version>" or "review:<model version>"
+    reason: str  # why it did not link ("" when linked)
+    match_weight: float
+    probability: float
+    model_version: str
+    contributions: tuple[tuple[str, str, float], ...]
+    """(comparison, level label, match weight) per comparison of the model."""
+    source: str
+    event_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeExplanation:
+    """One edge as Explain shows it: an identifier edge or a record-record match."""
+
+    record_key: str
+    identifier: str  # "" for a match edge
+    other_record: str  # "" for an identifier edge
+    linked: bool
+    rule: str
+    reason: str
+    source: str
+    event_id: str
+    at: float
+    match_weight: float | None = None
+    probability: float | None = None
+    model_version: str = ""
+    contributions: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(slots=True)
@@ -87,12 +127,31 @@ class IdentityGraph(ABC):
         """Existing edges per record: identifier -> linked (records absent if unknown)."""
 
     @abstractmethod
-    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge]) -> GraphChanges:
-        """Add records ``(record_key, event time)`` and edges durably, as one step.
+    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
+              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+        """Add records ``(record_key, event time)``, identifier edges and match edges
+        durably, as one step.
 
-        Existing records and edges are left unchanged (idempotent). Every record ends in a
-        profile; the returned changes name the profiles to materialise again.
+        Existing records and edges are left unchanged (idempotent; a match edge is the
+        unordered pair). Every record ends in a profile; the returned changes name the
+        profiles to materialise again.
         """
+
+    @abstractmethod
+    def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        """Existing match edges per record: other record -> linked (absent if none)."""
+
+    @abstractmethod
+    def profile_edges(self, profile_id: str) -> list[EdgeExplanation]:
+        """Every edge of a live profile's records (linked or not); empty if not live."""
+
+    @abstractmethod
+    def path_between(self, identifier_a: str, identifier_b: str) -> list[EdgeExplanation] | None:
+        """The shortest chain of linked edges joining two identifiers, in order from
+        ``identifier_a``; None when they are not in one profile (or unknown)."""
+
+    def refresh(self) -> None:  # noqa: B027 - optional hook, a no-op for a live writer
+        """Catch up with writes made by another process (a reader's view); no-op by default."""
 
     @abstractmethod
     def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:

@@ -46,6 +46,7 @@ CANONICAL_ATTRIBUTES = (
     "country",  # ISO 3166-1 alpha-2, upper case
     "company",
     "job_title",
+    "national_id",  # a social-security/tax number from a file given to ``idgraph resolve``
 )
 
 #: Source kinds the adapters understand.

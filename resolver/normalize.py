@@ -914,7 +914,7 @@ class Normalizer:
     @staticmethod
     def birth_date(raw: str | int | None) -> dict[str, str]:
         """Birth date attributes from ``YYYY-MM-DD`` (optionally with a time part),
-        ``YYYY-MM``, ``YYYY``, ``MM/DD/YYYY`` or epoch milliseconds (HubSpot date
+        ``YYYYMMDD``, ``YYYY-MM``, ``YYYY``, ``MM/DD/YYYY`` or epoch milliseconds (HubSpot date
         properties). Returns a subset of ``birth_date``/``birth_year``/``birth_month``/
         ``birth_day`` (decimal strings, no zero padding except in ``birth_date``); empty when
         the value is not a plausible birth date."""
@@ -932,6 +932,8 @@ class Normalizer:
             year = int(m.group(1))
             month = int(m.group(2)) if m.group(2) else None
             day = int(m.group(3)) if m.group(3) else None
+        elif len(text) == 8 and text.isdigit() and text[:2] in ("19", "20"):  # YYYYMMDD
+            year, month, day = int(text[:4]), int(text[4:6]), int(text[6:])
         elif (m := _US_DATE_RE.fullmatch(text)) is not None:
             month, day, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
         elif text.lstrip("-").isdigit() and len(text) >= 6:  # epoch milliseconds

@@ -8,12 +8,22 @@ identifiers) so a record key can never collide with an identifier key.
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
 import networkx as nx
 
-from graph.base import ComponentInfo, GraphChanges, IdentityGraph, LinkEdge
+from graph.base import (
+    ComponentInfo,
+    EdgeExplanation,
+    GraphChanges,
+    IdentityGraph,
+    LinkEdge,
+    MatchEdge,
+)
+from idgraph.errors import BackendError
 from graph.ids import profile_id_for
 from graph.networkx_backend.log import LinkLog, LogRow
 from profile_store.base import ProfileEvent
@@ -23,9 +33,11 @@ I = "i|"
 
 
 class NetworkxGraph(IdentityGraph):
-    """Embedded identity graph. One writer (the ingest process) per log file."""
+    """Embedded identity graph. One writer (the ingest process) per log file; any number of
+    read-only views (``read_only=True``) that :meth:`refresh` from the log."""
 
-    def __init__(self, log_path: Path, shareable_types: frozenset[str] = frozenset()) -> None:
+    def __init__(self, log_path: Path, shareable_types: frozenset[str] = frozenset(),
+                 read_only: bool = False) -> None:
         self._shareable = shareable_types
         self._g = nx.Graph()
         self._comp: dict[str, int] = {}  # node -> component id (nodes in a profile only)
@@ -43,7 +55,9 @@ class NetworkxGraph(IdentityGraph):
         self._pending: set[int] = set()
         self._batch_at = 0.0  # newest event time of the batch being applied (for history)
         self._changes = GraphChanges()
-        self._log = LinkLog(log_path)
+        self._read_only = read_only
+        self._log_seq = 0  # last link-log row applied
+        self._log = LinkLog(log_path, read_only=read_only)
         self._replay()
 
     # ---------------------------------------------------------------- public API
@@ -73,23 +87,49 @@ class NetworkxGraph(IdentityGraph):
         for k in record_keys:
             nbrs = adj.get(R + k)
             if nbrs is not None:
-                out[k] = {n[2:]: d["linked"] for n, d in nbrs.items()}
+                out[k] = {n[2:]: d["linked"] for n, d in nbrs.items() if n[0] == "i"}
         return out
 
-    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge]) -> GraphChanges:
+    def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        out: dict[str, dict[str, bool]] = {}
+        adj = self._g._adj
+        for k in record_keys:
+            nbrs = adj.get(R + k)
+            if nbrs is not None:
+                found = {n[2:]: d["linked"] for n, d in nbrs.items() if n[0] == "r"}
+                if found:
+                    out[k] = found
+        return out
+
+    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
+              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+        if self._read_only:
+            raise BackendError("graph: this is a read-only view; only the writer applies")
         rows: list[LogRow] = []
         self._batch_at = max([at for _, at in new_records] + [e.at for e in edges] + [0.0])
         for key, at in new_records:
             if self._add_record(key):
-                rows.append(("record", key, None, None, None, None, None, None, None, at))
+                rows.append(("record", key, None, None, None, None, None, None, None, at, None))
         for e in edges:
             if (R + e.record_key) not in self._g:
                 self._add_record(e.record_key)
-                rows.append(("record", e.record_key, None, None, None, None, None, None, None, e.at))
+                rows.append(("record", e.record_key, None, None, None, None, None, None, None,
+                             e.at, None))
             if self._add_edge(e.record_key, e.identifier, e.identifier_type, e.linked, e.rule,
                               e.reason, e.source, e.event_id, e.at):
                 rows.append(("edge", e.record_key, e.identifier, e.identifier_type, int(e.linked),
-                             e.rule, e.reason, e.source, e.event_id, e.at))
+                             e.rule, e.reason, e.source, e.event_id, e.at, None))
+        for m in matches:
+            for key in (m.record_a, m.record_b):
+                if self._add_record(key):
+                    rows.append(("record", key, None, None, None, None, None, None, None, m.at,
+                                 None))
+            detail = {"w": m.match_weight, "p": m.probability, "m": m.model_version,
+                      "c": [list(c) for c in m.contributions]}
+            if self._add_match(m.record_a, m.record_b, m.linked, m.rule, m.reason, m.source,
+                               m.event_id, m.at, detail):
+                rows.append(("match", m.record_a, m.record_b, "record", int(m.linked), m.rule,
+                             m.reason, m.source, m.event_id, m.at, json.dumps(detail)))
         if rows:
             self._log.append(rows)
         return self._commit()
@@ -98,14 +138,16 @@ class NetworkxGraph(IdentityGraph):
         if not self._g.has_edge(R + record_key, I + identifier):
             return GraphChanges()
         self._remove_link(record_key, identifier, at)
-        self._log.append([("unlink", record_key, identifier, None, None, None, None, None, None, at)])
+        self._log.append([("unlink", record_key, identifier, None, None, None, None, None, None, at,
+                           None)])
         return self._commit()
 
     def remove_record(self, record_key: str, at: float) -> GraphChanges:
         if (R + record_key) not in self._g:
             return GraphChanges()
         self._remove_record(record_key, at)
-        self._log.append([("remove_record", record_key, None, None, None, None, None, None, None, at)])
+        self._log.append([("remove_record", record_key, None, None, None, None, None, None, None,
+                           at, None)])
         return self._commit()
 
     def profile_of(self, record_key: str) -> str | None:
@@ -131,8 +173,66 @@ class NetworkxGraph(IdentityGraph):
     def profile_ids(self) -> list[str]:
         return sorted(self._pid_cid)
 
+    def profile_edges(self, profile_id: str) -> list[EdgeExplanation]:
+        cid = self._pid_cid.get(profile_id)
+        if cid is None:
+            return []
+        out = []
+        adj = self._g._adj
+        for node in sorted(n for n in self._members[cid] if n[0] == "r"):
+            for other, d in sorted(adj[node].items()):
+                if other[0] == "r" and other < node:
+                    continue  # a match edge, listed once from its lower end
+                out.append(self._explain(node, other, d))
+        return out
+
+    def path_between(self, identifier_a: str, identifier_b: str) -> list[EdgeExplanation] | None:
+        a, b = I + identifier_a, I + identifier_b
+        cid = self._comp.get(a)
+        if cid is None or self._comp.get(b) != cid:
+            return None
+        if a == b:
+            return []
+        adj = self._g._adj
+        prev: dict[str, str] = {a: a}
+        queue = deque([a])
+        while queue:
+            n = queue.popleft()
+            if n == b:
+                break
+            for m, d in adj[n].items():
+                if d["linked"] and m not in prev:
+                    prev[m] = n
+                    queue.append(m)
+        nodes = [b]
+        while nodes[-1] != a:
+            nodes.append(prev[nodes[-1]])
+        nodes.reverse()
+        return [self._explain(u, v, adj[u][v]) for u, v in zip(nodes, nodes[1:], strict=False)]
+
+    def refresh(self) -> None:
+        if self._read_only:
+            self._replay()
+
     def close(self) -> None:
         self._log.close()
+
+    @staticmethod
+    def _explain(u: str, v: str, d: dict) -> EdgeExplanation:
+        if u[0] == "r" and v[0] == "r":
+            detail = d.get("detail") or {}
+            return EdgeExplanation(
+                record_key=u[2:], identifier="", other_record=v[2:], linked=d["linked"],
+                rule=d["rule"], reason=d["reason"], source=d["source"],
+                event_id=d["event_id"], at=d["at"], match_weight=detail.get("w"),
+                probability=detail.get("p"), model_version=detail.get("m", ""),
+                contributions=tuple((c, lbl, w) for c, lbl, w in detail.get("c", ())),
+            )
+        rec, ident = (u, v) if u[0] == "r" else (v, u)
+        return EdgeExplanation(
+            record_key=rec[2:], identifier=ident[2:], other_record="", linked=d["linked"],
+            rule=d["rule"], reason=d["reason"], source=d["source"], event_id=d["event_id"],
+            at=d["at"])
 
     # ---------------------------------------------------------------- internals
 
@@ -198,6 +298,22 @@ class NetworkxGraph(IdentityGraph):
             self._pending.add(rc)
         elif ic != rc:
             self._union(rc, ic, at)
+        return True
+
+    def _add_match(self, rec_a: str, rec_b: str, linked: bool, rule: str, reason: str,
+                   source: str, event_id: str, at: float, detail: dict) -> bool:
+        an, bn = R + rec_a, R + rec_b
+        g = self._g
+        if an == bn or g.has_edge(an, bn):
+            return False
+        g.add_edge(an, bn, linked=linked, rule=rule, reason=reason, source=source,
+                   event_id=event_id, at=at, detail=detail)
+        if linked:
+            ca, cb = self._comp[an], self._comp[bn]
+            if ca != cb:
+                self._union(ca, cb, at)
+            else:
+                self._pending.add(ca)
         return True
 
     def _union(self, a: int, b: int, at: float) -> int:
@@ -284,7 +400,7 @@ class NetworkxGraph(IdentityGraph):
         del self._comp[rn], self._rec_seq[rn]
         self._members[cid].discard(rn)
         for inode in nbrs:
-            if self._g.degree(inode) == 0:
+            if inode[0] == "i" and self._g.degree(inode) == 0:
                 self._g.remove_node(inode)
                 if self._comp.pop(inode, None) is not None:
                     self._members[cid].discard(inode)
@@ -370,12 +486,17 @@ class NetworkxGraph(IdentityGraph):
     # replay ---------------------------------------------------------------------
 
     def _replay(self) -> None:
-        for op, rec, ident, itype, linked, rule, reason, source, event_id, at in self._log.replay():
+        """Apply the link log's rows after the last one applied (all of it on open)."""
+        for seq, row in self._log.replay(self._log_seq):
+            op, rec, ident, itype, linked, rule, reason, source, event_id, at, detail = row
             if op == "record":
                 self._batch_at = max(self._batch_at, at or 0.0)
                 self._add_record(rec)
             elif op == "edge":
                 self._add_edge(rec, ident, itype, bool(linked), rule, reason, source, event_id, at)
+            elif op == "match":
+                self._add_match(rec, ident, bool(linked), rule, reason, source, event_id, at,
+                                json.loads(detail) if detail else {})
             elif op == "unlink":
                 self._remove_link(rec, ident, at)
             elif op == "remove_record":
@@ -383,4 +504,5 @@ class NetworkxGraph(IdentityGraph):
             elif op == "commit":
                 self._commit()
                 self._batch_at = 0.0
+            self._log_seq = seq
         self._commit()
