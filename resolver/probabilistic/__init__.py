@@ -1,0 +1,1 @@
+"""Probabilistic (Fellegi-Sunter) matching against saved Splink models."""
