@@ -1,4 +1,5 @@
-"""``idgraph`` command line: demo, serve, ingest, lookup, export, generate.
+"""``idgraph`` command line: demo, serve, ingest, lookup, export, generate, train, resolve,
+match, review, explain.
 
 Every command takes ``--config FILE`` (TOML, see README) and ``--data-dir DIR``; settings
 also come from ``IDGRAPH_*`` environment variables. Exit codes: 0 ok, 1 failure, 2 bad
@@ -156,6 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         children = [_spawn_serve_worker(args, host, port) for _ in range(processes - 1)]
     store = _open_reader(settings)
     queries = _queries(settings, store)
+    explainer, reviews, graph = _steward_backends(settings, queries)
     regions = ", ".join(settings.served_regions)
 
     def ready(bound: int) -> None:
@@ -170,14 +172,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.freeze()
     try:
         serve(queries, settings.grpc, f"{host}:{port}", on_ready=ready,
-              reuse_port=processes > 1 or args.worker)
+              reuse_port=processes > 1 or args.worker, explainer=explainer, reviews=reviews)
     finally:
         for child in children:
             child.terminate()
         for child in children:
             child.wait(timeout=10)
+        for resource in (graph, reviews):
+            if resource is not None:
+                resource.close()
         store.close()
     return 0
+
+
+def _steward_backends(settings: Settings, queries):
+    """Explain (a read-only graph view that tails the writer's link log) and the review
+    queue, when the data directory has them (before the first ingest it has neither)."""
+    from graph import create_graph
+    from idgraph.explain import Explainer
+    from resolver.linking import LinkPlanner
+    from resolver.probabilistic.review import ReviewQueue
+
+    graph = reviews = explainer = None
+    try:
+        graph = create_graph(settings.graph_backend, settings.data_dir,
+                             LinkPlanner(settings.linking).shareable_types(), read_only=True)
+        explainer = Explainer(graph, queries)
+    except IdGraphError as exc:
+        log.warning("Explain is not available: %s", exc)
+    if (settings.data_dir / "reviews.sqlite").exists():
+        reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
+    return explainer, reviews, graph
 
 
 def _free_port(host: str) -> int:
@@ -195,6 +220,159 @@ def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subpr
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     return subprocess.Popen(cmd)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from idgraph import batch
+    from idgraph.engine import Engine
+
+    settings = _settings(args)
+    with Engine(settings) as engine:
+        frame, trained_on = None, "stored records"
+        if args.input:
+            table = batch.read_table(Path(args.input))
+            mapping = batch.parse_mapping(args.map, map(str, table.columns))
+            parsed = batch.records_from_table(table, mapping, args.id_column, "file",
+                                              _file_time(args.input))
+            frame = batch.rows_frame(
+                (r.record_key, batch.match_row(r.attributes, (i.key for i in r.identifiers)))
+                for r in parsed.records)
+            trained_on = str(args.input)
+        version, report = batch.train(engine, frame, trained_on, max_pairs=args.max_pairs,
+                                      seed=args.seed)
+    print(f"trained model {version} on {report.rows} records in {report.seconds} s; "
+          f"comparisons: {', '.join(report.separation)}; EM blocks: "
+          f"{'; '.join(report.em_blocking_rules)}")
+    print(f"saved {settings.data_dir / 'models' / f'model-{version}.json'} (Splink JSON)")
+    for w in report.warnings:
+        print(f"  note: {w}")
+    return 0
+
+
+def _file_time(path: str):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(Path(path).stat().st_mtime, tz=UTC)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from idgraph import batch
+    from idgraph.engine import Engine
+
+    settings = _settings(args)
+    with Engine(settings) as engine:
+        result = batch.resolve_file(engine, Path(args.input), Path(args.output), args.map,
+                                    id_column=args.id_column, source=args.source,
+                                    model_version=args.model)
+        reviews = engine.reviews.counts()["open"]
+    if result.trained is not None:
+        print(f"trained model {result.model_version} on {result.trained.rows} records")
+    m = result.match
+    print(f"resolved {result.records} records into {result.profiles} profiles with model "
+          f"{result.model_version} in {result.seconds:.1f} s: {m.pairs_predicted} pairs scored "
+          f"by Splink ({m.seconds_predict:.1f} s), {m.links} links, {m.refused} refused by "
+          f"guards, {m.reviews_queued} queued for review ({reviews} open)")
+    if result.dead_letters:
+        print(f"{len(result.dead_letters)} rows not read:", file=sys.stderr)
+        for row, reason in result.dead_letters[:20]:
+            print(f"  row {row}: {reason}", file=sys.stderr)
+    print(f"wrote {result.output}")
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from idgraph import batch
+    from idgraph.engine import Engine
+
+    settings = _settings(args)
+    with Engine(settings) as engine:
+        m = batch.match_stored(engine, args.model)
+    print(f"model {m.model_version}: {m.pairs_predicted} pairs scored by Splink "
+          f"({m.seconds_predict:.1f} s), {m.links} links, {m.refused} refused by guards, "
+          f"{m.reviews_queued} queued for review")
+    return 0
+
+
+def _review_json(r) -> dict:
+    return {"review_id": r.review_id, "record_a": r.record_a, "record_b": r.record_b,
+            "probability": round(r.probability, 6), "match_weight": round(r.match_weight, 3),
+            "model_version": r.model_version, "status": r.status, "decided_by": r.decided_by,
+            "note": r.note,
+            "contributions": [{"comparison": c, "level": lbl, "match_weight": round(w, 3)}
+                              for c, lbl, w in r.contributions]}
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from resolver.probabilistic.review import ReviewQueue
+
+    settings = _settings(args)
+    path = settings.data_dir / "reviews.sqlite"
+    if not path.exists():
+        raise NotFoundError(f"no review queue in {settings.data_dir}")
+    queue = ReviewQueue(path)
+    try:
+        if args.action == "list":
+            for r in queue.list(args.status, args.limit, args.after or ""):
+                print(json.dumps(_review_json(r)))
+            return 0
+        review = queue.decide(args.review_id, args.action == "accept",
+                              decided_by=f"cli:{_user()}", note=args.note or "")
+    finally:
+        queue.close()
+    applied = ""
+    if args.action == "accept":
+        applied = _apply_if_writer(settings)
+    print(json.dumps(_review_json(review)) + applied)
+    return 0
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _apply_if_writer(settings: Settings) -> str:
+    """Apply accepted reviews now when no other process is writing (else at its next batch)."""
+    from idgraph.engine import Engine
+
+    try:
+        with Engine(settings) as engine:
+            engine.apply_review_decisions()
+    except ConfigError:
+        return "\n(another process is writing this data dir; it applies the decision)"
+    return ""
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from graph import create_graph
+    from idgraph.explain import Explainer
+    from resolver.linking import LinkPlanner
+
+    if (args.profile_id is None) == (not args.identifiers):
+        raise ConfigError("explain: give either --profile-id or two identifiers")
+    if args.identifiers and len(args.identifiers) != 2:
+        raise ConfigError("explain: give exactly two identifiers (TYPE:VALUE TYPE:VALUE)")
+    settings = _settings(args)
+    store = _open_reader(settings)
+    graph = create_graph(settings.graph_backend, settings.data_dir,
+                         LinkPlanner(settings.linking).shareable_types(), read_only=True)
+    try:
+        explainer = Explainer(graph, _queries(settings, store))
+        if args.profile_id is not None:
+            out = explainer.profile(args.profile_id)
+        else:
+            out = explainer.between(*args.identifiers)
+    finally:
+        graph.close()
+        store.close()
+    print(json.dumps(asdict(out), indent=2))
+    return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -248,6 +426,54 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", parents=[common], help="CSV: source, source_record_id, profile_id")
     p.add_argument("file")
     p.set_defaults(func=cmd_export)
+
+    def file_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--map", action="append", default=[], metavar="CANONICAL=COLUMN",
+                       help="map a file column to a canonical attribute (repeatable), e.g. "
+                            "--map given_name=fname; columns named like a canonical "
+                            "attribute map themselves")
+        p.add_argument("--id-column", help="column holding the record ID (default: row number)")
+
+    p = sub.add_parser("train", parents=[common],
+                       help="train the probabilistic model with Splink (stored records or a file)")
+    p.add_argument("--input", help="CSV or Parquet file to train on (default: stored records)")
+    file_args(p)
+    p.add_argument("--max-pairs", type=float, help="random pairs for u (matching.train_max_pairs)")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resolve", parents=[common],
+                       help="resolve a person file: one row per record with its profile ID")
+    p.add_argument("--input", required=True, help="CSV or Parquet file")
+    p.add_argument("--output", required=True, help="CSV or Parquet file to write")
+    file_args(p)
+    p.add_argument("--source", help="source name of the file's records (default file:<name>)")
+    p.add_argument("--model", help="model version (default: newest; trains one if none)")
+    p.set_defaults(func=cmd_resolve)
+
+    p = sub.add_parser("match", parents=[common],
+                       help="score every stored record with Splink and link (backfill)")
+    p.add_argument("--model", help="model version (default: newest)")
+    p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("review", parents=[common], help="the review queue: list, accept, reject")
+    review_sub = p.add_subparsers(dest="action", required=True)
+    r = review_sub.add_parser("list", parents=[common])
+    r.add_argument("--status", default="open",
+                   choices=["open", "accepted", "rejected", "applied", "all"])
+    r.add_argument("--limit", type=int, default=100)
+    r.add_argument("--after", help="review ID: list the page after it")
+    for action in ("accept", "reject"):
+        r = review_sub.add_parser(action, parents=[common])
+        r.add_argument("review_id")
+        r.add_argument("--note")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("explain", parents=[common],
+                       help="why a profile's records link, or the path joining two identifiers")
+    p.add_argument("--profile-id")
+    p.add_argument("identifiers", nargs="*", metavar="TYPE:VALUE")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("generate", parents=[common], help="write synthetic source files")
     p.add_argument("--records", type=int, default=10_000)

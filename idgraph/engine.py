@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Self
 
 from graph import create_graph
-from graph.base import GraphChanges
+from graph.base import GraphChanges, MatchEdge
 from idgraph.errors import ConfigError, IdGraphError
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
@@ -39,6 +39,10 @@ from resolver.adapters import adapt
 from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
 from resolver.normalize import Normalizer
+from resolver.probabilistic.features import match_row
+from resolver.probabilistic.matcher import Matcher
+from resolver.probabilistic.registry import ModelRegistry
+from resolver.probabilistic.review import ReviewQueue
 from resolver.regions import RegionPolicy
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,11 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _row_of(state: StoredRecord) -> dict | None:
+    """The matching row of a stored record (see :mod:`resolver.probabilistic.features`)."""
+    return match_row({a: v for a, (v, _t) in state.attributes.items()}, state.identifiers)
+
+
 @dataclass(slots=True)
 class DeadLetter:
     """An input that could not be processed, with the reason (no payload values)."""
@@ -113,13 +122,17 @@ class IngestResult:
     links: int = 0
     rejected_links: int = 0
     blocked_identifiers: int = 0
+    pairs_scored: int = 0
+    probabilistic_links: int = 0
+    reviews_queued: int = 0
     rejection_reasons: Counter = field(default_factory=Counter)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
         for name in ("events_received", "events_applied", "duplicate_events", "records_created",
                      "profiles_created", "merges", "splits", "links", "rejected_links",
-                     "blocked_identifiers"):
+                     "blocked_identifiers", "pairs_scored", "probabilistic_links",
+                     "reviews_queued"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejection_reasons.update(other.rejection_reasons)
         self.dead_letters.extend(other.dead_letters)
@@ -143,7 +156,12 @@ class Engine:
             self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
             self._records: dict[str, StoredRecord] = {}
             self._profile_regions: dict[str, str] = {}
+            self.models = ModelRegistry(settings.data_dir / "models")
+            self.reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
             self.reconcile()
+            self.matcher: Matcher | None = None
+            self.load_model()
+            self.apply_review_decisions()
         except BaseException:
             self._lock.close()
             raise
@@ -158,6 +176,7 @@ class Engine:
         the batch goes on.
         """
         size = batch_size or self.settings.ingest_batch_size
+        self.apply_review_decisions()
         with _no_cyclic_gc():
             return self._ingest_payloads(items, size)
 
@@ -183,6 +202,7 @@ class Engine:
 
         Returns once the batch is durable in the graph and the profile store.
         """
+        self.apply_review_decisions()
         with _no_cyclic_gc():
             return self._ingest(records)
 
@@ -224,6 +244,10 @@ class Engine:
                 state = states[rk] = self._records[rk] = new_record_state(r, r.region)
             apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region)
 
+        matched = self._match(keys, states, fresh)
+        if matched is not None:
+            changes.extend(matched[0])
+
         # index rows for every edge of the batch's records, not only the new ones: after a
         # crash between the graph and store writes, redelivered events add no new edges,
         # yet the index rows of the lost write must still appear (upserts: idempotent)
@@ -231,10 +255,21 @@ class Engine:
         self._write(changes, {k: states[k] for k in keys}, [r.event_id for r in fresh],
                     identifier_links=links)
 
+        if matched is not None:
+            plan_m = matched[1]
+            result.pairs_scored = plan_m.pairs_scored
+            result.probabilistic_links = sum(1 for e in plan_m.edges if e.linked)
+            result.rejected_links += sum(1 for e in plan_m.edges if not e.linked)
+            for e in plan_m.edges:
+                if not e.linked:
+                    result.rejection_reasons[e.reason.split(":", 1)[0]] += 1
+            if plan_m.reviews:
+                result.reviews_queued = self.reviews.propose(plan_m.reviews)
+                self.matcher.decided.update((a, b) for a, b, *_ in plan_m.reviews)
         result.events_applied = len(fresh)
         result.records_created = len(plan.new_records)
         result.links = sum(1 for e in plan.edges if e.linked)
-        result.rejected_links = len(plan.edges) - result.links
+        result.rejected_links += len(plan.edges) - result.links
         result.blocked_identifiers = sum(len(b) for b in plan.blocked.values())
         for e in plan.edges:
             if not e.linked:
@@ -247,6 +282,87 @@ class Engine:
             elif h.kind == "split":
                 result.splits += 1
         return result
+
+    # ------------------------------------------------------------ probabilistic matching
+
+    def load_model(self) -> str | None:
+        """(Re)load the configured model and rebuild the candidate index from the store.
+
+        Returns the model version in use, or None when matching is off or no model has
+        been trained yet (deterministic rules only).
+        """
+        cfg = self.settings.matching
+        self.matcher = None
+        if not cfg.enabled:
+            return None
+        if cfg.model_version:
+            version, model = self.models.load(cfg.model_version)
+        elif (latest := self.models.latest()) is not None:
+            version, model = self.models.load(latest)
+        else:
+            return None
+        from resolver.probabilistic.scorer import RealtimeScorer
+
+        matcher = Matcher(RealtimeScorer(model, version), self.planner, cfg.link_threshold,
+                          cfg.review_threshold, cfg.max_block,
+                          frozenset(cfg.limit_exempt_types), frozenset(cfg.must_agree))
+        matcher.decided = self.reviews.decided_pairs()
+        keys = sorted(self.store.record_profiles())
+        for start in range(0, len(keys), 50_000):
+            chunk = self.store.get_records(keys[start:start + 50_000])
+            matcher.update_rows((k, _row_of(chunk[k])) for k in keys[start:start + 50_000]
+                                if k in chunk)
+        self.matcher = matcher
+        log.info("matching with model %s over %d indexed records", version, len(matcher.index))
+        return version
+
+    def apply_matches(self, edges: list[MatchEdge]) -> GraphChanges:
+        """Add match edges (decided elsewhere: batch resolution, reviews) durably and
+        materialise the profiles they change."""
+        if not edges:
+            return GraphChanges()
+        with _no_cyclic_gc():
+            changes = self.graph.apply([], [], edges)
+            self._write(changes, {}, [])
+        return changes
+
+    def _match(self, keys: list[str], states: dict[str, StoredRecord],
+               fresh: list[IdentityRecord]):
+        matcher = self.matcher
+        if matcher is None:
+            return None
+        changed = matcher.update_rows((k, _row_of(states[k])) for k in keys if k in states)
+        if not changed:
+            return None
+        last = {r.record_key: r for r in fresh}
+        at = max(r.event_ts for r in fresh)
+        plan = matcher.plan(changed, self.graph, lambda k: last[k].source,
+                            lambda k: last[k].event_id, at)
+        changes = self.graph.apply([], [], plan.edges) if plan.edges else GraphChanges()
+        return changes, plan
+
+    def apply_review_decisions(self) -> int:
+        """Link the pairs reviewers accepted (over the CLI or gRPC); returns how many.
+
+        The per-type limits still apply: an accepted pair they refuse is recorded as a
+        refused edge with the reason. Reviews are marked ``applied`` after the store write.
+        """
+        accepted = self.reviews.list("accepted", limit=1000)
+        if not accepted:
+            return 0
+        pairs = [(r.record_a, r.record_b) for r in accepted]
+        blockers = self.planner.match_blockers(
+            pairs, self.graph, frozenset(self.settings.matching.limit_exempt_types))
+        now = time.time()
+        edges = [MatchEdge(record_a=r.record_a, record_b=r.record_b, linked=not why,
+                           rule=f"review:{r.model_version}", reason=why,
+                           match_weight=r.match_weight, probability=r.probability,
+                           model_version=r.model_version, contributions=r.contributions,
+                           source="review", event_id=r.review_id, at=now)
+                 for r, why in zip(accepted, blockers, strict=True)]
+        self.apply_matches(edges)
+        self.reviews.mark_applied(r.review_id for r in accepted)
+        return len(accepted) + self.apply_review_decisions()
 
     # ------------------------------------------------------------ unlink / forget
 
@@ -398,6 +514,7 @@ class Engine:
         try:
             self.graph.close()
             self.store.close()
+            self.reviews.close()
         finally:
             self._lock.close()  # releases the flock
 

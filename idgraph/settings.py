@@ -113,6 +113,41 @@ class LinkingSettings(BaseModel):
         return rule if rule is not None else IdentifierRule(links=False)
 
 
+class MatchingSettings(BaseModel):
+    """Probabilistic matching with a Splink-trained model (active once a model is trained)."""
+
+    enabled: bool = True
+    """Score incoming records with the newest trained model (``idgraph train``)."""
+    model_version: str = ""
+    """Pin a model version (``v0003``); empty: the newest in ``DATA_DIR/models``."""
+    link_threshold: float = Field(default=0.99, gt=0.0, lt=1.0)
+    """Match probability at or above which two records are linked automatically."""
+    review_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
+    """Match probability at or above which (and below ``link_threshold``) a pair is queued
+    for review; below it nothing happens."""
+    must_agree: list[str] = ["given_name"]
+    """Comparisons that must not count against a pair for it to be linked automatically: a
+    pair whose given names disagree (a negative weight for that comparison) goes to review
+    however strongly the rest agrees, since household members share a surname, an
+    address and often a phone."""
+    limit_exempt_types: list[str] = ["crm", "user"]
+    """Identifier kinds whose ``max_per_profile`` limit does not refuse a probabilistic or
+    reviewed link: two CRM contacts (or app accounts) that the model scores as one person
+    are the duplicates matching exists to find. Deterministic links keep every limit."""
+    max_block: int = Field(default=500, ge=1)
+    """Records kept per blocking key in the real-time candidate index."""
+    train_max_pairs: float = Field(default=5e6, ge=1e4)
+    """Random pairs sampled to estimate u."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchingSettings:
+        if self.review_threshold > self.link_threshold:
+            raise ValueError(
+                f"review_threshold ({self.review_threshold}) must not exceed link_threshold "
+                f"({self.link_threshold})")
+        return self
+
+
 SurvivorshipRule = Literal["source_priority", "most_recent", "most_frequent"]
 
 
@@ -179,6 +214,11 @@ class GrpcSettings(BaseModel):
     api_tokens: list[SecretStr] = []
     """Bearer tokens accepted in the ``authorization`` metadata. Empty: no authentication
     (only allowed when ``host`` is a loopback address)."""
+    steward_tokens: list[SecretStr] = []
+    """Bearer tokens of data stewards: they may also call Explain, ListReviews and
+    DecideReview (which show or change why records link). ``api_tokens`` (activation
+    channels) may only look profiles up. With no tokens at all (loopback only), every rpc
+    is open."""
     client_token: SecretStr | None = None
     """Token the CLI client sends."""
     tls_cert_file: Path | None = None
@@ -204,6 +244,7 @@ class Settings(BaseSettings):
     same record: 2k -> 9.0k, 5k -> 10.9k, 20k -> 12.8k records/s at 100k (plateau after)."""
     normalization: NormalizationSettings = NormalizationSettings()
     linking: LinkingSettings = LinkingSettings()
+    matching: MatchingSettings = MatchingSettings()
     survivorship: SurvivorshipSettings = SurvivorshipSettings()
     regions: RegionSettings = RegionSettings()
     grpc: GrpcSettings = GrpcSettings()

@@ -158,13 +158,62 @@ class LinkPlanner:
                 ))
         return plan
 
+    def match_blockers(self, pairs: list[tuple[str, str]], graph: IdentityGraph,
+                       exempt: frozenset[str] = frozenset()) -> list[str]:
+        """For record pairs to be linked in order, why each is refused ('' if it links).
+
+        Applies the per-type identifier limits to the profiles a pair would join, replaying
+        the earlier pairs of the list as links (shareability does not apply: no identifier
+        is involved). Limits of identifier kinds in ``exempt`` (``crm``, ``user``) are not
+        applied.
+        """
+        keys = list(dict.fromkeys(k for pair in pairs for k in pair))
+        rec_info, _ = graph.component_info(keys, ())
+        parent: dict[str, str] = {}
+        counts: dict[str, dict[str, int]] = {}
+        token: dict[str, str] = {}
+        for k in keys:
+            info = rec_info.get(k)
+            tok = info.component if info is not None else "new:" + k
+            token[k] = tok
+            if tok not in parent:
+                parent[tok] = tok
+                counts[tok] = dict(info.type_counts) if info is not None else {}
+
+        def find(t: str) -> str:
+            while parent[t] != t:
+                parent[t] = parent[parent[t]]
+                t = parent[t]
+            return t
+
+        out = []
+        for a, b in pairs:
+            ta, tb = find(token[a]), find(token[b])
+            if ta == tb:
+                out.append("")
+                continue
+            why = self._limit_blocker(counts[ta], counts[tb], exempt)
+            if not why:
+                parent[tb] = ta
+                ca = counts[ta]
+                for typ, n in counts.pop(tb).items():
+                    ca[typ] = ca.get(typ, 0) + n
+            out.append(why)
+        return out
+
+    def _limit_blocker(self, ca: dict[str, int], cb: dict[str, int],
+                       exempt: frozenset[str] = frozenset()) -> str:
+        for t in ca.keys() & cb.keys():
+            if t.split(":", 1)[0] in exempt:
+                continue
+            limit = self.rule(t).max_per_profile
+            if ca[t] + cb[t] > limit:
+                return f"limit: merge would give {ca[t] + cb[t]} {t} identifiers (max {limit})"
+        return ""
+
     def _merge_blocker(self, ca: dict[str, int], ka: bool, cb: dict[str, int], kb: bool,
                        via: IdentifierRule, via_type: str) -> str:
         """Why joining two profiles through an identifier of ``via_type`` is refused ('' if not)."""
         if via.shareable and ka and kb:
             return f"shared {via_type}: both profiles already have a non-shareable identifier"
-        for t in ca.keys() & cb.keys():
-            limit = self.rule(t).max_per_profile
-            if ca[t] + cb[t] > limit:
-                return f"limit: merge would give {ca[t] + cb[t]} {t} identifiers (max {limit})"
-        return ""
+        return self._limit_blocker(ca, cb)

@@ -1,0 +1,319 @@
+"""Batch jobs over many records at once: training a model, resolving a file, backfilling.
+
+* :func:`train` trains on the engine's accumulated records or on a file and saves a new
+  model version (``idgraph train``).
+* :func:`resolve_file` reads a person/contact file (CSV or Parquet) with a column mapping,
+  ingests its rows through the engine (deterministic rules, graph, profile store), scores
+  every blocked pair of the data set with Splink itself (DuckDB), links the pairs at or
+  above the link threshold (over-merge guards apply), queues the review band, and writes
+  one row per input record: record ID, profile ID, best match probability and the record
+  it was found with (``idgraph resolve``). Profiles are the graph's connected components,
+  so the file's clusters and the profiles lookups return are the same thing.
+* :func:`match_stored` is the same Splink pass over every stored record (``idgraph
+  match``): the backfill after a model is trained on accumulated records.
+
+The real-time matcher is paused while a batch job ingests (Splink scores the whole set
+afterwards, far faster than pair-by-pair) and rebuilt from the store at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from graph.base import MatchEdge
+from idgraph.errors import ConfigError, InvalidPayloadError
+from resolver.adapters.tabular import adapt_row, check_mapping
+from resolver.model import CANONICAL_ATTRIBUTES
+from resolver.probabilistic.features import COLUMNS, match_row
+from resolver.probabilistic.model import read_model
+from resolver.probabilistic.scorer import weight_of
+from resolver.probabilistic.training import TrainingReport, train_model
+
+log = logging.getLogger(__name__)
+
+#: Pairs Splink scores below this probability are not kept (they cannot be a best match
+#: worth reporting, and keeping them costs memory at a million records).
+PREDICT_FLOOR = 0.01
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def parse_mapping(items: Iterable[str], columns: Iterable[str]) -> dict[str, str]:
+    """``canonical=column`` items -> {canonical: column}; file columns already named like a
+    canonical attribute map to themselves unless mapped otherwise."""
+    columns = list(columns)
+    mapping: dict[str, str] = {c: c for c in columns if c in CANONICAL_ATTRIBUTES}
+    for item in items:
+        canonical, sep, column = item.partition("=")
+        canonical, column = canonical.strip(), column.strip()
+        if not sep or not canonical or not column:
+            raise ConfigError(f"--map {item!r}: expected CANONICAL=COLUMN "
+                              "(e.g. --map given_name=fname)")
+        if column not in columns:
+            raise ConfigError(f"--map {item!r}: the file has no column {column!r} "
+                              f"(columns: {', '.join(columns)})")
+        mapping[canonical] = column
+    check_mapping(mapping)
+    if not mapping:
+        raise ConfigError("no column maps to a canonical attribute; use --map "
+                          f"CANONICAL=COLUMN with CANONICAL one of {', '.join(CANONICAL_ATTRIBUTES)}")
+    return mapping
+
+
+def read_table(path: Path) -> Any:
+    """A CSV (every column as text) or Parquet file as a pandas frame."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"input file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                           sep="\t" if suffix == ".tsv" else ",", skipinitialspace=True)
+    raise ConfigError(f"input file {path.name!r}: unknown format {suffix!r} "
+                      "(use .csv, .tsv or .parquet)")
+
+
+def write_table(frame: Any, path: Path) -> None:
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+@dataclass(slots=True)
+class FileRecords:
+    source: str
+    id_column: str
+    records: list = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    dead_letters: list[tuple[int, str]] = field(default_factory=list)
+    """(row number, reason) of rows that could not be read."""
+
+
+def records_from_table(frame: Any, mapping: Mapping[str, str], id_column: str | None,
+                       source: str, event_time: datetime) -> FileRecords:
+    """Rows as records; a row that fails becomes a dead letter with its reason."""
+    from resolver.normalize import Normalizer
+
+    if id_column is not None and id_column not in frame.columns:
+        raise ConfigError(f"--id-column {id_column!r}: the file has no such column "
+                          f"(columns: {', '.join(map(str, frame.columns))})")
+    norm = Normalizer()
+    out = FileRecords(source, id_column or "(row number)")
+    cols = list(mapping.items())
+    seen: set[str] = set()
+    ids = frame[id_column].tolist() if id_column else [str(i) for i in range(len(frame))]
+    series = {canonical: frame[column].tolist() for canonical, column in cols}
+    for i, rid in enumerate(ids):
+        rid = "" if rid is None or (isinstance(rid, float) and math.isnan(rid)) else str(rid).strip()
+        if rid in seen:
+            out.dead_letters.append((i + 1, f"{out.id_column}: duplicate record ID"))
+            continue
+        try:
+            rec = adapt_row(source, rid, {c: series[c][i] for c, _ in cols}, norm, event_time)
+        except InvalidPayloadError as exc:
+            out.dead_letters.append((i + 1, str(exc)))
+            continue
+        seen.add(rid)
+        out.records.append(rec)
+        out.ids.append(rid)
+    return out
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def rows_frame(items: Iterable[tuple[str, dict | None]]) -> Any:
+    """A pandas frame of matching rows (``unique_id`` + :data:`COLUMNS`), None rows dropped."""
+    import pandas as pd
+
+    data = [{"unique_id": key, **row} for key, row in items if row is not None]
+    return pd.DataFrame(data, columns=["unique_id", *COLUMNS])
+
+
+def stored_rows(engine: Any) -> Iterable[tuple[str, dict | None]]:
+    """Matching rows of every record in the engine's store."""
+    keys = sorted(engine.store.record_profiles())
+    for start in range(0, len(keys), 50_000):
+        chunk = engine.store.get_records(keys[start:start + 50_000])
+        for k in keys[start:start + 50_000]:
+            state = chunk.get(k)
+            if state is not None:
+                yield k, match_row({a: v for a, (v, _t) in state.attributes.items()},
+                                   state.identifiers)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def train(engine: Any, frame: Any | None = None, trained_on: str = "stored records",
+          max_pairs: float | None = None, seed: int = 42) -> tuple[str, TrainingReport]:
+    """Train on ``frame`` (matching rows) or on the engine's stored records; save a new
+    version and start using it. Raises DegenerateModelError for a refused model."""
+    if frame is None:
+        frame = rows_frame(stored_rows(engine))
+    model, report = train_model(frame, max_pairs=max_pairs or engine.settings.matching.train_max_pairs,
+                                seed=seed)
+    version = engine.models.save(model, report, trained_on)
+    engine.load_model()
+    return version, report
+
+
+@dataclass(slots=True)
+class MatchPassResult:
+    model_version: str
+    pairs_predicted: int = 0
+    links: int = 0
+    refused: int = 0
+    reviews_queued: int = 0
+    seconds_predict: float = 0.0
+    best: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """record key -> (best match probability, the record it was scored against)."""
+
+
+def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> MatchPassResult:
+    """Score every blocked pair of ``frame`` with Splink, link and queue by the thresholds."""
+    from splink import DuckDBAPI, Linker
+
+    version, model = engine.models.load(model_version)
+    spec = read_model(model)
+    cfg = engine.settings.matching
+    result = MatchPassResult(version)
+    if len(frame) < 2:
+        return result
+    started = time.perf_counter()
+    threads = max(1, os.cpu_count() or 1)
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {threads}")
+    db = DuckDBAPI(connection=con)
+    linker = Linker(db.register(frame), model, log_level=logging.ERROR)
+    predictions = linker.inference.predict(threshold_match_weight=weight_of(PREDICT_FLOOR))
+    names = [c.name for c in spec.comparisons]
+    labels = [{lvl.gamma: lvl.label for lvl in c.levels} for c in spec.comparisons]
+    cols = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]
+    cols += [f"gamma_{n}" for n in names] + [f"mw_{n}" for n in names]
+    table = predictions.as_duckdbpyrelation().select(*cols).fetchall()
+    predictions.drop_table_from_database_and_remove_from_cache()
+    result.seconds_predict = time.perf_counter() - started
+    result.pairs_predicted = len(table)
+
+    best = result.best
+    graph = engine.graph
+    links: list[tuple[float, str, str, tuple]] = []
+    reviews = []
+    decided = engine.reviews.decided_pairs()
+    k = len(names)
+    must_agree = frozenset(cfg.must_agree)
+    for row in table:
+        a, b, weight, prob = row[0], row[1], row[2], row[3]
+        if a > b:
+            a, b = b, a
+        for x, y in ((a, b), (b, a)):
+            if x not in best or prob > best[x][0]:
+                best[x] = (prob, y)
+        if prob < cfg.review_threshold or (a, b) in decided:
+            continue
+        contrib = tuple((names[i], labels[i].get(row[4 + i], ""), row[4 + k + i])
+                        for i in range(k))
+        if prob >= cfg.link_threshold and not any(
+                w < 0 for name, _lbl, w in contrib if name in must_agree):
+            links.append((weight, a, b, contrib, prob))
+        else:
+            reviews.append((a, b, weight, prob, version, contrib))
+    links.sort(key=lambda t: (-t[0], t[1], t[2]))
+    profile_of = graph.profile_of
+    links = [t for t in links if profile_of(t[1]) is None or profile_of(t[1]) != profile_of(t[2])]
+    blockers = engine.planner.match_blockers([(a, b) for _, a, b, _, _ in links], graph,
+                                             frozenset(cfg.limit_exempt_types))
+    now = time.time()
+    edges = [MatchEdge(record_a=a, record_b=b, linked=not why, rule=f"probabilistic:{version}",
+                       reason=why, match_weight=w, probability=p, model_version=version,
+                       contributions=c, source="batch", event_id=f"batch:{version}", at=now)
+             for (w, a, b, c, p), why in zip(links, blockers, strict=True)]
+    engine.apply_matches(edges)
+    result.links = sum(1 for e in edges if e.linked)
+    result.refused = len(edges) - result.links
+    result.reviews_queued = engine.reviews.propose(reviews)
+    return result
+
+
+def match_stored(engine: Any, model_version: str | None = None) -> MatchPassResult:
+    """Backfill: one Splink pass over every stored record."""
+    result = splink_pass(engine, rows_frame(stored_rows(engine)), model_version)
+    engine.load_model()
+    return result
+
+
+@dataclass(slots=True)
+class ResolveResult:
+    records: int
+    dead_letters: list[tuple[int, str]]
+    model_version: str
+    trained: TrainingReport | None
+    match: MatchPassResult
+    profiles: int
+    output: Path
+    seconds: float
+
+
+def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[str] = (),
+                 id_column: str | None = None, source: str | None = None,
+                 model_version: str | None = None, train_if_missing: bool = True
+                 ) -> ResolveResult:
+    """Resolve a person/contact file and backfill the graph and the profile store."""
+    started = time.perf_counter()
+    path = Path(path)
+    frame = read_table(path)
+    mapping = parse_mapping(mapping_items, map(str, frame.columns))
+    source = source or "file:" + "".join(c if c.isalnum() else "_" for c in path.stem.lower())
+    event_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    parsed = records_from_table(frame, mapping, id_column, source, event_time)
+    del frame
+    matcher, engine.matcher = engine.matcher, None  # Splink scores the whole set below
+    try:
+        engine.ingest(parsed.records)
+    finally:
+        engine.matcher = matcher
+    keys = [f"{source}:{rid}" for rid in parsed.ids]
+    trained = None
+    if model_version is None and engine.models.latest() is None:
+        if not train_if_missing:
+            raise ConfigError("no trained model: run `idgraph train` or allow training")
+        _, trained = train(engine, trained_on=str(path))
+    match = splink_pass(engine, rows_frame(stored_rows(engine)), model_version)
+    engine.load_model()
+
+    import pandas as pd
+
+    profile_of = engine.graph.profile_of
+    best = match.best
+    out = pd.DataFrame({
+        "record_id": parsed.ids,
+        "profile_id": [profile_of(k) or "" for k in keys],
+        "best_match_probability": [round(best[k][0], 6) if k in best else None for k in keys],
+        "best_match_record_id": [best[k][1].split(":", 2)[-1] if k in best and
+                                 best[k][1].startswith(source + ":") else
+                                 (best[k][1] if k in best else None) for k in keys],
+    })
+    write_table(out, output)
+    return ResolveResult(
+        records=len(parsed.records), dead_letters=parsed.dead_letters,
+        model_version=match.model_version, trained=trained, match=match,
+        profiles=out["profile_id"].nunique(), output=Path(output),
+        seconds=time.perf_counter() - started)

@@ -1,0 +1,68 @@
+"""Explain: why records and identifiers are one profile (the read side of every link).
+
+For a profile, :meth:`Explainer.profile` lists every edge of its records: identifier edges
+with the deterministic rule (or why they did not link) and record-record match edges with
+their match weight, probability, model version and the weight of each comparison. For two
+identifiers, :meth:`Explainer.between` returns the shortest chain of linked edges that
+joins them, edge by edge with the same reasons.
+
+Residency holds as for lookups: only profiles in the served regions are explained (the
+store answers which profile an identifier or ID is, the graph answers why). The graph
+view is refreshed before each answer, so a server process sees the writer's links.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from graph.base import EdgeExplanation, IdentityGraph
+from idgraph.errors import InvalidIdentifierError, NotFoundError
+from idgraph.queries import ProfileQueries
+
+
+@dataclass(slots=True)
+class Explanation:
+    profile_id: str
+    edges: list[EdgeExplanation] = field(default_factory=list)
+    joined: bool = True
+    """For two identifiers: whether they are in one profile (``edges`` is then the path)."""
+    other_profile_id: str = ""
+    """For two identifiers in different profiles: the second one's profile."""
+
+
+class Explainer:
+    """Explain queries over a graph view and the store's residency-checked reads."""
+
+    def __init__(self, graph: IdentityGraph, queries: ProfileQueries) -> None:
+        self._graph = graph
+        self._queries = queries
+        self._lock = threading.Lock()  # the view's refresh mutates it
+
+    def profile(self, profile_id: str) -> Explanation:
+        """Every edge of a live profile (an alias resolves to its live profile)."""
+        profile_id = (profile_id or "").strip()
+        if not profile_id:
+            raise InvalidIdentifierError("profile_id is empty")
+        live = self._queries.profile(profile_id).profile_id  # NotFound outside served regions
+        with self._lock:
+            self._graph.refresh()
+            edges = self._graph.profile_edges(live)
+        if not edges:
+            raise NotFoundError("no profile with this ID in the identity graph")
+        return Explanation(live, edges)
+
+    def between(self, identifier_a: str, identifier_b: str) -> Explanation:
+        """The chain of linked edges joining two identifiers, or ``joined=False``."""
+        a = self._queries.locate(identifier_a)
+        b = self._queries.locate(identifier_b)
+        if a.profile_id != b.profile_id:
+            return Explanation(a.profile_id, [], joined=False, other_profile_id=b.profile_id)
+        with self._lock:
+            self._graph.refresh()
+            path = self._graph.path_between(a.identifier, b.identifier)
+        if path is None:
+            # the store's view is newer than the graph's, or the identifier is attached
+            # without being linked (a shared household device)
+            return Explanation(a.profile_id, [], joined=False, other_profile_id=b.profile_id)
+        return Explanation(a.profile_id, path)

@@ -1,0 +1,132 @@
+"""Probabilistic link decisions for a batch: candidates, scores, thresholds, guards.
+
+:class:`Matcher` holds the compiled model and the candidate index of every matchable
+record. For the records a batch touched it (1) re-indexes their matching rows, (2) scores
+each against its candidates that are not already in its profile, (3) sorts the pairs by
+the thresholds:
+
+* probability >= ``link_threshold`` and no comparison of ``must_agree`` (the given name)
+  counting against the pair: a :class:`~graph.base.MatchEdge` that links, unless an
+  over-merge guard refuses it (the same per-type limits as deterministic links: two
+  profiles each holding two different phone numbers' worth of the limit are not merged
+  by a name match), except for the kinds in ``limit_exempt`` (CRM and user IDs: duplicate
+  CRM contacts are what matching is for); a refused edge is kept with ``linked=False`` and the reason, so Explain can show it;
+* ``review_threshold`` <= probability (and not linked above): a review proposal;
+* below: nothing.
+
+Pairs that already have a match edge, or a review entry (open or decided), are skipped,
+so replaying a batch proposes nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from graph.base import IdentityGraph, MatchEdge
+from resolver.linking import LinkPlanner
+from resolver.probabilistic.scorer import CandidateIndex, MatchScore, RealtimeScorer
+
+Row = dict
+
+
+@dataclass(slots=True)
+class MatchPlan:
+    edges: list[MatchEdge] = field(default_factory=list)
+    reviews: list[tuple[str, str, float, float, str, tuple]] = field(default_factory=list)
+    pairs_scored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    record_a: str
+    record_b: str
+    score: MatchScore
+    trigger: str  # the batch record whose scoring found the pair
+
+
+def auto_linkable(score: MatchScore, must_agree: frozenset[str]) -> bool:
+    """False when a comparison in ``must_agree`` counts against the pair (negative weight):
+    such a pair is at most reviewed, never linked automatically."""
+    return not any(w < 0 for name, _label, w in score.contributions if name in must_agree)
+
+
+class Matcher:
+    """Real-time probabilistic matching over a candidate index (one writer)."""
+
+    def __init__(self, scorer: RealtimeScorer, planner: LinkPlanner, link_threshold: float,
+                 review_threshold: float, max_block: int = 500,
+                 limit_exempt: frozenset[str] = frozenset(),
+                 must_agree: frozenset[str] = frozenset()) -> None:
+        self.scorer = scorer
+        self.planner = planner
+        self.link_threshold = link_threshold
+        self.review_threshold = review_threshold
+        self.limit_exempt = limit_exempt
+        self.must_agree = must_agree
+        self.index = CandidateIndex(scorer, max_block)
+        self.decided: set[tuple[str, str]] = set()
+        """Pairs with a review entry (any status): never proposed or auto-linked again."""
+
+    @property
+    def version(self) -> str:
+        return self.scorer.version
+
+    def update_rows(self, rows: Iterable[tuple[str, Row | None]]) -> list[str]:
+        """Index the given rows (None: the record has nothing to match on); returns the keys
+        whose rows are new or changed, in input order."""
+        changed = []
+        index = self.index
+        for key, row in rows:
+            if row is None:
+                index.remove(key)
+            elif index.put(key, row):
+                changed.append(key)
+        return changed
+
+    def plan(self, record_keys: list[str], graph: IdentityGraph, source_of: Callable[[str], str],
+             event_of: Callable[[str], str], at: float) -> MatchPlan:
+        """Score ``record_keys`` (already indexed) against their candidates and decide."""
+        plan = MatchPlan()
+        index = self.index
+        rows = index.rows
+        existing = graph.matches_of(record_keys)
+        seen: set[tuple[str, str]] = set()
+        links: list[Candidate] = []
+        profile_of = graph.profile_of
+        score = self.scorer.score
+        for key in record_keys:
+            row = rows.get(key)
+            if row is None:
+                continue
+            pid = profile_of(key)
+            have = existing.get(key, {})
+            for other in index.candidates(key, row):
+                a, b = (key, other) if key < other else (other, key)
+                if (a, b) in seen or other in have or (a, b) in self.decided:
+                    continue
+                seen.add((a, b))
+                if pid is not None and profile_of(other) == pid:
+                    continue
+                s = score(rows[a], rows[b])  # Splink puts the lower unique_id on the left
+                plan.pairs_scored += 1
+                if s.probability >= self.link_threshold and auto_linkable(s, self.must_agree):
+                    links.append(Candidate(a, b, s, key))
+                elif s.probability >= self.review_threshold:
+                    plan.reviews.append((a, b, s.match_weight, s.probability, self.version,
+                                         s.contributions))
+        links.sort(key=lambda c: (-c.score.match_weight, c.record_a, c.record_b))
+        blocked = self.planner.match_blockers(
+            [(c.record_a, c.record_b) for c in links], graph, self.limit_exempt)
+        for c, why in zip(links, blocked, strict=True):
+            plan.edges.append(self.edge(c.record_a, c.record_b, c.score, not why, why,
+                                        f"probabilistic:{self.version}", source_of(c.trigger),
+                                        event_of(c.trigger), at))
+        return plan
+
+    def edge(self, a: str, b: str, s: MatchScore, linked: bool, reason: str, rule: str,
+             source: str, event_id: str, at: float) -> MatchEdge:
+        return MatchEdge(record_a=a, record_b=b, linked=linked, rule=rule, reason=reason,
+                         match_weight=s.match_weight, probability=s.probability,
+                         model_version=self.version, contributions=s.contributions,
+                         source=source, event_id=event_id, at=at)
