@@ -11,7 +11,7 @@ dicts). A failed call raises :class:`ServiceCallError` carrying the status code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,46 @@ class ProfileClient:
             "BatchLookup",
             self._stub.BatchLookup,
             pb.BatchLookupRequest(identifiers=list(identifiers)),
+        )
+
+    def explain_profile(self, profile_id: str) -> pb.ExplainResponse:
+        """Every edge of a profile's records (needs a steward token when auth is on)."""
+        return self._call(
+            "Explain", self._stub.Explain, pb.ExplainRequest(profile_id=profile_id)
+        )
+
+    def explain_between(self, identifier_a: str, identifier_b: str) -> pb.ExplainResponse:
+        """The chain of linked edges joining two identifiers, or ``joined=False``."""
+        pair = pb.IdentifierPair(identifier_a=identifier_a, identifier_b=identifier_b)
+        return self._call("Explain", self._stub.Explain, pb.ExplainRequest(pair=pair))
+
+    def list_reviews(self, status: str = "open", page_size: int = 0,
+                     page_token: str = "") -> pb.ListReviewsResponse:
+        """One page of the review queue; pass ``next_page_token`` back for the next one."""
+        return self._call(
+            "ListReviews", self._stub.ListReviews,
+            pb.ListReviewsRequest(status=status, page_size=page_size, page_token=page_token),
+        )
+
+    def iter_reviews(self, status: str = "open", page_size: int = 0) -> Iterator[pb.Review]:
+        """Every review with ``status``, page by page."""
+        token = ""
+        while True:
+            page = self.list_reviews(status, page_size, token)
+            yield from page.reviews
+            token = page.next_page_token
+            if not token:
+                return
+
+    def decide_review(self, review_id: str, accept: bool, note: str = "") -> pb.Review:
+        """Accept (``accept=True``) or reject an open review; the review after the decision.
+
+        The writer process links an accepted pair later (status ``accepted`` -> ``applied``).
+        """
+        decision = pb.DecideReviewRequest.ACCEPT if accept else pb.DecideReviewRequest.REJECT
+        return self._call(
+            "DecideReview", self._stub.DecideReview,
+            pb.DecideReviewRequest(review_id=review_id, decision=decision, note=note),
         )
 
     def health(self, service: str = "") -> str:

@@ -18,7 +18,10 @@ from profile_store.base import AttributeValue, Profile, ProfileIdentifier, Sourc
 from proto.idgraph.v1 import profiles_pb2 as pb
 
 if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only its types are needed here
+    from graph.base import EdgeExplanation
+    from idgraph.explain import Explanation
     from idgraph.queries import LookupResult
+    from resolver.probabilistic.review import Review
 
 _MICROS = 1_000_000
 
@@ -113,6 +116,64 @@ def lookup_result_fields(result: LookupResult) -> dict[str, Any]:
     }
 
 
+def contribution_fields(contribution: tuple[str, str, float]) -> dict[str, Any]:
+    """Constructor fields of a ``Contribution`` for ``(comparison, level label, weight)``."""
+    comparison, level, weight = contribution
+    return {"comparison": comparison, "level": level, "match_weight": float(weight)}
+
+
+def edge_fields(edge: EdgeExplanation) -> dict[str, Any]:
+    """Constructor fields of an ``Edge``; match weight and probability stay unset when the
+    edge has none (identifier edges)."""
+    fields: dict[str, Any] = {
+        "record_key": edge.record_key,
+        "identifier": edge.identifier,
+        "other_record": edge.other_record,
+        "linked": edge.linked,
+        "rule": edge.rule,
+        "reason": edge.reason,
+        "source": edge.source,
+        "event_id": edge.event_id,
+        "at": _ts(edge.at),
+        "model_version": edge.model_version,
+        "contributions": [contribution_fields(c) for c in edge.contributions],
+    }
+    if edge.match_weight is not None:
+        fields["match_weight"] = float(edge.match_weight)
+    if edge.probability is not None:
+        fields["probability"] = float(edge.probability)
+    return fields
+
+
+def explanation_fields(explanation: Explanation) -> dict[str, Any]:
+    """Constructor fields of an ``ExplainResponse`` for an ``idgraph.explain.Explanation``."""
+    return {
+        "profile_id": explanation.profile_id,
+        "joined": explanation.joined,
+        "other_profile_id": explanation.other_profile_id,
+        "edges": [edge_fields(e) for e in explanation.edges],
+    }
+
+
+def review_fields(review: Review) -> dict[str, Any]:
+    """Constructor fields of a ``Review`` for a ``resolver.probabilistic.review.Review``;
+    ``decided_at`` stays unset while the review is open."""
+    return {
+        "review_id": review.review_id,
+        "record_a": review.record_a,
+        "record_b": review.record_b,
+        "match_weight": float(review.match_weight),
+        "probability": float(review.probability),
+        "model_version": review.model_version,
+        "contributions": [contribution_fields(c) for c in review.contributions],
+        "status": review.status,
+        "created_at": _ts(review.created_at),
+        "decided_at": _ts(review.decided_at or 0.0),
+        "decided_by": review.decided_by,
+        "note": review.note,
+    }
+
+
 def attribute_to_proto(value: AttributeValue) -> pb.AttributeValue:
     return pb.AttributeValue(**attribute_fields(value))
 
@@ -131,6 +192,14 @@ def profile_to_proto(profile: Profile) -> pb.Profile:
 
 def lookup_result_to_proto(result: LookupResult) -> pb.LookupResponse:
     return pb.LookupResponse(**lookup_result_fields(result))
+
+
+def explanation_to_proto(explanation: Explanation) -> pb.ExplainResponse:
+    return pb.ExplainResponse(**explanation_fields(explanation))
+
+
+def review_to_proto(review: Review) -> pb.Review:
+    return pb.Review(**review_fields(review))
 
 
 # --- proto -> domain (clients, CLI output, tests) -------------------------------------------

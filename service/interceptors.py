@@ -1,12 +1,20 @@
-"""Server interceptors: bearer-token authentication and the one error-to-status mapping.
+"""Server interceptors: bearer-token authentication and authorisation, and the one
+error-to-status mapping.
 
 Order on the server: :class:`AuthInterceptor` first, then :class:`ErrorMappingInterceptor`.
+
+Authorisation is least privilege with two roles (see :class:`AuthInterceptor`): an *api*
+token (activation channels) may call only :data:`API_METHODS` and health/reflection; a
+*steward* token may call every rpc, including Explain, ListReviews and DecideReview.
 
 Error mapping is the only place exceptions become gRPC statuses:
 
 * an :class:`idgraph.errors.IdGraphError` becomes its ``grpc_status`` with its message
-  (those messages are PII-free by contract, so they are safe to return to the caller);
-* anything else, or an IdGraphError whose status is INTERNAL/UNKNOWN, becomes INTERNAL with
+  (those messages are PII-free by contract, so they are safe to return to the caller).
+  ``grpc_status`` may be a :class:`grpc.StatusCode`, its name (``"FAILED_PRECONDITION"``)
+  or its number; any code but OK/INTERNAL/UNKNOWN is passed through;
+* anything else, or an IdGraphError whose status is INTERNAL/UNKNOWN/OK or not a status
+  code, becomes INTERNAL with
   a generic message carrying a short reference; the server log gets the reference, the
   method, the exception class and the stack frames (file, line, function), but never the
   exception message, the request or the metadata (which may hold identifiers, i.e. PII,
@@ -38,7 +46,47 @@ HEALTH_METHOD_PREFIX = "/grpc.health.v1.Health/"
 IDGRAPH_METHOD_PREFIX = "/idgraph."
 """Methods whose errors :class:`ErrorMappingInterceptor` maps (this project's services)."""
 
-_UNEXPECTED_STATUSES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+_PROFILE_SERVICE = "/idgraph.v1.ProfileService/"
+
+API_METHODS = frozenset({
+    _PROFILE_SERVICE + "Lookup",
+    _PROFILE_SERVICE + "GetProfile",
+    _PROFILE_SERVICE + "BatchLookup",
+})
+"""The only project methods an api token may call (an allowlist: an rpc added later is
+steward-only until it is added here)."""
+
+API_METHOD_PREFIXES = (
+    HEALTH_METHOD_PREFIX,
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+"""Infrastructure services an api token may call too: health checking and reflection."""
+
+ROLE_API = "api"
+ROLE_STEWARD = "steward"
+ANONYMOUS = "anonymous"
+"""The caller identity on a server without tokens (see :meth:`AuthInterceptor.identity`)."""
+
+_UNEXPECTED_STATUSES = frozenset(
+    {grpc.StatusCode.OK, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+)
+_CODES_BY_NAME = {code.name: code for code in grpc.StatusCode}
+_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(value: object) -> grpc.StatusCode | None:
+    """``value`` as a grpc.StatusCode: a StatusCode, its name (any case) or its number.
+
+    None when it is none of these (the error is then treated as unexpected).
+    """
+    if isinstance(value, grpc.StatusCode):
+        return value
+    if isinstance(value, str):
+        return _CODES_BY_NAME.get(value.strip().upper())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _CODES_BY_NUMBER.get(value)
+    return None
 
 
 def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
@@ -47,9 +95,11 @@ def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     Unexpected errors are logged here (without their message) and get a generic message
     with a reference to that log line.
     """
-    if isinstance(exc, IdGraphError) and exc.grpc_status not in _UNEXPECTED_STATUSES:
-        _LOG.debug("%s failed: %s (%s)", method, exc.grpc_status.name, type(exc).__name__)
-        return exc.grpc_status, str(exc)
+    if isinstance(exc, IdGraphError):
+        code = status_code(exc.grpc_status)
+        if code is not None and code not in _UNEXPECTED_STATUSES:
+            _LOG.debug("%s failed: %s (%s)", method, code.name, type(exc).__name__)
+            return code, str(exc)
     ref = uuid.uuid4().hex[:12]
     _LOG.error(
         "unexpected %s.%s while serving %s (ref %s); message withheld, stack:\n%s",
@@ -106,52 +156,128 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Require ``authorization: Bearer <token>`` metadata matching one of ``tokens``.
+def _rpc_name(method: str) -> str:
+    """``Explain`` for ``/idgraph.v1.ProfileService/Explain``."""
+    return method.rsplit("/", 1)[-1]
 
-    With no tokens every call passes (the server only allows that on loopback). Methods
-    starting with one of ``exempt_prefixes`` (health checks by default) always pass. A
-    missing or wrong token fails the call with UNAUTHENTICATED before the handler runs.
-    The SHA-256 of the presented token is compared with :func:`hmac.compare_digest` against
-    the SHA-256 of every configured token, so timing reveals neither which token (or how
-    much of one) matched nor the tokens' lengths.
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Require ``authorization: Bearer <token>`` metadata matching a configured token, and
+    let each token call only what its role allows.
+
+    ``tokens`` are api tokens: they may call ``api_methods`` (Lookup, GetProfile,
+    BatchLookup by default) and methods starting with one of ``api_prefixes`` (health and
+    reflection); any other method answers PERMISSION_DENIED, naming the rpc, before the
+    handler runs. ``steward_tokens`` may call every method.
+
+    With no tokens at all every call passes (the server only allows that on loopback).
+    Methods starting with one of ``exempt_prefixes`` (health checks by default) always
+    pass. A missing or unknown token fails the call with UNAUTHENTICATED before the
+    handler runs. The SHA-256 of the presented token is compared with
+    :func:`hmac.compare_digest` against the SHA-256 of every configured token of both
+    roles (no early exit), so timing reveals neither which token (or how much of one)
+    matched, nor its role, nor the tokens' lengths.
     """
 
     def __init__(
-        self, tokens: Iterable[str], exempt_prefixes: Iterable[str] = (HEALTH_METHOD_PREFIX,)
+        self,
+        tokens: Iterable[str],
+        exempt_prefixes: Iterable[str] = (HEALTH_METHOD_PREFIX,),
+        *,
+        steward_tokens: Iterable[str] = (),
+        api_methods: Iterable[str] = API_METHODS,
+        api_prefixes: Iterable[str] = API_METHOD_PREFIXES,
     ) -> None:
-        self._digests = [_digest(t) for t in tokens]
+        self._digests = [(_digest(t), ROLE_API) for t in tokens]
+        self._digests += [(_digest(t), ROLE_STEWARD) for t in steward_tokens]
         self._exempt = tuple(exempt_prefixes)
+        self._api_methods = frozenset(api_methods)
+        self._api_prefixes = tuple(api_prefixes)
+        allowed = sorted(_rpc_name(m) for m in self._api_methods)
+        self._api_allowed = ", ".join(allowed) if allowed else "no rpc"
 
-    def _problem(self, metadata: Iterable[tuple[str, Any]] | None) -> str | None:
-        """None when the metadata carries an accepted token, else the reason."""
-        value = None
+    @property
+    def enabled(self) -> bool:
+        """False when no token is configured: every call passes."""
+        return bool(self._digests)
+
+    @staticmethod
+    def _bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+        """The bearer token of the metadata; None when there is none."""
         for key, val in metadata or ():
             if key == "authorization":  # grpc delivers keys lower-cased
-                value = val
-                break
-        if not isinstance(value, str) or value[:7].lower() != "bearer ":
-            return "missing bearer token: send metadata 'authorization: Bearer <token>'"
-        presented = _digest(value[7:].strip())
-        accepted = False
-        for digest in self._digests:
-            accepted |= hmac.compare_digest(presented, digest)
-        return None if accepted else "invalid bearer token"
+                if isinstance(val, str) and val[:7].lower() == "bearer ":
+                    return val[7:].strip()
+                return None
+        return None
+
+    def _role_of(self, token: str) -> str | None:
+        """The role of ``token``; None when it is not a configured token. Constant time."""
+        presented = _digest(token)
+        api = steward = False
+        for digest, role in self._digests:
+            match = hmac.compare_digest(presented, digest)
+            if role == ROLE_STEWARD:
+                steward |= match
+            else:
+                api |= match
+        if steward:
+            return ROLE_STEWARD
+        return ROLE_API if api else None
+
+    def _authenticate(
+        self, metadata: Iterable[tuple[str, Any]] | None
+    ) -> tuple[str | None, str | None]:
+        """``(role, None)`` for an accepted token, ``(None, reason)`` otherwise."""
+        token = self._bearer(metadata)
+        if token is None:
+            return None, "missing bearer token: send metadata 'authorization: Bearer <token>'"
+        role = self._role_of(token)
+        return (role, None) if role is not None else (None, "invalid bearer token")
+
+    def _api_may_call(self, method: str) -> bool:
+        return method in self._api_methods or method.startswith(self._api_prefixes)
+
+    def identity(self, metadata: Iterable[tuple[str, Any]] | None) -> str:
+        """Who is calling, for audit fields (``Review.decided_by``): ``"steward:"`` or
+        ``"api:"`` + the first 8 hex digits of the SHA-256 of the token (never the token),
+        :data:`ANONYMOUS` when no token is configured.
+
+        Call it from a handler: the token was already checked before the handler ran.
+        """
+        if not self._digests:
+            return ANONYMOUS
+        token = self._bearer(metadata)
+        role = self._role_of(token) if token is not None else None
+        if token is None or role is None:  # not reachable behind this interceptor
+            return "unauthenticated"
+        return f"{role}:{_digest(token).hex()[:8]}"
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        if not self._digests or handler_call_details.method.startswith(self._exempt):
+        method = handler_call_details.method
+        if not self._digests or method.startswith(self._exempt):
             return continuation(handler_call_details)
-        problem = self._problem(handler_call_details.invocation_metadata)
+        role, problem = self._authenticate(handler_call_details.invocation_metadata)
         handler = continuation(handler_call_details)
-        if problem is None or handler is None:  # unknown method: UNIMPLEMENTED either way
+        if handler is None:  # unknown method: UNIMPLEMENTED either way
+            return handler
+        if problem is not None:
+            code = grpc.StatusCode.UNAUTHENTICATED
+        elif role == ROLE_API and not self._api_may_call(method):
+            code = grpc.StatusCode.PERMISSION_DENIED
+            problem = (
+                f"{_rpc_name(method)} needs a steward token (grpc.steward_tokens); "
+                f"an api token may only call {self._api_allowed}, health and reflection"
+            )
+        else:
             return handler
 
         def deny(_request: Any, context: grpc.ServicerContext) -> None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+            context.abort(code, problem)
 
         return _make_handler(handler, deny, keep_serializers=False)
 

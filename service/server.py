@@ -7,9 +7,17 @@ loop). Measured over loopback on 2 cores at 1000 Lookup/s (server in its own pro
 sync client, small profile): p50 ~0.6 ms, p99 ~1.0-1.2 ms, with auth on; a bare grpc.aio
 prototype without interceptors was not measurably better (p99 0.9-1.5 ms).
 
-Security: when ``api_tokens`` is empty the server authenticates nobody, so it refuses to
-bind anything but a loopback address (or a Unix socket). TLS is used when both
-``tls_cert_file`` and ``tls_key_file`` are set.
+Security: when neither ``api_tokens`` nor ``steward_tokens`` is set the server
+authenticates nobody (every rpc is open), so it refuses to bind anything but a loopback
+address (or a Unix socket). Otherwise api tokens may only look profiles up, and Explain,
+ListReviews and DecideReview need a steward token (least privilege, see
+:class:`service.interceptors.AuthInterceptor`). TLS is used when both ``tls_cert_file``
+and ``tls_key_file`` are set.
+
+Explain needs an :class:`idgraph.explain.Explainer` (a read-only view of the identity
+graph) and the review rpcs a :class:`resolver.probabilistic.review.ReviewQueue`; without
+them those rpcs answer UNIMPLEMENTED. The caller owns both (and closes them after the
+server stopped).
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from service.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from service.servicer import ProfileServiceServicer
 
-if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only the type is needed here
+if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only the types are needed here
+    from idgraph.explain import Explainer
     from idgraph.queries import ProfileQueries
+    from resolver.probabilistic.review import ReviewQueue
 
 _LOG = logging.getLogger(__name__)
 
@@ -76,14 +86,27 @@ def _default_address(settings: GrpcSettings) -> str:
     return f"{host}:{settings.port}"
 
 
-def _tokens(settings: GrpcSettings) -> list[str]:
+def _token_list(secrets: list, setting: str) -> list[str]:
     tokens = []
-    for i, secret in enumerate(settings.api_tokens):
+    for i, secret in enumerate(secrets):
         token = secret.get_secret_value().strip()
         if not token:
-            raise ConfigError(f"grpc.api_tokens[{i}] is empty")
+            raise ConfigError(f"{setting}[{i}] is empty")
         tokens.append(token)
     return tokens
+
+
+def _tokens(settings: GrpcSettings) -> tuple[list[str], list[str]]:
+    """The api tokens and the steward tokens; a token may have only one role."""
+    api = _token_list(settings.api_tokens, "grpc.api_tokens")
+    stewards = _token_list(settings.steward_tokens, "grpc.steward_tokens")
+    both = set(api)
+    for i, token in enumerate(stewards):
+        if token in both:
+            raise ConfigError(
+                f"grpc.steward_tokens[{i}] is also in grpc.api_tokens; a token has one role"
+            )
+    return api, stewards
 
 
 def _read(path: Path, setting: str) -> bytes:
@@ -107,29 +130,33 @@ def _credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
 
 def _build(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None,
-    reuse_port: bool = False,
+    reuse_port: bool = False, explainer: Explainer | None = None,
+    reviews: ReviewQueue | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     address = address or _default_address(settings)
-    tokens = _tokens(settings)
+    tokens, steward_tokens = _tokens(settings)
     host = _split_address(address)
-    if not tokens and not is_loopback(host):
+    if not tokens and not steward_tokens and not is_loopback(host):
         raise ConfigError(
-            f"grpc.api_tokens is empty, which is only allowed on a loopback address; "
-            f"refusing to serve unauthenticated on {host!r} (set grpc.api_tokens or bind "
-            "grpc.host to 127.0.0.1)"
+            f"grpc.api_tokens and grpc.steward_tokens are empty, which is only allowed on a "
+            f"loopback address; refusing to serve unauthenticated on {host!r} (set "
+            "grpc.api_tokens or bind grpc.host to 127.0.0.1)"
         )
     credentials = _credentials(settings)
 
+    auth = AuthInterceptor(tokens, steward_tokens=steward_tokens)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                    thread_name_prefix="idgraph-grpc"),
-        interceptors=[AuthInterceptor(tokens), ErrorMappingInterceptor()],
+        interceptors=[auth, ErrorMappingInterceptor()],
         # several server processes may share a port on purpose (``idgraph serve
         # --processes N``): only then is SO_REUSEPORT on
         options=[("grpc.so_reuseport", 1)] if reuse_port else _SERVER_OPTIONS,
     )
     pb_grpc.add_ProfileServiceServicer_to_server(
-        ProfileServiceServicer(queries, max_batch_lookup=settings.max_batch_lookup), server
+        ProfileServiceServicer(queries, max_batch_lookup=settings.max_batch_lookup,
+                               explainer=explainer, reviews=reviews, identify=auth.identity),
+        server,
     )
     health_servicer = health.HealthServicer()
     for name in (health.OVERALL_HEALTH, SERVICE_NAME):
@@ -153,19 +180,22 @@ def _build(
 
 def create_server(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None = None,
-    *, reuse_port: bool = False,
+    *, reuse_port: bool = False, explainer: Explainer | None = None,
+    reviews: ReviewQueue | None = None,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
     ``address`` (``host:port``, ``[::1]:port`` or ``unix:/path``) overrides
     ``settings.host``/``settings.port``; port 0 picks a free port (tests). Call
-    ``server.start()`` to serve and ``server.stop(grace)`` to stop.
+    ``server.start()`` to serve and ``server.stop(grace)`` to stop. ``explainer`` serves
+    Explain and ``reviews`` ListReviews/DecideReview; without them those rpcs answer
+    UNIMPLEMENTED.
 
-    Raises ConfigError when no api_tokens are configured and the address is not loopback,
-    when an api token is empty, when only one of the TLS files is set or unreadable, or when
-    the address cannot be bound.
+    Raises ConfigError when no tokens are configured and the address is not loopback,
+    when a token is empty or both an api and a steward token, when only one of the TLS
+    files is set or unreadable, or when the address cannot be bound.
     """
-    server, port, _ = _build(queries, settings, address, reuse_port)
+    server, port, _ = _build(queries, settings, address, reuse_port, explainer, reviews)
     return server, port
 
 
@@ -178,22 +208,29 @@ def serve(
     stop_event: threading.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
     reuse_port: bool = False,
+    explainer: Explainer | None = None,
+    reviews: ReviewQueue | None = None,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
     ``on_ready(port)`` is called once the server accepts calls (e.g. for the CLI to print
     the port when it bound port 0). On stop, health turns NOT_SERVING first (so load
     balancers stop routing), then in-flight calls get ``grace`` seconds to finish.
+    ``explainer`` and ``reviews`` as for :func:`create_server`; they stay open (the
+    caller closes them).
     """
-    server, port, health_servicer = _build(queries, settings, address, reuse_port)
+    server, port, health_servicer = _build(queries, settings, address, reuse_port,
+                                           explainer, reviews)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     server.start()
-    _LOG.info("serving ProfileService on port %d (%s, tls=%s, auth=%s)", port, SERVICE_NAME,
-              settings.tls_cert_file is not None, bool(settings.api_tokens))
+    _LOG.info("serving ProfileService on port %d (%s, tls=%s, auth=%s, explain=%s, "
+              "reviews=%s)", port, SERVICE_NAME, settings.tls_cert_file is not None,
+              bool(settings.api_tokens or settings.steward_tokens), explainer is not None,
+              reviews is not None)
     try:
         if on_ready is not None:
             on_ready(port)

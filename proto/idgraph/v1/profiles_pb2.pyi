@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -150,3 +151,135 @@ class BatchLookupResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[BatchLookupResult]
     def __init__(self, results: _Optional[_Iterable[_Union[BatchLookupResult, _Mapping]]] = ...) -> None: ...
+
+class IdentifierPair(_message.Message):
+    __slots__ = ("identifier_a", "identifier_b")
+    IDENTIFIER_A_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_B_FIELD_NUMBER: _ClassVar[int]
+    identifier_a: str
+    identifier_b: str
+    def __init__(self, identifier_a: _Optional[str] = ..., identifier_b: _Optional[str] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("profile_id", "pair")
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAIR_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    pair: IdentifierPair
+    def __init__(self, profile_id: _Optional[str] = ..., pair: _Optional[_Union[IdentifierPair, _Mapping]] = ...) -> None: ...
+
+class Contribution(_message.Message):
+    __slots__ = ("comparison", "level", "match_weight")
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    comparison: str
+    level: str
+    match_weight: float
+    def __init__(self, comparison: _Optional[str] = ..., level: _Optional[str] = ..., match_weight: _Optional[float] = ...) -> None: ...
+
+class Edge(_message.Message):
+    __slots__ = ("record_key", "identifier", "other_record", "linked", "rule", "reason", "source", "event_id", "at", "match_weight", "probability", "model_version", "contributions")
+    RECORD_KEY_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    OTHER_RECORD_FIELD_NUMBER: _ClassVar[int]
+    LINKED_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    record_key: str
+    identifier: str
+    other_record: str
+    linked: bool
+    rule: str
+    reason: str
+    source: str
+    event_id: str
+    at: _timestamp_pb2.Timestamp
+    match_weight: float
+    probability: float
+    model_version: str
+    contributions: _containers.RepeatedCompositeFieldContainer[Contribution]
+    def __init__(self, record_key: _Optional[str] = ..., identifier: _Optional[str] = ..., other_record: _Optional[str] = ..., linked: _Optional[bool] = ..., rule: _Optional[str] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., event_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., match_weight: _Optional[float] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ...) -> None: ...
+
+class ExplainResponse(_message.Message):
+    __slots__ = ("profile_id", "joined", "other_profile_id", "edges")
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    OTHER_PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    joined: bool
+    other_profile_id: str
+    edges: _containers.RepeatedCompositeFieldContainer[Edge]
+    def __init__(self, profile_id: _Optional[str] = ..., joined: _Optional[bool] = ..., other_profile_id: _Optional[str] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ...) -> None: ...
+
+class Review(_message.Message):
+    __slots__ = ("review_id", "record_a", "record_b", "match_weight", "probability", "model_version", "contributions", "status", "created_at", "decided_at", "decided_by", "note")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_A_FIELD_NUMBER: _ClassVar[int]
+    RECORD_B_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    record_a: str
+    record_b: str
+    match_weight: float
+    probability: float
+    model_version: str
+    contributions: _containers.RepeatedCompositeFieldContainer[Contribution]
+    status: str
+    created_at: _timestamp_pb2.Timestamp
+    decided_at: _timestamp_pb2.Timestamp
+    decided_by: str
+    note: str
+    def __init__(self, review_id: _Optional[str] = ..., record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., match_weight: _Optional[float] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListReviewsRequest(_message.Message):
+    __slots__ = ("status", "page_size", "page_token")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    page_size: int
+    page_token: str
+    def __init__(self, status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListReviewsResponse(_message.Message):
+    __slots__ = ("reviews", "next_page_token")
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[Review]
+    next_page_token: str
+    def __init__(self, reviews: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DecideReviewRequest(_message.Message):
+    __slots__ = ("review_id", "decision", "note")
+    class Decision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        DECISION_UNSPECIFIED: _ClassVar[DecideReviewRequest.Decision]
+        ACCEPT: _ClassVar[DecideReviewRequest.Decision]
+        REJECT: _ClassVar[DecideReviewRequest.Decision]
+    DECISION_UNSPECIFIED: DecideReviewRequest.Decision
+    ACCEPT: DecideReviewRequest.Decision
+    REJECT: DecideReviewRequest.Decision
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    decision: DecideReviewRequest.Decision
+    note: str
+    def __init__(self, review_id: _Optional[str] = ..., decision: _Optional[_Union[DecideReviewRequest.Decision, str]] = ..., note: _Optional[str] = ...) -> None: ...

@@ -26,15 +26,15 @@ if _version_not_supported:
 
 
 class ProfileServiceStub:
-    """Read access to unified profiles.
+    """Read access to unified profiles, and the data stewards' view of how they were built
+    (Explain) and of the record pairs awaiting a human decision (ListReviews,
+    DecideReview).
 
     Planned rpcs (not implemented yet; names reserved for them):
     EvaluateSegment     - evaluate a segment definition against one profile.
     ListSegmentMembers  - page through the profiles currently in a segment.
     WatchSegment        - server stream of segment enter/leave events.
     DefineSegment       - create or replace a segment definition.
-    Explain             - why two identifiers are (or are not) in the same profile:
-    the links, the rules that made them and the rejected links.
     Forget              - erase a person (right to be forgotten) by identifier or ID.
     """
 
@@ -59,18 +59,33 @@ class ProfileServiceStub:
                 request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.SerializeToString,
                 response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/idgraph.v1.ProfileService/Explain',
+                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.FromString,
+                _registered_method=True)
+        self.ListReviews = channel.unary_unary(
+                '/idgraph.v1.ProfileService/ListReviews',
+                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.SerializeToString,
+                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.FromString,
+                _registered_method=True)
+        self.DecideReview = channel.unary_unary(
+                '/idgraph.v1.ProfileService/DecideReview',
+                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
+                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
+                _registered_method=True)
 
 
 class ProfileServiceServicer:
-    """Read access to unified profiles.
+    """Read access to unified profiles, and the data stewards' view of how they were built
+    (Explain) and of the record pairs awaiting a human decision (ListReviews,
+    DecideReview).
 
     Planned rpcs (not implemented yet; names reserved for them):
     EvaluateSegment     - evaluate a segment definition against one profile.
     ListSegmentMembers  - page through the profiles currently in a segment.
     WatchSegment        - server stream of segment enter/leave events.
     DefineSegment       - create or replace a segment definition.
-    Explain             - why two identifiers are (or are not) in the same profile:
-    the links, the rules that made them and the rejected links.
     Forget              - erase a person (right to be forgotten) by identifier or ID.
     """
 
@@ -112,6 +127,72 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """Why records are one profile. With a profile_id: every edge of the profile's records
+        (identifier edges, linked or not, and record-record match edges). With a pair of
+        identifiers: the shortest chain of linked edges that joins them, in order from
+        identifier_a to identifier_b, or joined=false when they are not in one profile.
+        Needs a steward token when the server has tokens.
+
+        Errors:
+        INVALID_ARGUMENT    - neither profile_id nor pair is set, profile_id or an
+        identifier is empty or too long (over 2048 characters), or an
+        identifier cannot be parsed or normalised (the message says
+        which).
+        NOT_FOUND           - no live profile and no alias has this profile_id, or an
+        identifier of the pair is in no profile (in the regions this
+        server serves).
+        PERMISSION_DENIED   - the caller's token is an api token, not a steward token.
+        UNIMPLEMENTED       - this server has no view of the identity graph (explain is not
+        available on it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviews(self, request, context):
+        """Page through the review queue: record pairs the probabilistic model scored between
+        the review and the link thresholds, which wait for a person to accept or reject
+        them. Oldest first (by created_at, then review_id). Needs a steward token when the
+        server has tokens.
+
+        Errors:
+        INVALID_ARGUMENT    - status is not one of open, accepted, rejected, applied, all;
+        page_size is negative; page_token is not one this rpc
+        returned.
+        PERMISSION_DENIED   - the caller's token is an api token, not a steward token.
+        UNIMPLEMENTED       - this server has no review queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideReview(self, request, context):
+        """Accept or reject one open review and return it as it is after the decision.
+
+        The decision is only recorded here: the writer (the process ingesting into the data
+        directory) links accepted pairs at its next batch or start, and the review's status
+        then turns from "accepted" to "applied". A rejected pair is never proposed again and
+        never linked automatically. decided_by is set from the caller's token (a short hash
+        of it, never the token itself; "anonymous" on a server without tokens).
+
+        Deciding a review again the same way changes nothing (the first note and decider
+        are kept) and returns it, so a retry is safe; accepting an "applied" review too. The
+        opposite decision is refused: a decision is final.
+
+        Errors:
+        INVALID_ARGUMENT    - review_id is empty or too long (over 2048 characters),
+        decision is DECISION_UNSPECIFIED, or note is longer than 1000
+        characters.
+        NOT_FOUND           - no review has this review_id.
+        FAILED_PRECONDITION - the review was already decided the other way.
+        PERMISSION_DENIED   - the caller's token is an api token, not a steward token.
+        UNIMPLEMENTED       - this server has no review queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProfileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +211,21 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.FromString,
                     response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.SerializeToString,
             ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.FromString,
+                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.SerializeToString,
+            ),
+            'ListReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviews,
+                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.FromString,
+                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.SerializeToString,
+            ),
+            'DecideReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideReview,
+                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.FromString,
+                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'idgraph.v1.ProfileService', rpc_method_handlers)
@@ -139,15 +235,15 @@ def add_ProfileServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProfileService:
-    """Read access to unified profiles.
+    """Read access to unified profiles, and the data stewards' view of how they were built
+    (Explain) and of the record pairs awaiting a human decision (ListReviews,
+    DecideReview).
 
     Planned rpcs (not implemented yet; names reserved for them):
     EvaluateSegment     - evaluate a segment definition against one profile.
     ListSegmentMembers  - page through the profiles currently in a segment.
     WatchSegment        - server stream of segment enter/leave events.
     DefineSegment       - create or replace a segment definition.
-    Explain             - why two identifiers are (or are not) in the same profile:
-    the links, the rules that made them and the rejected links.
     Forget              - erase a person (right to be forgotten) by identifier or ID.
     """
 
@@ -222,6 +318,87 @@ class ProfileService:
             '/idgraph.v1.ProfileService/BatchLookup',
             proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.SerializeToString,
             proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.ProfileService/Explain',
+            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.SerializeToString,
+            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.ProfileService/ListReviews',
+            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.SerializeToString,
+            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.ProfileService/DecideReview',
+            proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
+            proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
             options,
             channel_credentials,
             insecure,
