@@ -150,7 +150,7 @@ class IdentityGraph(ABC):
         """The shortest chain of linked edges joining two identifiers, in order from
         ``identifier_a``; None when they are not in one profile (or unknown)."""
 
-    def refresh(self) -> None:  # noqa: B027 - optional hook, a no-op for a live writer
+    def refresh(self) -> None:
         """Catch up with writes made by another process (a reader's view); no-op by default."""
 
     @abstractmethod

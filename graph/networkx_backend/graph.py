@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 
 import networkx as nx
@@ -23,9 +24,9 @@ from graph.base import (
     LinkEdge,
     MatchEdge,
 )
-from idgraph.errors import BackendError
 from graph.ids import profile_id_for
 from graph.networkx_backend.log import LinkLog, LogRow
+from idgraph.errors import BackendError
 from profile_store.base import ProfileEvent
 
 R = "r|"
@@ -208,7 +209,7 @@ class NetworkxGraph(IdentityGraph):
         while nodes[-1] != a:
             nodes.append(prev[nodes[-1]])
         nodes.reverse()
-        return [self._explain(u, v, adj[u][v]) for u, v in zip(nodes, nodes[1:], strict=False)]
+        return [self._explain(u, v, adj[u][v]) for u, v in pairwise(nodes)]
 
     def refresh(self) -> None:
         if self._read_only:
