@@ -33,6 +33,7 @@ from idgraph.errors import ConfigError, InvalidPayloadError
 from resolver.adapters.tabular import adapt_row, check_mapping
 from resolver.model import CANONICAL_ATTRIBUTES
 from resolver.probabilistic.features import COLUMNS, match_row
+from resolver.probabilistic.matcher import auto_linkable
 from resolver.probabilistic.model import read_model
 from resolver.probabilistic.scorer import weight_of
 from resolver.probabilistic.training import TrainingReport, train_model
@@ -219,7 +220,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     reviews = []
     decided = engine.reviews.decided_pairs()
     k = len(names)
-    must_agree = frozenset(cfg.must_agree)
+    must_agree, personal = frozenset(cfg.must_agree), frozenset(cfg.personal)
     for row in table:
         a, b, weight, prob = row[0], row[1], row[2], row[3]
         if a > b:
@@ -231,8 +232,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
             continue
         contrib = tuple((names[i], labels[i].get(row[4 + i], ""), row[4 + k + i])
                         for i in range(k))
-        if prob >= cfg.link_threshold and not any(
-                w < 0 for name, _lbl, w in contrib if name in must_agree):
+        if prob >= cfg.link_threshold and auto_linkable(contrib, must_agree, personal):
             links.append((weight, a, b, contrib, prob))
         else:
             reviews.append((a, b, weight, prob, version, contrib))

@@ -305,7 +305,8 @@ class Engine:
 
         matcher = Matcher(RealtimeScorer(model, version), self.planner, cfg.link_threshold,
                           cfg.review_threshold, cfg.max_block,
-                          frozenset(cfg.limit_exempt_types), frozenset(cfg.must_agree))
+                          frozenset(cfg.limit_exempt_types), frozenset(cfg.must_agree),
+                          frozenset(cfg.personal))
         matcher.decided = self.reviews.decided_pairs()
         keys = sorted(self.store.record_profiles())
         for start in range(0, len(keys), 50_000):

@@ -129,7 +129,10 @@ class MatchingSettings(BaseModel):
     """Comparisons that must not count against a pair for it to be linked automatically: a
     pair whose given names disagree (a negative weight for that comparison) goes to review
     however strongly the rest agrees, since household members share a surname, an
-    address and often a phone."""
+    address and often a phone; unless a comparison of ``personal`` supports it."""
+    personal: list[str] = ["birth_date", "national_id", "email", "name_swap"]
+    """Comparisons household members do not share: one of them agreeing (positive weight)
+    lifts the ``must_agree`` guard (a typo in the given name, not a sibling)."""
     limit_exempt_types: list[str] = ["crm", "user"]
     """Identifier kinds whose ``max_per_profile`` limit does not refuse a probabilistic or
     reviewed link: two CRM contacts (or app accounts) that the model scores as one person

@@ -6,7 +6,8 @@ each against its candidates that are not already in its profile, (3) sorts the p
 the thresholds:
 
 * probability >= ``link_threshold`` and no comparison of ``must_agree`` (the given name)
-  counting against the pair: a :class:`~graph.base.MatchEdge` that links, unless an
+  counting against the pair unless one of ``personal`` (birth date, national ID, email)
+  counts for it: a :class:`~graph.base.MatchEdge` that links, unless an
   over-merge guard refuses it (the same per-type limits as deterministic links: two
   profiles each holding two different phone numbers' worth of the limit are not merged
   by a name match), except for the kinds in ``limit_exempt`` (CRM and user IDs: duplicate
@@ -45,10 +46,18 @@ class Candidate:
     trigger: str  # the batch record whose scoring found the pair
 
 
-def auto_linkable(score: MatchScore, must_agree: frozenset[str]) -> bool:
-    """False when a comparison in ``must_agree`` counts against the pair (negative weight):
-    such a pair is at most reviewed, never linked automatically."""
-    return not any(w < 0 for name, _label, w in score.contributions if name in must_agree)
+def auto_linkable(contributions: Iterable[tuple[str, str, float]], must_agree: frozenset[str],
+                  personal: frozenset[str] = frozenset()) -> bool:
+    """False when a comparison in ``must_agree`` counts against the pair (negative weight)
+    and no comparison in ``personal`` counts for it: such a pair is at most reviewed, never
+    linked automatically (household members, not one person)."""
+    against = for_ = False
+    for name, _label, w in contributions:
+        if name in must_agree and w < 0:
+            against = True
+        elif name in personal and w > 0:
+            for_ = True
+    return for_ or not against
 
 
 class Matcher:
@@ -57,13 +66,15 @@ class Matcher:
     def __init__(self, scorer: RealtimeScorer, planner: LinkPlanner, link_threshold: float,
                  review_threshold: float, max_block: int = 500,
                  limit_exempt: frozenset[str] = frozenset(),
-                 must_agree: frozenset[str] = frozenset()) -> None:
+                 must_agree: frozenset[str] = frozenset(),
+                 personal: frozenset[str] = frozenset()) -> None:
         self.scorer = scorer
         self.planner = planner
         self.link_threshold = link_threshold
         self.review_threshold = review_threshold
         self.limit_exempt = limit_exempt
         self.must_agree = must_agree
+        self.personal = personal
         self.index = CandidateIndex(scorer, max_block)
         self.decided: set[tuple[str, str]] = set()
         """Pairs with a review entry (any status): never proposed or auto-linked again."""
@@ -110,7 +121,8 @@ class Matcher:
                     continue
                 s = score(rows[a], rows[b])  # Splink puts the lower unique_id on the left
                 plan.pairs_scored += 1
-                if s.probability >= self.link_threshold and auto_linkable(s, self.must_agree):
+                if s.probability >= self.link_threshold and auto_linkable(
+                        s.contributions, self.must_agree, self.personal):
                     links.append(Candidate(a, b, s, key))
                 elif s.probability >= self.review_threshold:
                     plan.reviews.append((a, b, s.match_weight, s.probability, self.version,

@@ -5,6 +5,8 @@ the matching columns that are actually filled (:mod:`resolver.probabilistic.feat
 
 * names: the levels of Splink's ``NameComparison`` (exact, Jaro-Winkler 0.92 / 0.88 /
   0.70) without term-frequency adjustment;
+* a swapped given and family name (forms filled in the wrong order) as its own level, so
+  such a pair is not judged on two disagreeing names alone;
 * birth date: ``DateOfBirthComparison`` (exact, one edit, within a month, a year, ten years);
 * email: exact address only (levels on the local part were measured to double-count the
   name, which usually spells it: namesakes at two companies looked like one person);
@@ -41,9 +43,9 @@ log = logging.getLogger(__name__)
 
 #: A column takes part in the model when at least this share of rows fills it.
 MIN_FILL = 0.01
-#: Total-variation distance between a comparison's m and u distributions (over its non-null
-#: levels) below which the comparison is considered to separate nothing.
-MIN_SEPARATION = 0.10
+#: Evidence (Kullback-Leibler divergence of m from u, in bits) below which a comparison is
+#: considered to separate nothing.
+MIN_SEPARATION = 0.05
 
 
 class DegenerateModelError(IdGraphError):
@@ -59,7 +61,7 @@ class TrainingReport:
     em_blocking_rules: list[str]
     seconds: float
     separation: dict[str, float] = field(default_factory=dict)
-    """comparison -> total-variation distance between its m and u distributions."""
+    """comparison -> evidence it carries (KL divergence of m from u, bits)."""
     warnings: list[str] = field(default_factory=list)
     sure_match_share: float | None = None
     """Share of the pairs agreeing on an exact strong identifier scored >= 0.5."""
@@ -87,6 +89,21 @@ def _comparisons(columns: set[str]) -> list:
                 output_column_name=name,
                 comparison_description="Name: exact, Jaro-Winkler 0.92 / 0.88 / 0.70",
             ))
+    if {"given_name", "family_name"} <= columns:
+        out.append(cl.CustomComparison(
+            comparison_levels=[
+                cll.CustomLevel('"given_name_l" IS NULL OR "given_name_r" IS NULL OR '
+                                '"family_name_l" IS NULL OR "family_name_r" IS NULL',
+                                "A name is NULL").configure(is_null_level=True),
+                cll.CustomLevel('"given_name_l" = "family_name_r" AND '
+                                '"family_name_l" = "given_name_r" AND '
+                                '"given_name_l" <> "family_name_l"',
+                                "Given and family names swapped"),
+                cll.ElseLevel(),
+            ],
+            output_column_name="name_swap",
+            comparison_description="Given and family names entered in each other's field",
+        ))
     if "birth_date" in columns:
         out.append(cl.DateOfBirthComparison("birth_date", input_is_string=True))
     elif "birth_year" in columns:
@@ -143,15 +160,17 @@ _PREDICTION_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("national_id",),
     ("email_user",),
     ("family_name", "substr(given_name,1,1)"),
-    ("given_name", "birth_date"),
+    ("birth_date",),
     ("given_name", "company"),
     ("given_name", "postal_code"),
     ("family_name", "postal_code"),
-    ("birth_date", "postal_code"),
     ("given_name", "city"),
-    ("family_name", "birth_date"),
     ("street", "postal_code"),
+    ("postal_code", "city"),
 )
+#: Comparisons of a rare event (names entered in each other's field): data where the
+#: event never happens gives them no evidence, which is not a degenerate model.
+_RARE_EVENT_COMPARISONS = frozenset({"name_swap"})
 
 #: EM sessions, in order of preference: each trains every comparison it does not block on.
 _EM_BLOCKS: tuple[tuple[str, ...], ...] = (
@@ -350,9 +369,16 @@ def _m_u_floor() -> Iterator[None]:
 
 
 def _separation(comp: Comparison) -> float:
-    """Total-variation distance between m and u over the observed non-null levels."""
-    pairs = [(lvl.m or 0.0, lvl.u or 0.0) for lvl in comp.levels if not lvl.is_null and lvl.observed]
-    return 0.5 * sum(abs(m - u) for m, u in pairs)
+    """Kullback-Leibler divergence of m from u over the observed non-null levels, in bits:
+    how much evidence, on average, the comparison gives about a true match. A rare but
+    telling level (swapped names) scores well; a field drawn independently of the person
+    scores about zero."""
+    total = 0.0
+    for lvl in comp.levels:
+        if lvl.is_null or not lvl.observed or not lvl.m:
+            continue
+        total += lvl.m * math.log2(lvl.m / max(lvl.u or 0.0, 1e-300))
+    return max(total, 0.0)
 
 
 def check_model(model: dict, report: TrainingReport | None = None) -> None:
@@ -361,9 +387,10 @@ def check_model(model: dict, report: TrainingReport | None = None) -> None:
     Refused:
 
     * a comparison none of whose levels had m and u estimated from the data;
-    * ``m equal to u``: a comparison whose m distribution is within
-      :data:`MIN_SEPARATION` (total variation) of its u distribution. EM found nothing that
-      distinguishes matches on that field, and its weights would be noise;
+    * ``m equal to u``: a comparison whose m distribution carries less than
+      :data:`MIN_SEPARATION` bits of evidence against its u distribution (KL divergence).
+      EM found nothing that distinguishes matches on that field, and its weights would be
+      noise;
     * ``EM collapsed onto one field``: fewer than two comparisons separate m from u. The
       "match" class EM found is then just "agrees on that field" (a household sharing an
       address, a company sharing a domain), not "same person";
@@ -385,11 +412,14 @@ def check_model(model: dict, report: TrainingReport | None = None) -> None:
         warnings.extend(f"{comp.name}: level {lvl.label!r} not observed in training"
                         for lvl in comp.levels if not lvl.is_null and not lvl.observed)
         sep = separation[comp.name] = round(_separation(comp), 4)
-        if sep < MIN_SEPARATION:
+        if sep < MIN_SEPARATION and comp.name in _RARE_EVENT_COMPARISONS:
+            warnings.append(f"{comp.name}: never seen among matches in this data")
+        elif sep < MIN_SEPARATION:
             problems.append(
-                f"{comp.name}: m equals u (total variation {sep:.3f} < {MIN_SEPARATION}): the "
+                f"{comp.name}: m equals u ({sep:.3f} bits of evidence < {MIN_SEPARATION}): the "
                 "field does not separate matches from non-matches in this data")
-    separating = [n for n, s in separation.items() if s >= MIN_SEPARATION]
+    separating = [n for n, s in separation.items()
+                  if s >= MIN_SEPARATION and n not in _RARE_EVENT_COMPARISONS]
     if separation and len(separating) < 2:
         only = separating[0] if separating else "none"
         problems.append(
