@@ -99,6 +99,10 @@ def _comparisons(columns: set[str]) -> list:
                                 '"family_name_l" = "given_name_r" AND '
                                 '"given_name_l" <> "family_name_l"',
                                 "Given and family names swapped"),
+                cll.CustomLevel('jaro_winkler_similarity("given_name_l", "family_name_r") >= 0.8'
+                                ' AND jaro_winkler_similarity("family_name_l", "given_name_r")'
+                                ' >= 0.8 AND "given_name_l" <> "given_name_r"',
+                                "Names swapped, with typos (Jaro-Winkler >= 0.8)"),
                 cll.ElseLevel(),
             ],
             output_column_name="name_swap",
