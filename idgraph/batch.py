@@ -106,28 +106,33 @@ class FileRecords:
 
 
 def records_from_table(frame: Any, mapping: Mapping[str, str], id_column: str | None,
-                       source: str, event_time: datetime) -> FileRecords:
-    """Rows as records; a row that fails becomes a dead letter with its reason."""
+                       source: str, event_time: datetime, *, seen: set[str] | None = None,
+                       first_row: int = 0, norm: Any = None) -> FileRecords:
+    """Rows as records; a row that fails becomes a dead letter with its reason.
+
+    ``seen`` (record IDs of earlier chunks) and ``first_row`` let a file be read in chunks.
+    """
     from resolver.normalize import Normalizer
 
     if id_column is not None and id_column not in frame.columns:
         raise ConfigError(f"--id-column {id_column!r}: the file has no such column "
                           f"(columns: {', '.join(map(str, frame.columns))})")
-    norm = Normalizer()
+    norm = norm or Normalizer()
     out = FileRecords(source, id_column or "(row number)")
     cols = list(mapping.items())
-    seen: set[str] = set()
-    ids = frame[id_column].tolist() if id_column else [str(i) for i in range(len(frame))]
+    seen = set() if seen is None else seen
+    ids = (frame[id_column].tolist() if id_column
+           else [str(first_row + i) for i in range(len(frame))])
     series = {canonical: frame[column].tolist() for canonical, column in cols}
     for i, rid in enumerate(ids):
         rid = "" if rid is None or (isinstance(rid, float) and math.isnan(rid)) else str(rid).strip()
         if rid in seen:
-            out.dead_letters.append((i + 1, f"{out.id_column}: duplicate record ID"))
+            out.dead_letters.append((first_row + i + 1, f"{out.id_column}: duplicate record ID"))
             continue
         try:
             rec = adapt_row(source, rid, {c: series[c][i] for c, _ in cols}, norm, event_time)
         except InvalidPayloadError as exc:
-            out.dead_letters.append((i + 1, str(exc)))
+            out.dead_letters.append((first_row + i + 1, str(exc)))
             continue
         seen.add(rid)
         out.records.append(rec)
@@ -139,10 +144,21 @@ def records_from_table(frame: Any, mapping: Mapping[str, str], id_column: str | 
 
 
 def rows_frame(items: Iterable[tuple[str, dict | None]]) -> Any:
-    """A pandas frame of matching rows (``unique_id`` + :data:`COLUMNS`), None rows dropped."""
+    """A pandas frame of matching rows (``unique_id`` + :data:`COLUMNS`), None rows dropped.
+
+    Built column by column: a million row dicts at once cost gigabytes.
+    """
     import pandas as pd
 
-    data = [{"unique_id": key, **row} for key, row in items if row is not None]
+    data: dict[str, list] = {c: [] for c in ("unique_id", *COLUMNS)}
+    ids = data["unique_id"]
+    lists = [(c, data[c]) for c in COLUMNS]
+    for key, row in items:
+        if row is None:
+            continue
+        ids.append(key)
+        for c, values in lists:
+            values.append(row[c])
     return pd.DataFrame(data, columns=["unique_id", *COLUMNS])
 
 
@@ -162,15 +178,18 @@ def stored_rows(engine: Any) -> Iterable[tuple[str, dict | None]]:
 
 
 def train(engine: Any, frame: Any | None = None, trained_on: str = "stored records",
-          max_pairs: float | None = None, seed: int = 42) -> tuple[str, TrainingReport]:
-    """Train on ``frame`` (matching rows) or on the engine's stored records; save a new
-    version and start using it. Raises DegenerateModelError for a refused model."""
+          max_pairs: float | None = None, seed: int = 42, reload: bool = True
+          ) -> tuple[str, TrainingReport]:
+    """Train on ``frame`` (matching rows) or on the engine's stored records and save a new
+    version; with ``reload`` the engine starts scoring with it at once. Raises
+    DegenerateModelError for a refused model."""
     if frame is None:
         frame = rows_frame(stored_rows(engine))
     model, report = train_model(frame, max_pairs=max_pairs or engine.settings.matching.train_max_pairs,
                                 seed=seed)
     version = engine.models.save(model, report, trained_on)
-    engine.load_model()
+    if reload:
+        engine.load_model()
     return version, report
 
 
@@ -274,37 +293,59 @@ class ResolveResult:
 
 def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[str] = (),
                  id_column: str | None = None, source: str | None = None,
-                 model_version: str | None = None, train_if_missing: bool = True
-                 ) -> ResolveResult:
-    """Resolve a person/contact file and backfill the graph and the profile store."""
+                 model_version: str | None = None, train_if_missing: bool = True,
+                 reload_matcher: bool = True) -> ResolveResult:
+    """Resolve a person/contact file and backfill the graph and the profile store.
+
+    ``reload_matcher=False`` leaves the engine without a real-time matcher afterwards
+    (rebuilding its candidate index costs time a one-shot command does not need).
+    """
+    from resolver.normalize import Normalizer
+
     started = time.perf_counter()
     path = Path(path)
-    frame = read_table(path)
-    mapping = parse_mapping(mapping_items, map(str, frame.columns))
+    table = read_table(path)
+    mapping = parse_mapping(mapping_items, map(str, table.columns))
     source = source or "file:" + "".join(c if c.isalnum() else "_" for c in path.stem.lower())
     event_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-    parsed = records_from_table(frame, mapping, id_column, source, event_time)
-    del frame
-    matcher, engine.matcher = engine.matcher, None  # Splink scores the whole set below
-    try:
+    fresh_store = engine.store.counts().get("records", 0) == 0
+    engine.matcher = None  # Splink scores the whole set below
+    seen: set[str] = set()
+    ids: list[str] = []
+    dead: list[tuple[int, str]] = []
+    file_rows: list[tuple[str, dict | None]] = []
+    norm = Normalizer()
+    chunk = max(1, engine.settings.ingest_batch_size)
+    for start in range(0, len(table), chunk):  # read, adapt and ingest a chunk at a time
+        parsed = records_from_table(table.iloc[start:start + chunk], mapping, id_column, source,
+                                    event_time, seen=seen, first_row=start, norm=norm)
         engine.ingest(parsed.records)
-    finally:
-        engine.matcher = matcher
-    keys = [f"{source}:{rid}" for rid in parsed.ids]
+        ids.extend(parsed.ids)
+        dead.extend(parsed.dead_letters)
+        if fresh_store:
+            file_rows.extend((r.record_key, match_row(r.attributes,
+                                                      (i.key for i in r.identifiers)))
+                             for r in parsed.records)
+    del table
+    keys = [f"{source}:{rid}" for rid in ids]
+    # with an empty store the file is all there is: its rows are the stored records' rows
+    frame = rows_frame(file_rows) if fresh_store else rows_frame(stored_rows(engine))
+    del file_rows
     trained = None
     if model_version is None and engine.models.latest() is None:
         if not train_if_missing:
             raise ConfigError("no trained model: run `idgraph train` or allow training")
-        _, trained = train(engine, trained_on=str(path))
-    match = splink_pass(engine, rows_frame(stored_rows(engine)), model_version)
-    engine.load_model()
+        _, trained = train(engine, frame, trained_on=str(path), reload=False)
+    match = splink_pass(engine, frame, model_version)
+    if reload_matcher:
+        engine.load_model()
 
     import pandas as pd
 
     profile_of = engine.graph.profile_of
     best = match.best
     out = pd.DataFrame({
-        "record_id": parsed.ids,
+        "record_id": ids,
         "profile_id": [profile_of(k) or "" for k in keys],
         "best_match_probability": [round(best[k][0], 6) if k in best else None for k in keys],
         "best_match_record_id": [best[k][1].split(":", 2)[-1] if k in best and
@@ -313,7 +354,7 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
     })
     write_table(out, output)
     return ResolveResult(
-        records=len(parsed.records), dead_letters=parsed.dead_letters,
+        records=len(ids), dead_letters=dead,
         model_version=match.model_version, trained=trained, match=match,
         profiles=out["profile_id"].nunique(), output=Path(output),
         seconds=time.perf_counter() - started)

@@ -263,7 +263,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     with Engine(settings) as engine:
         result = batch.resolve_file(engine, Path(args.input), Path(args.output), args.map,
                                     id_column=args.id_column, source=args.source,
-                                    model_version=args.model)
+                                    model_version=args.model, reload_matcher=False)
         reviews = engine.reviews.counts()["open"]
     if result.trained is not None:
         print(f"trained model {result.model_version} on {result.trained.rows} records")

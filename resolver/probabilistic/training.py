@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +63,10 @@ class TrainingReport:
     separation: dict[str, float] = field(default_factory=dict)
     """comparison -> evidence it carries (KL divergence of m from u, bits)."""
     warnings: list[str] = field(default_factory=list)
+    blocking_rules: list[str] = field(default_factory=list)
+    """Prediction blocking rules kept."""
+    blocking_pairs: dict[str, int] = field(default_factory=dict)
+    """Pairs each candidate rule generates on the training data (dropped ones included)."""
     sure_match_share: float | None = None
     """Share of the pairs agreeing on an exact strong identifier scored >= 0.5."""
 
@@ -192,12 +196,52 @@ def _column_of(expr: str) -> str:
     return expr.split("(", 1)[1].split(",", 1)[0] if "(" in expr else expr
 
 
-def build_settings(columns: set[str], link_type: str = "dedupe_only") -> Any:
-    """Splink ``SettingsCreator`` for the filled matching ``columns``."""
+#: A prediction blocking rule is kept when it generates at most this many pairs per input
+#: record (plus a floor for small files): a rule on a common value (a first name and a big
+#: city, a birth date in a file where everyone has one) grows with the square of the data
+#: and, at a million records, was measured to exhaust memory.
+PAIRS_PER_RECORD = 10
+PAIRS_FLOOR = 200_000
+
+
+def blocking_pair_counts(frame: Any, rules: Iterable[tuple[str, ...]]) -> dict[tuple, int]:
+    """Pairs each blocking rule generates on ``frame`` (exact: sum of n(n-1)/2 per key)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("frame", frame)
+    out = {}
+    for rule in rules:
+        keys = ", ".join(rule)
+        not_null = " AND ".join(f"{_column_of(e)} IS NOT NULL" for e in rule)
+        (pairs,) = con.execute(
+            f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM (SELECT count(*) AS n FROM frame "
+            f"WHERE {not_null} GROUP BY {keys})").fetchall()[0]
+        out[rule] = int(pairs)
+    con.close()
+    return out
+
+
+def choose_blocking_rules(frame: Any, columns: set[str]) -> tuple[list[tuple[str, ...]],
+                                                                   dict[str, int]]:
+    """The prediction blocking rules for ``frame``: those whose columns are filled and whose
+    pair count is within budget. Returns (kept rules, pairs per rule including dropped)."""
+    usable = [b for b in _PREDICTION_BLOCKS if all(_column_of(e) in columns for e in b)]
+    counts = blocking_pair_counts(frame, usable)
+    budget = max(PAIRS_FLOOR, PAIRS_PER_RECORD * len(frame))
+    kept = [b for b in usable if counts[b] <= budget]
+    return kept, {" AND ".join(b): n for b, n in counts.items()}
+
+
+def build_settings(columns: set[str], link_type: str = "dedupe_only",
+                   rules: list[tuple[str, ...]] | None = None) -> Any:
+    """Splink ``SettingsCreator`` for the filled matching ``columns`` (prediction blocking
+    rules: ``rules``, default every rule whose columns are filled)."""
     from splink import SettingsCreator, block_on
 
-    blocks = [block_on(*b) for b in _PREDICTION_BLOCKS
-              if all(_column_of(e) in columns for e in b)]
+    if rules is None:
+        rules = [b for b in _PREDICTION_BLOCKS if all(_column_of(e) in columns for e in b)]
+    blocks = [block_on(*b) for b in rules]
     if not blocks:
         raise DegenerateModelError(
             "no blocking rule can be built: the data fills none of email, phone, national_id "
@@ -236,11 +280,12 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
             f"too few records to train on: {len(frame)} (at least 20 with names, email, "
             "phone or birth date)")
     columns = filled_columns(frame)
-    settings = build_settings(columns, link_type)
+    rules, pair_counts = choose_blocking_rules(frame, columns)
+    settings = build_settings(columns, link_type, rules)
     db = DuckDBAPI()
     if link_type == "link_only":
         tables = [db.register(part.drop(columns=["source_dataset"]),
-                              source_dataset_name=str(name))
+                              dataset_display_name=str(name))
                   for name, part in frame.groupby("source_dataset", sort=True)]
         linker = Linker(tables, settings, log_level=logging.ERROR)
     else:
@@ -287,7 +332,9 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
             "(birth date, email, phone or national ID)")
     model = linker.misc.save_model_to_json()
     report = TrainingReport(rows=len(frame), columns=sorted(columns), em_blocking_rules=em_rules,
-                            seconds=round(time.perf_counter() - started, 2))
+                            seconds=round(time.perf_counter() - started, 2),
+                            blocking_pairs=pair_counts,
+                            blocking_rules=[" AND ".join(r) for r in rules])
     try:
         check_model(model, report)
     except DegenerateModelError as problem:
