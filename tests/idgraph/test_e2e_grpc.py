@@ -203,3 +203,47 @@ def test_cached_profiles_are_refreshed_when_the_profile_changes(world):
     second = client.lookup("email:cache.me@example.net").profile
     assert second.attributes["job_title"].value == "Head of Data"
     assert second.event_count == first.event_count + 1
+
+
+def test_explain_and_reviews_through_idgraph_serve(world):
+    """`idgraph serve` wires Explain (a read-only graph view that follows the writer's log)
+    and the review queue; api tokens may not use them, steward tokens may."""
+    _, engine, _client, data_dir = world
+    from helpers import record
+
+    from graph.base import MatchEdge
+
+    a = record("salesforce", "e2e-x1", "e2e-x1", 1_700_000_100, ["email:x1@example.net"],
+               given_name="Ada", family_name="Quill")
+    b = record("hubspot", "e2e-x2", "e2e-x2", 1_700_000_200, ["email:x2@example.net"],
+               given_name="Ada", family_name="Quill")
+    engine.ingest([a, b])
+    engine.reviews.propose([("hubspot:e2e-x2", "salesforce:e2e-x1", 9.0, 0.95, "v0009",
+                             (("given_name", "Exact", 7.0),))])
+    engine.apply_matches([MatchEdge("salesforce:e2e-x1", "hubspot:e2e-x2", True,
+                                    "probabilistic:v0009", "", 12.5, 0.9998, "v0009",
+                                    (("given_name", "Exact", 7.0), ("family_name", "Exact", 7.5)),
+                                    "salesforce", "e2e-x1", 1_700_000_300)])
+    steward = "steward-e2e"
+    proc, port = start_server(data_dir, ("IDGRAPH_GRPC__STEWARD_TOKENS", f'["{steward}"]'))
+    try:
+        with ProfileClient(f"127.0.0.1:{port}", token=TOKEN) as lookup_only:
+            lookup_only.wait_ready()
+            with pytest.raises(ServiceCallError) as denied:
+                lookup_only.explain_between("email:x1@example.net", "email:x2@example.net")
+            assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
+        with ProfileClient(f"127.0.0.1:{port}", token=steward) as stewarding:
+            path = stewarding.explain_between("email:x1@example.net", "email:x2@example.net")
+            assert path.joined
+            assert [e.rule for e in path.edges] == [
+                "deterministic:email", "probabilistic:v0009", "deterministic:email"]
+            match = path.edges[1]
+            assert match.model_version == "v0009" and match.match_weight == pytest.approx(12.5)
+            assert [c.comparison for c in match.contributions] == ["given_name", "family_name"]
+            review = stewarding.list_reviews("open").reviews[0]
+            decided = stewarding.decide_review(review.review_id, accept=False, note="checked")
+            assert decided.status == "rejected" and decided.decided_by.startswith("steward:")
+            assert steward not in decided.decided_by
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
