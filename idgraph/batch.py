@@ -185,8 +185,10 @@ def train(engine: Any, frame: Any | None = None, trained_on: str = "stored recor
     DegenerateModelError for a refused model."""
     if frame is None:
         frame = rows_frame(stored_rows(engine))
-    model, report = train_model(frame, max_pairs=max_pairs or engine.settings.matching.train_max_pairs,
-                                seed=seed)
+    cfg = engine.settings.matching
+    if len(frame) > cfg.train_max_records:
+        frame = frame.sample(n=cfg.train_max_records, random_state=seed)
+    model, report = train_model(frame, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed)
     version = engine.models.save(model, report, trained_on)
     if reload:
         engine.load_model()
@@ -226,16 +228,29 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     predictions = linker.inference.predict(threshold_match_weight=weight_of(PREDICT_FLOOR))
     names = [c.name for c in spec.comparisons]
     labels = [{lvl.gamma: lvl.label for lvl in c.levels} for c in spec.comparisons]
+    relation = predictions.as_duckdbpyrelation()
+    # every pair only for each record's best match; the decision columns only for the pairs
+    # the thresholds can act on (a million records give over a million pairs)
+    scored = relation.select("unique_id_l", "unique_id_r", "match_probability").fetchall()
     cols = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]
     cols += [f"gamma_{n}" for n in names] + [f"mw_{n}" for n in names]
-    table = predictions.as_duckdbpyrelation().select(*cols).fetchall()
+    table = relation.filter(f"match_probability >= {float(cfg.review_threshold)!r}").select(
+        *cols).fetchall()
     predictions.drop_table_from_database_and_remove_from_cache()
     result.seconds_predict = time.perf_counter() - started
-    result.pairs_predicted = len(table)
+    result.pairs_predicted = len(scored)
 
     best = result.best
+    for a, b, prob in scored:
+        if a not in best or prob > best[a][0]:
+            best[a] = (prob, b)
+        if b not in best or prob > best[b][0]:
+            best[b] = (prob, a)
+    del scored
+
     graph = engine.graph
-    links: list[tuple[float, str, str, tuple]] = []
+    profile_of = graph.profile_of
+    links: list[tuple[float, str, str, tuple, float]] = []
     reviews = []
     decided = engine.reviews.decided_pairs()
     k = len(names)
@@ -244,20 +259,19 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
         a, b, weight, prob = row[0], row[1], row[2], row[3]
         if a > b:
             a, b = b, a
-        for x, y in ((a, b), (b, a)):
-            if x not in best or prob > best[x][0]:
-                best[x] = (prob, y)
-        if prob < cfg.review_threshold or (a, b) in decided:
+        if (a, b) in decided:
             continue
+        pa = profile_of(a)
+        if pa is not None and pa == profile_of(b):
+            continue  # already one person (a deterministic link): nothing to decide
         contrib = tuple((names[i], labels[i].get(row[4 + i], ""), row[4 + k + i])
                         for i in range(k))
         if prob >= cfg.link_threshold and auto_linkable(contrib, must_agree, personal):
             links.append((weight, a, b, contrib, prob))
         else:
             reviews.append((a, b, weight, prob, version, contrib))
+    del table
     links.sort(key=lambda t: (-t[0], t[1], t[2]))
-    profile_of = graph.profile_of
-    links = [t for t in links if profile_of(t[1]) is None or profile_of(t[1]) != profile_of(t[2])]
     blockers = engine.planner.match_blockers([(a, b) for _, a, b, _, _ in links], graph,
                                              frozenset(cfg.limit_exempt_types))
     now = time.time()
@@ -289,6 +303,8 @@ class ResolveResult:
     profiles: int
     output: Path
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: read, adapt, ingest, train, predict (Splink + links), write."""
 
 
 def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[str] = (),
@@ -303,6 +319,15 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
     from resolver.normalize import Normalizer
 
     started = time.perf_counter()
+    phases = dict.fromkeys(("read", "adapt", "ingest", "train", "predict", "write"), 0.0)
+    mark = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[phase] += now - mark
+        mark = now
+
     path = Path(path)
     table = read_table(path)
     mapping = parse_mapping(mapping_items, map(str, table.columns))
@@ -316,16 +341,20 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
     file_rows: list[tuple[str, dict | None]] = []
     norm = Normalizer()
     chunk = max(1, engine.settings.ingest_batch_size)
+    lap("read")
     for start in range(0, len(table), chunk):  # read, adapt and ingest a chunk at a time
         parsed = records_from_table(table.iloc[start:start + chunk], mapping, id_column, source,
                                     event_time, seen=seen, first_row=start, norm=norm)
+        lap("adapt")
         engine.ingest(parsed.records)
+        lap("ingest")
         ids.extend(parsed.ids)
         dead.extend(parsed.dead_letters)
         if fresh_store:
             file_rows.extend((r.record_key, match_row(r.attributes,
                                                       (i.key for i in r.identifiers)))
                              for r in parsed.records)
+        lap("adapt")
     del table
     keys = [f"{source}:{rid}" for rid in ids]
     # with an empty store the file is all there is: its rows are the stored records' rows
@@ -336,7 +365,9 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
         if not train_if_missing:
             raise ConfigError("no trained model: run `idgraph train` or allow training")
         _, trained = train(engine, frame, trained_on=str(path), reload=False)
+    lap("train")
     match = splink_pass(engine, frame, model_version)
+    lap("predict")
     if reload_matcher:
         engine.load_model()
 
@@ -353,8 +384,9 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
                                  (best[k][1] if k in best else None) for k in keys],
     })
     write_table(out, output)
+    lap("write")
     return ResolveResult(
         records=len(ids), dead_letters=dead,
         model_version=match.model_version, trained=trained, match=match,
         profiles=out["profile_id"].nunique(), output=Path(output),
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, phases={k: round(v, 1) for k, v in phases.items()})

@@ -272,6 +272,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
           f"{result.model_version} in {result.seconds:.1f} s: {m.pairs_predicted} pairs scored "
           f"by Splink ({m.seconds_predict:.1f} s), {m.links} links, {m.refused} refused by "
           f"guards, {m.reviews_queued} queued for review ({reviews} open)")
+    print("seconds by phase: " + ", ".join(f"{k} {v}" for k, v in result.phases.items()))
     if result.dead_letters:
         print(f"{len(result.dead_letters)} rows not read:", file=sys.stderr)
         for row, reason in result.dead_letters[:20]:
