@@ -186,9 +186,11 @@ def train(engine: Any, frame: Any | None = None, trained_on: str = "stored recor
     if frame is None:
         frame = rows_frame(stored_rows(engine))
     cfg = engine.settings.matching
+    sample = frame
     if len(frame) > cfg.train_max_records:
-        frame = frame.sample(n=cfg.train_max_records, random_state=seed)
-    model, report = train_model(frame, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed)
+        sample = frame.sample(n=cfg.train_max_records, random_state=seed)
+    model, report = train_model(sample, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed,
+                                blocking_frame=frame)
     version = engine.models.save(model, report, trained_on)
     if reload:
         engine.load_model()

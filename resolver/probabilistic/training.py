@@ -265,10 +265,14 @@ def filled_columns(frame: Any) -> set[str]:
 
 
 def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float = 5e6,
-                seed: int = 42, deterministic_recall: float = 0.7) -> tuple[dict, TrainingReport]:
+                seed: int = 42, deterministic_recall: float = 0.7,
+                blocking_frame: Any = None) -> tuple[dict, TrainingReport]:
     """Train on a pandas frame of matching rows (``unique_id`` + feature columns).
 
-    For ``link_only`` the frame needs a ``source_dataset`` column. Returns Splink's model
+    For ``link_only`` the frame needs a ``source_dataset`` column. When ``frame`` is a
+    sample, ``blocking_frame`` is the whole data set the model will predict on: blocking
+    rules are kept or dropped by the pairs they make there (pair counts grow with the
+    square of the data, so a sample understates them). Returns Splink's model
     dict (what ``save_model_to_json`` writes) and the report. Raises
     :class:`DegenerateModelError` when the data or the result cannot make a usable model.
     """
@@ -280,7 +284,8 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
             f"too few records to train on: {len(frame)} (at least 20 with names, email, "
             "phone or birth date)")
     columns = filled_columns(frame)
-    rules, pair_counts = choose_blocking_rules(frame, columns)
+    rules, pair_counts = choose_blocking_rules(
+        frame if blocking_frame is None else blocking_frame, columns)
     settings = build_settings(columns, link_type, rules)
     db = DuckDBAPI()
     if link_type == "link_only":
