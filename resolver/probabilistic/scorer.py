@@ -24,7 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from resolver.probabilistic.model import ModelSpec, read_model
-from resolver.probabilistic.sql_eval import blocking_key_parts, compile_condition
+from resolver.probabilistic.sql_eval import (
+    UnsupportedSQLError,
+    blocking_key_parts,
+    compile_condition,
+    is_symmetric_rule,
+)
 
 Row = Mapping[str, object]
 
@@ -68,6 +73,11 @@ class RealtimeScorer:
             compiled.append((comp.name, tuple(levels)))
         self._comparisons = tuple(compiled)
         self._prior = self.spec.prior_weight
+        for rule in self.spec.blocking_rules:
+            if not is_symmetric_rule(rule):
+                raise UnsupportedSQLError(
+                    f"blocking rule {rule!r} compares different expressions on the two sides; "
+                    "the candidate index needs rules of the form l.x = r.x (as training makes)")
         self._blocking = tuple(blocking_key_parts(rule) for rule in self.spec.blocking_rules)
 
     def score(self, left: Row, right: Row) -> MatchScore:

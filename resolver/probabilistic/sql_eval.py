@@ -996,6 +996,23 @@ def blocking_key_parts(rule_sql: str) -> list[tuple[RowFunction, RowFunction]]:
     return parts
 
 
+def is_symmetric_rule(rule_sql: str) -> bool:
+    """True when every equality of the blocking rule applies the same expression to both
+    sides (``l.x = r.x``, ``substr(l.x,1,1) = substr(r.x,1,1)``): one key per record then
+    serves as both the left and the right key."""
+
+    def unqualified(node: exp.Expression) -> str:
+        node = node.copy()
+        for column in node.find_all(exp.Column):
+            column.set("table", None)
+        return node.sql(dialect="duckdb")
+
+    for conjunct in _conjuncts(_parse(rule_sql)):
+        if conjunct.key != "eq" or unqualified(conjunct.this) != unqualified(conjunct.expression):
+            return False
+    return True
+
+
 def blocking_keys(rule_sql: str) -> tuple[Callable[[Row], tuple | None], ...]:
     """``(key_left, key_right)`` for a blocking rule: a pair passes the rule exactly when
     ``key_left(left) == key_right(right)`` and neither is None (a NULL part never joins)."""

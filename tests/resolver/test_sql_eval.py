@@ -576,3 +576,13 @@ def test_three_valued_logic_and_else() -> None:
     assert compile_levels(["x_l = x_r", "x_l = 'b'"])(*both) is None
     assert compile_levels(["x_l = x_r", "ELSE", "x_l = 'a'"])(*both) == 1
     assert compile_condition('"x_l" = "x_r"')({}, {}) is False  # missing keys read as NULL
+
+
+def test_symmetric_blocking_rules_are_told_apart_from_asymmetric_ones():
+    from resolver.probabilistic.sql_eval import is_symmetric_rule
+
+    assert is_symmetric_rule('l."surname" = r."surname"')
+    assert is_symmetric_rule("(l.surname = r.surname) AND (SUBSTRING(l.given_name, 1, 1) = "
+                             "SUBSTRING(r.given_name, 1, 1))")
+    assert not is_symmetric_rule("l.first_name = r.surname")
+    assert not is_symmetric_rule("substr(l.dob, 1, 4) = r.dob")
