@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "FEBRL_COLUMNS", "FebrlData", "cluster_metrics", "clusters_from_pairs", "load_febrl",
+    "FEBRL_COLUMNS", "FEBRL_MAP", "FebrlData", "cluster_metrics", "clusters_from_pairs", "load_febrl",
     "pairwise_metrics", "run_ecm_peer",
 ]
 
@@ -64,6 +64,13 @@ FEBRL_COLUMNS = (
     "given_name", "surname", "street_number", "address_1", "address_2", "suburb",
     "postcode", "state", "date_of_birth", "soc_sec_id",
 )
+
+#: How the FEBRL columns map to idgraph's canonical attributes (``idgraph resolve --map``).
+FEBRL_MAP = [
+    "given_name=given_name", "family_name=surname", "street=address_1", "city=suburb",
+    "postal_code=postcode", "state=state", "birth_date=date_of_birth",
+    "national_id=soc_sec_id",
+]
 
 _REC_ID = re.compile(r"rec-(\d+)-(?:org|dup-\d+)")
 

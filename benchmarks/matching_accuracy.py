@@ -29,13 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import save
-from benchmarks.febrl import cluster_metrics, load_febrl, run_ecm_peer
-
-FEBRL_MAP = [
-    "given_name=given_name", "family_name=surname", "street=address_1", "city=suburb",
-    "postal_code=postcode", "state=state", "birth_date=date_of_birth",
-    "national_id=soc_sec_id",
-]
+from benchmarks.febrl import FEBRL_MAP, cluster_metrics, load_febrl, run_ecm_peer
 
 
 def _engine(data_dir: Path, **matching):

@@ -31,23 +31,9 @@ from benchmarks.common import percentile, save
 def matching_rows(n: int, seed: int) -> list[tuple[str, dict]]:
     """The first ``n`` matchable record rows of the synthetic data set (last state of each)."""
     from generator import generate
-    from resolver.adapters import adapt
-    from resolver.normalize import Normalizer
-    from resolver.probabilistic.features import match_row
+    from idgraph.batch import payload_rows
 
-    events = generate(n_records=int(n * 3.2), seed=seed).events
-    norm = Normalizer()
-    attrs: dict[str, dict] = {}
-    idents: dict[str, set] = {}
-    for source, payload in events:
-        for r in adapt(source, payload, norm):
-            attrs.setdefault(r.record_key, {}).update(r.attributes)
-            idents.setdefault(r.record_key, set()).update(i.key for i in r.identifiers)
-    rows = []
-    for key, a in attrs.items():
-        row = match_row(a, idents[key])
-        if row is not None:
-            rows.append((key, row))
+    rows = payload_rows(generate(n_records=int(n * 3.2), seed=seed).events)
     if len(rows) < n:
         raise SystemExit(f"only {len(rows)} matchable rows generated, wanted {n}")
     return rows[:n]

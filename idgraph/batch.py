@@ -13,14 +13,13 @@
   match``): the backfill after a model is trained on accumulated records.
 
 The real-time matcher is paused while a batch job ingests (Splink scores the whole set
-afterwards, far faster than pair-by-pair) and rebuilt from the store at the end.
+afterwards, far faster than pair-by-pair); its index is rebuilt when the next batch needs it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from idgraph.errors import ConfigError, InvalidPayloadError
 from resolver.adapters.tabular import adapt_row, check_mapping
 from resolver.model import CANONICAL_ATTRIBUTES
 from resolver.probabilistic.features import COLUMNS, match_row
-from resolver.probabilistic.matcher import auto_linkable
+from resolver.probabilistic.matcher import Decisions
 from resolver.probabilistic.model import read_model
 from resolver.probabilistic.scorer import weight_of
 from resolver.probabilistic.training import TrainingReport, train_model
@@ -140,6 +139,43 @@ def records_from_table(frame: Any, mapping: Mapping[str, str], id_column: str | 
     return out
 
 
+def file_event_time(path: Path) -> datetime:
+    """Event time of a file's rows: its modification time (re-reading it changes nothing)."""
+    return datetime.fromtimestamp(Path(path).stat().st_mtime, tz=UTC)
+
+
+def record_row(record: Any) -> dict | None:
+    """The matching row of one adapted record."""
+    return match_row(record.attributes, (i.key for i in record.identifiers))
+
+
+def file_frame(path: Path, mapping_items: Iterable[str] = (), id_column: str | None = None
+               ) -> Any:
+    """Matching rows of a person file (for training on it without ingesting it)."""
+    table = read_table(Path(path))
+    mapping = parse_mapping(mapping_items, map(str, table.columns))
+    parsed = records_from_table(table, mapping, id_column, "file", file_event_time(path))
+    return rows_frame((r.record_key, record_row(r)) for r in parsed.records)
+
+
+def payload_rows(items: Iterable[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Matching rows of the records raw ``(source, payload)`` events describe, each from
+    its accumulated attributes and identifiers (later events win), without an engine;
+    records with nothing to match on are left out."""
+    from resolver.adapters import adapt
+    from resolver.normalize import Normalizer
+
+    norm = Normalizer()
+    attrs: dict[str, dict] = {}
+    idents: dict[str, set] = {}
+    for source, payload in items:
+        for r in adapt(source, payload, norm):
+            attrs.setdefault(r.record_key, {}).update(r.attributes)
+            idents.setdefault(r.record_key, set()).update(i.key for i in r.identifiers)
+    rows = ((k, match_row(a, idents[k])) for k, a in attrs.items())
+    return [(k, row) for k, row in rows if row is not None]
+
+
 # ----------------------------------------------------------------------------- frames
 
 
@@ -162,29 +198,15 @@ def rows_frame(items: Iterable[tuple[str, dict | None]]) -> Any:
     return pd.DataFrame(data, columns=["unique_id", *COLUMNS])
 
 
-def stored_rows(engine: Any) -> Iterable[tuple[str, dict | None]]:
-    """Matching rows of every record in the engine's store."""
-    keys = sorted(engine.store.record_profiles())
-    for start in range(0, len(keys), 50_000):
-        chunk = engine.store.get_records(keys[start:start + 50_000])
-        for k in keys[start:start + 50_000]:
-            state = chunk.get(k)
-            if state is not None:
-                yield k, match_row({a: v for a, (v, _t) in state.attributes.items()},
-                                   state.identifiers)
-
-
 # ----------------------------------------------------------------------------- jobs
 
 
 def train(engine: Any, frame: Any | None = None, trained_on: str = "stored records",
-          max_pairs: float | None = None, seed: int = 42, reload: bool = True
-          ) -> tuple[str, TrainingReport]:
-    """Train on ``frame`` (matching rows) or on the engine's stored records and save a new
-    version; with ``reload`` the engine starts scoring with it at once. Raises
-    DegenerateModelError for a refused model."""
+          max_pairs: float | None = None, seed: int = 42) -> tuple[str, TrainingReport]:
+    """Train on ``frame`` (matching rows) or on the engine's stored records, save a new
+    version and start scoring with it. Raises DegenerateModelError for a refused model."""
     if frame is None:
-        frame = rows_frame(stored_rows(engine))
+        frame = rows_frame(engine.matching_rows())
     cfg = engine.settings.matching
     sample = frame
     if len(frame) > cfg.train_max_records:
@@ -192,8 +214,7 @@ def train(engine: Any, frame: Any | None = None, trained_on: str = "stored recor
     model, report = train_model(sample, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed,
                                 blocking_frame=frame)
     version = engine.models.save(model, report, trained_on)
-    if reload:
-        engine.load_model()
+    engine.load_model()
     return version, report
 
 
@@ -220,13 +241,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     if len(frame) < 2:
         return result
     started = time.perf_counter()
-    threads = max(1, os.cpu_count() or 1)
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute(f"SET threads TO {threads}")
-    db = DuckDBAPI(connection=con)
-    linker = Linker(db.register(frame), model, log_level=logging.ERROR)
+    linker = Linker(DuckDBAPI().register(frame), model, log_level=logging.ERROR)
     predictions = linker.inference.predict(threshold_match_weight=weight_of(PREDICT_FLOOR))
     names = [c.name for c in spec.comparisons]
     labels = [{lvl.gamma: lvl.label for lvl in c.levels} for c in spec.comparisons]
@@ -256,7 +271,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     reviews = []
     decided = engine.reviews.decided_pairs()
     k = len(names)
-    must_agree, personal = frozenset(cfg.must_agree), frozenset(cfg.personal)
+    decisions = Decisions(cfg)
     for row in table:
         a, b, weight, prob = row[0], row[1], row[2], row[3]
         if a > b:
@@ -268,14 +283,14 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
             continue  # already one person (a deterministic link): nothing to decide
         contrib = tuple((names[i], labels[i].get(row[4 + i], ""), row[4 + k + i])
                         for i in range(k))
-        if prob >= cfg.link_threshold and auto_linkable(contrib, must_agree, personal):
+        if decisions.decide(prob, contrib) == "link":
             links.append((weight, a, b, contrib, prob))
-        else:
+        else:  # the query kept only pairs at or above the review threshold
             reviews.append((a, b, weight, prob, version, contrib))
     del table
     links.sort(key=lambda t: (-t[0], t[1], t[2]))
     blockers = engine.planner.match_blockers([(a, b) for _, a, b, _, _ in links], graph,
-                                             frozenset(cfg.limit_exempt_types))
+                                             decisions.limit_exempt)
     now = time.time()
     edges = [MatchEdge(record_a=a, record_b=b, linked=not why, rule=f"probabilistic:{version}",
                        reason=why, match_weight=w, probability=p, model_version=version,
@@ -290,7 +305,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
 
 def match_stored(engine: Any, model_version: str | None = None) -> MatchPassResult:
     """Backfill: one Splink pass over every stored record."""
-    result = splink_pass(engine, rows_frame(stored_rows(engine)), model_version)
+    result = splink_pass(engine, rows_frame(engine.matching_rows()), model_version)
     engine.load_model()
     return result
 
@@ -311,13 +326,9 @@ class ResolveResult:
 
 def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[str] = (),
                  id_column: str | None = None, source: str | None = None,
-                 model_version: str | None = None, train_if_missing: bool = True,
-                 reload_matcher: bool = True) -> ResolveResult:
-    """Resolve a person/contact file and backfill the graph and the profile store.
-
-    ``reload_matcher=False`` leaves the engine without a real-time matcher afterwards
-    (rebuilding its candidate index costs time a one-shot command does not need).
-    """
+                 model_version: str | None = None, train_if_missing: bool = True
+                 ) -> ResolveResult:
+    """Resolve a person/contact file and backfill the graph and the profile store."""
     from resolver.normalize import Normalizer
 
     started = time.perf_counter()
@@ -334,7 +345,7 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
     table = read_table(path)
     mapping = parse_mapping(mapping_items, map(str, table.columns))
     source = source or "file:" + "".join(c if c.isalnum() else "_" for c in path.stem.lower())
-    event_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    event_time = file_event_time(path)
     fresh_store = engine.store.counts().get("records", 0) == 0
     engine.matcher = None  # Splink scores the whole set below
     seen: set[str] = set()
@@ -353,25 +364,22 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
         ids.extend(parsed.ids)
         dead.extend(parsed.dead_letters)
         if fresh_store:
-            file_rows.extend((r.record_key, match_row(r.attributes,
-                                                      (i.key for i in r.identifiers)))
-                             for r in parsed.records)
+            file_rows.extend((r.record_key, record_row(r)) for r in parsed.records)
         lap("adapt")
     del table
     keys = [f"{source}:{rid}" for rid in ids]
     # with an empty store the file is all there is: its rows are the stored records' rows
-    frame = rows_frame(file_rows) if fresh_store else rows_frame(stored_rows(engine))
+    frame = rows_frame(file_rows) if fresh_store else rows_frame(engine.matching_rows())
     del file_rows
     trained = None
     if model_version is None and engine.models.latest() is None:
         if not train_if_missing:
             raise ConfigError("no trained model: run `idgraph train` or allow training")
-        _, trained = train(engine, frame, trained_on=str(path), reload=False)
+        _, trained = train(engine, frame, trained_on=str(path))
     lap("train")
     match = splink_pass(engine, frame, model_version)
     lap("predict")
-    if reload_matcher:
-        engine.load_model()
+    engine.load_model()
 
     import pandas as pd
 

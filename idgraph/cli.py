@@ -185,18 +185,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _steward_backends(settings: Settings, queries):
-    """Explain (a read-only graph view that tails the writer's link log) and the review
-    queue, when the data directory has them (before the first ingest it has neither)."""
+def _graph_view(settings: Settings):
+    """A read-only view of the identity graph that tails the writer's link log."""
     from graph import create_graph
-    from idgraph.explain import Explainer
     from resolver.linking import LinkPlanner
+
+    return create_graph(settings.graph_backend, settings.data_dir,
+                        LinkPlanner(settings.linking).shareable_types(), read_only=True)
+
+
+def _steward_backends(settings: Settings, queries):
+    """Explain (over a graph view) and the review queue, when the data directory has them
+    (before the first ingest it has neither)."""
+    from idgraph.explain import Explainer
     from resolver.probabilistic.review import ReviewQueue
 
     graph = reviews = explainer = None
     try:
-        graph = create_graph(settings.graph_backend, settings.data_dir,
-                             LinkPlanner(settings.linking).shareable_types(), read_only=True)
+        graph = _graph_view(settings)
         explainer = Explainer(graph, queries)
     except IdGraphError as exc:
         log.warning("Explain is not available: %s", exc)
@@ -230,13 +236,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with Engine(settings) as engine:
         frame, trained_on = None, "stored records"
         if args.input:
-            table = batch.read_table(Path(args.input))
-            mapping = batch.parse_mapping(args.map, map(str, table.columns))
-            parsed = batch.records_from_table(table, mapping, args.id_column, "file",
-                                              _file_time(args.input))
-            frame = batch.rows_frame(
-                (r.record_key, batch.match_row(r.attributes, (i.key for i in r.identifiers)))
-                for r in parsed.records)
+            frame = batch.file_frame(Path(args.input), args.map, args.id_column)
             trained_on = str(args.input)
         version, report = batch.train(engine, frame, trained_on, max_pairs=args.max_pairs,
                                       seed=args.seed)
@@ -249,12 +249,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _file_time(path: str):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(Path(path).stat().st_mtime, tz=UTC)
-
-
 def cmd_resolve(args: argparse.Namespace) -> int:
     from idgraph import batch
     from idgraph.engine import Engine
@@ -263,7 +257,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     with Engine(settings) as engine:
         result = batch.resolve_file(engine, Path(args.input), Path(args.output), args.map,
                                     id_column=args.id_column, source=args.source,
-                                    model_version=args.model, reload_matcher=False)
+                                    model_version=args.model)
         reviews = engine.reviews.counts()["open"]
     if result.trained is not None:
         print(f"trained model {result.model_version} on {result.trained.rows} records")
@@ -341,8 +335,7 @@ def _apply_if_writer(settings: Settings) -> str:
     from idgraph.engine import Engine
 
     try:
-        with Engine(settings) as engine:
-            engine.apply_review_decisions()
+        Engine(settings).close()  # opening a writer applies accepted reviews
     except ConfigError:
         return "\n(another process is writing this data dir; it applies the decision)"
     return ""
@@ -351,9 +344,7 @@ def _apply_if_writer(settings: Settings) -> str:
 def cmd_explain(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from graph import create_graph
     from idgraph.explain import Explainer
-    from resolver.linking import LinkPlanner
 
     if (args.profile_id is None) == (not args.identifiers):
         raise ConfigError("explain: give either --profile-id or two identifiers")
@@ -361,8 +352,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError("explain: give exactly two identifiers (TYPE:VALUE TYPE:VALUE)")
     settings = _settings(args)
     store = _open_reader(settings)
-    graph = create_graph(settings.graph_backend, settings.data_dir,
-                         LinkPlanner(settings.linking).shareable_types(), read_only=True)
+    graph = _graph_view(settings)
     try:
         explainer = Explainer(graph, _queries(settings, store))
         if args.profile_id is not None:

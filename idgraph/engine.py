@@ -160,6 +160,7 @@ class Engine:
             self.reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
             self.reconcile()
             self.matcher: Matcher | None = None
+            self._index_ready = False
             self.load_model()
             self.apply_review_decisions()
         except BaseException:
@@ -286,7 +287,8 @@ class Engine:
     # ------------------------------------------------------------ probabilistic matching
 
     def load_model(self) -> str | None:
-        """(Re)load the configured model and rebuild the candidate index from the store.
+        """(Re)load the configured model; the candidate index is rebuilt from the store
+        when the next batch needs it (commands that never ingest do not pay for it).
 
         Returns the model version in use, or None when matching is off or no model has
         been trained yet (deterministic rules only).
@@ -303,19 +305,20 @@ class Engine:
             return None
         from resolver.probabilistic.scorer import RealtimeScorer
 
-        matcher = Matcher(RealtimeScorer(model, version), self.planner, cfg.link_threshold,
-                          cfg.review_threshold, cfg.max_block,
-                          frozenset(cfg.limit_exempt_types), frozenset(cfg.must_agree),
-                          frozenset(cfg.personal))
+        matcher = Matcher(RealtimeScorer(model, version), self.planner, cfg)
         matcher.decided = self.reviews.decided_pairs()
+        self.matcher = matcher
+        self._index_ready = False
+        return version
+
+    def matching_rows(self) -> Iterator[tuple[str, dict | None]]:
+        """``(record key, matching row)`` of every stored record, in key order (a row is
+        None when the record has nothing to match on)."""
         keys = sorted(self.store.record_profiles())
         for start in range(0, len(keys), 50_000):
-            chunk = self.store.get_records(keys[start:start + 50_000])
-            matcher.update_rows((k, _row_of(chunk[k])) for k in keys[start:start + 50_000]
-                                if k in chunk)
-        self.matcher = matcher
-        log.info("matching with model %s over %d indexed records", version, len(matcher.index))
-        return version
+            part = keys[start:start + 50_000]
+            chunk = self.store.get_records(part)
+            yield from ((k, _row_of(chunk[k])) for k in part if k in chunk)
 
     def apply_matches(self, edges: list[MatchEdge]) -> GraphChanges:
         """Add match edges (decided elsewhere: batch resolution, reviews) durably and
@@ -332,6 +335,11 @@ class Engine:
         matcher = self.matcher
         if matcher is None:
             return None
+        if not self._index_ready:
+            matcher.update_rows(self.matching_rows())
+            self._index_ready = True
+            log.info("matching with model %s over %d indexed records", matcher.version,
+                     len(matcher.index))
         changed = matcher.update_rows((k, _row_of(states[k])) for k in keys if k in states)
         if not changed:
             return None

@@ -81,6 +81,15 @@ class NetworkxGraph(IdentityGraph):
         return recs, ids
 
     def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        return self._neighbours(record_keys, "i", keep_empty=True)
+
+    def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        return self._neighbours(record_keys, "r", keep_empty=False)
+
+    def _neighbours(self, record_keys: Iterable[str], kind: str,
+                    keep_empty: bool) -> dict[str, dict[str, bool]]:
+        """Per known record: neighbour key -> linked, for neighbours of ``kind`` (``i``
+        identifiers, ``r`` records)."""
         out: dict[str, dict[str, bool]] = {}
         # the raw adjacency dict (networkx's documented ``G._adj``): the public views wrap
         # every access in Python-level Mapping calls, measurable on the ingest hot path
@@ -88,17 +97,8 @@ class NetworkxGraph(IdentityGraph):
         for k in record_keys:
             nbrs = adj.get(R + k)
             if nbrs is not None:
-                out[k] = {n[2:]: d["linked"] for n, d in nbrs.items() if n[0] == "i"}
-        return out
-
-    def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
-        out: dict[str, dict[str, bool]] = {}
-        adj = self._g._adj
-        for k in record_keys:
-            nbrs = adj.get(R + k)
-            if nbrs is not None:
-                found = {n[2:]: d["linked"] for n, d in nbrs.items() if n[0] == "r"}
-                if found:
+                found = {n[2:]: d["linked"] for n, d in nbrs.items() if n[0] == kind}
+                if found or keep_empty:
                     out[k] = found
         return out
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from graph.base import IdentityGraph, MatchEdge
+from idgraph.settings import MatchingSettings
 from resolver.linking import LinkPlanner
 from resolver.probabilistic.scorer import CandidateIndex, MatchScore, RealtimeScorer
 
@@ -46,36 +47,46 @@ class Candidate:
     trigger: str  # the batch record whose scoring found the pair
 
 
-def auto_linkable(contributions: Iterable[tuple[str, str, float]], must_agree: frozenset[str],
-                  personal: frozenset[str] = frozenset()) -> bool:
-    """False when a comparison in ``must_agree`` counts against the pair (negative weight)
-    and no comparison in ``personal`` counts for it: such a pair is at most reviewed, never
-    linked automatically (household members, not one person)."""
-    against = for_ = False
-    for name, _label, w in contributions:
-        if name in must_agree and w < 0:
-            against = True
-        elif name in personal and w > 0:
-            for_ = True
-    return for_ or not against
+class Decisions:
+    """What a scored pair becomes under the matching settings: the one policy the
+    real-time matcher and the batch (Splink) pass both apply."""
+
+    def __init__(self, settings: MatchingSettings) -> None:
+        self.link_threshold = settings.link_threshold
+        self.review_threshold = settings.review_threshold
+        self.must_agree = frozenset(settings.must_agree)
+        self.personal = frozenset(settings.personal)
+        self.limit_exempt = frozenset(settings.limit_exempt_types)
+
+    def decide(self, probability: float,
+               contributions: Iterable[tuple[str, str, float]]) -> str | None:
+        """``link``, ``review`` or None (nothing)."""
+        if probability >= self.link_threshold and self.auto_linkable(contributions):
+            return "link"
+        return "review" if probability >= self.review_threshold else None
+
+    def auto_linkable(self, contributions: Iterable[tuple[str, str, float]]) -> bool:
+        """False when a comparison in ``must_agree`` counts against the pair (negative
+        weight) and no comparison in ``personal`` counts for it: such a pair is at most
+        reviewed, never linked automatically (household members, not one person)."""
+        against = for_ = False
+        for name, _label, w in contributions:
+            if name in self.must_agree and w < 0:
+                against = True
+            elif name in self.personal and w > 0:
+                for_ = True
+        return for_ or not against
 
 
 class Matcher:
     """Real-time probabilistic matching over a candidate index (one writer)."""
 
-    def __init__(self, scorer: RealtimeScorer, planner: LinkPlanner, link_threshold: float,
-                 review_threshold: float, max_block: int = 500,
-                 limit_exempt: frozenset[str] = frozenset(),
-                 must_agree: frozenset[str] = frozenset(),
-                 personal: frozenset[str] = frozenset()) -> None:
+    def __init__(self, scorer: RealtimeScorer, planner: LinkPlanner,
+                 settings: MatchingSettings) -> None:
         self.scorer = scorer
         self.planner = planner
-        self.link_threshold = link_threshold
-        self.review_threshold = review_threshold
-        self.limit_exempt = limit_exempt
-        self.must_agree = must_agree
-        self.personal = personal
-        self.index = CandidateIndex(scorer, max_block)
+        self.decisions = Decisions(settings)
+        self.index = CandidateIndex(scorer, settings.max_block)
         self.decided: set[tuple[str, str]] = set()
         """Pairs with a review entry (any status): never proposed or auto-linked again."""
 
@@ -106,6 +117,7 @@ class Matcher:
         links: list[Candidate] = []
         profile_of = graph.profile_of
         score = self.scorer.score
+        decide = self.decisions.decide
         for key in record_keys:
             row = rows.get(key)
             if row is None:
@@ -121,15 +133,15 @@ class Matcher:
                     continue
                 s = score(rows[a], rows[b])  # Splink puts the lower unique_id on the left
                 plan.pairs_scored += 1
-                if s.probability >= self.link_threshold and auto_linkable(
-                        s.contributions, self.must_agree, self.personal):
+                decision = decide(s.probability, s.contributions)
+                if decision == "link":
                     links.append(Candidate(a, b, s, key))
-                elif s.probability >= self.review_threshold:
+                elif decision == "review":
                     plan.reviews.append((a, b, s.match_weight, s.probability, self.version,
                                          s.contributions))
         links.sort(key=lambda c: (-c.score.match_weight, c.record_a, c.record_b))
         blocked = self.planner.match_blockers(
-            [(c.record_a, c.record_b) for c in links], graph, self.limit_exempt)
+            [(c.record_a, c.record_b) for c in links], graph, self.decisions.limit_exempt)
         for c, why in zip(links, blocked, strict=True):
             plan.edges.append(self.edge(c.record_a, c.record_b, c.score, not why, why,
                                         f"probabilistic:{self.version}", source_of(c.trigger),

@@ -204,6 +204,10 @@ PAIRS_PER_RECORD = 10
 PAIRS_FLOOR = 200_000
 
 
+def _usable_rules(columns: set[str]) -> list[tuple[str, ...]]:
+    return [b for b in _PREDICTION_BLOCKS if all(_column_of(e) in columns for e in b)]
+
+
 def blocking_pair_counts(frame: Any, rules: Iterable[tuple[str, ...]]) -> dict[tuple, int]:
     """Pairs each blocking rule generates on ``frame`` (exact: sum of n(n-1)/2 per key)."""
     import duckdb
@@ -226,7 +230,7 @@ def choose_blocking_rules(frame: Any, columns: set[str]) -> tuple[list[tuple[str
                                                                    dict[str, int]]:
     """The prediction blocking rules for ``frame``: those whose columns are filled and whose
     pair count is within budget. Returns (kept rules, pairs per rule including dropped)."""
-    usable = [b for b in _PREDICTION_BLOCKS if all(_column_of(e) in columns for e in b)]
+    usable = _usable_rules(columns)
     counts = blocking_pair_counts(frame, usable)
     budget = max(PAIRS_FLOOR, PAIRS_PER_RECORD * len(frame))
     kept = [b for b in usable if counts[b] <= budget]
@@ -240,7 +244,7 @@ def build_settings(columns: set[str], link_type: str = "dedupe_only",
     from splink import SettingsCreator, block_on
 
     if rules is None:
-        rules = [b for b in _PREDICTION_BLOCKS if all(_column_of(e) in columns for e in b)]
+        rules = _usable_rules(columns)
     blocks = [block_on(*b) for b in rules]
     if not blocks:
         raise DegenerateModelError(
@@ -348,7 +352,7 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
         refused = None
     # a collapse is the more telling diagnosis when both apply, so it is checked first
     _check_sure_matches(linker, tables if link_type == "link_only" else db.register(frame),
-                        exact, model, report)
+                        exact, report)
     if refused is not None:
         raise refused
     report.seconds = round(time.perf_counter() - started, 2)
@@ -360,8 +364,7 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
 MIN_SURE_MATCH_SHARE = 0.5
 
 
-def _check_sure_matches(linker: Any, tables: Any, rules: list, model: dict,
-                        report: TrainingReport) -> None:
+def _check_sure_matches(linker: Any, tables: Any, rules: list, report: TrainingReport) -> None:
     """Refuse a model that does not recognise the pairs the prior counted as sure matches.
 
     Pairs sharing an exact email, phone or national ID, both records named, are nearly all
@@ -382,14 +385,13 @@ def _check_sure_matches(linker: Any, tables: Any, rules: list, model: dict,
     scored.drop_table_from_database_and_remove_from_cache()
     report.sure_match_share = round(sure / total, 4) if total else None
     if total and sure / total < MIN_SURE_MATCH_SHARE:
-        spec = read_model(model)
         strong = {"email", "phone", "national_id"}
         leaders = sorted((n for n in report.separation if n not in strong),
                          key=lambda n: -report.separation[n])[:2]
         raise DegenerateModelError(
             f"degenerate model refused: EM collapsed onto {', '.join(leaders) or 'other fields'}"
             f": only {sure / total:.0%} of the {total} pairs that share an exact "
-            f"{' / '.join(c.name for c in spec.comparisons if c.name in strong) or 'identifier'}"
+            f"{' / '.join(n for n in report.separation if n in strong) or 'identifier'}"
             " score as matches, so the model measures agreement on those fields, not identity")
 
 

