@@ -151,7 +151,10 @@ class IdentityGraph(ABC):
         ``identifier_a``; None when they are not in one profile (or unknown)."""
 
     def refresh(self) -> None:
-        """Catch up with writes made by another process (a reader's view); no-op by default."""
+        """Catch up with writes made by other processes: the other writers of a shared
+        backend (called at the start of each writer turn) or, for a read-only view, the
+        writers. A backend whose state is not held in process memory needs no catch-up:
+        no-op by default."""
 
     @abstractmethod
     def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:

@@ -15,25 +15,29 @@ contention: 7.7k vs 9.1k records/s at 100k), so writes are synchronous.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Self
+from typing import Self
 
 from graph import create_graph
 from graph.base import GraphChanges, MatchEdge
-from idgraph.errors import ConfigError, IdGraphError
+from idgraph.errors import IdGraphError
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
+from idgraph.turns import CatchUp, WriterTurns
 from profile_store import create_store
-from profile_store.base import ProfileEvent, ProfileHead, StoreBatch, StoredRecord
+from profile_store.base import (
+    ProfileChange,
+    ProfileEvent,
+    ProfileHead,
+    StoreBatch,
+    StoredRecord,
+)
 from profile_store.survivorship import apply_event, new_record_state
 from resolver.adapters import adapt
 from resolver.linking import LinkPlanner
@@ -48,30 +52,6 @@ from resolver.regions import RegionPolicy
 log = logging.getLogger(__name__)
 
 _RECORD_CACHE_LIMIT = 500_000
-
-
-def _acquire_writer_lock(data_dir: Path) -> IO[str]:
-    """Hold an exclusive lock on ``DATA_DIR/writer.lock`` for the engine's lifetime.
-
-    The embedded graph lives in the writer's memory: a second writer would apply batches
-    the first never sees and interleave its link log. Readers (``idgraph serve``,
-    ``lookup``, ``export``) take no lock.
-    """
-    fh = open(data_dir / "writer.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "unknown"
-        fh.close()
-        raise ConfigError(
-            f"data_dir {str(data_dir)!r} is being written by another idgraph process "
-            f"(pid {holder}); the embedded engine allows one writer at a time") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
-    return fh
 
 
 @contextmanager
@@ -127,6 +107,8 @@ class IngestResult:
     reviews_queued: int = 0
     rejection_reasons: Counter = field(default_factory=Counter)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    changes: list[ProfileChange] = field(default_factory=list)
+    """Profiles this call created, updated, merged, split or deleted (IDs only)."""
 
     def add(self, other: IngestResult) -> None:
         for name in ("events_received", "events_applied", "duplicate_events", "records_created",
@@ -136,21 +118,33 @@ class IngestResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejection_reasons.update(other.rejection_reasons)
         self.dead_letters.extend(other.dead_letters)
+        self.changes.extend(other.changes)
 
 
 class Engine:
     """Resolver + identity graph + profile store, built from settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, publish_changes: bool = False) -> None:
+        """Open the backends of ``settings`` (several engines may share one data dir: they
+        take turns, see :mod:`idgraph.turns`).
+
+        ``publish_changes`` puts a :class:`ProfileChange` for every changed profile in the
+        store's outbox, in the same atomic write (stream workers publish them); without it
+        changes are only reported in :attr:`IngestResult.changes`.
+        """
         self.settings = settings
+        self.publish_changes = publish_changes
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock = _acquire_writer_lock(settings.data_dir)
+        self._turns = WriterTurns(settings.data_dir, settings.writer_turn_wait_seconds)
+        self._in_turn = False
+        self._written: set[str] = set()
+        self.graph = None
+        self.store = None
+        self.reviews = None
         try:
             self.normalizer = Normalizer(settings.normalization)
             self.planner = LinkPlanner(settings.linking)
             self.region_policy = RegionPolicy(settings.regions)
-            self.graph = create_graph(settings.graph_backend, settings.data_dir,
-                                      self.planner.shareable_types())
             self.store = create_store(settings.profile_store_backend, settings.data_dir,
                                       settings.regions.regions)
             self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
@@ -158,13 +152,17 @@ class Engine:
             self._profile_regions: dict[str, str] = {}
             self.models = ModelRegistry(settings.data_dir / "models")
             self.reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
-            self.reconcile()
             self.matcher: Matcher | None = None
             self._index_ready = False
-            self.load_model()
-            self.apply_review_decisions()
+            with self._turn():
+                # the graph is replayed inside a turn, so no writer appends meanwhile
+                self.graph = create_graph(settings.graph_backend, settings.data_dir,
+                                          self.planner.shareable_types())
+                self.reconcile()
+                self.load_model()
+                self.apply_review_decisions()
         except BaseException:
-            self._lock.close()
+            self.close()
             raise
 
     # ------------------------------------------------------------------ ingest
@@ -177,7 +175,6 @@ class Engine:
         the batch goes on.
         """
         size = batch_size or self.settings.ingest_batch_size
-        self.apply_review_decisions()
         with _no_cyclic_gc():
             return self._ingest_payloads(items, size)
 
@@ -191,10 +188,10 @@ class Engine:
             except IdGraphError as exc:
                 dead.append(DeadLetter(source, f"item {n}", str(exc), payload))
             if len(batch) >= size:
-                total.add(self._ingest(batch))
+                total.add(self._ingest_turn(batch))
                 batch = []
         if batch:
-            total.add(self._ingest(batch))
+            total.add(self._ingest_turn(batch))
         total.dead_letters.extend(dead)
         return total
 
@@ -203,8 +200,14 @@ class Engine:
 
         Returns once the batch is durable in the graph and the profile store.
         """
-        self.apply_review_decisions()
         with _no_cyclic_gc():
+            return self._ingest_turn(records)
+
+    def _ingest_turn(self, records: list[IdentityRecord]) -> IngestResult:
+        if not records:
+            return IngestResult()
+        with self._turn():
+            self.apply_review_decisions()
             return self._ingest(records)
 
     def _ingest(self, records: list[IdentityRecord]) -> IngestResult:
@@ -253,8 +256,9 @@ class Engine:
         # crash between the graph and store writes, redelivered events add no new edges,
         # yet the index rows of the lost write must still appear (upserts: idempotent)
         links = [(ident, rk, linked) for rk in keys for ident, linked in edges.get(rk, {}).items()]
-        self._write(changes, {k: states[k] for k in keys}, [r.event_id for r in fresh],
-                    identifier_links=links)
+        result.changes = self._write(changes, {k: states[k] for k in keys},
+                                     [r.event_id for r in fresh], identifier_links=links,
+                                     at=max(r.event_ts for r in fresh))
 
         if matched is not None:
             plan_m = matched[1]
@@ -325,9 +329,9 @@ class Engine:
         materialise the profiles they change."""
         if not edges:
             return GraphChanges()
-        with _no_cyclic_gc():
+        with _no_cyclic_gc(), self._turn():
             changes = self.graph.apply([], [], edges)
-            self._write(changes, {}, [])
+            self._write(changes, {}, [], at=max(e.at for e in edges))
         return changes
 
     def _match(self, keys: list[str], states: dict[str, StoredRecord],
@@ -356,6 +360,10 @@ class Engine:
         The per-type limits still apply: an accepted pair they refuse is recorded as a
         refused edge with the reason. Reviews are marked ``applied`` after the store write.
         """
+        with self._turn():
+            return self._apply_review_decisions()
+
+    def _apply_review_decisions(self) -> int:
         accepted = self.reviews.list("accepted", limit=1000)
         if not accepted:
             return 0
@@ -371,12 +379,16 @@ class Engine:
                  for r, why in zip(accepted, blockers, strict=True)]
         self.apply_matches(edges)
         self.reviews.mark_applied(r.review_id for r in accepted)
-        return len(accepted) + self.apply_review_decisions()
+        return len(accepted) + self._apply_review_decisions()
 
     # ------------------------------------------------------------ unlink / forget
 
     def unlink(self, record_key: str, identifier: str) -> GraphChanges:
         """Remove one record-identifier edge; the profile may split (IDs per graph.ids)."""
+        with self._turn():
+            return self._unlink(record_key, identifier)
+
+    def _unlink(self, record_key: str, identifier: str) -> GraphChanges:
         changes = self.graph.remove_link(record_key, identifier, time.time())
         state = self._load_records([record_key]).get(record_key)
         if state is not None:
@@ -387,6 +399,10 @@ class Engine:
 
     def forget_record(self, record_key: str) -> GraphChanges:
         """Remove a source record from the graph and the store; its profile may split."""
+        with self._turn():
+            return self._forget_record(record_key)
+
+    def _forget_record(self, record_key: str) -> GraphChanges:
         state = self._load_records([record_key]).get(record_key)
         changes = self.graph.remove_record(record_key, time.time())
         self._records.pop(record_key, None)
@@ -418,8 +434,10 @@ class Engine:
     def _write(self, changes: GraphChanges, changed: dict[str, StoredRecord], event_ids: list[str],
                identifier_links: list[tuple[str, str, bool]] | None = None,
                deleted_records: Iterable[str] = (),
-               unlinked: list[tuple[str, str]] | None = None) -> None:
-        """Turn graph changes and new record states into one atomic store write."""
+               unlinked: list[tuple[str, str]] | None = None,
+               at: float = 0.0) -> list[ProfileChange]:
+        """Turn graph changes and new record states into one atomic store write; returns
+        the profile changes it made (``at``: event time of the batch's newest event)."""
         graph = self.graph
         strictest = self.region_policy.strictest
         now = time.time()
@@ -476,6 +494,7 @@ class Engine:
         for pid in split_ids:
             aliases.update((a, pid) for a in graph.aliases_of(pid))
         deleted_profiles = [p for p in changes.retired if graph.resolve(p) is None]
+        notes = self._profile_changes(changes, heads, prior, deleted_profiles, at)
         batch = StoreBatch(
             records=[r for r in write.values() if r.profile_id],
             identifier_links=identifier_links or [], heads=heads, reassign=merged,
@@ -483,7 +502,10 @@ class Engine:
             deleted_records=list(deleted_records), unlinked=unlinked or [], aliases=aliases,
             removed_aliases=sorted(changes.revived), history=changes.history,
             processed_event_ids=event_ids,
+            changes=notes if self.publish_changes else [],
         )
+        self._written.update(write)
+        self._written.update(deleted_records)
         try:
             self.store.write(batch)
         except Exception:
@@ -495,15 +517,42 @@ class Engine:
         for p in deleted_profiles:
             self._profile_regions.pop(p, None)
         self._profile_regions.update(region_of)
+        return notes
+
+    @staticmethod
+    def _profile_changes(changes: GraphChanges, heads: list[ProfileHead], prior: dict[str, str],
+                         deleted: list[str], at: float) -> list[ProfileChange]:
+        """One notification per changed profile: its graph history (created, merged,
+        split), else ``updated``; ``deleted`` for profiles whose last record was removed."""
+        region_of = {h.profile_id: h.region for h in heads}
+        out: list[ProfileChange] = []
+        named: set[str] = set()
+        for h in changes.history:
+            if h.kind == "revived":
+                continue  # reported by the split that revived it
+            region = region_of.get(h.profile_id) or prior.get(h.profile_id, "")
+            out.append(ProfileChange(h.kind, h.profile_id, list(h.related_ids), region, at))
+            named.add(h.profile_id)
+            if h.kind == "split":
+                named.update(h.related_ids)
+        out.extend(ProfileChange("updated", pid, [], region, at)
+                   for pid, region in sorted(region_of.items()) if pid not in named)
+        out.extend(ProfileChange("deleted", pid, [], prior.get(pid, ""), at) for pid in deleted)
+        return out
 
     def reconcile(self) -> int:
         """Make the store's record -> profile assignment match the graph; returns fixes.
 
         The graph write of a batch precedes its store write. If the process died between
         the two, the batch's events are redelivered (they are not marked processed) but the
-        graph no longer reports the merges they caused; this pass, run on start, moves the
-        stored records to the profiles the graph has them in.
+        graph no longer reports the merges they caused; this pass, run on start and after
+        another writer died inside its turn, moves the stored records to the profiles the
+        graph has them in.
         """
+        with self._turn():
+            return self._reconcile()
+
+    def _reconcile(self) -> int:
         stored = self.store.record_profiles()
         wrong = [rk for rk, pid in stored.items() if self.graph.profile_of(rk) != pid]
         if not wrong:
@@ -519,13 +568,60 @@ class Engine:
         log.warning("reconciled %d stored records with the identity graph", len(wrong))
         return len(wrong)
 
-    def close(self) -> None:
+    # ------------------------------------------------------------------ writer turns
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the data dir's writer turn (re-entrant within this engine): catch up with
+        the other writers first; publish the records written when the turn ends."""
+        if self._in_turn:
+            yield
+            return
+        catch = self._turns.begin()
+        self._in_turn = True
+        self._written = set()
         try:
-            self.graph.close()
-            self.store.close()
-            self.reviews.close()
+            if catch.foreign_turns and self.graph is not None:
+                self._catch_up(catch)
+            yield
+        except BaseException:
+            self._records.clear()  # the caches may hold effects that were not stored
+            self._profile_regions.clear()
+            self._turns.abort()
+            raise
+        else:
+            self._turns.end(self._written)
         finally:
-            self._lock.close()  # releases the flock
+            self._in_turn = False
+
+    def _catch_up(self, catch: CatchUp) -> None:
+        """Apply what other writers did since our last turn to the in-memory state."""
+        self.graph.refresh()
+        self._profile_regions.clear()
+        keys = catch.record_keys
+        if keys is None:  # unknown (pruned feed or a writer died in its turn): start over
+            self._records.clear()
+            self.load_model()
+            if catch.crashed:
+                self._reconcile()
+            return
+        for k in keys:
+            self._records.pop(k, None)
+        if self.matcher is not None:
+            if self._index_ready and keys:
+                states = self.store.get_records(keys)
+                self.matcher.update_rows(
+                    (k, _row_of(states[k]) if k in states else None) for k in sorted(keys))
+            self.matcher.decided = self.reviews.decided_pairs()
+
+    def close(self) -> None:
+        """Release the backends (safe on a half-built engine)."""
+        try:
+            for part in (self.graph, self.store, self.reviews):
+                if part is not None:
+                    part.close()
+        finally:
+            self._turns.close()
 
     def __enter__(self) -> Self:
         return self

@@ -71,6 +71,27 @@ class ProfileEvent:
 
 
 @dataclass(slots=True)
+class ProfileChange:
+    """A change notification for one profile (what the stream's change topic carries).
+
+    It holds IDs and the home region only, never personal data: a consumer that needs the
+    profile reads it over gRPC, where residency and authentication apply.
+    """
+
+    kind: str
+    """created | updated | merged (``related_ids``: the absorbed IDs, now aliases) |
+    split (``related_ids``: the IDs of the new parts) | deleted (forget removed its last
+    record)."""
+    profile_id: str
+    related_ids: list[str]
+    region: str
+    at: float
+    """Event time of the newest event of the batch that caused it (0 for non-event writes)."""
+    change_id: str = ""
+    """Unique per change (set by the store's outbox): consumers deduplicate on it."""
+
+
+@dataclass(slots=True)
 class Profile:
     """One person: a connected component of the identity graph, materialised."""
 
@@ -171,6 +192,8 @@ class StoreBatch:
     """aliases revived as live profiles by a split."""
     history: list[ProfileEvent] = field(default_factory=list)
     processed_event_ids: list[str] = field(default_factory=list)
+    changes: list[ProfileChange] = field(default_factory=list)
+    """Change notifications to put in the outbox (in the same atomic write)."""
 
 
 class ProfileStore(ABC):
@@ -214,6 +237,16 @@ class ProfileStore(ABC):
     @abstractmethod
     def iter_record_profiles(self) -> Iterator[tuple[str, str, str]]:
         """(source, source_record_id, profile_id) for every stored record, ordered by key."""
+
+    @abstractmethod
+    def pending_changes(self, limit: int) -> list[ProfileChange]:
+        """The oldest ``limit`` outbox entries of served regions not yet acknowledged, oldest
+        first, each with its ``change_id``. Entries stay until :meth:`ack_changes`: a publisher that dies
+        before acknowledging publishes them again (at-least-once)."""
+
+    @abstractmethod
+    def ack_changes(self, change_ids: Iterable[str]) -> None:
+        """Remove published entries from the outbox (unknown IDs are ignored)."""
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

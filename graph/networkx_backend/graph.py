@@ -34,8 +34,12 @@ I = "i|"
 
 
 class NetworkxGraph(IdentityGraph):
-    """Embedded identity graph. One writer (the ingest process) per log file; any number of
-    read-only views (``read_only=True``) that :meth:`refresh` from the log."""
+    """Embedded identity graph over a durable link log.
+
+    Writers take turns (:mod:`idgraph.turns`): at the start of its turn a writer
+    :meth:`refresh`-es from the log what the other writers appended. Read-only views
+    (``read_only=True``, ``idgraph serve``) refresh the same way and never write.
+    """
 
     def __init__(self, log_path: Path, shareable_types: frozenset[str] = frozenset(),
                  read_only: bool = False) -> None:
@@ -132,14 +136,14 @@ class NetworkxGraph(IdentityGraph):
                 rows.append(("match", m.record_a, m.record_b, "record", int(m.linked), m.rule,
                              m.reason, m.source, m.event_id, m.at, json.dumps(detail)))
         if rows:
-            self._log.append(rows)
+            self._append(rows)
         return self._commit()
 
     def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
         if not self._g.has_edge(R + record_key, I + identifier):
             return GraphChanges()
         self._remove_link(record_key, identifier, at)
-        self._log.append([("unlink", record_key, identifier, None, None, None, None, None, None, at,
+        self._append([("unlink", record_key, identifier, None, None, None, None, None, None, at,
                            None)])
         return self._commit()
 
@@ -147,7 +151,7 @@ class NetworkxGraph(IdentityGraph):
         if (R + record_key) not in self._g:
             return GraphChanges()
         self._remove_record(record_key, at)
-        self._log.append([("remove_record", record_key, None, None, None, None, None, None, None,
+        self._append([("remove_record", record_key, None, None, None, None, None, None, None,
                            at, None)])
         return self._commit()
 
@@ -212,8 +216,12 @@ class NetworkxGraph(IdentityGraph):
         return [self._explain(u, v, adj[u][v]) for u, v in pairwise(nodes)]
 
     def refresh(self) -> None:
-        if self._read_only:
-            self._replay()
+        self._replay()
+
+    def _append(self, rows: list[LogRow]) -> None:
+        # the caller holds the writer turn: nothing was appended since our last refresh, so
+        # the new commit row is the last one this graph has applied
+        self._log_seq = self._log.append(rows)
 
     def close(self) -> None:
         self._log.close()

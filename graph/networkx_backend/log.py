@@ -72,8 +72,9 @@ class LinkLog:
         except OSError:
             pass
 
-    def append(self, rows: list[LogRow]) -> None:
-        """Append the rows of one batch plus its ``commit`` marker in one transaction."""
+    def append(self, rows: list[LogRow]) -> int:
+        """Append the rows of one batch plus its ``commit`` marker in one transaction;
+        returns the sequence number of the ``commit`` row."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
@@ -81,8 +82,9 @@ class LinkLog:
                 " event_id, at, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
-            self._db.execute("INSERT INTO link_log (op) VALUES ('commit')")
+            seq = self._db.execute("INSERT INTO link_log (op) VALUES ('commit')").lastrowid
             self._db.execute("COMMIT")
+            return seq
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")

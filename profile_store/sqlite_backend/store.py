@@ -28,6 +28,7 @@ import orjson
 from idgraph.errors import BackendError, ResidencyError
 from profile_store.base import (
     IdentifierMatch,
+    ProfileChange,
     ProfileEvent,
     ProfileHead,
     ProfileStore,
@@ -75,6 +76,12 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS processed_events (
     event_id TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+-- transactional outbox of profile change notifications, published by stream workers
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    region TEXT NOT NULL,
+    change BLOB NOT NULL
+);
 """
 
 
@@ -203,6 +210,9 @@ class SqliteProfileStore(ProfileStore):
                      for h in batch.history for pid in [h.profile_id, *h.related_ids]])
                 db.executemany("INSERT OR IGNORE INTO processed_events (event_id) VALUES (?)",
                                [(e,) for e in batch.processed_event_ids])
+                if batch.changes:
+                    db.executemany("INSERT INTO outbox (region, change) VALUES (?,?)",
+                                   [(c.region, dumps(c)) for c in batch.changes])
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
@@ -210,6 +220,27 @@ class SqliteProfileStore(ProfileStore):
                 raise BackendError(
                     f"profile store: write of {len(batch.records)} records failed: {exc}"
                 ) from exc
+
+    def pending_changes(self, limit: int) -> list[ProfileChange]:
+        rows = self._reader().execute(
+            f"SELECT seq, change FROM outbox WHERE region IN ({self._region_sql})"
+            " ORDER BY seq LIMIT ?", (*self._region_args, limit)).fetchall()
+        out = []
+        for seq, blob in rows:
+            doc = orjson.loads(blob)
+            doc["change_id"] = str(seq)
+            out.append(ProfileChange(**doc))
+        return out
+
+    def ack_changes(self, change_ids: Iterable[str]) -> None:
+        if self._writer is None:
+            raise BackendError("profile store: opened read-only")
+        ids = [(int(c),) for c in change_ids]
+        with self._write_lock:
+            try:
+                self._writer.executemany("DELETE FROM outbox WHERE seq = ?", ids)
+            except sqlite3.Error as exc:
+                raise BackendError(f"profile store: outbox ack of {len(ids)} failed: {exc}") from exc
 
     def _check_region(self, region: str, operation: str) -> None:
         if region not in self.regions:

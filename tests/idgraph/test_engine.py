@@ -278,12 +278,3 @@ def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypa
     normal = stored("normal")
     monkeypatch.setattr(engine_module, "_RECORD_CACHE_LIMIT", 40)  # cleared every batch
     assert stored("tiny-cache") == normal
-
-
-def test_one_writer_per_data_dir(settings):
-    from idgraph.errors import ConfigError
-
-    with Engine(settings), pytest.raises(ConfigError, match=r"another idgraph process \(pid \d+\)"):
-        Engine(settings)
-    with Engine(settings) as again:  # released on close
-        assert again.graph.profile_ids() == []

@@ -1,0 +1,167 @@
+"""Writer turns: several engine processes write one embedded data dir, one turn at a time.
+
+The embedded graph lives in each writer's memory and is made durable by the shared link
+log; the profile store is one SQLite file. Several writers (stream workers of one consumer
+group, an ``idgraph ingest`` beside them) stay correct by taking *turns*: every write (an
+ingest batch, applied matches or reviews, unlink, forget, reconcile) holds an exclusive
+``flock`` on ``DATA_DIR/writer.lock`` from its catch-up to the end of its store write.
+
+At the start of a turn a writer learns what the others did since its own last turn, from
+the turn feed ``DATA_DIR/writer-turns.sqlite``: one row per turn, inserted *open* before the
+writer changes anything and closed with the keys of the records it wrote. The engine then
+replays the link log's tail into its graph, drops those records from its caches and
+re-indexes them for matching (see :meth:`idgraph.engine.Engine`). A row still open when
+the next turn starts means its writer died (or failed) inside the turn: the next writer
+reconciles the store with the graph and rebuilds its caches from scratch.
+
+Only the newest ``_KEEP_TURNS`` rows are kept; a writer that fell further behind than
+that also rebuilds from scratch. One process, one :class:`WriterTurns` (turns are not
+re-entrant across threads; the engine is not thread-safe anyway).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from idgraph.errors import BackendError
+
+_KEEP_TURNS = 10_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    turn INTEGER PRIMARY KEY,
+    writer TEXT NOT NULL,
+    state TEXT NOT NULL,          -- open | closed
+    record_keys BLOB              -- JSON list of the record keys written (closed turns)
+)
+"""
+
+
+@dataclass(slots=True)
+class CatchUp:
+    """What other writers did since this writer's previous turn."""
+
+    foreign_turns: int = 0
+    """Turns of other writers (0: this writer's view is current)."""
+    record_keys: set[str] | None = None
+    """Records they wrote; None when unknown (pruned feed, first turn after a crash)."""
+    crashed: bool = False
+    """A turn was left open: its writer died inside it, so the store may lag the graph."""
+
+
+class WriterTurns:
+    """Mutual exclusion and a change feed for the writers of one data dir."""
+
+    def __init__(self, data_dir: Path, wait_seconds: float = 120.0) -> None:
+        data_dir = Path(data_dir)
+        self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.wait_seconds = wait_seconds
+        self._lock_path = data_dir / "writer.lock"
+        self._fh: IO[str] | None = None
+        self._turn: int | None = None
+        try:
+            self._db = sqlite3.connect(str(data_dir / "writer-turns.sqlite"),
+                                       isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+            row = self._db.execute("SELECT MAX(turn) FROM turns").fetchone()
+        except sqlite3.Error as exc:
+            raise BackendError(f"writer turns: cannot open the turn feed: {exc}") from exc
+        # a new writer starts from a full replay of the log and an empty cache: it has
+        # seen everything up to now, except a turn left open by a writer that died
+        self._last = row[0] or 0
+        open_row = self._db.execute("SELECT MIN(turn) FROM turns WHERE state = 'open'").fetchone()
+        if open_row[0] is not None:
+            self._last = open_row[0] - 1
+
+    def begin(self) -> CatchUp:
+        """Wait for the data dir's lock (up to ``wait_seconds``), open a turn, and say what
+        other writers did since this writer's last turn."""
+        if self._fh is not None:
+            raise RuntimeError("writer turns: a turn is already open in this process")
+        fh = open(self._lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the turn
+        deadline = time.monotonic() + self.wait_seconds
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    fh.close()
+                    raise BackendError(
+                        f"writer turns: another writer of {self._lock_path.parent} held the "
+                        f"lock for more than {self.wait_seconds:.0f} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        self._fh = fh
+        try:
+            catch = self._read_feed()
+            cur = self._db.execute("INSERT INTO turns (writer, state) VALUES (?, 'open')",
+                                   (self.writer_id,))
+            self._turn = cur.lastrowid
+        except BaseException:
+            self._release()
+            raise
+        return catch
+
+    def end(self, record_keys: Iterable[str]) -> None:
+        """Close the open turn with the keys of the records it wrote; release the lock."""
+        try:
+            self._db.execute("UPDATE turns SET state = 'closed', record_keys = ? WHERE turn = ?",
+                             (orjson.dumps(sorted(set(record_keys))), self._turn))
+            self._last = self._turn
+            if self._turn % 1000 == 0:
+                self._db.execute("DELETE FROM turns WHERE turn <= ?", (self._turn - _KEEP_TURNS,))
+        except sqlite3.Error as exc:
+            raise BackendError(f"writer turns: cannot close turn {self._turn}: {exc}") from exc
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Release the lock leaving the turn open: the next turn (of any writer, this one
+        included) treats it as a crash and reconciles."""
+        self._last = (self._turn or 1) - 1
+        self._release()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self.abort()
+        self._db.close()
+
+    def _read_feed(self) -> CatchUp:
+        rows = self._db.execute(
+            "SELECT turn, writer, state, record_keys FROM turns WHERE turn > ? ORDER BY turn",
+            (self._last,)).fetchall()
+        catch = CatchUp(record_keys=set())
+        expected = self._last + 1
+        for turn, writer, state, keys in rows:
+            if turn != expected:
+                catch.record_keys = None  # pruned: we were too far behind
+            expected = turn + 1
+            if state == "open":
+                catch.crashed = True
+                catch.record_keys = None
+            if writer != self.writer_id or state == "open":
+                catch.foreign_turns += 1
+            if catch.record_keys is not None and keys is not None:
+                catch.record_keys.update(orjson.loads(keys))
+        if catch.crashed:
+            # close the dead writer's rows: one reconciliation repairs them all
+            self._db.execute("UPDATE turns SET state = 'closed' WHERE state = 'open'")
+        return catch
+
+    def _release(self) -> None:
+        fh, self._fh, self._turn = self._fh, None, None
+        if fh is not None:
+            fh.close()  # closing the descriptor releases the flock
