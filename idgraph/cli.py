@@ -1,5 +1,5 @@
 """``idgraph`` command line: demo, serve, ingest, lookup, export, generate, train, resolve,
-match, review, explain.
+match, review, explain, worker, backfill, topics, broker.
 
 Every command takes ``--config FILE`` (TOML, see README) and ``--data-dir DIR``; settings
 also come from ``IDGRAPH_*`` environment variables. Exit codes: 0 ok, 1 failure, 2 bad
@@ -366,6 +366,66 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stream_settings(args: argparse.Namespace) -> Settings:
+    settings = _settings(args)
+    if getattr(args, "brokers", None):
+        brokers = [b if "://" in b else f"kafka://{b}" for b in args.brokers.split(",")]
+        settings = settings.model_copy(
+            update={"stream": settings.stream.model_copy(update={"brokers": brokers})})
+    return settings
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from idgraph.engine import Engine
+    from stream.app import StreamWorker
+    from stream.topics import ensure_topics_sync
+
+    settings = _stream_settings(args)
+    logging.getLogger().setLevel(logging.INFO)
+    if not args.no_create_topics:
+        created = ensure_topics_sync(settings.stream)
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+    engine = Engine(settings, publish_changes=settings.stream.publish_changes)
+    try:
+        StreamWorker(settings, engine, Path(args.stats_file) if args.stats_file else None).run()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from resolver.adapters.files import iter_payloads
+    from stream.produce import produce_payloads
+
+    settings = _stream_settings(args)
+    items = ((args.source, payload) for path in args.files
+             for payload in iter_payloads(args.source, path))
+    sent = asyncio.run(produce_payloads(settings.stream, items, rate=args.rate))
+    print(f"produced {sent} events to the input topics")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from stream.topics import ensure_topics_sync, project_topics
+
+    settings = _stream_settings(args)
+    created = ensure_topics_sync(settings.stream)
+    for t in project_topics(settings.stream):
+        print(f"{t}\t{'created' if t in created else 'exists'}")
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from stream.local_broker import main as broker_main
+
+    return broker_main(["--port", str(args.port)] if args.port else [])
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from generator import generate, write_source_files
 
@@ -465,6 +525,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-id")
     p.add_argument("identifiers", nargs="*", metavar="TYPE:VALUE")
     p.set_defaults(func=cmd_explain)
+
+    kafka = argparse.ArgumentParser(add_help=False)
+    kafka.add_argument("--brokers", help="bootstrap servers HOST:PORT,... (stream.brokers)")
+
+    p = sub.add_parser("worker", parents=[common, kafka],
+                       help="resolve events from the Kafka input topics (a Faust worker)")
+    p.add_argument("--stats-file", help="write cumulative counters (JSON) after every batch")
+    p.add_argument("--no-create-topics", action="store_true",
+                   help="do not create missing topics at start")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("backfill", parents=[common, kafka],
+                       help="replay exported source files through the input topics")
+    p.add_argument("--source", required=True,
+                   choices=["salesforce", "hubspot", "sendgrid", "segment", "google_calendar"])
+    p.add_argument("files", nargs="+")
+    p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("topics", parents=[common, kafka], help="create the project's topics")
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("broker", parents=[common],
+                       help="run a local Kafka-protocol broker (tansu) for trials")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("generate", parents=[common], help="write synthetic source files")
     p.add_argument("--records", type=int, default=10_000)

@@ -1,0 +1,210 @@
+"""The Faust app of ``idgraph worker``: one agent over every input topic.
+
+The agent is transport only. It takes batches (``take_events``: up to
+``stream.batch_size`` events, waiting at most ``stream.batch_within_seconds``), runs the
+:class:`stream.processor.BatchProcessor` in a thread (so the event loop keeps fetching
+and heartbeating), sends the batch's dead letters, publishes the profile changes waiting
+in the store's outbox, and only then lets Faust acknowledge the batch. Faust commits
+acknowledged offsets every ``stream.commit_interval_seconds``.
+
+Delivery: at-least-once from Kafka, exactly-once in effect. A crash (even SIGKILL) or a
+rebalance redelivers what was processed since the last commit; the engine applies an event
+ID once, so nothing is applied twice and nothing acknowledged is lost. Faust's
+``exactly_once`` guarantee is not used: it needs Kafka transactions, which the local
+broker (tansu) lacks, and the engine's idempotence does not need them.
+Dead letters and change messages are at-least-once; change messages carry a
+``change_id`` to deduplicate on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faust
+
+from idgraph.engine import Engine
+from idgraph.errors import BackendError
+from idgraph.settings import Settings, StreamSettings
+from stream.events import RawEvent, change_message, dead_letter_headers
+from stream.processor import BatchOutcome, BatchProcessor
+
+log = logging.getLogger(__name__)
+
+_CHANGES_PER_ROUND = 5000
+
+
+def broker_credentials(cfg: StreamSettings) -> faust.types.auth.CredentialsT | None:
+    """Faust credentials for ``cfg.security_protocol`` (None: plaintext)."""
+    context = None
+    if cfg.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
+        if cfg.ssl_certfile:
+            context.load_cert_chain(str(cfg.ssl_certfile),
+                                    str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+    if cfg.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=cfg.sasl_username,
+            password=cfg.sasl_password.get_secret_value() if cfg.sasl_password else "",
+            mechanism=cfg.sasl_mechanism, ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Cumulative counters of one worker process (written to ``--stats-file``)."""
+
+    pid: int = 0
+    started_at: float = 0.0
+    batches: int = 0
+    events_consumed: int = 0
+    events_applied: int = 0
+    duplicate_events: int = 0
+    dead_letters: int = 0
+    changes_published: int = 0
+    retries: int = 0
+    last_batch_at: float = 0.0
+
+    def save(self, path: Path) -> None:
+        """Write atomically (readers never see half a file)."""
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".stats-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh)
+        os.replace(tmp, path)
+
+
+def _raw(event: faust.types.EventT) -> RawEvent:
+    m = event.message
+    headers = m.headers or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return RawEvent(m.topic, m.partition, m.offset, m.key, m.value,
+                    [(k, bytes(v or b"")) for k, v in headers], (m.timestamp or 0) / 1.0)
+
+
+class StreamWorker:
+    """Builds the Faust app around one engine; :meth:`run` blocks until stopped."""
+
+    def __init__(self, settings: Settings, engine: Engine,
+                 stats_file: Path | None = None) -> None:
+        self.settings = settings
+        self.cfg = cfg = settings.stream
+        self.engine = engine
+        self.processor = BatchProcessor(engine, cfg)
+        self.stats = WorkerStats(pid=os.getpid(), started_at=time.time())
+        self.stats_file = stats_file
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idgraph-engine")
+        self.app = app = faust.App(
+            cfg.consumer_group,
+            broker=cfg.brokers,
+            broker_credentials=broker_credentials(cfg),
+            datadir=str(settings.data_dir / "faust"),
+            web_enabled=False,
+            autodiscover=False,
+            broker_session_timeout=cfg.session_timeout_seconds,
+            broker_heartbeat_interval=cfg.heartbeat_interval_seconds,
+            broker_commit_interval=cfg.commit_interval_seconds,
+            consumer_auto_offset_reset="earliest",
+            producer_max_request_size=max(1_048_576, 2 * cfg.max_event_bytes),
+            topic_partitions=cfg.partitions,
+            topic_replication_factor=cfg.replication_factor,
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.inputs = app.topic(*cfg.input_topics, **raw)
+        self.dead_letters = app.topic(cfg.dead_letter_topic, **raw)
+        self.changes = app.topic(cfg.profile_changes_topic, **raw)
+        app.agent(self.inputs, name="idgraph.resolve")(self._resolve)
+
+    # ------------------------------------------------------------------ the agent
+
+    async def _resolve(self, stream: faust.StreamT) -> None:
+        async for events in stream.take_events(self.cfg.batch_size,
+                                               within=self.cfg.batch_within_seconds):
+            batch = [_raw(e) for e in events]
+            task = asyncio.ensure_future(self._handle(batch))
+            try:
+                # shielded: once the engine has the batch, finish it (dead letters included)
+                # before Faust acknowledges it, even when the worker is being stopped
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await task
+                raise
+
+    async def _handle(self, batch: list[RawEvent]) -> None:
+        loop = asyncio.get_running_loop()
+        pause = 0.5
+        while True:
+            try:
+                outcome: BatchOutcome = await loop.run_in_executor(
+                    self._pool, self.processor.process, batch)
+                break
+            except BackendError as exc:
+                # the store or graph is unavailable: nothing of the batch is acknowledged;
+                # the same batch is retried (idempotent) until it goes through
+                self.stats.retries += 1
+                log.warning("batch of %d events not stored (%s); retrying in %.1f s",
+                            len(batch), exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+        sends = [await self.dead_letters.send(
+                    key=d.event.key, value=d.event.value or b"",
+                    headers=dead_letter_headers(d.event, d.reason, d.system))
+                 for d in outcome.dead]
+        for fut in sends:
+            await fut  # delivered before the batch is acknowledged
+        for d in outcome.dead:
+            log.warning("dead-lettered %s[%d]@%d: %s", d.event.topic, d.event.partition,
+                        d.event.offset, d.reason)
+        if self.cfg.publish_changes:
+            await self._publish_changes()
+        st, r = self.stats, outcome.result
+        st.batches += 1
+        st.events_consumed += len(batch)
+        st.events_applied += r.events_applied
+        st.duplicate_events += r.duplicate_events
+        st.dead_letters += len(outcome.dead)
+        st.last_batch_at = time.time()
+        if self.stats_file is not None:
+            st.save(self.stats_file)
+
+    async def _publish_changes(self) -> None:
+        """Send what waits in the outbox, then remove it (at-least-once)."""
+        store = self.engine.store
+        while True:
+            pending = store.pending_changes(_CHANGES_PER_ROUND)
+            if not pending:
+                return
+            futures = []
+            for change in pending:
+                key, value = change_message(change)
+                futures.append(await self.changes.send(key=key, value=value))
+            for fut in futures:
+                await fut
+            store.ack_changes(c.change_id for c in pending)
+            self.stats.changes_published += len(pending)
+            if len(pending) < _CHANGES_PER_ROUND:
+                return
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM; a graceful stop finishes the batch in hand."""
+        from faust.worker import Worker
+
+        worker = Worker(self.app, loglevel=logging.getLogger().level or logging.INFO,
+                        quiet=True, redirect_stdouts=False)
+        try:
+            worker.execute_from_commandline()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -1,0 +1,97 @@
+"""The synchronous half of a worker: one batch of consumed messages -> the engine.
+
+Kept apart from Faust so it is tested without a broker. The Faust agent
+(:mod:`stream.app`) runs :meth:`BatchProcessor.process` in a worker thread, sends the dead
+letters it returns, and only then lets Faust acknowledge the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from idgraph.engine import Engine, IngestResult
+from idgraph.errors import BackendError
+from idgraph.settings import StreamSettings
+from stream.events import EventRejected, RawEvent, decode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DeadEvent:
+    """A consumed message that will not be processed, and why (the reason holds no values
+    from the payload)."""
+
+    event: RawEvent
+    reason: str
+    system: str | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    result: IngestResult = field(default_factory=IngestResult)
+    dead: list[DeadEvent] = field(default_factory=list)
+
+
+class BatchProcessor:
+    """Decodes a batch, ingests what decodes, and names every event it cannot process.
+
+    Contract: when :meth:`process` returns, every event of the batch is either durable in
+    the engine (applied now or earlier: idempotent by event ID) or listed in
+    ``outcome.dead``. A :class:`BackendError` (store or graph unavailable) propagates: the
+    caller retries the whole batch, which is safe because processing is idempotent. Any
+    other failure is isolated to the events that cause it by retrying them one by one.
+    """
+
+    def __init__(self, engine: Engine, settings: StreamSettings) -> None:
+        self.engine = engine
+        self.max_bytes = settings.max_event_bytes
+        self.systems = {settings.input_topic(kind): systems
+                        for kind, systems in settings.source_topics.items()}
+
+    def process(self, events: list[RawEvent]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        items: list[tuple[str, object]] = []
+        origin: list[RawEvent] = []
+        for ev in events:
+            systems = self.systems.get(ev.topic)
+            if systems is None:
+                outcome.dead.append(DeadEvent(ev, f"topic {ev.topic} is not an input topic"))
+                continue
+            try:
+                items.append(decode(ev, systems, self.max_bytes))
+                origin.append(ev)
+            except EventRejected as exc:
+                outcome.dead.append(DeadEvent(ev, str(exc)))
+        if not items:
+            return outcome
+        try:
+            self._ingest(items, origin, outcome)
+        except BackendError:
+            raise
+        except Exception:
+            log.exception("batch of %d events failed; retrying them one by one", len(items))
+            outcome.result = IngestResult()
+            for item, ev in zip(items, origin, strict=True):
+                try:
+                    self._ingest([item], [ev], outcome)
+                except BackendError:
+                    raise
+                except Exception as exc:
+                    ref = uuid.uuid4().hex[:12]
+                    log.exception("event %s[%d]@%d failed (ref %s)", ev.topic, ev.partition,
+                                  ev.offset, ref)
+                    outcome.dead.append(DeadEvent(
+                        ev, f"processing failed: {type(exc).__name__} (log ref {ref})", item[0]))
+        return outcome
+
+    def _ingest(self, items: list[tuple[str, object]], origin: list[RawEvent],
+                outcome: BatchOutcome) -> None:
+        result = self.engine.ingest_payloads(items, batch_size=len(items))  # one turn
+        for d in result.dead_letters:
+            n = int(d.position.split()[-1])  # "item N": the index in ``items``
+            outcome.dead.append(DeadEvent(origin[n], d.reason, items[n][0]))
+        result.dead_letters = []
+        outcome.result.add(result)
