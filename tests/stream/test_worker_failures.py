@@ -1,0 +1,230 @@
+"""Failure tests of ``idgraph worker`` against a real broker (tansu), with real worker
+processes. Events are produced by an independent aiokafka client; the end state is read
+from the store and the graph's link log, and compared with the same events ingested by one
+engine in process.
+
+What "exactly once in effect" means here: every valid event is recorded as processed, and
+every record's event counter equals the number of its events in the stream: an event
+applied twice would count twice, a lost one would be missing. Profile counters are folded
+from those records and checked too, and the store's profiles equal the graph's components
+(no half-applied batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from conftest import wait_for
+
+from generator import generate
+from graph import create_graph
+from idgraph.engine import Engine
+from idgraph.queries import ProfileQueries
+from idgraph.settings import Settings, StreamSettings
+from profile_store import create_store
+from resolver.linking import LinkPlanner
+from resolver.normalize import Normalizer
+from stream.events import OFFSET, PARTITION, REASON, TOPIC
+from stream.produce import message_key, topic_of_system
+
+pytestmark = pytest.mark.slow
+
+ITEMS = generate(n_records=4000, seed=17).events
+
+
+@dataclass
+class Expected:
+    processed: int
+    record_events: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory) -> Expected:
+    with Engine(Settings(data_dir=tmp_path_factory.mktemp("reference"))) as engine:
+        engine.ingest_payloads(ITEMS)
+        records = engine.store.get_records(engine.store.record_profiles())
+        return Expected(engine.store.counts()["processed_events"],
+                        {k: r.event_count for k, r in records.items()})
+
+
+def _stream_settings(env: dict[str, str]) -> StreamSettings:
+    return StreamSettings(brokers=orjson.loads(env["IDGRAPH_STREAM__BROKERS"]),
+                          topic_prefix=env["IDGRAPH_STREAM__TOPIC_PREFIX"])
+
+
+def produce(env: dict[str, str], items, raw: list[tuple[str, bytes, list]] = ()) -> None:
+    """Send ``(system, payload)`` items (and raw ``(topic kind, value, headers)``
+    messages) with a plain aiokafka producer."""
+    from aiokafka import AIOKafkaProducer
+
+    cfg = _stream_settings(env)
+    topics = topic_of_system(cfg)
+    normalizer = Normalizer()
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, max_request_size=4_000_000)
+        await producer.start()
+        try:
+            futures = [await producer.send(topics[s], orjson.dumps(p),
+                                           key=message_key(s, p, normalizer),
+                                           headers=[("source", s.encode())]) for s, p in items]
+            futures += [await producer.send(cfg.input_topic(kind), value, headers=headers)
+                        for kind, value, headers in raw]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def processed(data_dir) -> int:
+    if not (data_dir / "profiles.sqlite").exists():
+        return 0
+    store = create_store("sqlite", data_dir, Settings().regions.regions, readonly=True)
+    try:
+        return store.counts()["processed_events"]
+    finally:
+        store.close()
+
+
+def assert_exactly_once(data_dir, expected: Expected) -> None:
+    settings = Settings(data_dir=data_dir)
+    store = create_store("sqlite", data_dir, settings.regions.regions, readonly=True)
+    graph = create_graph("networkx", data_dir, LinkPlanner(settings.linking).shareable_types(),
+                         read_only=True)
+    try:
+        assert store.counts()["processed_events"] == expected.processed
+        assignment = store.record_profiles()
+        records = store.get_records(assignment)
+        assert {k: r.event_count for k, r in records.items()} == expected.record_events
+        groups: dict[str, set[str]] = {}
+        for key, pid in assignment.items():
+            groups.setdefault(pid, set()).add(key)
+        queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+        for pid, keys in groups.items():
+            assert queries.get_profile(pid).event_count == sum(
+                expected.record_events[k] for k in keys)
+            assert set(graph.records_of(pid)) == keys
+    finally:
+        store.close()
+        graph.close()
+
+
+def test_sigkill_mid_stream_then_restart_applies_every_event_once(
+        stream_env, workers, tmp_path, expected):
+    produce(stream_env, ITEMS)
+    data = tmp_path / "data"
+    # small batches, and no offset commit before the kill: the restarted worker must be
+    # handed every event again and apply only the ones the killed worker had not stored
+    opts = {"IDGRAPH_STREAM__BATCH_SIZE": "100", "IDGRAPH_STREAM__COMMIT_INTERVAL_SECONDS": "3600"}
+    first = workers("first", data, **opts)
+    wait_for(lambda: processed(data) >= expected.processed // 4, 90, "a quarter of the stream",
+             [first])
+    first.kill()
+    at_kill = processed(data)
+    assert 0 < at_kill < expected.processed, "the kill must land in the middle of the stream"
+
+    second = workers("restarted", data, **opts)
+    wait_for(lambda: processed(data) == expected.processed, 120, "every event", [second])
+    wait_for(lambda: second.stats().get("events_consumed", 0) >= len(ITEMS), 60,
+             "the redelivered stream", [second])
+    stats = second.stats()
+    assert stats["duplicate_events"] > 0, "the restart really was handed events again"
+    assert stats["events_applied"] == expected.processed - at_kill
+    assert stats["dead_letters"] == 0
+    second.stop()
+    assert_exactly_once(data, expected)
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+def test_two_workers_one_stopped_mid_stream(stream_env, workers, tmp_path, expected, stop):
+    data = tmp_path / "data"
+    thirds = [ITEMS[i::3] for i in range(3)]
+    produce(stream_env, thirds[0])
+    opts = {"IDGRAPH_STREAM__BATCH_SIZE": "100"}
+    a = workers("a", data, **opts)
+    b = workers("b", data, **opts)
+    wait_for(lambda: a.stats().get("events_applied", 0) > 0 and
+             b.stats().get("events_applied", 0) > 0, 120, "both workers to apply events", [a, b])
+    produce(stream_env, thirds[1])
+    if stop == "sigterm":
+        assert b.stop() == 0  # graceful: finishes its batch, commits, leaves the group
+    else:
+        b.kill()
+    produce(stream_env, thirds[2])
+    wait_for(lambda: processed(data) == expected.processed, 120, "every event", [a])
+    applied = a.stats()["events_applied"] + b.stats()["events_applied"]
+    if stop == "sigterm":
+        assert applied == expected.processed  # each event applied by exactly one worker
+    a.stop()
+    assert_exactly_once(data, expected)
+
+
+def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
+        stream_env, workers, tmp_path, expected):
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    data = tmp_path / "data"
+    big = b'{"type": "identify", "pad": "' + b"x" * 300_000 + b'"}'
+    poison = [
+        ("crm", b"{not json", [("source", b"hubspot")], "invalid JSON"),
+        ("crm", b'{"id": "77"}', [("source", b"marketo")], "unknown source 'marketo'"),
+        ("crm", b'{"properties": {"email": "x@y.org"}}', [("source", b"hubspot")],
+         "hubspot: field 'id': missing"),
+        ("device", big, [], f"oversized payload: {len(big)} bytes"),
+    ]
+    half = len(ITEMS) // 2
+    worker = workers("w", data)
+    produce(stream_env, ITEMS[:half], raw=[(k, v, h) for k, v, h, _ in poison])
+    produce(stream_env, ITEMS[half:])
+    wait_for(lambda: processed(data) == expected.processed, 120, "every valid event", [worker])
+    assert worker.alive()
+    assert worker.stats()["dead_letters"] == len(poison)
+
+    cfg = _stream_settings(stream_env)
+
+    async def read_dead_letters():
+        consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", max_partition_fetch_bytes=4_000_000,
+                                    fetch_max_bytes=8_000_000)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(cfg.dead_letter_topic, p) for p in range(4)])
+            out = []
+            for _ in range(50):
+                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                    out.extend(msgs)
+                if len(out) >= len(poison):
+                    break
+            return out
+        finally:
+            await consumer.stop()
+
+    letters = asyncio.run(read_dead_letters())
+    assert len(letters) == len(poison)
+    by_value = {m.value: m for m in letters}
+    for kind, value, headers, reason in poison:
+        m = by_value[value]  # the original payload, byte for byte
+        h = dict(m.headers)
+        assert h[REASON].decode().startswith(reason), h[REASON]
+        assert h[TOPIC].decode() == cfg.input_topic(kind)
+        assert int(h[PARTITION]) in range(4) and int(h[OFFSET]) >= 0
+        for name, original in headers:
+            assert h[name] == original
+    assert_exactly_once(data, expected)
+    assert worker.stop() == 0
+
+
+def test_worker_fails_clearly_when_the_broker_is_unreachable(stream_env, workers, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    w = workers("nobroker", tmp_path / "data",
+                IDGRAPH_STREAM__BROKERS=orjson.dumps([f"kafka://127.0.0.1:{port}"]).decode())
+    assert w.proc.wait(60) == 1
+    assert f"kafka: cannot reach 127.0.0.1:{port}" in w.log_path.read_text()
