@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench lint proto clean
+.PHONY: demo demo-kafka test bench lint proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/idgraph demo $(DEMO_ARGS)
+
+# the same generated stream through Kafka: a local broker, two workers, gRPC answers
+demo-kafka: $(STAMP)
+	$(VENV)/bin/idgraph demo --kafka $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

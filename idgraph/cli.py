@@ -58,6 +58,16 @@ def _profile_json(profile) -> dict:
 def cmd_demo(args: argparse.Namespace) -> int:
     from idgraph.demo import run_demo
 
+    if args.kafka:
+        _require_kafka()
+        from idgraph.demo_kafka import run_kafka_demo
+
+        settings = _settings(args)
+        brokers = ([b if "://" in b else f"kafka://{b}" for b in args.brokers.split(",")]
+                   if args.brokers else None)
+        return run_kafka_demo(settings, records=args.records, seed=args.seed,
+                              lookups=args.lookups, workers=args.workers, brokers=brokers,
+                              keep_data=bool(args.data_dir))
     settings = _settings(args)
     return run_demo(settings, records=args.records, seed=args.seed, lookups=args.lookups,
                     keep_data=bool(args.data_dir))
@@ -375,7 +385,17 @@ def _stream_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _require_kafka() -> None:
+    try:
+        import aiokafka  # noqa: F401
+        import faust  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"the stream commands need the kafka extra: pip install "
+                          f"'idgraph[kafka]' ({exc})") from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    _require_kafka()
     from idgraph.engine import Engine
     from stream.app import StreamWorker
     from stream.topics import ensure_topics_sync
@@ -402,6 +422,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from resolver.adapters.files import iter_payloads
     from stream.produce import produce_payloads
 
+    _require_kafka()
     settings = _stream_settings(args)
     items = ((args.source, payload) for path in args.files
              for payload in iter_payloads(args.source, path))
@@ -411,6 +432,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
+    _require_kafka()
     from stream.topics import ensure_topics_sync, project_topics
 
     settings = _stream_settings(args)
@@ -454,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=20_000, help="records to generate (default 20000)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--lookups", type=int, default=2000, help="sample gRPC lookups to time")
+    p.add_argument("--kafka", action="store_true",
+                   help="run the event path through Kafka: broker, topics, workers, gRPC")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (--kafka)")
+    p.add_argument("--brokers", help="use these bootstrap servers instead of a local broker")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", parents=[common], help="serve the gRPC API from the profile store")

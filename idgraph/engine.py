@@ -73,6 +73,10 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _event_time(record: IdentityRecord) -> float:
+    return record.event_ts
+
+
 def _row_of(state: StoredRecord) -> dict | None:
     """The matching row of a stored record (see :mod:`resolver.probabilistic.features`)."""
     return match_row({a: v for a, (v, _t) in state.attributes.items()}, state.identifiers)
@@ -221,7 +225,10 @@ class Engine:
             seen.add(r.event_id)
             unique.append(r)
         new_ids = self.store.unprocessed(seen)
-        fresh = [r for r in unique if r.event_id in new_ids]
+        # applied in event-time order (stable: ties keep arrival order). The guards are
+        # first come, first served, and a stream read from several partitions interleaves
+        # them; within a batch, time order is restored
+        fresh = sorted((r for r in unique if r.event_id in new_ids), key=_event_time)
         result.duplicate_events += len(unique) - len(fresh)
         if not fresh:
             return result

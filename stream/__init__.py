@@ -1,5 +1,13 @@
-"""Kafka transport (Faust agents, dead-letter and change topics): not built yet.
+"""Kafka transport: Faust workers, dead letters, profile changes, backfill.
 
-Planned in the streaming issue. The agents will batch events and call
-:meth:`idgraph.engine.Engine.ingest_payloads`, the same entry point the CLI and the demo use.
+- :mod:`stream.events`: the message contract (decode inputs, dead-letter headers, change
+  messages); pure functions.
+- :mod:`stream.processor`: one batch of consumed messages -> the engine, broker-free.
+- :mod:`stream.app`: the Faust app and agent of ``idgraph worker``.
+- :mod:`stream.topics`, :mod:`stream.produce`: topic creation and producing raw payloads
+  (``idgraph topics``, ``idgraph backfill``, the Kafka demo).
+- :mod:`stream.local_broker`: a local tansu broker for the demo, tests and benchmarks.
+
+The agents call :meth:`idgraph.engine.Engine.ingest_payloads`, the same entry point the
+CLI and the demo use; Faust is transport, not where the logic lives.
 """
