@@ -72,7 +72,9 @@ class WriterTurns:
             self._db = sqlite3.connect(str(data_dir / "writer-turns.sqlite"),
                                        isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # NORMAL: a committed turn survives a process crash (WAL); after a power loss
+            # every writer restarts, and a start replays the log and reconciles anyway
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
             row = self._db.execute("SELECT MAX(turn) FROM turns").fetchone()
         except sqlite3.Error as exc:

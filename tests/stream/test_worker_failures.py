@@ -228,3 +228,42 @@ def test_worker_fails_clearly_when_the_broker_is_unreachable(stream_env, workers
                 IDGRAPH_STREAM__BROKERS=orjson.dumps([f"kafka://127.0.0.1:{port}"]).decode())
     assert w.proc.wait(60) == 1
     assert f"kafka: cannot reach 127.0.0.1:{port}" in w.log_path.read_text()
+
+
+def test_backfill_replays_files_through_the_topics_once(stream_env, workers, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from generator import generate as gen
+    from generator import write_source_files
+    from resolver.adapters.files import iter_payloads
+
+    dataset = gen(n_records=1500, seed=23)
+    paths = write_source_files(dataset, tmp_path / "export")
+    with Engine(Settings(data_dir=tmp_path / "reference")) as engine:
+        for system, path in paths.items():
+            engine.ingest_payloads((system, p) for p in iter_payloads(system, path))
+        records = engine.store.get_records(engine.store.record_profiles())
+        expected_here = Expected(engine.store.counts()["processed_events"],
+                                 {k: r.event_count for k, r in records.items()})
+
+    def backfill() -> None:
+        for system, path in paths.items():
+            out = subprocess.run(
+                [sys.executable, "-m", "idgraph.cli", "backfill", "--source", system, str(path)],
+                check=False, cwd=ROOT, env=stream_env, capture_output=True, text=True,
+                timeout=120)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.startswith("produced ")
+
+    data = tmp_path / "data"
+    worker = workers("w", data)
+    backfill()
+    wait_for(lambda: processed(data) == expected_here.processed, 120, "the backfill", [worker])
+    backfill()  # replaying history again applies nothing
+    wait_for(lambda: worker.stats().get("duplicate_events", 0) >= expected_here.processed, 120,
+             "the replay to be consumed", [worker])
+    assert worker.stats()["events_applied"] == expected_here.processed
+    assert_exactly_once(data, expected_here)
