@@ -264,6 +264,9 @@ class StreamSettings(BaseModel):
     """Longest wait for a batch to fill: bounds the delay a quiet stream adds."""
     max_event_bytes: int = Field(default=262_144, ge=1024)
     """Larger messages are dead-lettered unread (identity events are a few kB)."""
+    fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
+    """Longest time the broker may hold a fetch while no data arrives (Faust's default,
+    1500 ms, made every event wait up to that long on tansu)."""
     commit_interval_seconds: float = Field(default=2.8, gt=0)
     """How often processed offsets are committed (what a crash redelivers)."""
     session_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -61,6 +61,29 @@ def broker_credentials(cfg: StreamSettings) -> faust.types.auth.CredentialsT | N
     return None
 
 
+def _transport_class(fetch_max_wait_ms: int) -> type:
+    """Faust's aiokafka transport with the consumer's fetch wait set (Faust hard-codes
+    1500 ms). A broker may hold a fetch that long before answering; real Kafka answers as
+    soon as data arrives, tansu waits the full time, which is then the floor of freshness."""
+    from faust.transport.drivers import aiokafka as faust_kafka
+
+    class ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport):
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read by start()
+            return consumer
+
+    class Consumer(faust_kafka.Consumer):
+        def _new_consumer_thread(self) -> ConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(faust_kafka.Transport):
+        pass
+
+    Transport.Consumer = Consumer
+    return Transport
+
+
 @dataclass(slots=True)
 class WorkerStats:
     """Cumulative counters of one worker process (written to ``--stats-file``)."""
@@ -120,6 +143,7 @@ class StreamWorker:
             topic_partitions=cfg.partitions,
             topic_replication_factor=cfg.replication_factor,
         )
+        app.transport = _transport_class(cfg.fetch_max_wait_ms)(app.conf.broker_consumer, app)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.inputs = app.topic(*cfg.input_topics, **raw)
         self.dead_letters = app.topic(cfg.dead_letter_topic, **raw)
@@ -181,8 +205,12 @@ class StreamWorker:
     async def _publish_changes(self) -> None:
         """Send what waits in the outbox, then remove it (at-least-once)."""
         store = self.engine.store
+        loop = asyncio.get_running_loop()
         while True:
-            pending = store.pending_changes(_CHANGES_PER_ROUND)
+            # store calls run on the engine's thread: they write, and the loop must keep
+            # fetching and heartbeating meanwhile
+            pending = await loop.run_in_executor(self._pool, store.pending_changes,
+                                                 _CHANGES_PER_ROUND)
             if not pending:
                 return
             futures = []
@@ -191,7 +219,8 @@ class StreamWorker:
                 futures.append(await self.changes.send(key=key, value=value))
             for fut in futures:
                 await fut
-            store.ack_changes(c.change_id for c in pending)
+            await loop.run_in_executor(self._pool, store.ack_changes,
+                                       [c.change_id for c in pending])
             self.stats.changes_published += len(pending)
             if len(pending) < _CHANGES_PER_ROUND:
                 return

@@ -237,9 +237,14 @@ class SqliteProfileStore(ProfileStore):
             raise BackendError("profile store: opened read-only")
         ids = [(int(c),) for c in change_ids]
         with self._write_lock:
-            try:
-                self._writer.executemany("DELETE FROM outbox WHERE seq = ?", ids)
+            db = self._writer
+            try:  # one transaction: autocommit would sync the disk once per row
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("DELETE FROM outbox WHERE seq = ?", ids)
+                db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise BackendError(f"profile store: outbox ack of {len(ids)} failed: {exc}") from exc
 
     def _check_region(self, region: str, operation: str) -> None:
