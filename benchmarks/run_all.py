@@ -9,11 +9,15 @@ from benchmarks import (
     lookup_latency,
     matching_accuracy,
     realtime_scoring,
+    stream_freshness,
+    stream_throughput,
 )
 
 if __name__ == "__main__":
     ingest_throughput.main([])
     lookup_latency.main([])
     realtime_scoring.main([])
+    stream_throughput.main([])
+    stream_freshness.main([])
     matching_accuracy.main([])
     batch_resolution.main([])
