@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ from idgraph.settings import Settings, StreamSettings
 from profile_store import create_store
 from resolver.adapters import adapt
 from resolver.normalize import Normalizer
-from stream.local_broker import LocalBroker
+from stream.local_broker import LocalBroker, terminate_process
 from stream.produce import produce_payloads
 from stream.topics import client_options, ensure_topics
 
@@ -102,16 +101,8 @@ def start_worker(data_dir: Path, stats_file: Path, log_path: Path,
 
 def stop_process(proc: subprocess.Popen | None, grace: float = WORKER_STOP_GRACE_S) -> None:
     """SIGTERM by PID, wait ``grace`` seconds, then SIGKILL; always reaps."""
-    if proc is None:
-        return
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        except ProcessLookupError:
-            pass
+    if proc is not None:
+        terminate_process(proc, grace)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL did not take

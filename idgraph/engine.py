@@ -149,17 +149,18 @@ class Engine:
             self.normalizer = Normalizer(settings.normalization)
             self.planner = LinkPlanner(settings.linking)
             self.region_policy = RegionPolicy(settings.regions)
-            self.store = create_store(settings.profile_store_backend, settings.data_dir,
-                                      settings.regions.regions)
-            self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
             self._records: dict[str, StoredRecord] = {}
             self._profile_regions: dict[str, str] = {}
             self.models = ModelRegistry(settings.data_dir / "models")
-            self.reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
             self.matcher: Matcher | None = None
             self._index_ready = False
             with self._turn():
-                # the graph is replayed inside a turn, so no writer appends meanwhile
+                # backends are created and the graph replayed inside a turn: no other
+                # writer initialises a file or appends meanwhile
+                self.store = create_store(settings.profile_store_backend, settings.data_dir,
+                                          settings.regions.regions)
+                self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
+                self.reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
                 self.graph = create_graph(settings.graph_backend, settings.data_dir,
                                           self.planner.shareable_types())
                 self.reconcile()

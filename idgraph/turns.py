@@ -68,8 +68,17 @@ class WriterTurns:
         self._lock_path = data_dir / "writer.lock"
         self._fh: IO[str] | None = None
         self._turn: int | None = None
+        # the feed is created under the lock: WAL set-up by two starting writers at once
+        # fails with "database is locked"
+        self._acquire()
         try:
-            self._db = sqlite3.connect(str(data_dir / "writer-turns.sqlite"),
+            self._open(data_dir)
+        finally:
+            self._release()
+
+    def _open(self, data_dir: Path) -> None:
+        try:
+            self._db = sqlite3.connect(str(data_dir / "writer-turns.sqlite"), timeout=30,
                                        isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a committed turn survives a process crash (WAL); after a power loss
@@ -91,6 +100,22 @@ class WriterTurns:
         other writers did since this writer's last turn."""
         if self._fh is not None:
             raise RuntimeError("writer turns: a turn is already open in this process")
+        self._acquire()
+        try:
+            catch = self._read_feed()
+            cur = self._db.execute("INSERT INTO turns (writer, state) VALUES (?, 'open')",
+                                   (self.writer_id,))
+            self._turn = cur.lastrowid
+        except sqlite3.Error as exc:
+            self._release()
+            raise BackendError(f"writer turns: cannot open a turn: {exc}") from exc
+        except BaseException:
+            self._release()
+            raise
+        return catch
+
+    def _acquire(self) -> None:
+        """Take the data dir's flock, waiting at most ``wait_seconds``."""
         fh = open(self._lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the turn
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.0005
@@ -107,15 +132,6 @@ class WriterTurns:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.02)
         self._fh = fh
-        try:
-            catch = self._read_feed()
-            cur = self._db.execute("INSERT INTO turns (writer, state) VALUES (?, 'open')",
-                                   (self.writer_id,))
-            self._turn = cur.lastrowid
-        except BaseException:
-            self._release()
-            raise
-        return catch
 
     def end(self, record_keys: Iterable[str]) -> None:
         """Close the open turn with the keys of the records it wrote; release the lock."""

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import os
-import ssl
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from idgraph.errors import BackendError
 from idgraph.settings import Settings, StreamSettings
 from stream.events import RawEvent, change_message, dead_letter_headers
 from stream.processor import BatchOutcome, BatchProcessor
+from stream.topics import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,7 @@ _CHANGES_PER_ROUND = 5000
 
 def broker_credentials(cfg: StreamSettings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for ``cfg.security_protocol`` (None: plaintext)."""
-    context = None
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
-        if cfg.ssl_certfile:
-            context.load_cert_chain(str(cfg.ssl_certfile),
-                                    str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+    context = ssl_context(cfg)
     if cfg.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=cfg.sasl_username,

@@ -297,7 +297,7 @@ class LocalBroker:
             self.stop()
             raise BackendError(f"local broker: cannot run {cmd[0]}: {exc}") from exc
         # a forgotten broker is stopped when this object is collected or Python exits
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
+        self._finalizer = weakref.finalize(self, terminate_process, self._proc)
         deadline = t0 + self.ready_timeout
         while True:
             code = self._proc.poll()
@@ -327,7 +327,7 @@ class LocalBroker:
         if finalizer is not None:
             finalizer.detach()
         if proc is not None:
-            _terminate(proc)
+            terminate_process(proc)
         owned, self._owned_dir = self._owned_dir, None
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)
@@ -352,7 +352,7 @@ class LocalBroker:
         return f"LocalBroker({self.bootstrap}, {state})"
 
 
-def _terminate(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
+def terminate_process(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
     """SIGTERM ``proc`` by PID, wait ``grace`` seconds, then SIGKILL; always reaps it."""
     if proc.poll() is None:
         try:

@@ -20,15 +20,21 @@ def project_topics(cfg: StreamSettings) -> list[str]:
             cfg.segment_changes_topic]
 
 
+def ssl_context(cfg: StreamSettings) -> ssl.SSLContext | None:
+    """TLS context for ``SSL`` and ``SASL_SSL`` (None otherwise)."""
+    if cfg.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
+    if cfg.ssl_certfile:
+        context.load_cert_chain(str(cfg.ssl_certfile),
+                                str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+    return context
+
+
 def client_options(cfg: StreamSettings) -> dict:
     """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
     opts: dict = {"bootstrap_servers": cfg.bootstrap, "security_protocol": cfg.security_protocol}
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
-        if cfg.ssl_certfile:
-            context.load_cert_chain(str(cfg.ssl_certfile),
-                                    str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+    if (context := ssl_context(cfg)) is not None:
         opts["ssl_context"] = context
     if cfg.security_protocol.startswith("SASL"):
         opts["sasl_mechanism"] = cfg.sasl_mechanism

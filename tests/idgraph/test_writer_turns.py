@@ -133,3 +133,23 @@ def test_profile_changes_go_to_the_outbox_once(tmp_path):
     with Engine(Settings(data_dir=tmp_path / "quiet")) as engine:  # no publisher: no outbox
         assert engine.ingest(jane).changes
         assert engine.store.pending_changes(10) == []
+
+
+def test_writers_starting_at_once_on_a_fresh_data_dir(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys; from idgraph.engine import Engine; from idgraph.settings import Settings\n"
+        "sys.path.insert(0, 'tests'); from helpers import record\n"
+        "with Engine(Settings(data_dir=sys.argv[1])) as e:\n"
+        "    n = sys.argv[2]\n"
+        "    e.ingest([record('sendgrid', f'w{n}@x.org', f'e{n}', 1, [f'email:w{n}@x.org'])])\n")
+    root = Path(__file__).resolve().parents[2]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "fresh"), str(n)],
+                              cwd=root, stderr=subprocess.PIPE, text=True) for n in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    with Engine(Settings(data_dir=tmp_path / "fresh")) as engine:
+        assert engine.store.counts()["processed_events"] == 4
