@@ -523,7 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     def _on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler of its own
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, _on_sigterm)
     broker = LocalBroker(port=args.port)
     try:
         broker.start()
@@ -547,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":
