@@ -56,14 +56,11 @@ import orjson
 from benchmarks.common import percentile, save
 from benchmarks.lookup_latency import start_server
 from benchmarks.stream_throughput import (
-    distinct_event_ids,
     fresh_prefix,
     read_stats,
-    start_worker,
     stop_process,
     stream_settings,
     wait_for,
-    worker_env,
 )
 from generator import generate
 from idgraph.settings import Settings, StreamSettings
@@ -71,7 +68,8 @@ from profile_store import create_store
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from stream.local_broker import LocalBroker
-from stream.produce import produce_payloads
+from stream.processes import start_worker, worker_env
+from stream.produce import distinct_event_ids, produce_payloads
 from stream.topics import client_options, ensure_topics
 
 TARGET_P99_MS = 100.0

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -42,10 +41,9 @@ from benchmarks.common import save
 from generator import generate
 from idgraph.settings import Settings, StreamSettings
 from profile_store import create_store
-from resolver.adapters import adapt
-from resolver.normalize import Normalizer
 from stream.local_broker import LocalBroker, terminate_process
-from stream.produce import produce_payloads
+from stream.processes import start_worker, worker_env
+from stream.produce import distinct_event_ids, produce_payloads
 from stream.topics import client_options, ensure_topics
 
 TARGET = 10_000
@@ -74,39 +72,10 @@ def stream_settings(broker: LocalBroker, prefix: str, batch_size: int | None = N
     })
 
 
-def worker_env(cfg: StreamSettings) -> dict[str, str]:
-    """Environment that points ``idgraph worker`` / ``serve`` at ``cfg`` (IDGRAPH_STREAM__*)."""
-    return dict(
-        os.environ,
-        IDGRAPH_STREAM__BROKERS=json.dumps(cfg.brokers),
-        IDGRAPH_STREAM__TOPIC_PREFIX=cfg.topic_prefix,
-        IDGRAPH_STREAM__CONSUMER_GROUP=cfg.consumer_group,
-        IDGRAPH_STREAM__SESSION_TIMEOUT_SECONDS=f"{cfg.session_timeout_seconds:g}",
-        IDGRAPH_STREAM__HEARTBEAT_INTERVAL_SECONDS=f"{cfg.heartbeat_interval_seconds:g}",
-        IDGRAPH_STREAM__BATCH_SIZE=str(cfg.batch_size),
-        IDGRAPH_STREAM__BATCH_WITHIN_SECONDS=f"{cfg.batch_within_seconds:g}",
-        PYTHONUNBUFFERED="1",
-    )
-
-
-def start_worker(data_dir: Path, stats_file: Path, log_path: Path,
-                 env: dict[str, str]) -> subprocess.Popen:
-    """``idgraph worker`` in the background, its output to ``log_path``."""
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "idgraph.cli", "worker", "--data-dir", str(data_dir),
-             "--stats-file", str(stats_file)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-
 def stop_process(proc: subprocess.Popen | None, grace: float = WORKER_STOP_GRACE_S) -> None:
     """SIGTERM by PID, wait ``grace`` seconds, then SIGKILL; always reaps."""
     if proc is not None:
         terminate_process(proc, grace)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL did not take
-        pass
 
 
 def read_stats(path: Path) -> dict | None:
@@ -195,19 +164,6 @@ async def raw_consume(cfg: StreamSettings, expected: int, timeout_s: float = 300
         await consumer.stop()
     return {"messages": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds),
             "mean_value_bytes": round(value_bytes / max(n, 1))}
-
-
-def distinct_event_ids(events: list[tuple[str, object]]) -> tuple[int, int]:
-    """(distinct event IDs the engine will record, payloads an adapter rejects)."""
-    normalizer = Normalizer()
-    ids: set[str] = set()
-    rejected = 0
-    for system, payload in events:
-        try:
-            ids.update(r.event_id for r in adapt(system, payload, normalizer))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - counted: such a payload is dead-lettered
-            rejected += 1
-    return len(ids), rejected
 
 
 def run_worker_e2e(cfg: StreamSettings, work: Path, messages: int, expected_ids: int,

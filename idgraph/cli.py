@@ -63,8 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from idgraph.demo_kafka import run_kafka_demo
 
         settings = _settings(args)
-        brokers = ([b if "://" in b else f"kafka://{b}" for b in args.brokers.split(",")]
-                   if args.brokers else None)
+        brokers = _broker_urls(args.brokers) if args.brokers else None
         return run_kafka_demo(settings, records=args.records, seed=args.seed,
                               lookups=args.lookups, workers=args.workers, brokers=brokers,
                               keep_data=bool(args.data_dir))
@@ -376,10 +375,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_urls(text: str) -> list[str]:
+    """``--brokers H:P,kafka://H:P`` -> Faust URLs."""
+    return [b if "://" in b else f"kafka://{b}" for b in text.split(",")]
+
+
 def _stream_settings(args: argparse.Namespace) -> Settings:
     settings = _settings(args)
     if getattr(args, "brokers", None):
-        brokers = [b if "://" in b else f"kafka://{b}" for b in args.brokers.split(",")]
+        brokers = _broker_urls(args.brokers)
         settings = settings.model_copy(
             update={"stream": settings.stream.model_copy(update={"brokers": brokers})})
     return settings

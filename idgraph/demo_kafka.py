@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import secrets
 import shutil
@@ -58,12 +57,12 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
     from idgraph.evaluation import evaluate, percentile
     from idgraph.queries import ProfileQueries
     from profile_store import create_store
-    from resolver.adapters import adapt
     from resolver.normalize import Normalizer
     from service.client import ProfileClient
     from service.server import create_server
     from stream.local_broker import LocalBroker
-    from stream.produce import produce_payloads
+    from stream.processes import start_worker, worker_env
+    from stream.produce import distinct_event_ids, produce_payloads
     from stream.topics import ensure_topics_sync
 
     tmp = Path(tempfile.mkdtemp(prefix="idgraph-kafka-demo-"))
@@ -87,30 +86,15 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
         ensure_topics_sync(stream)
 
         dataset = generate(n_records=records, seed=seed)
-        normalizer = Normalizer(settings.normalization)
-        expected = 0
-        for system, payload in dataset.events:
-            try:
-                expected += len(adapt(system, payload, normalizer))
-            except Exception:  # noqa: BLE001, S112 - the worker dead-letters it
-                continue
+        expected, _rejected = distinct_event_ids(dataset.events)
         print(f"generated {len(dataset.events)} source payloads ({expected} record events) for "
               f"{len(dataset.people)} people (seed {seed})")
 
-        env = dict(os.environ)
-        env.update({
-            "IDGRAPH_DATA_DIR": str(settings.data_dir),
-            "IDGRAPH_STREAM__BROKERS": json.dumps(stream.brokers),
-            "IDGRAPH_STREAM__TOPIC_PREFIX": stream.topic_prefix,
-            "IDGRAPH_STREAM__CONSUMER_GROUP": stream.consumer_group,
-            "IDGRAPH_STREAM__SESSION_TIMEOUT_SECONDS": str(stream.session_timeout_seconds),
-        })
+        env = worker_env(stream)
+        env["IDGRAPH_DATA_DIR"] = str(settings.data_dir)
         stats_files = [tmp / f"worker-{n}.json" for n in range(workers)]
-        for n in range(workers):
-            log = open(tmp / f"worker-{n}.log", "ab")  # noqa: SIM115 - the child owns it
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "idgraph.cli", "worker", "--stats-file",
-                 str(stats_files[n])], env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.extend(start_worker(settings.data_dir, stats_files[n], tmp / f"worker-{n}.log", env)
+                     for n in range(workers))
         print(f"started {workers} worker process(es) in consumer group {stream.consumer_group}")
 
         t0 = time.perf_counter()
@@ -149,7 +133,7 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
             time.sleep(0.1)
 
         store = create_store("sqlite", settings.data_dir, settings.served_regions, readonly=True)
-        queries = ProfileQueries(store, normalizer, settings.survivorship)
+        queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
         predicted = {f"{s}:{r}": p for s, r, p in store.iter_record_profiles()}
         accuracy = evaluate(dataset.truth, predicted)
         counts = store.counts()

@@ -137,7 +137,7 @@ class WriterTurns:
         """Close the open turn with the keys of the records it wrote; release the lock."""
         try:
             self._db.execute("UPDATE turns SET state = 'closed', record_keys = ? WHERE turn = ?",
-                             (orjson.dumps(sorted(set(record_keys))), self._turn))
+                             (orjson.dumps(list(record_keys)), self._turn))
             self._last = self._turn
             if self._turn % 1000 == 0:
                 self._db.execute("DELETE FROM turns WHERE turn <= ?", (self._turn - _KEEP_TURNS,))

@@ -107,7 +107,7 @@ def _raw(event: faust.types.EventT) -> RawEvent:
     if isinstance(headers, dict):
         headers = list(headers.items())
     return RawEvent(m.topic, m.partition, m.offset, m.key, m.value,
-                    [(k, bytes(v or b"")) for k, v in headers], (m.timestamp or 0) / 1.0)
+                    [(k, bytes(v or b"")) for k, v in headers])
 
 
 class StreamWorker:

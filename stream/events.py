@@ -48,8 +48,6 @@ class RawEvent:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
-    timestamp: float = 0.0
-    """Broker timestamp (seconds) of the message."""
 
 
 def header(event: RawEvent, name: str) -> bytes | None:

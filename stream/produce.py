@@ -38,6 +38,20 @@ def message_key(system: str, payload: object, normalizer: Normalizer) -> bytes |
     return records[0].source_record_id.encode() if records else None
 
 
+def distinct_event_ids(items: Iterable[tuple[str, object]]) -> tuple[int, int]:
+    """(distinct event IDs the engine will record for ``items``, payloads an adapter
+    rejects): how far ``processed_events`` goes once workers have consumed them all."""
+    normalizer = Normalizer()
+    ids: set[str] = set()
+    rejected = 0
+    for system, payload in items:
+        try:
+            ids.update(r.event_id for r in adapt(system, payload, normalizer))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - counted: such a payload is dead-lettered
+            rejected += 1
+    return len(ids), rejected
+
+
 async def produce_payloads(cfg: StreamSettings, items: Iterable[tuple[str, object]],
                            rate: float | None = None, linger_ms: int = 5) -> int:
     """Send ``(system, payload)`` items to their input topics; returns how many were sent.

@@ -8,17 +8,17 @@ do not see each other's messages.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from idgraph.settings import StreamSettings
 from stream.local_broker import LocalBroker
+from stream.processes import start_worker, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,11 +36,7 @@ class WorkerProcess:
         self.name = name
         self.stats_path = tmp / f"{name}.stats.json"
         self.log_path = tmp / f"{name}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "idgraph.cli", "worker", "--data-dir", str(data_dir),
-             "--stats-file", str(self.stats_path)],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = start_worker(data_dir, self.stats_path, self.log_path, env, cwd=ROOT)
 
     def stats(self) -> dict:
         try:
@@ -63,7 +59,6 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        self._log.close()
         return self.proc.returncode
 
     def log_tail(self, n: int = 40) -> str:
@@ -74,17 +69,12 @@ class WorkerProcess:
 def stream_env(broker, tmp_path):
     """Environment for worker processes: this broker, fresh topics and group."""
     tag = uuid.uuid4().hex[:8]
-    env = dict(os.environ)
-    env.update({
-        "IDGRAPH_STREAM__BROKERS": json.dumps([broker.url]),
-        "IDGRAPH_STREAM__TOPIC_PREFIX": f"t{tag}",
-        "IDGRAPH_STREAM__CONSUMER_GROUP": f"g{tag}",
-        "IDGRAPH_STREAM__PARTITIONS": "4",
+    cfg = StreamSettings(
+        brokers=[broker.url], topic_prefix=f"t{tag}", consumer_group=f"g{tag}", partitions=4,
         # tansu holds a group join for half the session timeout (shared/INFRA.md)
-        "IDGRAPH_STREAM__SESSION_TIMEOUT_SECONDS": "6",
-        "IDGRAPH_STREAM__HEARTBEAT_INTERVAL_SECONDS": "1",
-        "PYTHONPATH": str(ROOT),
-    })
+        session_timeout_seconds=6, heartbeat_interval_seconds=1)
+    env = worker_env(cfg)
+    env["PYTHONPATH"] = str(ROOT)
     return env
 
 
