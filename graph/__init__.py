@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graph.base import (
     ComponentInfo,
@@ -13,12 +14,15 @@ from graph.base import (
     MatchEdge,
 )
 
+if TYPE_CHECKING:
+    from idgraph.settings import Neo4jSettings
+
 __all__ = ["ComponentInfo", "EdgeExplanation", "GraphChanges", "IdentityGraph", "LinkEdge",
            "MatchEdge", "create_graph"]
 
 
 def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
-                 read_only: bool = False) -> IdentityGraph:
+                 read_only: bool = False, neo4j: Neo4jSettings | None = None) -> IdentityGraph:
     """Open the configured graph backend (drivers are imported lazily).
 
     ``read_only`` opens a reader's view (``idgraph serve``): it never writes, and

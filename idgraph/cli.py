@@ -36,7 +36,7 @@ def _open_reader(settings: Settings):
     from profile_store import create_store
 
     return create_store(settings.profile_store_backend, settings.data_dir,
-                        settings.served_regions, readonly=True)
+                        settings.served_regions, readonly=True, cassandra=settings.cassandra)
 
 
 def _queries(settings: Settings, store):
@@ -200,7 +200,8 @@ def _graph_view(settings: Settings):
     from resolver.linking import LinkPlanner
 
     return create_graph(settings.graph_backend, settings.data_dir,
-                        LinkPlanner(settings.linking).shareable_types(), read_only=True)
+                        LinkPlanner(settings.linking).shareable_types(), read_only=True,
+                        neo4j=settings.neo4j)
 
 
 def _steward_backends(settings: Settings, queries):

@@ -158,11 +158,11 @@ class Engine:
                 # backends are created and the graph replayed inside a turn: no other
                 # writer initialises a file or appends meanwhile
                 self.store = create_store(settings.profile_store_backend, settings.data_dir,
-                                          settings.regions.regions)
+                                          settings.regions.regions, cassandra=settings.cassandra)
                 self.queries = ProfileQueries(self.store, self.normalizer, settings.survivorship)
                 self.reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
                 self.graph = create_graph(settings.graph_backend, settings.data_dir,
-                                          self.planner.shareable_types())
+                                          self.planner.shareable_types(), neo4j=settings.neo4j)
                 self.reconcile()
                 self.load_model()
                 self.apply_review_decisions()

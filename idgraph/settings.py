@@ -328,6 +328,60 @@ class StreamSettings(BaseModel):
         return ",".join(b.split("://", 1)[-1] for b in self.brokers)
 
 
+class Neo4jSettings(BaseModel):
+    """The Neo4j identity graph (``graph_backend = "neo4j"``), over Bolt with the official
+    driver. Any Bolt server speaking Neo4j 5 Cypher works (ArcadeDB in the tests)."""
+
+    uri: str = "bolt://127.0.0.1:7687"
+    """``bolt://`` or ``neo4j://`` (routing); ``+s``/``+ssc`` schemes turn TLS on."""
+    user: str = "neo4j"
+    password: SecretStr = SecretStr("")
+    database: str = "neo4j"
+    max_connection_pool_size: int = Field(default=16, ge=1)
+    connection_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_transaction_retry_seconds: float = Field(default=30.0, gt=0)
+    """How long a write is retried on transient errors and concurrent-write conflicts."""
+    encrypted: bool = False
+    """TLS for ``bolt://`` URIs (the ``+s`` schemes set it themselves)."""
+    trusted_ca_file: Path | None = None
+    """CA bundle (PEM) that signs the server's certificate; None: the system's CAs."""
+    write_batch_size: int = Field(default=2000, ge=1)
+    """Rows per ``UNWIND`` statement when writing a batch's nodes and edges."""
+
+
+class CassandraSettings(BaseModel):
+    """The Cassandra profile store (``profile_store_backend = "cassandra"``).
+
+    One keyspace per region (``KEYSPACE_PREFIX_REGION``), replicated only to that
+    region's data centres: a profile's rows exist only where its region allows.
+    """
+
+    contact_points: list[str] = ["127.0.0.1"]
+    port: int = Field(default=9042, ge=1, le=65535)
+    local_datacenter: str = "dc1"
+    """Data centre this process talks to (DCAwareRoundRobinPolicy + token awareness)."""
+    protocol_version: int | None = None
+    """Native protocol version; None lets the driver negotiate (Cassandra 2.1 needs 3)."""
+    consistency: Literal["ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"] = \
+        "LOCAL_QUORUM"
+    """Consistency of every read and write."""
+    keyspace_prefix: str = Field(default="idgraph", pattern=r"^[a-z][a-z0-9_]*$")
+    region_datacenters: dict[str, dict[str, int]] = {
+        "eu": {"dc1": 1}, "uk": {"dc1": 1}, "us": {"dc2": 1}, "apac": {"dc2": 1},
+    }
+    """Region -> {data centre: replication factor} of its keyspace (NetworkTopologyStrategy)."""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    ssl_ca_file: Path | None = None
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=64, ge=1)
+    """In-flight statements when a batch is written or read concurrently."""
+    anonymous_ttl_seconds: int = Field(default=0, ge=0)
+    """TTL of the rows of profiles with no known (non-shareable) identifier; 0: none."""
+
+
 class Settings(BaseSettings):
     """Everything the engine, the CLI and the server need."""
 
@@ -337,8 +391,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".idgraph")
     """Where the embedded backends keep their files (graph link log, profile database)."""
-    graph_backend: Literal["networkx"] = "networkx"
-    profile_store_backend: Literal["sqlite"] = "sqlite"
+    graph_backend: Literal["networkx", "neo4j"] = "networkx"
+    """``networkx``: embedded, in memory over a link log in ``data_dir``. ``neo4j``: the
+    graph lives in Neo4j (``neo4j.*``)."""
+    profile_store_backend: Literal["sqlite", "cassandra"] = "sqlite"
+    """``sqlite``: embedded, in ``data_dir``. ``cassandra``: per-region keyspaces
+    (``cassandra.*``)."""
     ingest_batch_size: int = Field(default=20_000, ge=1)
     """Records per atomic batch. Larger batches commit less often and coalesce writes to the
     same record: 2k -> 9.0k, 5k -> 10.9k, 20k -> 12.8k records/s at 100k (plateau after)."""
@@ -349,6 +407,8 @@ class Settings(BaseSettings):
     regions: RegionSettings = RegionSettings()
     grpc: GrpcSettings = GrpcSettings()
     stream: StreamSettings = StreamSettings()
+    neo4j: Neo4jSettings = Neo4jSettings()
+    cassandra: CassandraSettings = CassandraSettings()
     writer_turn_wait_seconds: float = Field(default=120.0, gt=0)
     """How long a writer waits for another writer of the same data dir to end its turn."""
 

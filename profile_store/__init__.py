@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from profile_store.base import ProfileStore
+
+if TYPE_CHECKING:
+    from idgraph.settings import CassandraSettings
 
 __all__ = ["ProfileStore", "create_store"]
 
 
 def create_store(backend: str, data_dir: Path, regions: Iterable[str],
-                 readonly: bool = False) -> ProfileStore:
-    """Open the configured profile-store backend for ``regions`` (drivers imported lazily)."""
+                 readonly: bool = False, cassandra: CassandraSettings | None = None
+                 ) -> ProfileStore:
+    """Open the configured profile-store backend for ``regions`` (drivers imported lazily).
+
+    ``cassandra`` configures the Cassandra backend (defaults when None)."""
     if backend == "sqlite":
         from profile_store.sqlite_backend import SqliteProfileStore
 
