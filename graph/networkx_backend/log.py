@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from graph.components import LogRow
 from idgraph.errors import BackendError
 
 _SCHEMA = """
@@ -32,9 +33,6 @@ CREATE TABLE IF NOT EXISTS link_log (
 )
 """
 
-#: (op, rec, ident, itype, linked, rule, reason, source, event_id, at, detail); a ``match``
-#: row has the second record in ``ident``.
-LogRow = tuple
 
 
 class LinkLog:
