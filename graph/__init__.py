@@ -26,11 +26,17 @@ def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
     """Open the configured graph backend (drivers are imported lazily).
 
     ``read_only`` opens a reader's view (``idgraph serve``): it never writes, and
-    :meth:`IdentityGraph.refresh` catches up with the writer.
+    :meth:`IdentityGraph.refresh` catches up with the writer. ``neo4j`` configures the
+    Neo4j backend (its defaults when None).
     """
     if backend == "networkx":
         from graph.networkx_backend import NetworkxGraph
 
         return NetworkxGraph(Path(data_dir) / "graph-links.sqlite", shareable_types,
                              read_only=read_only)
-    raise ValueError(f"graph_backend: unknown backend {backend!r}; known: networkx")
+    if backend == "neo4j":
+        from graph.neo4j_backend import Neo4jGraph
+        from idgraph.settings import Neo4jSettings
+
+        return Neo4jGraph(neo4j or Neo4jSettings(), shareable_types, read_only=read_only)
+    raise ValueError(f"graph_backend: unknown backend {backend!r}; known: networkx, neo4j")

@@ -183,8 +183,8 @@ class ComponentState:
         adj = self._g._adj
         for node in sorted(n for n in self._members[cid] if n[0] == "r"):
             for other, d in sorted(adj[node].items()):
-                if other[0] == "r" and other < node:
-                    continue  # a match edge, listed once from its lower end
+                if other[0] == "r" and other < node and self._comp.get(other) == cid:
+                    continue  # a match edge inside the profile, listed once from its lower end
                 out.append(self._explain(node, other, d))
         return out
 

@@ -1,0 +1,168 @@
+"""Every Cypher statement the Neo4j graph backend sends, in one place.
+
+The test suite parses each of them with Neo4j's own parser (``tools/cypher-lint``), since
+the test server (ArcadeDB) accepts some syntax Neo4j 5 rejects, and checks that the backend
+sends nothing that is not listed in :data:`STATEMENTS`.
+
+The data model:
+
+- ``(:Record {key, seq, pid})``: a source record; ``seq`` orders records by first sight,
+  ``pid`` is the live profile ID of its component.
+- ``(:Identifier {key, type, pid})``: ``pid`` is set while the identifier has a linked
+  edge (it is then in that profile's component), null otherwise.
+- ``(:Record)-[:HAS {linked, rule, reason, source, event_id, at}]->(:Identifier)``.
+- ``(:Record)-[:MATCHED {linked, rule, reason, source, event_id, at, match_weight,
+  probability, model_version, contributions}]->(:Record)`` (``contributions`` is JSON).
+- ``(:Profile {pid, founding, seq, live, alias_of})``: every profile ID ever assigned;
+  ``alias_of`` is the live ID an absorbed one resolves to (one hop).
+- ``(:ProfileHistory {pid, seq, kind, subject, related, at})``: merges, splits, creations
+  and deletions, one node per profile ID each names (as the profile store keeps them).
+- ``(:GraphMeta {name: 'graph', seq})``: the sequence counter; every write transaction
+  updates it first, which serialises writers (see :mod:`graph.neo4j_backend.graph`).
+"""
+
+from __future__ import annotations
+
+SCHEMA = (
+    "CREATE CONSTRAINT idgraph_record_key IF NOT EXISTS FOR (n:Record) REQUIRE n.key IS UNIQUE",
+    ("CREATE CONSTRAINT idgraph_identifier_key IF NOT EXISTS "
+     "FOR (n:Identifier) REQUIRE n.key IS UNIQUE"),
+    "CREATE CONSTRAINT idgraph_profile_pid IF NOT EXISTS FOR (n:Profile) REQUIRE n.pid IS UNIQUE",
+    "CREATE CONSTRAINT idgraph_meta_name IF NOT EXISTS FOR (n:GraphMeta) REQUIRE n.name IS UNIQUE",
+    "CREATE INDEX idgraph_record_pid IF NOT EXISTS FOR (n:Record) ON (n.pid)",
+    "CREATE INDEX idgraph_identifier_pid IF NOT EXISTS FOR (n:Identifier) ON (n.pid)",
+    "CREATE INDEX idgraph_profile_alias IF NOT EXISTS FOR (n:Profile) ON (n.alias_of)",
+    "CREATE INDEX idgraph_profile_live IF NOT EXISTS FOR (n:Profile) ON (n.live)",
+    "CREATE INDEX idgraph_history_pid IF NOT EXISTS FOR (n:ProfileHistory) ON (n.pid)",
+)
+
+# ------------------------------------------------------------------ write transaction
+
+TAKE_TURN = (
+    "MERGE (m:GraphMeta {name: 'graph'}) ON CREATE SET m.seq = 0, m.writes = 0 "
+    "SET m.writes = m.writes + 1 RETURN m.seq AS seq"
+)
+SET_SEQ = "MATCH (m:GraphMeta {name: 'graph'}) SET m.seq = $seq"
+
+PIDS_OF_RECORDS = "UNWIND $keys AS k MATCH (r:Record {key: k}) RETURN r.pid AS pid"
+IDENTIFIERS_BY_KEY = (
+    "UNWIND $keys AS k MATCH (i:Identifier {key: k}) RETURN i.key AS key, i.type AS type, "
+    "i.pid AS pid"
+)
+RECORDS_OF_PIDS = (
+    "UNWIND $pids AS p MATCH (r:Record {pid: p}) RETURN r.key AS key, r.seq AS seq, r.pid AS pid"
+)
+IDENTIFIERS_OF_PIDS = (
+    "UNWIND $pids AS p MATCH (i:Identifier {pid: p}) "
+    "RETURN i.key AS key, i.type AS type, i.pid AS pid"
+)
+HAS_EDGES_OF_RECORDS = (
+    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:HAS]->(i:Identifier) "
+    "RETURN r.key AS rec, i.key AS ident, i.type AS type, i.pid AS pid, e.linked AS linked, "
+    "e.rule AS rule, e.reason AS reason, e.source AS source, e.event_id AS event_id, e.at AS at"
+)
+MATCH_EDGES_OF_RECORDS = (
+    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:MATCHED]-(o:Record) "
+    "RETURN r.key AS rec, o.key AS other, o.pid AS pid, o.seq AS seq, e.linked AS linked, "
+    "e.rule AS rule, e.reason AS reason, e.source AS source, e.event_id AS event_id, "
+    "e.at AS at, e.match_weight AS match_weight, e.probability AS probability, "
+    "e.model_version AS model_version, e.contributions AS contributions"
+)
+PROFILES_BY_PID = (
+    "UNWIND $pids AS p MATCH (m:Profile {pid: p}) "
+    "RETURN m.pid AS pid, m.founding AS founding, m.seq AS seq, m.live AS live, "
+    "m.alias_of AS alias_of"
+)
+ALIASES_OF_PIDS = (
+    "UNWIND $pids AS p MATCH (m:Profile {alias_of: p}) "
+    "RETURN m.pid AS pid, m.founding AS founding, m.seq AS seq, m.live AS live, "
+    "m.alias_of AS alias_of"
+)
+USED_PIDS = "UNWIND $pids AS p MATCH (m:Profile {pid: p}) RETURN m.pid AS pid"
+
+DELETE_HAS = (
+    "UNWIND $rows AS r MATCH (:Record {key: r.rec})-[e:HAS]->(:Identifier {key: r.ident}) "
+    "DELETE e"
+)
+DELETE_MATCHED = (
+    "UNWIND $rows AS r MATCH (:Record {key: r.a})-[e:MATCHED]-(:Record {key: r.b}) DELETE e"
+)
+DELETE_RECORDS = "UNWIND $keys AS k MATCH (n:Record {key: k}) DETACH DELETE n"
+# an identifier left with no linked edge in the written component leaves it; it is deleted
+# only when no record at all still carries it
+RELEASE_IDENTIFIERS = (
+    "UNWIND $keys AS k MATCH (i:Identifier {key: k}) SET i.pid = null "
+    "WITH i WHERE NOT EXISTS { (i)--() } DELETE i"
+)
+MERGE_RECORDS = (
+    "UNWIND $rows AS r MERGE (n:Record {key: r.key}) SET n.seq = r.seq, n.pid = r.pid"
+)
+MERGE_IDENTIFIERS = (
+    "UNWIND $rows AS r MERGE (n:Identifier {key: r.key}) SET n.type = r.type, n.pid = r.pid"
+)
+SET_RECORD_PIDS = "UNWIND $rows AS r MATCH (n:Record {key: r.key}) SET n.pid = r.pid"
+SET_IDENTIFIER_PIDS = "UNWIND $rows AS r MATCH (n:Identifier {key: r.key}) SET n.pid = r.pid"
+MERGE_HAS = (
+    "UNWIND $rows AS r MATCH (a:Record {key: r.rec}) MATCH (b:Identifier {key: r.ident}) "
+    "MERGE (a)-[e:HAS]->(b) ON CREATE SET e.linked = r.linked, e.rule = r.rule, "
+    "e.reason = r.reason, e.source = r.source, e.event_id = r.event_id, e.at = r.at"
+)
+MERGE_MATCHED = (
+    "UNWIND $rows AS r MATCH (a:Record {key: r.a}) MATCH (b:Record {key: r.b}) "
+    "MERGE (a)-[e:MATCHED]->(b) ON CREATE SET e.linked = r.linked, e.rule = r.rule, "
+    "e.reason = r.reason, e.source = r.source, e.event_id = r.event_id, e.at = r.at, "
+    "e.match_weight = r.match_weight, e.probability = r.probability, "
+    "e.model_version = r.model_version, e.contributions = r.contributions"
+)
+MERGE_PROFILES = (
+    "UNWIND $rows AS r MERGE (m:Profile {pid: r.pid}) SET m.founding = r.founding, "
+    "m.seq = r.seq, m.live = r.live, m.alias_of = r.alias_of"
+)
+CREATE_HISTORY = (
+    "UNWIND $rows AS r CREATE (:ProfileHistory {pid: r.pid, seq: r.seq, kind: r.kind, "
+    "subject: r.subject, related: r.related, at: r.at})"
+)
+
+# ------------------------------------------------------------------------------- reads
+
+RECORD_PIDS = "UNWIND $keys AS k MATCH (r:Record {key: k}) RETURN r.key AS key, r.pid AS pid"
+IDENTIFIER_PIDS = (
+    "UNWIND $keys AS k MATCH (i:Identifier {key: k}) WHERE i.pid IS NOT NULL "
+    "RETURN i.key AS key, i.pid AS pid"
+)
+TYPE_COUNTS = (
+    "UNWIND $pids AS p MATCH (i:Identifier {pid: p}) RETURN p AS pid, i.type AS type, "
+    "count(i) AS n"
+)
+HAS_OF_RECORDS = (
+    "UNWIND $keys AS k MATCH (r:Record {key: k}) OPTIONAL MATCH (r)-[e:HAS]->(i:Identifier) "
+    "RETURN k AS key, i.key AS ident, e.linked AS linked"
+)
+MATCHED_OF_RECORDS = (
+    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:MATCHED]-(o:Record) "
+    "RETURN k AS key, o.key AS other, e.linked AS linked"
+)
+PROFILE_OF = "MATCH (r:Record {key: $key}) RETURN r.pid AS pid"
+RECORDS_OF = "MATCH (r:Record {pid: $pid}) RETURN r.key AS key ORDER BY r.seq"
+ALIASES_OF = "MATCH (m:Profile {alias_of: $pid}) RETURN m.pid AS pid ORDER BY m.pid"
+RESOLVE = "MATCH (m:Profile {pid: $pid}) RETURN m.live AS live, m.alias_of AS alias_of"
+LIVE_PROFILES = "MATCH (m:Profile {live: true}) RETURN m.pid AS pid ORDER BY m.pid"
+HISTORY_OF = (
+    "MATCH (h:ProfileHistory {pid: $pid}) RETURN h.kind AS kind, h.subject AS subject, "
+    "h.related AS related, h.at AS at, h.seq AS seq ORDER BY h.seq, h.kind, h.subject"
+)
+# the property map restricts the search itself to linked edges (a WHERE on the path would
+# filter after the search on some servers: ArcadeDB then finds no path at all)
+SHORTEST_LINKED_PATH = (
+    "MATCH (a:Identifier {key: $a}) MATCH (b:Identifier {key: $b}) "
+    "WHERE a.pid IS NOT NULL AND a.pid = b.pid "
+    "MATCH p = shortestPath((a)-[*..200 {linked: true}]-(b)) "
+    "RETURN [n IN nodes(p) | n.key] AS keys, [n IN nodes(p) | labels(n)] AS kinds, "
+    "[x IN relationships(p) | properties(x)] AS rels"
+)
+
+STATEMENTS: tuple[str, ...] = tuple(
+    v for k, v in sorted(globals().items())
+    if k.isupper() and isinstance(v, str)
+) + SCHEMA
+"""Every statement above: what the lint test parses and what the backend may send."""

@@ -1,0 +1,515 @@
+"""Neo4j identity graph over Bolt, with the official ``neo4j`` driver.
+
+The graph lives in the database (data model in :mod:`graph.neo4j_backend.cypher`); this
+process keeps nothing between writes except a read cache of its own last write.
+
+Writes. Each ``apply``, ``remove_link`` and ``remove_record`` is one write transaction:
+
+1. it takes the writers' turn by updating the ``GraphMeta`` node (Neo4j holds that node's
+   write lock until commit, so writers are serialised; a server with optimistic
+   concurrency, such as ArcadeDB, fails the later commit instead and it is retried);
+2. it loads every component the write touches, whole (records, identifiers, edges,
+   profile IDs, their aliases and the sequence counter) into a fresh
+   :class:`graph.components.ComponentState`;
+3. it runs the same ops as the embedded backend, so profile IDs, merge survivors, aliases,
+   split IDs and history are the same for the same inputs;
+4. it writes the difference back with ``UNWIND`` + ``MERGE`` statements in batches of
+   ``neo4j.write_batch_size`` rows.
+
+A transaction that fails with a transient error, a conflict with a concurrent writer or a
+uniqueness-constraint violation (two writers creating one node) is retried from step 1 for
+up to ``neo4j.max_transaction_retry_seconds``, so several workers may write at once.
+
+Reads are Cypher queries (``Explain``'s path is ``shortestPath`` over linked edges). After
+a write, reads of the profiles it touched are answered from the committed working set,
+which the engine's materialisation of that write needs (a query per profile would cost a
+round trip each); :meth:`refresh`, called at each writer turn, and the next write drop it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from graph.base import (
+    ComponentInfo,
+    EdgeExplanation,
+    GraphChanges,
+    IdentityGraph,
+    LinkEdge,
+    MatchEdge,
+)
+from graph.components import ComponentState, I, R
+from graph.neo4j_backend import cypher
+from idgraph.errors import BackendError
+from profile_store.base import ProfileEvent
+
+if TYPE_CHECKING:
+    from idgraph.settings import Neo4jSettings
+
+log = logging.getLogger(__name__)
+
+
+def _run(tx: Any, query: str, **params: Any) -> list[Any]:
+    """Send one statement of :mod:`cypher` and return its records (the one place that
+    sends Cypher: the test suite checks every statement that passes here)."""
+    return list(tx.run(query, params))
+
+
+def _chunks(rows: list, size: int) -> Iterable[list]:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+class _WorkingSet(ComponentState):
+    """The components one write touches, loaded whole from the database."""
+
+    def __init__(self, shareable: frozenset[str], tx: Any) -> None:
+        super().__init__(shareable)
+        self._tx = tx
+        self._used: dict[str, bool] = {}
+        self.loaded_nodes: dict[str, str | None] = {}  # node -> pid as loaded
+        self.foreign: set[str] = set()  # nodes of components not loaded: never written
+        self.loaded_edges: set[tuple[str, str]] = set()
+        self.loaded_profiles: dict[str, tuple[bool, str | None]] = {}  # pid -> (live, alias_of)
+
+    def _is_used(self, pid: str) -> bool:
+        if pid in self._meta:
+            return True
+        used = self._used.get(pid)
+        if used is None:
+            used = self._used[pid] = bool(_run(self._tx, cypher.USED_PIDS, pids=[pid]))
+        return used
+
+    def prefetch_used(self, pids: list[str]) -> None:
+        """Learn in one query which of ``pids`` were ever assigned (new profiles' IDs)."""
+        fresh = [p for p in pids if p not in self._used and p not in self._meta]
+        if fresh:
+            found = {r["pid"] for r in _run(self._tx, cypher.USED_PIDS, pids=fresh)}
+            self._used.update((p, p in found) for p in fresh)
+
+    def load(self, record_keys: list[str], identifiers: list[str]) -> None:
+        """Load the components of the given nodes, whole, with their aliases."""
+        tx = self._tx
+        pids = {r["pid"] for r in _run(tx, cypher.PIDS_OF_RECORDS, keys=record_keys)}
+        loose: list[tuple[str, str]] = []
+        for r in _run(tx, cypher.IDENTIFIERS_BY_KEY, keys=identifiers):
+            if r["pid"] is None:
+                loose.append((r["key"], r["type"]))
+            else:
+                pids.add(r["pid"])
+        pids.discard(None)
+        plist = sorted(pids)
+        g = self._g
+        members: dict[str, set[str]] = {p: set() for p in plist}
+        for r in _run(tx, cypher.RECORDS_OF_PIDS, pids=plist):
+            node = R + r["key"]
+            g.add_node(node)
+            self._rec_seq[node] = r["seq"]
+            members[r["pid"]].add(node)
+            self.loaded_nodes[node] = r["pid"]
+        for r in _run(tx, cypher.IDENTIFIERS_OF_PIDS, pids=plist):
+            node = I + r["key"]
+            g.add_node(node, type=r["type"])
+            members[r["pid"]].add(node)
+            self.loaded_nodes[node] = r["pid"]
+        for key, itype in loose:
+            g.add_node(I + key, type=itype)
+            self.loaded_nodes[I + key] = None
+        keys = [n[2:] for n in self.loaded_nodes if n[0] == "r"]
+        for r in _run(tx, cypher.HAS_EDGES_OF_RECORDS, keys=keys):
+            rn, inode = R + r["rec"], I + r["ident"]
+            if inode not in g:  # an unlinked edge to another component's identifier
+                g.add_node(inode, type=r["type"])
+                self.foreign.add(inode)
+            g.add_edge(rn, inode, linked=r["linked"], rule=r["rule"], reason=r["reason"],
+                       source=r["source"], event_id=r["event_id"], at=r["at"])
+            self.loaded_edges.add((rn, inode))
+        for r in _run(tx, cypher.MATCH_EDGES_OF_RECORDS, keys=keys):
+            an, bn = R + r["rec"], R + r["other"]
+            if bn not in g:
+                g.add_node(bn)
+                self.foreign.add(bn)
+            if g.has_edge(an, bn):
+                continue  # both ends loaded: seen from the other end
+            detail = {"w": r["match_weight"], "p": r["probability"], "m": r["model_version"],
+                      "c": json.loads(r["contributions"] or "[]")}
+            g.add_edge(an, bn, linked=r["linked"], rule=r["rule"], reason=r["reason"],
+                       source=r["source"], event_id=r["event_id"], at=r["at"], detail=detail)
+            self.loaded_edges.add(_edge_key(an, bn))
+        for pid in plist:
+            cid = self._new_component(members[pid])
+            self._cid_pid[cid] = pid
+            self._pid_cid[pid] = cid
+        self._pending.clear()
+        for r in _run(tx, cypher.PROFILES_BY_PID, pids=plist) + _run(
+                tx, cypher.ALIASES_OF_PIDS, pids=plist):
+            self._meta[r["pid"]] = (r["founding"], r["seq"])
+            self.loaded_profiles[r["pid"]] = (bool(r["live"]), r["alias_of"])
+            if r["alias_of"] is not None:
+                self._alias[r["pid"]] = r["alias_of"]
+                self._alias_children.setdefault(r["alias_of"], set()).add(r["pid"])
+
+    def pid_of_node(self, node: str) -> str | None:
+        cid = self._comp.get(node)
+        return None if cid is None else self._cid_pid.get(cid)
+
+    def own(self, node: str) -> bool:
+        """True for a node of a loaded (or new) component: its state here is complete."""
+        return node not in self.foreign
+
+
+def _edge_key(u: str, v: str) -> tuple[str, str]:
+    return (u, v) if u < v else (v, u)
+
+
+class Neo4jGraph(IdentityGraph):
+    """Identity graph in Neo4j (any Bolt server speaking Neo4j 5 Cypher)."""
+
+    def __init__(self, settings: Neo4jSettings, shareable_types: frozenset[str] = frozenset(),
+                 read_only: bool = False) -> None:
+        import neo4j
+        from neo4j import exceptions as neo4j_errors
+
+        self._neo4j_errors = neo4j_errors
+        self._settings = settings
+        self._shareable = shareable_types
+        self._read_only = read_only
+        self._last: _WorkingSet | None = None
+        auth = (settings.user, settings.password.get_secret_value())
+        options: dict[str, Any] = {
+            "max_connection_pool_size": settings.max_connection_pool_size,
+            "connection_timeout": settings.connection_timeout_seconds,
+            "max_transaction_retry_time": settings.max_transaction_retry_seconds,
+        }
+        if settings.uri.split("://", 1)[0] in ("bolt", "neo4j"):
+            options["encrypted"] = settings.encrypted
+            if settings.encrypted:
+                options["trusted_certificates"] = (
+                    neo4j.TrustCustomCAs(str(settings.trusted_ca_file))
+                    if settings.trusted_ca_file else neo4j.TrustSystemCAs())
+        try:
+            self._driver = neo4j.GraphDatabase.driver(settings.uri, auth=auth, **options)
+            self._driver.verify_connectivity()
+        except neo4j_errors.AuthError as exc:
+            raise BackendError(
+                f"graph: Neo4j at {settings.uri} refused the credentials of user "
+                f"{settings.user!r}") from exc
+        except (neo4j_errors.Neo4jError, neo4j_errors.DriverError, OSError) as exc:
+            raise BackendError(
+                f"graph: cannot reach Neo4j at {settings.uri}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not read_only:
+            self._create_schema()
+
+    # ------------------------------------------------------------------- plumbing
+
+    def _session(self):
+        return self._driver.session(database=self._settings.database)
+
+    def _create_schema(self) -> None:
+        try:
+            with self._session() as session:
+                for stmt in cypher.SCHEMA:
+                    session.execute_write(_run, stmt)
+        except self._neo4j_errors.Neo4jError as exc:
+            raise BackendError(f"graph: schema set-up failed: {exc.code}: {exc.message}") from exc
+
+    def _read(self, query: str, **params: Any) -> list[Any]:
+        try:
+            with self._session() as session:
+                return session.execute_read(_run, query, **params)
+        except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
+            raise BackendError(f"graph: read failed: {type(exc).__name__}: {exc}") from exc
+
+    def _retryable(self, exc: BaseException) -> bool:
+        errors = self._neo4j_errors
+        if isinstance(exc, (errors.TransientError, errors.ConstraintError,
+                            errors.SessionExpired, errors.ServiceUnavailable)):
+            return True
+        # ArcadeDB reports a lost optimistic-concurrency race as a generic error
+        text = str(exc)
+        return isinstance(exc, errors.Neo4jError) and (
+            "ConcurrentModification" in text or "concurrent" in text.lower())
+
+    def _write(self, work: Callable[[_WorkingSet], None]) -> GraphChanges:
+        """Run ``work`` on a freshly loaded working set in one write transaction, retried
+        on conflicts; returns the changes of the attempt that committed."""
+        if self._read_only:
+            raise BackendError("graph: this is a read-only view; only the writer applies")
+        self._last = None
+        deadline = time.monotonic() + self._settings.max_transaction_retry_seconds
+        delay = 0.05
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._session() as session:
+                    ws, changes = session.execute_write(self._write_tx, work)
+                break
+            except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
+                if not self._retryable(exc) or time.monotonic() > deadline:
+                    raise BackendError(
+                        f"graph: write failed after {attempt} attempt(s): "
+                        f"{type(exc).__name__}: {exc}") from exc
+                log.info("graph: write conflict (%s), retrying", type(exc).__name__)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+        self._last = ws
+        return changes
+
+    def _write_tx(self, tx: Any, work: Callable[[_WorkingSet], None]
+                  ) -> tuple[_WorkingSet, GraphChanges]:
+        """One attempt: take the turn, load, run ``work``, write the difference back."""
+        ws = _WorkingSet(self._shareable, tx)
+        ws._seq = _run(tx, cypher.TAKE_TURN)[0]["seq"]
+        work(ws)
+        changes = ws.commit()
+        self._write_back(ws, changes)
+        return ws, changes
+
+    def _write_back(self, ws: _WorkingSet, changes: GraphChanges) -> None:
+        tx, size = ws._tx, self._settings.write_batch_size
+        g = ws._g
+
+        def send(query: str, rows: list, name: str = "rows") -> None:
+            for chunk in _chunks(rows, size):
+                _run(tx, query, **{name: chunk})
+
+        final_edges = {_edge_key(u, v) for u, v in g.edges()}
+        gone_edges = ws.loaded_edges - final_edges
+        send(cypher.DELETE_HAS, [{"rec": u[2:], "ident": v[2:]} for u, v in sorted(gone_edges)
+                                 if u[0] != v[0]])
+        send(cypher.DELETE_MATCHED, [{"a": u[2:], "b": v[2:]} for u, v in sorted(gone_edges)
+                                     if u[0] == v[0]])
+        gone_nodes = sorted(n for n in ws.loaded_nodes if n not in g)
+        send(cypher.DELETE_RECORDS, [n[2:] for n in gone_nodes if n[0] == "r"], "keys")
+        send(cypher.RELEASE_IDENTIFIERS, [n[2:] for n in gone_nodes if n[0] == "i"], "keys")
+
+        new_records, new_idents, moved_records, moved_idents = [], [], [], []
+        for node in g.nodes:
+            if not ws.own(node):
+                continue
+            pid = ws.pid_of_node(node)
+            if node not in ws.loaded_nodes:
+                if node[0] == "r":
+                    new_records.append({"key": node[2:], "seq": ws._rec_seq[node], "pid": pid})
+                else:
+                    new_idents.append({"key": node[2:], "type": g.nodes[node]["type"],
+                                       "pid": pid})
+            elif ws.loaded_nodes[node] != pid:
+                (moved_records if node[0] == "r" else moved_idents).append(
+                    {"key": node[2:], "pid": pid})
+        send(cypher.MERGE_RECORDS, new_records)
+        send(cypher.MERGE_IDENTIFIERS, new_idents)
+        send(cypher.SET_RECORD_PIDS, moved_records)
+        send(cypher.SET_IDENTIFIER_PIDS, moved_idents)
+
+        has_rows, match_rows = [], []
+        for u, v in sorted(final_edges - ws.loaded_edges):
+            d = g.edges[u, v]
+            common = {"linked": d["linked"], "rule": d["rule"], "reason": d["reason"],
+                      "source": d["source"], "event_id": d["event_id"], "at": d["at"]}
+            if u[0] == v[0]:
+                detail = d.get("detail") or {}
+                match_rows.append({"a": u[2:], "b": v[2:], **common,
+                                   "match_weight": detail.get("w"),
+                                   "probability": detail.get("p"),
+                                   "model_version": detail.get("m", ""),
+                                   "contributions": json.dumps(detail.get("c", []))})
+            else:
+                rec, ident = (u, v) if u[0] == "r" else (v, u)
+                has_rows.append({"rec": rec[2:], "ident": ident[2:], **common})
+        send(cypher.MERGE_HAS, has_rows)
+        send(cypher.MERGE_MATCHED, match_rows)
+
+        profile_rows = []
+        for pid, (founding, pseq) in ws._meta.items():
+            state = (pid in ws._pid_cid, ws._alias.get(pid))
+            if ws.loaded_profiles.get(pid) != state:
+                profile_rows.append({"pid": pid, "founding": founding, "seq": pseq,
+                                     "live": state[0], "alias_of": state[1]})
+        send(cypher.MERGE_PROFILES, profile_rows)
+        send(cypher.CREATE_HISTORY, [
+            {"pid": pid, "seq": h.seq, "kind": h.kind, "related": list(h.related_ids),
+             "at": h.at, "subject": h.profile_id}
+            for h in changes.history for pid in [h.profile_id, *h.related_ids]])
+        _run(tx, cypher.SET_SEQ, seq=ws._seq)
+
+    # ------------------------------------------------------------------ writes
+
+    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
+              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+        matches = list(matches)
+        records = list(dict.fromkeys(
+            [k for k, _ in new_records] + [e.record_key for e in edges]
+            + [k for m in matches for k in (m.record_a, m.record_b)]))
+        identifiers = list(dict.fromkeys(e.identifier for e in edges))
+        if not records:
+            return GraphChanges()
+
+        def work(ws: _WorkingSet) -> None:
+            ws.load(records, identifiers)
+            ws.prefetch_used([_first_pid(k) for k in records if (R + k) not in ws._g])
+            ws.apply_ops(new_records, edges, matches)
+
+        return self._write(work)
+
+    def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
+        def work(ws: _WorkingSet) -> None:
+            ws.load([record_key], [identifier])
+            ws.unlink_op(record_key, identifier, at)
+
+        return self._write(work)
+
+    def remove_record(self, record_key: str, at: float) -> GraphChanges:
+        def work(ws: _WorkingSet) -> None:
+            ws.load([record_key], [])
+            ws.remove_record_op(record_key, at)
+
+        return self._write(work)
+
+    # ------------------------------------------------------------------- reads
+
+    def component_info(
+        self, record_keys: Iterable[str], identifiers: Iterable[str]
+    ) -> tuple[dict[str, ComponentInfo], dict[str, ComponentInfo]]:
+        rec_pids = {r["key"]: r["pid"] for r in self._read(cypher.RECORD_PIDS,
+                                                          keys=list(dict.fromkeys(record_keys)))}
+        id_pids = {r["key"]: r["pid"] for r in self._read(cypher.IDENTIFIER_PIDS,
+                                                         keys=list(dict.fromkeys(identifiers)))}
+        pids = sorted({*rec_pids.values(), *id_pids.values()} - {None})
+        infos = {p: ComponentInfo(component=p, type_counts={}, known=False) for p in pids}
+        for r in self._read(cypher.TYPE_COUNTS, pids=pids):
+            info = infos[r["pid"]]
+            info.type_counts[r["type"]] = r["n"]
+            t = r["type"]
+            if not (t in self._shareable or t.split(":", 1)[0] in self._shareable):
+                info.known = True
+        return ({k: infos[p] for k, p in rec_pids.items() if p is not None},
+                {k: infos[p] for k, p in id_pids.items()})
+
+    def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        out: dict[str, dict[str, bool]] = {}
+        for r in self._read(cypher.HAS_OF_RECORDS, keys=list(dict.fromkeys(record_keys))):
+            found = out.setdefault(r["key"], {})
+            if r["ident"] is not None:
+                found[r["ident"]] = r["linked"]
+        return out
+
+    def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
+        out: dict[str, dict[str, bool]] = {}
+        for r in self._read(cypher.MATCHED_OF_RECORDS, keys=list(dict.fromkeys(record_keys))):
+            out.setdefault(r["key"], {})[r["other"]] = r["linked"]
+        return out
+
+    def profile_of(self, record_key: str) -> str | None:
+        ws = self._last
+        if ws is not None and ws.own(R + record_key) and (
+                (R + record_key) in ws._g or (R + record_key) in ws.loaded_nodes):
+            return ws.profile_of(record_key)
+        rows = self._read(cypher.PROFILE_OF, key=record_key)
+        return rows[0]["pid"] if rows else None
+
+    def records_of(self, profile_id: str) -> list[str]:
+        ws = self._last
+        if ws is not None and profile_id in ws._meta:
+            return ws.records_of(profile_id)
+        return [r["key"] for r in self._read(cypher.RECORDS_OF, pid=profile_id)]
+
+    def aliases_of(self, profile_id: str) -> list[str]:
+        ws = self._last
+        if ws is not None and profile_id in ws._meta:
+            return ws.aliases_of(profile_id)
+        return [r["pid"] for r in self._read(cypher.ALIASES_OF, pid=profile_id)]
+
+    def resolve(self, profile_id: str) -> str | None:
+        ws = self._last
+        if ws is not None and profile_id in ws._meta:
+            return ws.resolve(profile_id)
+        rows = self._read(cypher.RESOLVE, pid=profile_id)
+        if not rows:
+            return None
+        if rows[0]["live"]:
+            return profile_id
+        return rows[0]["alias_of"]
+
+    def profile_ids(self) -> list[str]:
+        return [r["pid"] for r in self._read(cypher.LIVE_PROFILES)]
+
+    def history_of(self, profile_id: str) -> list[ProfileEvent]:
+        """The merge/split history naming ``profile_id`` (as the store keeps it), in order."""
+        return [ProfileEvent(r["kind"], r["subject"], list(r["related"] or []), r["at"], r["seq"])
+                for r in self._read(cypher.HISTORY_OF, pid=profile_id)]
+
+    def profile_edges(self, profile_id: str) -> list[EdgeExplanation]:
+        keys = self.records_of(profile_id)
+        if not keys:
+            return []
+        rows: list[tuple[str, str, EdgeExplanation]] = []
+        for r in self._read(cypher.HAS_EDGES_OF_RECORDS, keys=keys):
+            rows.append((R + r["rec"], I + r["ident"], EdgeExplanation(
+                record_key=r["rec"], identifier=r["ident"], other_record="",
+                linked=r["linked"], rule=r["rule"], reason=r["reason"], source=r["source"],
+                event_id=r["event_id"], at=r["at"])))
+        for r in self._read(cypher.MATCH_EDGES_OF_RECORDS, keys=keys):
+            a, b = R + r["rec"], R + r["other"]
+            if b < a and r["pid"] == profile_id:
+                continue  # listed once, from its lower end
+            rows.append((a, b, EdgeExplanation(
+                record_key=r["rec"], identifier="", other_record=r["other"],
+                linked=r["linked"], rule=r["rule"], reason=r["reason"], source=r["source"],
+                event_id=r["event_id"], at=r["at"], match_weight=r["match_weight"],
+                probability=r["probability"], model_version=r["model_version"] or "",
+                contributions=tuple(tuple(c) for c in json.loads(r["contributions"] or "[]")),
+            )))
+        rows.sort(key=lambda t: (t[0], t[1]))
+        return [e for _, _, e in rows]
+
+    def path_between(self, identifier_a: str, identifier_b: str) -> list[EdgeExplanation] | None:
+        if identifier_a == identifier_b:
+            rows = self._read(cypher.IDENTIFIER_PIDS, keys=[identifier_a])
+            return [] if rows else None
+        rows = self._read(cypher.SHORTEST_LINKED_PATH, a=identifier_a, b=identifier_b)
+        if not rows:
+            return None
+        keys, kinds, rels = rows[0]["keys"], rows[0]["kinds"], rows[0]["rels"]
+        out = []
+        for i, d in enumerate(rels):
+            u, v = keys[i], keys[i + 1]
+            u_rec, v_rec = "Record" in kinds[i], "Record" in kinds[i + 1]
+            if u_rec and v_rec:
+                out.append(EdgeExplanation(
+                    record_key=u, identifier="", other_record=v, linked=d["linked"],
+                    rule=d["rule"], reason=d["reason"], source=d["source"],
+                    event_id=d["event_id"], at=d["at"], match_weight=d.get("match_weight"),
+                    probability=d.get("probability"),
+                    model_version=d.get("model_version") or "",
+                    contributions=tuple(tuple(c) for c in json.loads(
+                        d.get("contributions") or "[]"))))
+            else:
+                rec, ident = (u, v) if u_rec else (v, u)
+                out.append(EdgeExplanation(
+                    record_key=rec, identifier=ident, other_record="", linked=d["linked"],
+                    rule=d["rule"], reason=d["reason"], source=d["source"],
+                    event_id=d["event_id"], at=d["at"]))
+        return out
+
+    def refresh(self) -> None:
+        """Drop the read cache of the last write (other writers may have written since)."""
+        self._last = None
+
+    def close(self) -> None:
+        self._last = None
+        self._driver.close()
+
+
+def _first_pid(record_key: str) -> str:
+    """The ID a record founding a new profile gets unless that ID was used before."""
+    from graph.ids import profile_id_for
+
+    return profile_id_for(record_key, lambda _pid: False)

@@ -1,0 +1,309 @@
+"""The graph seam's contract, run against every backend: the embedded networkx graph and
+the Neo4j graph on a real Bolt server (``bolt_server`` in conftest.py: a local ArcadeDB, or
+the Neo4j named by ``IDGRAPH_TEST_NEO4J_URI``).
+
+Stable profile IDs through merges, splits and restarts, idempotent writes, the planner's
+component queries, Explain's edges and paths, removals."""
+
+from __future__ import annotations
+
+import pytest
+
+from graph.base import IdentityGraph, LinkEdge, MatchEdge
+from graph.networkx_backend import NetworkxGraph
+
+SHAREABLE = frozenset({"device", "cookie"})
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+@pytest.fixture(params=["networkx", "neo4j"])
+def backend(request, tmp_path):
+    """Which backend ``open_graph`` opens in this test; a Neo4j run starts from an empty
+    database."""
+    if request.param == "neo4j":
+        _OPEN["settings"] = request.getfixturevalue("neo4j_settings")
+    _OPEN["backend"] = request.param
+    yield request.param
+    _OPEN.clear()
+
+
+_OPEN: dict = {}
+
+
+def open_graph(tmp_path, name: str = "links.sqlite") -> IdentityGraph:
+    """A graph of the test's backend; opening it again sees the same data (a restart)."""
+    if _OPEN["backend"] == "neo4j":
+        from graph.neo4j_backend import Neo4jGraph
+
+        return Neo4jGraph(_OPEN["settings"], SHAREABLE)
+    return NetworkxGraph(tmp_path / name, SHAREABLE)
+
+
+def edge(rec: str, ident: str, linked: bool = True, at: float = 1.0) -> LinkEdge:
+    t = ident.split(":", 1)[0]
+    return LinkEdge(rec, ident, t, linked, f"deterministic:{t}" if linked else "rejected",
+                    "" if linked else "test", rec.split(":", 1)[0], f"ev-{rec}-{ident}", at)
+
+
+
+
+def test_merge_keeps_oldest_id_and_aliases_the_other(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.com")])
+    g.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.com")])
+    p1, p2 = g.profile_of("crm:1"), g.profile_of("crm:2")
+    assert p1 != p2
+    changes = g.apply([("cal:3", 3.0)], [edge("cal:3", "email:a@x.com"), edge("cal:3", "email:b@x.com")])
+    assert g.profile_of("cal:3") == g.profile_of("crm:2") == p1
+    assert changes.retired == {p2}
+    assert p1 in changes.touched and p2 not in changes.touched
+    assert [h.kind for h in changes.history] == ["merged"]
+    assert g.aliases_of(p1) == [p2]
+    assert g.resolve(p2) == p1
+    assert g.records_of(p1) == ["crm:1", "crm:2", "cal:3"]
+
+
+def test_alias_chains_stay_one_hop(tmp_path):
+    g = open_graph(tmp_path)
+    for i in range(1, 4):
+        g.apply([(f"r:{i}", float(i))], [edge(f"r:{i}", f"email:{i}@x.com")])
+    p1, p2, p3 = (g.profile_of(f"r:{i}") for i in range(1, 4))
+    g.apply([("j:23", 4.0)], [edge("j:23", "email:2@x.com"), edge("j:23", "email:3@x.com")])
+    assert g.resolve(p3) == p2
+    g.apply([("j:12", 5.0)], [edge("j:12", "email:1@x.com"), edge("j:12", "email:2@x.com")])
+    assert g.aliases_of(p1) == sorted([p2, p3])
+    assert g.resolve(p3) == p1 and g.resolve(p2) == p1
+
+
+def test_split_after_merge_gives_back_the_merged_ids(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.com")])
+    g.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.com")])
+    p1, p2 = g.profile_of("crm:1"), g.profile_of("crm:2")
+    g.apply([("cal:3", 3.0)], [edge("cal:3", "email:a@x.com"), edge("cal:3", "email:b@x.com")])
+    changes = g.remove_link("cal:3", "email:b@x.com", 4.0)
+    assert g.profile_of("crm:1") == p1
+    assert g.profile_of("cal:3") == p1
+    assert g.profile_of("crm:2") == p2  # revived, not a new ID
+    assert changes.revived == {p2}
+    assert [h.kind for h in changes.history] == ["split"]
+    assert changes.history[0].related_ids == [p2]
+    assert g.resolve(p2) == p2 and g.aliases_of(p1) == []
+
+
+def test_split_without_alias_gets_deterministic_new_id(tmp_path, backend, request):
+    def run(name):
+        if backend == "neo4j":
+            _OPEN["settings"] = request.getfixturevalue("neo4j_settings")
+            _wipe(_OPEN["settings"])
+        g = open_graph(tmp_path, name)
+        g.apply([("a:1", 1.0), ("a:2", 1.0)],
+                [edge("a:1", "email:a@x.com"), edge("a:2", "email:a@x.com"),
+                 edge("a:2", "phone:+4915112345678")])
+        g.apply([("a:3", 2.0)], [edge("a:3", "phone:+4915112345678")])
+        before = g.profile_of("a:1")
+        g.remove_link("a:2", "email:a@x.com", 3.0)
+        out = (before, g.profile_of("a:1"), g.profile_of("a:2"), g.profile_of("a:3"))
+        g.close()
+        return out
+
+    first = run("one.sqlite")
+    second = run("two.sqlite")
+    assert first == second
+    before, a1, a2, a3 = first
+    assert a1 == before  # the part holding the founding record keeps the ID
+    assert a2 == a3 != before
+
+
+def test_removing_last_record_deletes_profile(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("a:1", 1.0)], [edge("a:1", "email:a@x.com")])
+    pid = g.profile_of("a:1")
+    changes = g.remove_record("a:1", 2.0)
+    assert changes.retired == {pid}
+    assert g.profile_ids() == [] and g.resolve(pid) is None
+
+
+def test_restart_rebuilds_same_graph_and_ids(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.com")])
+    g.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.com"), edge("crm:2", "device:d1")])
+    g.apply([("cal:3", 3.0), ("web:4", 3.0)],
+            [edge("cal:3", "email:a@x.com"), edge("cal:3", "email:b@x.com"),
+             edge("web:4", "device:d1", linked=False)])
+    g.remove_link("cal:3", "email:b@x.com", 4.0)
+    state = {r: g.profile_of(r) for r in ("crm:1", "crm:2", "cal:3", "web:4")}
+    ids, aliases = g.profile_ids(), {p: g.aliases_of(p) for p in g.profile_ids()}
+    edges = g.edges_of(state)
+    g.close()
+    g2 = open_graph(tmp_path)
+    assert {r: g2.profile_of(r) for r in state} == state
+    assert g2.profile_ids() == ids
+    assert {p: g2.aliases_of(p) for p in ids} == aliases
+    assert g2.edges_of(state) == edges
+    assert edges["web:4"] == {"device:d1": False}
+
+
+def test_apply_is_idempotent(tmp_path):
+    g = open_graph(tmp_path)
+    batch = ([("a:1", 1.0)], [edge("a:1", "email:a@x.com"), edge("a:1", "phone:+4915112345678")],
+             [match("a:1", "b:1")])
+    first = g.apply(*batch)
+    state = _snapshot(g, ["a:1", "b:1"])
+    changes = g.apply(*batch)
+    assert changes.history == [] and changes.retired == set()
+    assert _snapshot(g, ["a:1", "b:1"]) == state
+    # a match edge is the unordered pair
+    reversed_pair = g.apply([], [], [match("b:1", "a:1")])
+    assert reversed_pair.history == [] and _snapshot(g, ["a:1", "b:1"]) == state
+    assert [h.kind for h in first.history] == ["created"]
+
+
+def test_unlinked_edge_does_not_join_components(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("a:1", 1.0)], [edge("a:1", "device:d1")])
+    g.apply([("b:1", 2.0)], [edge("b:1", "device:d1", linked=False)])
+    assert g.profile_of("a:1") != g.profile_of("b:1")
+    recs, ids = g.component_info(["a:1", "b:1"], ["device:d1"])
+    assert ids["device:d1"].component == recs["a:1"].component
+    assert recs["a:1"].type_counts == {"device": 1} and recs["a:1"].known is False
+
+
+def match(a: str, b: str, linked: bool = True, at: float = 1.0, weight: float = 12.5) -> MatchEdge:
+    return MatchEdge(a, b, linked, "probabilistic:v0001" if linked else "rejected",
+                     "" if linked else "below threshold", weight, 0.999, "v0001",
+                     (("email", "exact", 9.5), ("name", "jw>0.9", 3.0)), "splink",
+                     f"ev-{a}-{b}", at)
+
+
+def _snapshot(g: IdentityGraph, records: list[str]) -> dict:
+    pids = g.profile_ids()
+    return {
+        "profiles": pids,
+        "of": {r: g.profile_of(r) for r in records},
+        "records": {p: g.records_of(p) for p in pids},
+        "aliases": {p: g.aliases_of(p) for p in pids},
+        "edges": g.edges_of(records),
+        "matches": g.matches_of(records),
+        "explain": {p: g.profile_edges(p) for p in pids},
+    }
+
+
+def _wipe(settings) -> None:
+    import neo4j
+
+    with neo4j.GraphDatabase.driver(settings.uri, auth=(
+            settings.user, settings.password.get_secret_value())) as driver:
+        driver.execute_query("MATCH (n) DETACH DELETE n", database_=settings.database)
+
+
+def test_component_info_and_edges(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("a:1", 1.0), ("a:2", 1.0)],
+            [edge("a:1", "email:a@x.com"), edge("a:1", "device:d1"),
+             edge("a:2", "device:d1", linked=False), edge("a:2", "cookie:c2")])
+    recs, ids = g.component_info(["a:1", "a:2", "zz:9"], ["email:a@x.com", "device:d1",
+                                                          "cookie:c2", "email:none@x.com"])
+    assert set(recs) == {"a:1", "a:2"} and set(ids) == {"email:a@x.com", "device:d1",
+                                                       "cookie:c2"}
+    assert recs["a:1"].component == ids["email:a@x.com"].component == ids["device:d1"].component
+    assert recs["a:2"].component == ids["cookie:c2"].component != recs["a:1"].component
+    assert recs["a:1"].type_counts == {"email": 1, "device": 1} and recs["a:1"].known
+    assert recs["a:2"].type_counts == {"cookie": 1} and not recs["a:2"].known
+    assert g.edges_of(["a:1", "a:2", "zz:9"]) == {
+        "a:1": {"email:a@x.com": True, "device:d1": True},
+        "a:2": {"device:d1": False, "cookie:c2": True}}
+    g.apply([("a:3", 2.0)], [])
+    assert g.edges_of(["a:3"]) == {"a:3": {}}
+    assert g.matches_of(["a:1", "a:3"]) == {}
+
+
+def test_match_edges_link_or_only_record(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("a:1", 1.0), ("b:1", 1.0), ("c:1", 1.0)],
+            [edge("a:1", "email:a@x.com"), edge("b:1", "email:b@x.com"),
+             edge("c:1", "email:c@x.com")])
+    pa, pb, pc = (g.profile_of(r) for r in ("a:1", "b:1", "c:1"))
+    changes = g.apply([], [], [match("b:1", "a:1", at=2.0), match("a:1", "c:1", linked=False)])
+    assert g.profile_of("b:1") == g.profile_of("a:1") == pa and g.profile_of("c:1") == pc
+    assert changes.retired == {pb} and g.resolve(pb) == pa
+    assert g.matches_of(["a:1", "c:1"]) == {"a:1": {"b:1": True, "c:1": False},
+                                            "c:1": {"a:1": False}}
+    explained = g.profile_edges(pa)
+    matches = [e for e in explained if e.other_record]
+    # the linked match inside the profile once, the unlinked one to another profile too
+    assert sorted((m.record_key, m.other_record, m.linked) for m in matches) == [
+        ("a:1", "b:1", True),
+        ("a:1", "c:1", False)]
+    linked = next(m for m in matches if m.linked)
+    assert linked.match_weight == 12.5 and linked.probability == 0.999
+    assert linked.model_version == "v0001"
+    assert linked.contributions == (("email", "exact", 9.5), ("name", "jw>0.9", 3.0))
+    assert {(e.record_key, e.identifier) for e in explained if e.identifier} == {
+        ("a:1", "email:a@x.com"), ("b:1", "email:b@x.com")}
+    assert g.profile_edges("p_unknown") == []
+
+
+def test_path_between_follows_linked_edges(tmp_path):
+    g = open_graph(tmp_path)
+    # a@ - r1 - phone - r2 - b@, and a shortcut that does not link: r3 carries a@ and b@
+    # but its b@ edge is rejected
+    g.apply([("r:1", 1.0), ("r:2", 1.0), ("r:3", 1.0), ("r:4", 1.0)],
+            [edge("r:1", "email:a@x.com"), edge("r:1", "phone:+4915112345678"),
+             edge("r:2", "phone:+4915112345678"), edge("r:2", "email:b@x.com"),
+             edge("r:3", "email:a@x.com"), edge("r:3", "email:b@x.com", linked=False),
+             edge("r:4", "email:z@x.com")])
+    path = g.path_between("email:a@x.com", "email:b@x.com")
+    assert [(e.record_key, e.identifier) for e in path] == [
+        ("r:1", "email:a@x.com"), ("r:1", "phone:+4915112345678"),
+        ("r:2", "phone:+4915112345678"), ("r:2", "email:b@x.com")]
+    assert all(e.linked and e.rule == f"deterministic:{e.identifier.split(':')[0]}"
+               for e in path)
+    assert g.path_between("email:a@x.com", "email:a@x.com") == []
+    assert g.path_between("email:a@x.com", "email:z@x.com") is None
+    assert g.path_between("email:a@x.com", "email:nobody@x.com") is None
+    # through a match edge
+    g.apply([], [], [match("r:2", "r:4", at=2.0)])
+    via = g.path_between("email:b@x.com", "email:z@x.com")
+    assert [(e.record_key, e.identifier, e.other_record) for e in via] == [
+        ("r:2", "email:b@x.com", ""), ("r:2", "", "r:4"), ("r:4", "email:z@x.com", "")]
+    assert via[1].match_weight == 12.5
+
+
+def test_removing_a_record_keeps_identifiers_other_records_carry(tmp_path):
+    g = open_graph(tmp_path)
+    g.apply([("a:1", 1.0), ("b:1", 1.0)],
+            [edge("a:1", "email:a@x.com"), edge("a:1", "device:d1"),
+             edge("b:1", "email:b@x.com"), edge("b:1", "device:d1", linked=False)])
+    pa = g.profile_of("a:1")
+    changes = g.remove_record("a:1", 2.0)
+    assert changes.retired == {pa} and g.resolve(pa) is None
+    assert [h.kind for h in changes.history] == ["deleted"]
+    assert g.edges_of(["a:1", "b:1"]) == {"b:1": {"email:b@x.com": True, "device:d1": False}}
+    recs, ids = g.component_info(["a:1"], ["email:a@x.com", "device:d1"])
+    assert recs == {} and ids == {}  # a@ is gone; d1 stays, attached to b:1 but unlinked
+    assert g.remove_record("a:1", 3.0).history == []
+    assert g.remove_link("b:1", "email:none@x.com", 3.0).history == []
+    # the device now links b:1's profile when attached with a link
+    g.apply([("c:1", 4.0)], [edge("c:1", "device:d1")])
+    assert g.profile_of("c:1") != g.profile_of("b:1")
+
+
+def test_merge_chain_split_and_reopen_keep_ids(tmp_path):
+    g = open_graph(tmp_path)
+    for i in range(1, 5):
+        g.apply([(f"r:{i}", float(i))], [edge(f"r:{i}", f"email:{i}@x.com")])
+    ids = [g.profile_of(f"r:{i}") for i in range(1, 5)]
+    g.apply([("j:a", 5.0)], [edge("j:a", "email:3@x.com"), edge("j:a", "email:4@x.com")])
+    g.apply([("j:b", 6.0)], [edge("j:b", "email:1@x.com"), edge("j:b", "email:2@x.com"),
+                             edge("j:b", "email:3@x.com")])
+    assert g.profile_ids() == [ids[0]] and g.aliases_of(ids[0]) == sorted(ids[1:])
+    changes = g.remove_link("j:b", "email:3@x.com", 7.0)
+    assert changes.revived == {ids[2]}
+    assert g.profile_of("r:4") == g.profile_of("j:a") == ids[2]
+    assert g.aliases_of(ids[2]) == [ids[3]] and g.aliases_of(ids[0]) == [ids[1]]
+    before = _snapshot(g, [f"r:{i}" for i in range(1, 5)] + ["j:a", "j:b"])
+    g.close()
+    again = open_graph(tmp_path)
+    assert _snapshot(again, [f"r:{i}" for i in range(1, 5)] + ["j:a", "j:b"]) == before
