@@ -10,9 +10,16 @@ The data model:
   ``pid`` is the live profile ID of its component.
 - ``(:Identifier {key, type, pid})``: ``pid`` is set while the identifier has a linked
   edge (it is then in that profile's component), null otherwise.
-- ``(:Record)-[:HAS {linked, rule, reason, source, event_id, at}]->(:Identifier)``.
-- ``(:Record)-[:MATCHED {linked, rule, reason, source, event_id, at, match_weight,
-  probability, model_version, contributions}]->(:Record)`` (``contributions`` is JSON).
+- ``(:Record)-[:LINKS {linked, rule, reason, source, event_id, at}]->(:Identifier)``: an
+  identifier edge that links; ``:CARRIES`` with the same properties when it does not (the
+  identifier is attached to the record without joining anything).
+- ``(:Record)-[:SAME_AS {linked, rule, reason, source, event_id, at, match_weight,
+  probability, model_version, contributions}]->(:Record)``: a match that links; ``:SCORED``
+  when it does not (``contributions`` is JSON).
+
+Linked and unlinked edges have types of their own so that a path search can be limited
+to linked edges by type (Neo4j 5 allows no property map inside ``shortestPath``, and a
+``WHERE`` on the path filters after the search on some servers).
 - ``(:Profile {pid, founding, seq, live, alias_of})``: every profile ID ever assigned;
   ``alias_of`` is the live ID an absorbed one resolves to (one hop).
 - ``(:ProfileHistory {pid, seq, kind, subject, related, at})``: merges, splits, creations
@@ -57,12 +64,12 @@ IDENTIFIERS_OF_PIDS = (
     "RETURN i.key AS key, i.type AS type, i.pid AS pid"
 )
 HAS_EDGES_OF_RECORDS = (
-    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:HAS]->(i:Identifier) "
+    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:LINKS|CARRIES]->(i:Identifier) "
     "RETURN r.key AS rec, i.key AS ident, i.type AS type, i.pid AS pid, e.linked AS linked, "
     "e.rule AS rule, e.reason AS reason, e.source AS source, e.event_id AS event_id, e.at AS at"
 )
 MATCH_EDGES_OF_RECORDS = (
-    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:MATCHED]-(o:Record) "
+    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:SAME_AS|SCORED]-(o:Record) "
     "RETURN r.key AS rec, o.key AS other, o.pid AS pid, o.seq AS seq, e.linked AS linked, "
     "e.rule AS rule, e.reason AS reason, e.source AS source, e.event_id AS event_id, "
     "e.at AS at, e.match_weight AS match_weight, e.probability AS probability, "
@@ -81,11 +88,12 @@ ALIASES_OF_PIDS = (
 USED_PIDS = "UNWIND $pids AS p MATCH (m:Profile {pid: p}) RETURN m.pid AS pid"
 
 DELETE_HAS = (
-    "UNWIND $rows AS r MATCH (:Record {key: r.rec})-[e:HAS]->(:Identifier {key: r.ident}) "
-    "DELETE e"
+    "UNWIND $rows AS r "
+    "MATCH (:Record {key: r.rec})-[e:LINKS|CARRIES]->(:Identifier {key: r.ident}) DELETE e"
 )
 DELETE_MATCHED = (
-    "UNWIND $rows AS r MATCH (:Record {key: r.a})-[e:MATCHED]-(:Record {key: r.b}) DELETE e"
+    "UNWIND $rows AS r MATCH (:Record {key: r.a})-[e:SAME_AS|SCORED]-(:Record {key: r.b}) "
+    "DELETE e"
 )
 DELETE_RECORDS = "UNWIND $keys AS k MATCH (n:Record {key: k}) DETACH DELETE n"
 # an identifier left with no linked edge in the written component leaves it; it is deleted
@@ -102,18 +110,22 @@ MERGE_IDENTIFIERS = (
 )
 SET_RECORD_PIDS = "UNWIND $rows AS r MATCH (n:Record {key: r.key}) SET n.pid = r.pid"
 SET_IDENTIFIER_PIDS = "UNWIND $rows AS r MATCH (n:Identifier {key: r.key}) SET n.pid = r.pid"
-MERGE_HAS = (
+_IDENTIFIER_EDGE = (
     "UNWIND $rows AS r MATCH (a:Record {key: r.rec}) MATCH (b:Identifier {key: r.ident}) "
-    "MERGE (a)-[e:HAS]->(b) ON CREATE SET e.linked = r.linked, e.rule = r.rule, "
+    "MERGE (a)-[e:{type}]->(b) ON CREATE SET e.linked = r.linked, e.rule = r.rule, "
     "e.reason = r.reason, e.source = r.source, e.event_id = r.event_id, e.at = r.at"
 )
-MERGE_MATCHED = (
+MERGE_LINKS = _IDENTIFIER_EDGE.replace("{type}", "LINKS")
+MERGE_CARRIES = _IDENTIFIER_EDGE.replace("{type}", "CARRIES")
+_MATCH_EDGE = (
     "UNWIND $rows AS r MATCH (a:Record {key: r.a}) MATCH (b:Record {key: r.b}) "
-    "MERGE (a)-[e:MATCHED]->(b) ON CREATE SET e.linked = r.linked, e.rule = r.rule, "
+    "MERGE (a)-[e:{type}]->(b) ON CREATE SET e.linked = r.linked, e.rule = r.rule, "
     "e.reason = r.reason, e.source = r.source, e.event_id = r.event_id, e.at = r.at, "
     "e.match_weight = r.match_weight, e.probability = r.probability, "
     "e.model_version = r.model_version, e.contributions = r.contributions"
 )
+MERGE_SAME_AS = _MATCH_EDGE.replace("{type}", "SAME_AS")
+MERGE_SCORED = _MATCH_EDGE.replace("{type}", "SCORED")
 MERGE_PROFILES = (
     "UNWIND $rows AS r MERGE (m:Profile {pid: r.pid}) SET m.founding = r.founding, "
     "m.seq = r.seq, m.live = r.live, m.alias_of = r.alias_of"
@@ -135,11 +147,12 @@ TYPE_COUNTS = (
     "count(i) AS n"
 )
 HAS_OF_RECORDS = (
-    "UNWIND $keys AS k MATCH (r:Record {key: k}) OPTIONAL MATCH (r)-[e:HAS]->(i:Identifier) "
+    "UNWIND $keys AS k MATCH (r:Record {key: k}) "
+    "OPTIONAL MATCH (r)-[e:LINKS|CARRIES]->(i:Identifier) "
     "RETURN k AS key, i.key AS ident, e.linked AS linked"
 )
 MATCHED_OF_RECORDS = (
-    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:MATCHED]-(o:Record) "
+    "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:SAME_AS|SCORED]-(o:Record) "
     "RETURN k AS key, o.key AS other, e.linked AS linked"
 )
 PROFILE_OF = "MATCH (r:Record {key: $key}) RETURN r.pid AS pid"
@@ -151,18 +164,17 @@ HISTORY_OF = (
     "MATCH (h:ProfileHistory {pid: $pid}) RETURN h.kind AS kind, h.subject AS subject, "
     "h.related AS related, h.at AS at, h.seq AS seq ORDER BY h.seq, h.kind, h.subject"
 )
-# the property map restricts the search itself to linked edges (a WHERE on the path would
-# filter after the search on some servers: ArcadeDB then finds no path at all)
+# the relationship types limit the search itself to linked edges
 SHORTEST_LINKED_PATH = (
     "MATCH (a:Identifier {key: $a}) MATCH (b:Identifier {key: $b}) "
     "WHERE a.pid IS NOT NULL AND a.pid = b.pid "
-    "MATCH p = shortestPath((a)-[*..200 {linked: true}]-(b)) "
+    "MATCH p = shortestPath((a)-[:LINKS|SAME_AS*..200]-(b)) "
     "RETURN [n IN nodes(p) | n.key] AS keys, [n IN nodes(p) | labels(n)] AS kinds, "
     "[x IN relationships(p) | properties(x)] AS rels"
 )
 
 STATEMENTS: tuple[str, ...] = tuple(
     v for k, v in sorted(globals().items())
-    if k.isupper() and isinstance(v, str)
+    if k.isupper() and not k.startswith("_") and isinstance(v, str)
 ) + SCHEMA
 """Every statement above: what the lint test parses and what the backend may send."""

@@ -324,8 +324,10 @@ class Neo4jGraph(IdentityGraph):
             else:
                 rec, ident = (u, v) if u[0] == "r" else (v, u)
                 has_rows.append({"rec": rec[2:], "ident": ident[2:], **common})
-        send(cypher.MERGE_HAS, has_rows)
-        send(cypher.MERGE_MATCHED, match_rows)
+        send(cypher.MERGE_LINKS, [r for r in has_rows if r["linked"]])
+        send(cypher.MERGE_CARRIES, [r for r in has_rows if not r["linked"]])
+        send(cypher.MERGE_SAME_AS, [r for r in match_rows if r["linked"]])
+        send(cypher.MERGE_SCORED, [r for r in match_rows if not r["linked"]])
 
         profile_rows = []
         for pid, (founding, pseq) in ws._meta.items():

@@ -152,13 +152,14 @@ def _check_consistent(settings) -> int:
         nodes = {("r", r["k"]): r["p"] for r in q("MATCH (n:Record) RETURN n.key AS k, n.pid AS p")}
         nodes.update({("i", r["k"]): r["p"] for r in q(
             "MATCH (n:Identifier) RETURN n.key AS k, n.pid AS p")})
-        edges = q("MATCH (a:Record)-[e:HAS|MATCHED]->(b) RETURN a.key AS a, b.key AS b, "
-                  "labels(b) AS l, e.linked AS linked")
+        edges = q("MATCH (a:Record)-[e]->(b) RETURN a.key AS a, b.key AS b, "
+                  "labels(b) AS l, type(e) AS t, e.linked AS linked")
         profiles = {r["p"]: (r["live"], r["alias"]) for r in q(
             "MATCH (m:Profile) RETURN m.pid AS p, m.live AS live, m.alias_of AS alias")}
     g = nx.Graph()
     g.add_nodes_from(nodes)
     for e in edges:
+        assert e["linked"] == (e["t"] in ("LINKS", "SAME_AS")), e
         if e["linked"]:
             g.add_edge(("r", e["a"]), ("r" if "Record" in e["l"] else "i", e["b"]))
     seen: set[str] = set()
