@@ -168,6 +168,11 @@ class IdentityGraph(ABC):
     def profile_of(self, record_key: str) -> str | None:
         """Live profile ID of a record."""
 
+    def profiles_of(self, record_keys: Iterable[str]) -> dict[str, str]:
+        """Live profile ID per known record (absent if unknown), in bulk: a database
+        backend answers in one round trip."""
+        return {k: p for k in record_keys if (p := self.profile_of(k)) is not None}
+
     @abstractmethod
     def records_of(self, profile_id: str) -> list[str]:
         """Record keys of a live profile (empty if not live), oldest first."""

@@ -562,7 +562,8 @@ class Engine:
 
     def _reconcile(self) -> int:
         stored = self.store.record_profiles()
-        wrong = [rk for rk, pid in stored.items() if self.graph.profile_of(rk) != pid]
+        in_graph = self.graph.profiles_of(stored)
+        wrong = [rk for rk, pid in stored.items() if in_graph.get(rk) != pid]
         if not wrong:
             return 0
         involved = {self.graph.profile_of(rk) for rk in wrong} - {None}

@@ -417,6 +417,14 @@ class Neo4jGraph(IdentityGraph):
         rows = self._read(cypher.PROFILE_OF, key=record_key)
         return rows[0]["pid"] if rows else None
 
+    def profiles_of(self, record_keys: Iterable[str]) -> dict[str, str]:
+        keys = list(dict.fromkeys(record_keys))
+        out: dict[str, str] = {}
+        for chunk in _chunks(keys, 10_000):
+            out.update((r["key"], r["pid"]) for r in self._read(cypher.RECORD_PIDS, keys=chunk)
+                       if r["pid"] is not None)
+        return out
+
     def records_of(self, profile_id: str) -> list[str]:
         ws = self._last
         if ws is not None and profile_id in ws._meta:

@@ -216,6 +216,8 @@ def test_component_info_and_edges(tmp_path):
         "a:2": {"device:d1": False, "cookie:c2": True}}
     g.apply([("a:3", 2.0)], [])
     assert g.edges_of(["a:3"]) == {"a:3": {}}
+    assert g.profiles_of(["a:1", "a:3", "zz:9"]) == {"a:1": g.profile_of("a:1"),
+                                                     "a:3": g.profile_of("a:3")}
     assert g.matches_of(["a:1", "a:3"]) == {}
 
 
