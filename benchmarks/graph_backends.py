@@ -5,7 +5,7 @@ in the same run, into a fresh data dir (profile store: embedded SQLite for both)
 
 * ``identifiers_per_s`` and ``links_per_s``: identifier nodes and edges (identifier and
   match edges, linked or not) the graph holds at the end, over the ingest's wall time;
-* ``ingest_records_per_s``: the whole ingest (adapt, plan, graph, store);
+* ``ingest_events_per_s``: the whole ingest (adapt, plan, graph, store), in record events;
 * ``lookup_ms``: p50/p99 of ``Lookup`` answered in process (``ProfileQueries.lookup`` with
   the profile fold; the profile store answers it, so it does not touch the graph);
 * ``graph_read_ms``: p50/p99 of the graph reads a write's planner makes per record
@@ -78,11 +78,11 @@ def _run(settings: Settings, events, batch: int, probes: int, seed: int) -> dict
             engine.graph.path_between(ids[0], ids[-1])
             paths.append(time.perf_counter() - t)
         return {
-            "records": result.records_created, "events_applied": result.events_applied,
+            "source_records": result.records_created, "events_applied": result.events_applied,
             "profiles": engine.store.counts()["profiles"],
             "identifiers": idents, "edges": edges,
             "ingest_seconds": round(ingest_s, 2),
-            "ingest_records_per_s": round(result.records_created / ingest_s),
+            "ingest_events_per_s": round(result.events_applied / ingest_s),
             "identifiers_per_s": round(idents / ingest_s),
             "links_per_s": round(edges / ingest_s),
             "lookup_ms": _ms(lookups), "graph_read_ms": _ms(graph_reads),
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ("neo4j", Settings(data_dir=tmp / "neo", graph_backend="neo4j", neo4j=neo))):
             runs[name] = _run(settings, dataset.events, args.batch, args.probes, args.seed)
             r = runs[name]
-            print(f"{name:>8}: {r['ingest_records_per_s']:>7} records/s  "
+            print(f"{name:>8}: {r['ingest_events_per_s']:>7} events/s  "
                   f"{r['identifiers_per_s']:>7} identifiers/s  {r['links_per_s']:>7} links/s  "
                   f"lookup p50 {r['lookup_ms']['p50']} p99 {r['lookup_ms']['p99']} ms  "
                   f"graph read p50 {r['graph_read_ms']['p50']} p99 {r['graph_read_ms']['p99']}"

@@ -19,9 +19,18 @@ def create_store(backend: str, data_dir: Path, regions: Iterable[str],
                  ) -> ProfileStore:
     """Open the configured profile-store backend for ``regions`` (drivers imported lazily).
 
-    ``cassandra`` configures the Cassandra backend (defaults when None)."""
+    ``sqlite`` keeps one file in ``data_dir``; ``cassandra`` uses one keyspace per region
+    on the cluster ``cassandra`` describes (defaults when None; ``data_dir`` unused). A
+    missing driver raises ConfigError naming the extra to install."""
     if backend == "sqlite":
         from profile_store.sqlite_backend import SqliteProfileStore
 
         return SqliteProfileStore(Path(data_dir) / "profiles.sqlite", regions, readonly=readonly)
-    raise ValueError(f"profile_store_backend: unknown backend {backend!r}; known: sqlite")
+    if backend == "cassandra":
+        from idgraph.settings import CassandraSettings
+        from profile_store.cassandra_backend import CassandraProfileStore
+
+        return CassandraProfileStore(cassandra or CassandraSettings(), regions,
+                                     readonly=readonly)
+    raise ValueError(f"profile_store_backend: unknown backend {backend!r}; "
+                     "known: sqlite, cassandra")

@@ -19,7 +19,7 @@ from graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
 from graph.neo4j_backend import Neo4jGraph, cypher
 from graph.networkx_backend import NetworkxGraph
 from idgraph.errors import BackendError
-from tests.graph.test_graph_contract import SHAREABLE
+from tests.graph.test_graph_contract import SHAREABLE, _snapshot
 
 TYPES = ["email", "phone", "device", "cookie", "crm:salesforce"]
 
@@ -77,17 +77,11 @@ def _identifiers(ops) -> list[str]:
 
 
 def _state(g: IdentityGraph, records: list[str], identifiers: list[str]) -> dict:
-    pids = g.profile_ids()
+    """Everything the seam answers about these records and identifiers."""
     recs, ids = g.component_info(records, identifiers)
     token_pid = {i.component: g.profile_of(r) for r, i in recs.items()}
     return {
-        "profiles": pids,
-        "of": {r: g.profile_of(r) for r in records},
-        "records": {p: g.records_of(p) for p in pids},
-        "aliases": {p: g.aliases_of(p) for p in pids},
-        "edges": g.edges_of(records),
-        "matches": g.matches_of(records),
-        "explain": {p: g.profile_edges(p) for p in pids},
+        **_snapshot(g, records),
         "counts": {r: (i.type_counts, i.known) for r, i in recs.items()},
         # component tokens are opaque: compare the profile each identifier's component is
         "id_profiles": {k: token_pid[i.component] for k, i in ids.items()},
