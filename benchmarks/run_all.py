@@ -5,6 +5,7 @@ The one-million-record batch resolution takes several minutes and ~10 GB; it run
 
 from benchmarks import (
     batch_resolution,
+    graph_backends,
     ingest_throughput,
     lookup_latency,
     matching_accuracy,
@@ -19,5 +20,6 @@ if __name__ == "__main__":
     realtime_scoring.main([])
     stream_throughput.main([])
     stream_freshness.main([])
+    graph_backends.main([])
     matching_accuracy.main([])
     batch_resolution.main([])
