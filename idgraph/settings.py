@@ -380,6 +380,9 @@ class CassandraSettings(BaseModel):
     """In-flight statements when a batch is written or read concurrently."""
     anonymous_ttl_seconds: int = Field(default=0, ge=0)
     """TTL of the rows of profiles with no known (non-shareable) identifier; 0: none."""
+    anonymous_identifier_types: list[str] = ["device", "idfa", "gaid", "cookie"]
+    """Identifier kinds that do not make a profile known (for ``anonymous_ttl_seconds``):
+    the default linking rules' shareable types."""
 
 
 class Settings(BaseSettings):
