@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import errno
 import importlib.resources
 import os
@@ -57,11 +55,11 @@ import tempfile
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from idgraph.child_processes import parent_death_signal
 from idgraph.errors import BackendError, ConfigError
 
 HOST = "127.0.0.1"
@@ -105,29 +103,6 @@ def tansu_binary() -> Path:
         except OSError as exc:
             raise ConfigError(f"cannot make {path} executable ({exc}): {_INSTALL_HINT}") from exc
     return path
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent thread dies.
-
-    Resolved in the parent so the child only makes one system call between fork and
-    exec. None where prctl is unavailable (not Linux).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    term = int(signal.SIGTERM)
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, term, 0, 0, 0)
-
-    return preexec
 
 
 def free_port(host: str = HOST) -> int:
@@ -290,7 +265,7 @@ class LocalBroker:
                     # the hook only calls a pre-resolved prctl: it takes no lock, so it is
                     # safe after fork() even when other threads run
                     preexec_fn=(  # noqa: PLW1509
-                        _parent_death_signal() if self.die_with_parent else None
+                        parent_death_signal() if self.die_with_parent else None
                     ),
                 )
         except OSError as exc:
