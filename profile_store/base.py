@@ -249,6 +249,10 @@ class ProfileStore(ABC):
         """Remove published entries from the outbox (unknown IDs are ignored)."""
 
     @abstractmethod
+    def profiles_by_region(self) -> dict[str, int]:
+        """Live profiles per served region (regions with none are absent)."""
+
+    @abstractmethod
     def counts(self) -> dict[str, int]:
         """Row counts: profiles, records, aliases, identifiers, processed_events."""
 

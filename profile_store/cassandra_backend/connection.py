@@ -1,0 +1,253 @@
+"""Connecting to Cassandra: routing per region, consistency, TLS, credentials, errors.
+
+Routing. The driver gets one execution profile per served region, ``region:R``, whose
+load-balancing policy is ``TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=D))`` with
+``D`` the region's data centre (``cassandra.local_datacenter`` when it is one of the
+region's, else the first one ``region_datacenters[R]`` names) and no remote hosts. So a
+statement of region R is coordinated in R's data centre and ``LOCAL_QUORUM`` means a
+quorum of R's replicas, wherever the writer runs; when R's data centre is down its
+statements fail at once (NoHostAvailable) and the other regions' go on. The default
+profile carries the global keyspace's statements, in ``cassandra.local_datacenter`` (or,
+when that holds no replica of it, the first data centre that does).
+
+Consistency. Every profile has ``consistency_level`` = ``cassandra.consistency`` and no
+statement sets its own, so every request (reads, writes, batches) is sent at that level.
+
+Concurrency. :class:`Runner` keeps at most ``cassandra.concurrency`` requests in flight,
+like the driver's ``execute_concurrent_with_args``, but each statement names its own
+execution profile: one batch's statements go to several data centres at once. Rows come
+back as tuples (``tuple_factory``: the cheapest row factory), every page fetched.
+
+Errors. Driver errors become :class:`BackendError` naming the operation, the region and
+what failed (consistency, replicas alive, hosts tried), never a key or a value.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from idgraph.errors import BackendError, ConfigError
+from idgraph.settings import CassandraSettings
+
+_DC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_DRIVER_HINT = "install the project's cassandra extra: pip install 'idgraph[cassandra]'"
+
+
+def driver_error_types() -> tuple[type[BaseException], ...]:
+    """The driver's exception classes (what :func:`backend_error` wraps)."""
+    from cassandra import DriverException, RequestExecutionException
+    from cassandra.cluster import NoHostAvailable
+
+    return (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+
+
+def region_datacenter(cfg: CassandraSettings, region: str) -> str:
+    """The data centre that coordinates ``region``'s statements (module docstring)."""
+    dcs = cfg.region_datacenters.get(region)
+    if not dcs:
+        raise ConfigError(f"cassandra.region_datacenters: no data centre for region {region!r}")
+    return cfg.local_datacenter if cfg.local_datacenter in dcs else next(iter(dcs))
+
+
+def global_replication(cfg: CassandraSettings) -> dict[str, int]:
+    """Replication of the global keyspace: every data centre of any region, at the largest
+    factor a region gives it (any writer dedupes at its local quorum)."""
+    merged: dict[str, int] = {}
+    for per_region in cfg.region_datacenters.values():
+        for dc, rf in per_region.items():
+            merged[dc] = max(rf, merged.get(dc, 0))
+    return merged
+
+
+def global_datacenter(cfg: CassandraSettings) -> str:
+    """The data centre coordinating the global keyspace's statements: the local one when it
+    holds a replica, else the first one that does."""
+    dcs = global_replication(cfg)
+    return cfg.local_datacenter if cfg.local_datacenter in dcs or not dcs else next(iter(dcs))
+
+
+def check_settings(cfg: CassandraSettings, regions: Sequence[str]) -> None:
+    """ConfigError naming the field when the settings cannot work for ``regions``."""
+    for region in regions:
+        region_datacenter(cfg, region)
+    for region, dcs in cfg.region_datacenters.items():
+        for dc, rf in dcs.items():
+            if not _DC_NAME.match(dc):
+                raise ConfigError(f"cassandra.region_datacenters.{region}: data centre name "
+                                  f"{dc!r} must match {_DC_NAME.pattern}")
+            if not isinstance(rf, int) or rf < 1:
+                raise ConfigError(f"cassandra.region_datacenters.{region}.{dc}: replication "
+                                  f"factor must be a positive integer, got {rf!r}")
+    if not cfg.contact_points:
+        raise ConfigError("cassandra.contact_points: empty")
+    if (cfg.ssl_cert_file is None) != (cfg.ssl_key_file is None):
+        raise ConfigError("cassandra.ssl_cert_file and cassandra.ssl_key_file go together")
+
+
+def _ssl_context(cfg: CassandraSettings) -> ssl.SSLContext | None:
+    if cfg.ssl_ca_file is None and cfg.ssl_cert_file is None:
+        return None
+    try:
+        # verifies the server's certificate (and its name: the address connected to)
+        context = ssl.create_default_context(
+            cafile=str(cfg.ssl_ca_file) if cfg.ssl_ca_file is not None else None)
+        if cfg.ssl_cert_file is not None and cfg.ssl_key_file is not None:
+            context.load_cert_chain(str(cfg.ssl_cert_file), str(cfg.ssl_key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cassandra.ssl_*: cannot load the TLS files: {exc}") from exc
+    return context
+
+
+def profile_name(region: str | None) -> Any:
+    """Execution profile key of a region's statements (None: the global keyspace)."""
+    if region is None:
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT
+
+        return EXEC_PROFILE_DEFAULT
+    return f"region:{region}"
+
+
+def connect(cfg: CassandraSettings, regions: Sequence[str]) -> tuple[Any, Any]:
+    """(Cluster, Session) with one routing profile per region (module docstring)."""
+    try:
+        from cassandra import ConsistencyLevel
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+        from cassandra.query import tuple_factory
+    except ImportError as exc:
+        raise ConfigError(f"profile_store_backend=cassandra needs cassandra-driver: "
+                          f"{_DRIVER_HINT}") from exc
+    check_settings(cfg, regions)
+    consistency = ConsistencyLevel.name_to_value[cfg.consistency]
+
+    def profile(dc: str) -> ExecutionProfile:
+        return ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc)),
+            consistency_level=consistency, request_timeout=cfg.request_timeout_seconds,
+            row_factory=tuple_factory)
+
+    profiles = {EXEC_PROFILE_DEFAULT: profile(global_datacenter(cfg))}
+    for region in regions:
+        profiles[profile_name(region)] = profile(region_datacenter(cfg, region))
+    kwargs: dict[str, Any] = {
+        "contact_points": list(cfg.contact_points), "port": cfg.port,
+        "execution_profiles": profiles, "connect_timeout": cfg.request_timeout_seconds,
+        "control_connection_timeout": cfg.request_timeout_seconds,
+    }
+    if cfg.protocol_version is not None:
+        kwargs["protocol_version"] = cfg.protocol_version
+    if cfg.username:
+        kwargs["auth_provider"] = PlainTextAuthProvider(
+            username=cfg.username, password=cfg.password.get_secret_value())
+    context = _ssl_context(cfg)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    cluster = Cluster(**kwargs)
+    try:
+        # every pool up (or failed) before the first statement: a region routed to a host
+        # whose pool is still opening would fail at once
+        session = cluster.connect(wait_for_all_pools=True)
+    except driver_error_types() as exc:
+        cluster.shutdown()
+        raise backend_error("connect", None, exc) from exc
+    return cluster, session
+
+
+def backend_error(operation: str, region: str | None, exc: BaseException) -> BackendError:
+    """A :class:`BackendError` for a driver failure: operation, region, what failed."""
+    where = f" in region {region!r}" if region else ""
+    return BackendError(f"profile store: {operation}{where} failed: {describe(exc)}")
+
+
+def describe(exc: BaseException) -> str:
+    """What a driver error says about the failure, without keys or values: its class, the
+    consistency level and replicas the server reported, the hosts tried."""
+    from cassandra import ReadTimeout, Unavailable, WriteTimeout
+    from cassandra.cluster import NoHostAvailable
+
+    detail = type(exc).__name__
+    if isinstance(exc, Unavailable):
+        detail += (f" (consistency {_level(exc.consistency)} needs {exc.required_replicas} "
+                   f"replica(s), {exc.alive_replicas} alive)")
+    elif isinstance(exc, ReadTimeout | WriteTimeout):
+        detail += (f" (consistency {_level(exc.consistency)}: {exc.received_responses} of "
+                   f"{exc.required_responses} replica(s) answered)")
+    elif isinstance(exc, NoHostAvailable):
+        tried = "; ".join(f"{getattr(host, 'address', host)}: {describe(err)}"
+                          for host, err in (exc.errors or {}).items())
+        detail += f" (tried {tried})" if tried else " (no host of the data centre is up)"
+    return detail
+
+
+def _level(value: object) -> str:
+    from cassandra import ConsistencyLevel
+
+    return ConsistencyLevel.value_to_name.get(value, str(value))  # type: ignore[arg-type]
+
+
+Call = tuple[Any, Any, Any]
+"""(statement, bind values or None, execution profile key)."""
+
+
+class Runner:
+    """Runs statements with at most ``concurrency`` in flight (module docstring)."""
+
+    def __init__(self, session: Any, concurrency: int) -> None:
+        self._session = session
+        self._concurrency = max(1, concurrency)
+
+    def run(self, calls: Sequence[Call],
+            timeout: float | None = None) -> list[list[tuple] | BaseException]:
+        """One entry per call, in order: its rows (every page), or the exception it
+        raised. Never raises for a failed statement; the caller decides. ``timeout``
+        overrides the profiles' request timeout (schema changes wait for agreement)."""
+        n = len(calls)
+        results: list[Any] = [None] * n
+        if n == 0:
+            return results
+        slots = threading.Semaphore(self._concurrency)
+        done = threading.Event()
+        lock = threading.Lock()
+        left = [n]
+
+        def finish(i: int, result: Any) -> None:
+            results[i] = result
+            slots.release()
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                done.set()
+
+        def on_page(page: Any, future: Any, i: int, rows: list) -> None:
+            if page:
+                rows.extend(page)
+            if future.has_more_pages:
+                future.start_fetching_next_page()
+            else:
+                finish(i, rows)
+
+        def on_error(exc: BaseException, i: int) -> None:
+            finish(i, exc)
+
+        for i, (statement, values, profile) in enumerate(calls):
+            slots.acquire()
+            try:
+                if timeout is None:
+                    future = self._session.execute_async(statement, values,
+                                                         execution_profile=profile)
+                else:
+                    future = self._session.execute_async(statement, values, timeout=timeout,
+                                                         execution_profile=profile)
+            except Exception as exc:  # noqa: BLE001 - reported per call like the others
+                finish(i, exc)
+                continue
+            future.add_callbacks(on_page, on_error, callback_args=(future, i, []),
+                                 errback_args=(i,))
+        done.wait()
+        return results

@@ -1,0 +1,441 @@
+"""Turn a :class:`StoreBatch` into the exact rows to write and delete, region by region.
+
+Pure (no I/O): the store reads a :class:`Snapshot` of the stored rows a batch touches,
+this module applies the batch to that snapshot in memory, in the order the seam defines
+(``reassign``, ``regions`` moves, deletions, then upserts: the SQLite backend's order), and
+diffs the result against the snapshot. The diff is a list of mutations per region
+(:mod:`.schema` statement codes with their bind values), all carrying one write
+timestamp, with at most one mutation per row: a row that moves region is deleted from the
+old region's keyspace and written to the new one's.
+
+Where rows live. Every row of a live profile sits in its home region's keyspace: its head,
+its records, their identifier index rows, the membership links, the alias rows pointing
+to it and the history of its ID and of its aliases. A row of a profile that changes home
+(a ``regions`` move, a merge into a profile of another region, a split part whose home
+differs) moves with it, so the store reads all of such a profile's rows first
+(:func:`profiles_to_load`).
+
+Anonymous profiles (``ttl > 0``): a profile none of whose records carries an identifier
+of a non-shareable type (only devices, advertising IDs, cookies) is anonymous; all its
+rows are rewritten with the TTL whenever it changes, so they expire together, that TTL
+after its last change. A profile that becomes known has every row rewritten without a
+TTL. The head stores the verdict (``anonymous``: 1 anonymous, 0 known, -1 not judged
+because no TTL was configured) so a known profile that only gains records need not be
+read in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from idgraph.errors import BackendError, ResidencyError
+from profile_store.base import StoreBatch
+from profile_store.cassandra_backend import schema as q
+from profile_store.survivorship import identifier_type
+
+KNOWN, ANONYMOUS, UNJUDGED = 0, 1, -1
+
+Mutation = tuple[str, tuple]
+"""(statement code of :data:`schema.MUTATIONS`, bind values in marker order)."""
+
+
+@dataclass(slots=True)
+class StoredRow:
+    """A ``records`` row as read: where it is, and (when loaded in full) its content."""
+
+    region: str
+    profile_id: str
+    idx: dict[str, bool]
+    doc: bytes | None = None
+    """None when only the location was read."""
+    last_seen: float = 0.0
+
+
+@dataclass(slots=True)
+class HistoryRow:
+    seq: int
+    kind: str
+    subject: str
+    related: bytes
+    at: float
+
+
+@dataclass
+class Snapshot:
+    """The stored rows a batch touches, found by reading every served region.
+
+    An ID or record key is stored in one region at most (the writes keep it so), so the
+    maps are keyed by it and carry the region.
+    """
+
+    heads: dict[str, tuple[str, float, int]] = field(default_factory=dict)
+    """profile ID -> (region, updated_at, anonymous verdict)."""
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """alias -> (region, live profile ID)."""
+    records: dict[str, StoredRow] = field(default_factory=dict)
+    history: dict[str, tuple[str, list[HistoryRow]]] = field(default_factory=dict)
+    """profile ID -> (region, its history rows), for the profiles read in full."""
+    loaded: set[str] = field(default_factory=set)
+    """Profiles whose every row was read (records with content, aliases, history)."""
+
+
+def ids_of(batch: StoreBatch) -> tuple[set[str], set[str]]:
+    """(profile IDs, record keys) whose stored state planning ``batch`` needs."""
+    pids: set[str] = {h.profile_id for h in batch.heads}
+    for a, s in batch.reassign:
+        pids.update((a, s))
+    pids.update(p for p, _ in batch.regions)
+    pids.update(batch.deleted_profiles)
+    pids.update(batch.aliases)
+    pids.update(batch.aliases.values())
+    pids.update(batch.removed_aliases)
+    for h in batch.history:
+        pids.add(h.profile_id)
+        pids.update(h.related_ids)
+    pids.update(r.profile_id for r in batch.records if r.profile_id)
+    keys: set[str] = {r.record_key for r in batch.records}
+    keys.update(batch.deleted_records)
+    keys.update(k for _, k in batch.unlinked)
+    keys.update(k for _, k, _ in batch.identifier_links)
+    pids.discard("")
+    return pids, keys
+
+
+def old_region(snap: Snapshot, pid: str) -> str | None:
+    """Region where the rows of ``pid`` are stored now (its head's, else its alias row's)."""
+    if pid in snap.heads:
+        return snap.heads[pid][0]
+    if pid in snap.aliases:
+        return snap.aliases[pid][0]
+    return None
+
+
+def profiles_to_load(batch: StoreBatch, snap: Snapshot, ttl: int) -> dict[str, str]:
+    """Profiles (ID -> region they are stored in) whose every row planning must see.
+
+    Those whose rows change key or region: both sides of a merge, profiles moved to
+    another region, heads whose home differs from where they are stored. With a TTL also
+    every changed head whose anonymous verdict may change: all but known profiles that
+    lose no record and no identifier.
+    """
+    wanted: set[str] = set()
+    for a, s in batch.reassign:
+        wanted.update((a, s))
+    wanted.update(p for p, _ in batch.regions)
+    for h in batch.heads:
+        region = old_region(snap, h.profile_id)
+        if region is not None and region != h.region:
+            wanted.add(h.profile_id)
+    if ttl > 0:
+        losing: set[str] = set()  # profiles losing a record or an identifier
+        for key in [*batch.deleted_records, *(k for _, k in batch.unlinked)]:
+            if key in snap.records:
+                losing.add(snap.records[key].profile_id)
+        for r in batch.records:
+            row = snap.records.get(r.record_key)
+            if row is not None and row.profile_id != r.profile_id:
+                losing.add(row.profile_id)
+        for h in batch.heads:
+            head = snap.heads.get(h.profile_id)
+            if head is None or head[2] != KNOWN or h.profile_id in losing:
+                wanted.add(h.profile_id)
+    return {p: r for p in sorted(wanted) if (r := old_region(snap, p)) is not None}
+
+
+@dataclass(slots=True)
+class _Rec:
+    region: str
+    profile_id: str
+    last_seen: float
+    doc: bytes | None
+    idx: dict[str, bool]
+    written: bool = False
+    identifiers: Iterable[str] = ()
+
+
+def _is_known(identifiers: Iterable[str], shareable: frozenset[str]) -> bool:
+    for key in identifiers:
+        t = identifier_type(key)
+        if t not in shareable and t.split(":", 1)[0] not in shareable:
+            return True
+    return False
+
+
+def _idx_blob(idx: dict[str, bool]) -> bytes:
+    return orjson.dumps(idx, option=orjson.OPT_SORT_KEYS)
+
+
+class _Planner:
+    """One batch's simulation and diff (see the module docstring)."""
+
+    def __init__(self, batch: StoreBatch, snap: Snapshot, regions: frozenset[str], ts: int,
+                 ttl: int, shareable: frozenset[str],
+                 new_change_id: Callable[[], tuple[int, object]]) -> None:
+        self.batch, self.snap, self.regions, self.ts = batch, snap, regions, ts
+        self.ttl, self.shareable, self.new_change_id = ttl, shareable, new_change_id
+        self.out: dict[str, list[Mutation]] = {}
+        self.heads: dict[str, tuple[str, float, int] | None] = dict(snap.heads)
+        self.aliases: dict[str, str | None] = {a: t for a, (_, t) in snap.aliases.items()}
+        self.records: dict[str, _Rec | None] = {
+            k: _Rec(r.region, r.profile_id, r.last_seen, r.doc, dict(r.idx))
+            for k, r in snap.records.items()}
+        self.judged: set[str] = set()
+        self.old_verdict: dict[str, int] = {p: h[2] for p, h in snap.heads.items()}
+
+    # ------------------------------------------------------------------ simulation
+
+    def simulate(self) -> None:
+        b = self.batch
+        for absorbed, survivor in b.reassign:
+            for rec in self.records.values():
+                if rec is not None and rec.profile_id == absorbed:
+                    rec.profile_id = survivor
+            for alias, target in self.aliases.items():
+                if target == absorbed:
+                    self.aliases[alias] = survivor
+            self.heads[absorbed] = None
+        for pid, region in b.regions:
+            for rec in self.records.values():
+                if rec is not None and rec.profile_id == pid:
+                    rec.region = region
+        for pid in b.deleted_profiles:
+            self.heads[pid] = None
+        for key in b.deleted_records:
+            self.records[key] = None
+        for ident, key in b.unlinked:
+            rec = self.records.get(key)
+            if rec is not None:
+                rec.idx.pop(ident, None)
+        for alias in b.removed_aliases:
+            self.aliases[alias] = None
+        for alias, target in b.aliases.items():
+            self.aliases[alias] = target
+            self.heads[alias] = None
+        for h in b.heads:
+            self.heads[h.profile_id] = (h.region, h.updated_at, UNJUDGED)
+        dumps = orjson.dumps
+        for r in b.records:
+            old = self.records.get(r.record_key)
+            self.records[r.record_key] = _Rec(
+                r.home_region, r.profile_id, r.last_seen, dumps(r),
+                old.idx if old is not None else {}, written=True, identifiers=r.identifiers)
+        for ident, key, linked in b.identifier_links:
+            rec = self.records.get(key)
+            if rec is not None:  # a link to a record stored nowhere has no region: dropped
+                rec.idx[ident] = linked
+        self._judge()
+
+    def _judge(self) -> None:
+        """The anonymous verdict of every head of the batch (with a TTL configured)."""
+        if self.ttl <= 0:
+            return
+        members: dict[str, list[_Rec]] = {}
+        for rec in self.records.values():
+            if rec is not None:
+                members.setdefault(rec.profile_id, []).append(rec)
+        for h in self.batch.heads:
+            pid = h.profile_id
+            old = self.snap.heads.get(pid)
+            if pid in self.snap.loaded or old_region(self.snap, pid) is None:
+                recs = members.get(pid, [])
+                anonymous = bool(recs) and not any(
+                    _is_known(self._identifiers(r), self.shareable) for r in recs)
+                verdict = ANONYMOUS if anonymous else KNOWN
+                self.judged.add(pid)
+            else:
+                verdict = old[2] if old is not None else KNOWN
+            self.heads[pid] = (h.region, h.updated_at, verdict)
+
+    @staticmethod
+    def _identifiers(rec: _Rec) -> Iterable[str]:
+        if rec.written:
+            return rec.identifiers
+        if rec.doc is None:
+            raise BackendError("profile store: write: a record of a profile being judged "
+                               "anonymous was not read in full (internal error)")
+        return orjson.loads(rec.doc)["identifiers"].keys()
+
+    # ------------------------------------------------------------------ placement
+
+    def _live(self, pid: str) -> str:
+        for _ in range(3):  # aliases point one hop to a live ID; tolerate a stale chain
+            target = self.aliases.get(pid)
+            if target is None:
+                return pid
+            pid = target
+        return pid
+
+    def home(self, pid: str) -> str | None:
+        """Home region of the live profile ``pid`` resolves to after the batch."""
+        live = self._live(pid)
+        head = self.heads.get(live)
+        if head is not None:
+            return head[0]
+        head = self.heads.get(pid)
+        return head[0] if head is not None else None
+
+    def ttl_of(self, live: str) -> int:
+        head = self.heads.get(live)
+        if self.ttl > 0 and head is not None and head[2] == ANONYMOUS:
+            return self.ttl
+        return 0
+
+    def rewrite_all(self, live: str) -> bool:
+        """Every row of ``live`` is written again (its TTL changes or must be renewed)."""
+        if live not in self.judged:
+            return False
+        head = self.heads.get(live)
+        return (head is not None and head[2] == ANONYMOUS) or \
+            self.old_verdict.get(live) == ANONYMOUS
+
+    def emit(self, region: str, code: str, *values: object) -> None:
+        if region not in self.regions:
+            raise ResidencyError(
+                f"profile store: write: region {region!r} is not served by this store "
+                f"(serves {sorted(self.regions)})")
+        self.out.setdefault(region, []).append((code, values))
+
+    # ------------------------------------------------------------------ diff
+
+    def diff(self) -> dict[str, list[Mutation]]:
+        self._diff_heads()
+        self._diff_aliases()
+        self._diff_records()
+        self._diff_history()
+        self._outbox()
+        return self.out
+
+    def _diff_heads(self) -> None:
+        ts, written = self.ts, {h.profile_id for h in self.batch.heads}
+        for pid in sorted(set(self.snap.heads) | set(self.heads)):
+            old, new = self.snap.heads.get(pid), self.heads.get(pid)
+            if new is None:
+                if old is not None:
+                    self.emit(old[0], q.DEL_HEAD, ts, old[0], pid)
+                continue
+            moved = old is not None and old[0] != new[0]
+            if moved:
+                self.emit(old[0], q.DEL_HEAD, ts, old[0], pid)
+            if pid in written or moved or old is None or old[2] != new[2] or \
+                    self.rewrite_all(pid):
+                self.emit(new[0], q.PUT_HEAD, self.ttl_of(pid), ts, new[1], new[2], new[0], pid)
+
+    def _diff_aliases(self) -> None:
+        ts = self.ts
+        for alias in sorted(set(self.snap.aliases) | set(self.aliases)):
+            old = self.snap.aliases.get(alias)
+            target = self.aliases.get(alias)
+            if target is None:
+                if old is not None:
+                    self.emit(old[0], q.DEL_ALIAS, ts, old[0], alias)
+                    self.emit(old[0], q.DEL_LINK, ts, old[0], old[1], "a", alias)
+                continue
+            live = self._live(target)
+            region = self.home(target) or (old[0] if old is not None else None)
+            if region is None:
+                continue  # an alias of a profile stored nowhere cannot be placed
+            if old is not None and (old[0], old[1]) == (region, target) and \
+                    not self.rewrite_all(live):
+                continue
+            if old is not None and old[0] != region:
+                self.emit(old[0], q.DEL_ALIAS, ts, old[0], alias)
+            if old is not None and (old[0], old[1]) != (region, target):
+                self.emit(old[0], q.DEL_LINK, ts, old[0], old[1], "a", alias)
+            ttl = self.ttl_of(live)
+            self.emit(region, q.PUT_ALIAS, ttl, ts, target, region, alias)
+            self.emit(region, q.PUT_LINK, region, target, "a", alias, ttl, ts)
+
+    def _diff_records(self) -> None:
+        ts = self.ts
+        for key in sorted(set(self.snap.records) | set(self.records)):
+            old, new = self.snap.records.get(key), self.records.get(key)
+            if new is None:
+                if old is not None:
+                    self.emit(old.region, q.DEL_RECORD, ts, old.region, key)
+                    self.emit(old.region, q.DEL_LINK, ts, old.region, old.profile_id, "r", key)
+                    for ident in old.idx:
+                        self.emit(old.region, q.DEL_IDENT, ts, old.region, ident, key)
+                continue
+            rewrite = self.rewrite_all(new.profile_id)
+            ttl = self.ttl_of(new.profile_id)
+            region_moved = old is not None and old.region != new.region
+            moved = old is None or (old.region, old.profile_id) != (new.region, new.profile_id)
+            old_idx = old.idx if old is not None else {}
+            if region_moved:
+                self.emit(old.region, q.DEL_RECORD, ts, old.region, key)
+            if new.written or moved or rewrite:
+                if new.doc is None:
+                    raise BackendError("profile store: write: a record to move was not read "
+                                       "in full (internal error)")
+                self.emit(new.region, q.PUT_RECORD, new.region, key, new.profile_id,
+                          new.last_seen, new.doc, _idx_blob(new.idx), ttl, ts)
+            elif new.idx != old_idx:
+                self.emit(new.region, q.PUT_RECORD_IDX, ttl, ts, _idx_blob(new.idx),
+                          new.region, key)
+            if moved and old is not None:
+                self.emit(old.region, q.DEL_LINK, ts, old.region, old.profile_id, "r", key)
+            if moved or rewrite:
+                self.emit(new.region, q.PUT_LINK, new.region, new.profile_id, "r", key, ttl, ts)
+            for ident, linked in sorted(new.idx.items()):
+                if region_moved or rewrite or ident not in old_idx or old_idx[ident] != linked:
+                    self.emit(new.region, q.PUT_IDENT, new.region, ident, key, linked, ttl, ts)
+            for ident in sorted(old_idx):
+                if region_moved or ident not in new.idx:
+                    self.emit(old.region, q.DEL_IDENT, ts, old.region, ident, key)
+
+    def _diff_history(self) -> None:
+        ts = self.ts
+        rows: dict[tuple[str, int, str, str], tuple[bytes, float]] = {}
+        for h in self.batch.history:
+            related = orjson.dumps(h.related_ids)
+            for pid in dict.fromkeys([h.profile_id, *h.related_ids]):
+                rows.setdefault((pid, h.seq, h.kind, h.profile_id), (related, h.at))
+        loaded: set[tuple[str, int, str, str]] = set()
+        for pid, (region, stored) in sorted(self.snap.history.items()):
+            new_region = self.home(pid) or region
+            live = self._live(pid)
+            rewrite = self.rewrite_all(live)
+            for row in stored:
+                k = (pid, row.seq, row.kind, row.subject)
+                loaded.add(k)
+                rows.pop(k, None)  # stored history is kept as it is (insert-or-ignore)
+                if new_region != region:
+                    self.emit(region, q.DEL_HIST, ts, region, pid, row.seq, row.kind,
+                              row.subject)
+                if new_region != region or rewrite:
+                    self.emit(new_region, q.PUT_HIST, new_region, pid, row.seq, row.kind,
+                              row.subject, row.related, row.at, self.ttl_of(live), ts)
+        for (pid, seq, kind, subject), (related, at) in sorted(rows.items()):
+            region = self.home(pid) or old_region(self.snap, pid) or self.home(subject) or \
+                old_region(self.snap, subject)
+            if region is None:
+                continue  # no profile it names is stored anywhere: nowhere to keep it
+            self.emit(region, q.PUT_HIST, region, pid, seq, kind, subject, related, at,
+                      self.ttl_of(self._live(pid)), ts)
+
+    def _outbox(self) -> None:
+        for c in self.batch.changes:
+            if c.region not in self.regions:
+                continue  # like the SQLite outbox: never published by a store of these regions
+            bucket, change_id = self.new_change_id()
+            doc = orjson.dumps(c)
+            self.emit(c.region, q.PUT_OUTBOX, c.region, bucket, change_id, doc, self.ts)
+
+
+def plan_batch(batch: StoreBatch, snap: Snapshot, regions: frozenset[str], ts: int, ttl: int,
+               shareable: frozenset[str],
+               new_change_id: Callable[[], tuple[int, object]]) -> dict[str, list[Mutation]]:
+    """Mutations per region that turn the stored state in ``snap`` into the state after
+    ``batch``, all at write timestamp ``ts`` (microseconds).
+
+    ``snap`` must hold every stored row ``ids_of(batch)`` names and, in full, every
+    profile :func:`profiles_to_load` returns. ``new_change_id`` gives the outbox (hour
+    bucket, timeuuid) of the next change, in order. Raises ResidencyError when a row
+    would land in a region outside ``regions``.
+    """
+    planner = _Planner(batch, snap, regions, ts, ttl, shareable, new_change_id)
+    planner.simulate()
+    return planner.diff()
