@@ -5,6 +5,7 @@ The one-million-record batch resolution takes several minutes and ~10 GB; it run
 
 from benchmarks import (
     batch_resolution,
+    cassandra_store,
     graph_backends,
     ingest_throughput,
     lookup_latency,
@@ -21,5 +22,6 @@ if __name__ == "__main__":
     stream_throughput.main([])
     stream_freshness.main([])
     graph_backends.main([])
+    cassandra_store.main([])
     matching_accuracy.main([])
     batch_resolution.main([])
