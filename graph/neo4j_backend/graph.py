@@ -217,14 +217,14 @@ class Neo4jGraph(IdentityGraph):
                 for stmt in cypher.SCHEMA:
                     session.execute_write(_run, stmt)
         except self._neo4j_errors.Neo4jError as exc:
-            raise BackendError(f"graph: schema set-up failed: {exc.code}: {exc.message}") from exc
+            raise BackendError(f"graph: schema set-up failed: {_reason(exc)}") from exc
 
     def _read(self, query: str, **params: Any) -> list[Any]:
         try:
             with self._session() as session:
                 return session.execute_read(_run, query, **params)
         except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
-            raise BackendError(f"graph: read failed: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(f"graph: read failed: {_reason(exc)}") from exc
 
     def _retryable(self, exc: BaseException) -> bool:
         errors = self._neo4j_errors
@@ -254,8 +254,8 @@ class Neo4jGraph(IdentityGraph):
             except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
                 if not self._retryable(exc) or time.monotonic() > deadline:
                     raise BackendError(
-                        f"graph: write failed after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {exc}") from exc
+                        f"graph: write failed after {attempt} attempt(s): {_reason(exc)}"
+                    ) from exc
                 log.info("graph: write conflict (%s), retrying", type(exc).__name__)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
@@ -516,6 +516,13 @@ class Neo4jGraph(IdentityGraph):
     def close(self) -> None:
         self._last = None
         self._driver.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """What failed, without the server's message: a constraint or syntax error quotes the
+    statement's values, which are identifiers (personal data)."""
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
 
 
 def _first_pid(record_key: str) -> str:

@@ -246,3 +246,23 @@ def test_unreachable_server_and_wrong_password_fail_clearly(neo4j_settings):
                                                 "connection_timeout_seconds": 2.0})
     with pytest.raises(BackendError, match=r"cannot reach Neo4j at bolt://127\.0\.0\.1:1"):
         Neo4jGraph(nowhere, SHAREABLE)
+
+
+def test_a_failed_write_gives_up_without_quoting_the_servers_message(neo4j_settings,
+                                                                     monkeypatch):
+    """Servers quote the offending values (identifiers, personal data) in constraint
+    errors: the BackendError names the error and its code only."""
+    from neo4j.exceptions import ConstraintError
+
+    def conflict(tx, query, **params):
+        raise ConstraintError("Node(7) already exists with key 'email:jane@example.com'")
+
+    settings = neo4j_settings.model_copy(update={"max_transaction_retry_seconds": 0.3})
+    g = Neo4jGraph(settings, SHAREABLE)
+    monkeypatch.setattr(neo4j_graph_module, "_run", conflict)
+    with pytest.raises(BackendError, match=r"write failed after \d+ attempt") as err:
+        g.apply([("a:1", 1.0)], [LinkEdge("a:1", "email:jane@example.com", "email", True,
+                                          "deterministic:email", "", "a", "e1", 1.0)])
+    assert "jane" not in str(err.value) and "ConstraintError" in str(err.value)
+    monkeypatch.undo()
+    g.close()
