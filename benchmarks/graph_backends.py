@@ -31,6 +31,7 @@ from pydantic import SecretStr
 
 from benchmarks.common import percentile, save
 from generator import generate
+from graph.networkx_backend import NetworkxGraph
 from idgraph.engine import Engine
 from idgraph.settings import Neo4jSettings, Settings
 
@@ -38,7 +39,7 @@ from idgraph.settings import Neo4jSettings, Settings
 def _graph_size(engine: Engine) -> tuple[int, int]:
     """(identifier nodes, edges) in the engine's graph."""
     graph = engine.graph
-    if hasattr(graph, "_g"):  # the embedded graph: count in memory
+    if isinstance(graph, NetworkxGraph):  # count in memory
         g = graph._g
         return sum(1 for n in g.nodes if n[0] == "i"), g.number_of_edges()
     with graph._session() as session:  # Neo4j: count in the database

@@ -13,11 +13,11 @@ import csv
 import gc
 import json
 import logging
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from idgraph.child_processes import free_port
 from idgraph.errors import ConfigError, IdGraphError, NotFoundError
 from idgraph.settings import Settings, load_settings
 
@@ -162,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     children: list[subprocess.Popen] = []
     if processes > 1:
         if port == 0:
-            port = _free_port(host)
+            port = free_port(host)
         children = [_spawn_serve_worker(args, host, port) for _ in range(processes - 1)]
     store = _open_reader(settings)
     queries = _queries(settings, store)
@@ -219,12 +219,6 @@ def _steward_backends(settings: Settings, queries):
     if (settings.data_dir / "reviews.sqlite").exists():
         reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
     return explainer, reviews, graph
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen:

@@ -59,7 +59,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from idgraph.child_processes import parent_death_signal
+from idgraph.child_processes import free_port, parent_death_signal, terminate_process
 from idgraph.errors import BackendError, ConfigError
 
 HOST = "127.0.0.1"
@@ -103,13 +103,6 @@ def tansu_binary() -> Path:
         except OSError as exc:
             raise ConfigError(f"cannot make {path} executable ({exc}): {_INSTALL_HINT}") from exc
     return path
-
-
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port on ``host`` that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -272,7 +265,7 @@ class LocalBroker:
             self.stop()
             raise BackendError(f"local broker: cannot run {cmd[0]}: {exc}") from exc
         # a forgotten broker is stopped when this object is collected or Python exits
-        self._finalizer = weakref.finalize(self, terminate_process, self._proc)
+        self._finalizer = weakref.finalize(self, terminate_process, self._proc, STOP_GRACE_S)
         deadline = t0 + self.ready_timeout
         while True:
             code = self._proc.poll()
@@ -302,7 +295,7 @@ class LocalBroker:
         if finalizer is not None:
             finalizer.detach()
         if proc is not None:
-            terminate_process(proc)
+            terminate_process(proc, STOP_GRACE_S)
         owned, self._owned_dir = self._owned_dir, None
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)
@@ -325,22 +318,6 @@ class LocalBroker:
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self.running else "stopped"
         return f"LocalBroker({self.bootstrap}, {state})"
-
-
-def terminate_process(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
-    """SIGTERM ``proc`` by PID, wait ``grace`` seconds, then SIGKILL; always reaps it."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL did not take
-        pass
 
 
 # -- topics ----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from graph.base import (
     MatchEdge,
 )
 from graph.components import ComponentState, I, R
+from graph.ids import profile_id_for
 from graph.neo4j_backend import cypher
 from idgraph.errors import BackendError
 from profile_store.base import ProfileEvent
@@ -227,14 +228,11 @@ class Neo4jGraph(IdentityGraph):
             raise BackendError(f"graph: read failed: {_reason(exc)}") from exc
 
     def _retryable(self, exc: BaseException) -> bool:
-        errors = self._neo4j_errors
-        if isinstance(exc, (errors.TransientError, errors.ConstraintError,
-                            errors.SessionExpired, errors.ServiceUnavailable)):
-            return True
-        # ArcadeDB reports a lost optimistic-concurrency race as a generic error
-        text = str(exc)
-        return isinstance(exc, errors.Neo4jError) and (
-            "ConcurrentModification" in text or "concurrent" in text.lower())
+        """What the driver's ``execute_write`` does not retry itself but a fresh attempt
+        fixes: two writers MERGE-ing the same new key (ArcadeDB reports the loser's
+        ConstraintError where Neo4j would lock). Transient errors, lost sessions and
+        unavailable servers were already retried by the driver for the same time budget."""
+        return isinstance(exc, self._neo4j_errors.ConstraintError)
 
     def _write(self, work: Callable[[_WorkingSet], None]) -> GraphChanges:
         """Run ``work`` on a freshly loaded working set in one write transaction, retried
@@ -527,6 +525,4 @@ def _reason(exc: BaseException) -> str:
 
 def _first_pid(record_key: str) -> str:
     """The ID a record founding a new profile gets unless that ID was used before."""
-    from graph.ids import profile_id_for
-
     return profile_id_for(record_key, lambda _pid: False)

