@@ -6,7 +6,10 @@ DuckDB). Here the model is compiled once:
 * the match weight of every level is read from Splink's own settings objects
   (:func:`resolver.probabilistic.model.read_model`);
 * every level's SQL condition is compiled to a Python closure that gives the truth value
-  DuckDB would (:mod:`resolver.probabilistic.sql_eval`);
+  DuckDB would (:mod:`resolver.probabilistic.sql_eval`), with the functions of the installed
+  DuckDB release; loading a model first checks those functions against the installed
+  DuckDB on a fixed probe set and refuses to score if they disagree
+  (:mod:`resolver.probabilistic.duckdb_parity`);
 * every prediction blocking rule becomes a key function, and :class:`CandidateIndex`
   keeps ``blocking key -> records``, so the candidates of a record are the records Splink's
   ``predict`` would have paired it with.
@@ -23,6 +26,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from resolver.probabilistic.duckdb_functions import DuckDBFunctions, installed_functions
+from resolver.probabilistic.duckdb_parity import check_parity
 from resolver.probabilistic.model import ModelSpec, read_model
 from resolver.probabilistic.sql_eval import (
     UnsupportedSQLError,
@@ -58,17 +63,25 @@ def weight_of(probability: float) -> float:
 
 
 class RealtimeScorer:
-    """A saved Splink model compiled for in-process scoring (immutable, thread-safe)."""
+    """A saved Splink model compiled for in-process scoring (immutable, thread-safe).
 
-    def __init__(self, model: dict, version: str = "") -> None:
+    ``functions`` are the DuckDB functions the SQL is compiled with (default: those of the
+    installed DuckDB). Raises :class:`~resolver.probabilistic.duckdb_functions.DuckDBParityError`
+    when they disagree with the installed DuckDB (see :func:`check_parity`)."""
+
+    def __init__(
+        self, model: dict, version: str = "", functions: DuckDBFunctions | None = None
+    ) -> None:
         self.version = version
+        functions = functions or installed_functions()
+        check_parity(functions)
         self.spec: ModelSpec = read_model(model)
         compiled: list[tuple[str, tuple[tuple[Callable[[Row, Row], bool] | None, str, float], ...]]]
         compiled = []
         for comp in self.spec.comparisons:
             levels = []
             for lvl in comp.levels:
-                cond = None if lvl.sql.strip().upper() == "ELSE" else compile_condition(lvl.sql)
+                cond = None if lvl.sql.strip().upper() == "ELSE" else compile_condition(lvl.sql, functions)
                 levels.append((cond, lvl.label, lvl.weight))
             compiled.append((comp.name, tuple(levels)))
         self._comparisons = tuple(compiled)
@@ -78,7 +91,9 @@ class RealtimeScorer:
                 raise UnsupportedSQLError(
                     f"blocking rule {rule!r} compares different expressions on the two sides; "
                     "the candidate index needs rules of the form l.x = r.x (as training makes)")
-        self._blocking = tuple(blocking_key_parts(rule) for rule in self.spec.blocking_rules)
+        self._blocking = tuple(
+            blocking_key_parts(rule, functions) for rule in self.spec.blocking_rules
+        )
 
     def score(self, left: Row, right: Row) -> MatchScore:
         """Match weight, probability and per-comparison contributions of one pair."""

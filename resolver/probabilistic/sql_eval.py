@@ -1,4 +1,4 @@
-"""Evaluate Splink's DuckDB-dialect SQL in-process, with DuckDB 2.0's exact semantics.
+"""Evaluate Splink's DuckDB-dialect SQL in-process, with the installed DuckDB's exact semantics.
 
 A saved Splink model describes each comparison level by an SQL condition over ``X_l`` /
 ``X_r`` columns, and each blocking rule by an equi-join over ``l.X`` / ``r.X``. This module
@@ -17,16 +17,10 @@ Contract
   key holds one type across records; no implicit casts are emulated.
 * SQL three-valued logic: NULL propagates through comparisons, arithmetic and functions;
   ``AND`` / ``OR`` / ``NOT`` / ``IN`` / ``BETWEEN`` follow SQL 3VL.
-* Functions reproduce DuckDB bit for bit (checked against DuckDB by the test-suite):
-  ``jaro_similarity``, ``jaro_winkler_similarity``, ``levenshtein`` and
-  ``damerau_levenshtein`` work on UTF-8 bytes, are case-sensitive and give 0.0 when either
-  string is empty; Jaro-Winkler uses prefix weight 0.1 over at most 4 bytes, boosts only
-  above 0.7 and rounds its final step as one fused multiply-add, as the DuckDB 2.0 build
-  does. ``lower`` / ``upper`` map code point by code point; ``trim`` strips Unicode space
-  separators (Zs); ``substring`` follows DuckDB's code-point rules for zero and negative
-  offsets and lengths; ``regexp_*`` accept an RE2 subset translated to ``re``;
-  ``try_strptime`` follows DuckDB's parser (1-4 digit ``%Y``, whitespace runs, the
-  ``epoch`` / ``infinity`` specials that DuckDB 2.0 parses as 1900-01-01).
+* Functions reproduce the installed DuckDB bit for bit
+  (:mod:`resolver.probabilistic.duckdb_functions` holds them, with the behaviours that differ
+  between DuckDB releases; every compile function takes ``functions=`` and defaults to the
+  installed release's). ``regexp_*`` accept an RE2 subset translated to ``re``.
 * Anything else raises :class:`UnsupportedSQLError` when compiling, naming the construct and
   quoting the SQL; a construct is never evaluated approximately.
 
@@ -43,13 +37,16 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Literal, NamedTuple
 
 import sqlglot
-from rapidfuzz.distance import DamerauLevenshtein, Jaro, Levenshtein
 from sqlglot import exp
+
+from resolver.probabilistic.duckdb_functions import (
+    DuckDBFunctions,
+    UnsupportedSQLError,
+    installed_functions,
+)
 
 __all__ = [
     "UnsupportedSQLError",
@@ -66,251 +63,6 @@ Side = Literal["l", "r"]
 Condition = Callable[[Row, Row], bool]
 RowFunction = Callable[[Row], object]
 _Fn = Callable[[Row, Row], object]
-
-
-class UnsupportedSQLError(ValueError):
-    """The SQL uses a construct this evaluator does not implement exactly."""
-
-
-# ---------------------------------------------------------------------------------------------
-# DuckDB-compatible primitives
-
-
-_WS = " \t\n\v\f\r"  # DuckDB's StringUtil::CharacterIsSpace
-# Unicode general category Zs: what DuckDB's trim/ltrim/rtrim strip by default.
-_ZS = "\u0020\u00a0\u1680\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
-_SUBSTRING_TO_END = 4294967295  # length DuckDB uses for two-argument substring
-_PREFIX_RATIOS = tuple((p * 0.1).as_integer_ratio() for p in range(5))
-_rf_jaro = Jaro.similarity
-_rf_levenshtein = Levenshtein.distance
-_rf_damerau = DamerauLevenshtein.distance
-
-
-def _utf8_pair(a: str, b: str) -> tuple[str | bytes, str | bytes]:
-    """DuckDB's edit distances see UTF-8 bytes; ASCII ``str`` is the same sequence."""
-    if a.isascii() and b.isascii():
-        return a, b
-    return a.encode(), b.encode()
-
-
-def _jaro(a: str, b: str) -> float:
-    if not a or not b:
-        return 0.0
-    return _rf_jaro(*_utf8_pair(a, b))
-
-
-def _jaro_winkler(a: str, b: str) -> float:
-    if not a or not b:
-        return 0.0
-    x, y = _utf8_pair(a, b)
-    sim = _rf_jaro(x, y)
-    if sim > 0.7:
-        prefix, most = 0, min(4, len(x), len(y))
-        while prefix < most and x[prefix] == y[prefix]:
-            prefix += 1
-        if prefix:
-            # sim + prefix*0.1 * (1 - sim), rounded once (a fused multiply-add), exactly.
-            # 1 - sim is exact for sim >= 0.5, so it shares sim's power-of-two denominator.
-            pn, pd = _PREFIX_RATIOS[prefix]
-            sn, sd = sim.as_integer_ratio()
-            sim = (sn * pd + pn * (sd - sn)) / (pd * sd)
-    return sim
-
-
-def _levenshtein(a: str, b: str) -> int:
-    return _rf_levenshtein(*_utf8_pair(a, b))
-
-
-def _damerau_levenshtein(a: str, b: str) -> int:
-    return _rf_damerau(*_utf8_pair(a, b))
-
-
-@lru_cache(maxsize=4096)
-def _lower_char(c: str) -> str:
-    low = c.lower()
-    if len(low) == 1:
-        return low
-    return "i" if c == "\u0130" else c
-
-
-@lru_cache(maxsize=4096)
-def _upper_char(c: str) -> str:
-    up = c.upper()
-    if len(up) == 1:
-        return up
-    if c == "\u00df":
-        return "\u1e9e"
-    title = c.title()
-    return title if len(title) == 1 else c
-
-
-def _lower(s: str) -> str:
-    """Per-code-point simple lowercase (no final sigma, no expansion), as DuckDB."""
-    low = s.lower()
-    if len(low) == len(s) and "\u03a3" not in s:
-        return low
-    return "".join([_lower_char(c) for c in s])
-
-
-def _upper(s: str) -> str:
-    up = s.upper()
-    if len(up) == len(s):
-        return up
-    return "".join([_upper_char(c) for c in s])
-
-
-def _substring(s: str, offset: int, length: int) -> str:
-    """DuckDB's SubstringUnicode, over code points."""
-    if length == 0:
-        return ""
-    n = len(s)
-    offset -= 1
-    if offset < -1:  # negative SQL offset: counted from the end
-        start, end = (-offset - length, -offset) if length < 0 else (-offset, -offset - length)
-        if end <= 0:
-            stop = n
-        elif end <= n:
-            stop = n - end + 1
-        else:
-            return ""
-        return s[max(0, n - start + 1) : stop]
-    if length < 0:
-        start, end = max(0, offset + length), offset
-    else:
-        start, end = max(0, offset), offset + length
-    if start >= n or end <= start:
-        return ""
-    return s[start:end]
-
-
-def _utf8_length(s: str) -> int:
-    return len(s.encode())
-
-
-_MICROS = 1_000_000
-_UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_UNIX_EPOCH = datetime(1970, 1, 1)
-_ONE_MICRO = timedelta(microseconds=1)
-_DAYS_PER_400_YEARS = 146097
-_SPECIAL_DATES = frozenset({"epoch", "infinity", "-infinity"})
-_MICROS_1900 = (date(1900, 1, 1).toordinal() - _UNIX_EPOCH_ORDINAL) * 86400 * _MICROS
-
-
-def _epoch_days(year: int, month: int, day: int) -> int | None:
-    """Days since 1970-01-01 in the proleptic Gregorian calendar (year 0 allowed)."""
-    shift = 0
-    if year == 0:  # year 0 has year 400's calendar
-        year, shift = 400, -_DAYS_PER_400_YEARS
-    try:
-        return date(year, month, day).toordinal() - _UNIX_EPOCH_ORDINAL + shift
-    except ValueError:
-        return None
-
-
-# specifier -> (field index: year, month, day, hour, minute, second; max digits; range)
-_STRPTIME_SPECIFIERS: dict[str, tuple[int, int, int, int]] = {
-    "Y": (0, 4, 0, 9999),
-    "y": (6, 2, 0, 99),  # two-digit year, stored as year below
-    "m": (1, 2, 1, 12),
-    "d": (2, 2, 1, 31),
-    "H": (3, 2, 0, 23),
-    "M": (4, 2, 0, 59),
-    "S": (5, 2, 0, 59),
-}
-_PADLESS = frozenset("ymdHMS")  # %-m etc.: same width in DuckDB's parser
-
-
-@lru_cache(maxsize=64)  # one parser (and one parse cache) per format, shared by all levels
-def _compile_strptime(fmt: str) -> Callable[[str], int | None]:
-    """DuckDB ``try_strptime(value, fmt)`` as microseconds since the epoch, or None."""
-    if not fmt.isascii():
-        raise UnsupportedSQLError(f"non-ASCII try_strptime format {fmt!r}")
-    ws = "[ \\t\\n\\v\\f\\r]"
-    parts = [ws + "*+"]
-    fields: list[tuple[int, int, int]] = []
-    i = 0
-    while i < len(fmt):
-        c = fmt[i]
-        if c == "%":
-            spec = fmt[i + 1 : i + 2]
-            i += 2
-            if spec == "%":
-                parts.append("%")
-                continue
-            if spec == "-" and fmt[i : i + 1] in _PADLESS:
-                spec = fmt[i]
-                i += 1
-            if spec not in _STRPTIME_SPECIFIERS:
-                raise UnsupportedSQLError(f"try_strptime specifier %{spec} in {fmt!r}")
-            index, width, low, high = _STRPTIME_SPECIFIERS[spec]
-            parts.append(f"([0-9]{{1,{width}}}+)")  # greedy, no backtracking, as DuckDB
-            fields.append((index, low, high))
-        elif c in _WS:
-            while i < len(fmt) and fmt[i] in _WS:
-                i += 1
-            parts.append(ws + "++")
-        else:
-            parts.append(re.escape(c))
-            i += 1
-    parts.append(ws + "*+")
-    pattern = re.compile("".join(parts))
-
-    @lru_cache(maxsize=8192)
-    def parse(value: str) -> int | None:
-        if not isinstance(value, str):
-            raise TypeError(f"try_strptime() expects a string, got {type(value).__name__}")
-        stripped = value.strip(_WS)
-        if stripped.isascii() and stripped.lower() in _SPECIAL_DATES:
-            return _MICROS_1900
-        match = pattern.fullmatch(value)
-        if match is None:
-            return None
-        parsed = [1900, 1, 1, 0, 0, 0]
-        for (index, low, high), digits in zip(fields, match.groups()):
-            number = int(digits)
-            if not low <= number <= high:
-                return None
-            if index == 6:
-                index, number = 0, number + (1900 if number >= 69 else 2000)
-            parsed[index] = number
-        year, month, day, hour, minute, second = parsed
-        days = _epoch_days(year, month, day)
-        if days is None:
-            return None
-        return (((days * 24 + hour) * 60 + minute) * 60 + second) * _MICROS
-
-    return parse
-
-
-def _epoch_of_timestamp(micros: int) -> float:
-    return float(micros) / 1e6
-
-
-def _epoch_of_value(value: object) -> float:
-    """DuckDB ``epoch()`` of a DATE or TIMESTAMP column value."""
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return float((value - _UNIX_EPOCH) // _ONE_MICRO) / 1e6
-    if isinstance(value, date):
-        return float((value.toordinal() - _UNIX_EPOCH_ORDINAL) * 86400)
-    raise TypeError(f"epoch() expects a date or datetime, got {type(value).__name__}")
-
-
-def _to_varchar(value: object) -> str:
-    """``CAST(value AS VARCHAR)`` for the value types whose text DuckDB and Python share."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None and value.microsecond == 0:
-            return value.isoformat(" ")
-    elif isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"CAST to VARCHAR is not supported for {type(value).__name__} values")
 
 
 # RE2 (DuckDB's regex engine) subset, translated to Python ``re`` with re.ASCII.
@@ -517,10 +269,7 @@ _ARITHMETIC: dict[type[exp.Expression], Callable[[object, object], object]] = {
     exp.Sub: operator.sub,
     exp.Mul: operator.mul,
 }
-_STRING_PAIR_FUNCTIONS: dict[str, Callable[[str, str], object]] = {
-    "jaro_similarity": _jaro,
-    "damerau_levenshtein": _damerau_levenshtein,
-}
+_STRING_PAIR_FUNCTIONS = frozenset({"jaro_similarity", "damerau_levenshtein"})
 _TEXT_TYPES = frozenset({exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR})
 
 # Arguments each handled node may carry; any other argument set means "unsupported".
@@ -573,11 +322,13 @@ def _column_side(column: exp.Column, sql: str) -> tuple[Side | None, str]:
 
 
 class _Compiler:
-    """Compiles one SQL text. ``side`` None: a pair condition; "l"/"r": one row (``left``)."""
+    """Compiles one SQL text. ``side`` None: a pair condition; "l"/"r": one row (``left``).
+    Functions are bound to ``functions`` (a DuckDB release's behaviour) at compile time."""
 
-    def __init__(self, sql: str, side: Side | None) -> None:
+    def __init__(self, sql: str, side: Side | None, functions: DuckDBFunctions | None) -> None:
         self.sql = sql
         self.side = side
+        self.functions = functions or installed_functions()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -752,10 +503,10 @@ class _Compiler:
         return _Node(_strict1(impl, child.fn), kind)
 
     def on_jarowinklersimilarity(self, node: exp.JarowinklerSimilarity) -> _Node:
-        return self.string_pair(node, node.this, node.expression, _jaro_winkler)
+        return self.string_pair(node, node.this, node.expression, self.functions.jaro_winkler_similarity)
 
     def on_levenshtein(self, node: exp.Levenshtein) -> _Node:
-        return self.string_pair(node, node.this, node.expression, _levenshtein)
+        return self.string_pair(node, node.this, node.expression, self.functions.levenshtein)
 
     def regex(self, node: exp.Expression) -> re.Pattern[str]:
         pattern = self.literal(node.expression, str, "regular expression")
@@ -791,19 +542,20 @@ class _Compiler:
     def on_substring(self, node: exp.Substring) -> _Node:
         start = self.literal(node.args["start"], int, "substring start")
         length_node = node.args.get("length")
-        length = _SUBSTRING_TO_END
+        length = self.functions.substring_to_end
         if length_node is not None:
             length = self.literal(length_node, int, "substring length")
-        return self.string_unary(node, lambda s: _substring(s, start, length))  # type: ignore[arg-type]
+        substring = self.functions.substring
+        return self.string_unary(node, lambda s: substring(s, start, length))  # type: ignore[arg-type]
 
     def on_lower(self, node: exp.Lower) -> _Node:
-        return self.string_unary(node, _lower)
+        return self.string_unary(node, self.functions.lower)
 
     def on_upper(self, node: exp.Upper) -> _Node:
-        return self.string_unary(node, _upper)
+        return self.string_unary(node, self.functions.upper)
 
     def on_trim(self, node: exp.Trim) -> _Node:
-        chars = _ZS
+        chars = self.functions.space_separators
         if node.expression is not None:
             chars = self.literal(node.expression, str, "trim characters")  # type: ignore[assignment]
         position = (node.args.get("position") or "BOTH").upper()
@@ -853,9 +605,9 @@ class _Compiler:
     def on_timetounix(self, node: exp.TimeToUnix) -> _Node:  # DuckDB epoch()
         child = self.compile(node.this)
         if child.kind == _TS:
-            return _Node(_strict1(_epoch_of_timestamp, child.fn), _NUM)
+            return _Node(_strict1(self.functions.epoch_of_timestamp, child.fn), _NUM)
         self.expect(child, set(), node)
-        return _Node(_strict1(_epoch_of_value, child.fn), _NUM)
+        return _Node(_strict1(self.functions.epoch_of_value, child.fn), _NUM)
 
     def on_cast(self, node: exp.Cast) -> _Node:
         target = node.args["to"]
@@ -863,7 +615,7 @@ class _Compiler:
             raise self.unsupported(node, "CAST to a type other than VARCHAR")
         child = self.compile(node.this)
         self.expect(child, {_STR, _NUM, _BOOL}, node)
-        return _Node(_strict1(_to_varchar, child.fn), _STR)
+        return _Node(_strict1(self.functions.to_varchar, child.fn), _STR)
 
     on_trycast = on_cast
 
@@ -874,12 +626,12 @@ class _Compiler:
         if len(args) != arity:
             raise self.unsupported(node, f"{len(args)}-argument call")
         if name in _STRING_PAIR_FUNCTIONS:
-            return self.string_pair(node, args[0], args[1], _STRING_PAIR_FUNCTIONS[name])
+            return self.string_pair(node, args[0], args[1], getattr(self.functions, name))
         if name == "strlen":
-            return self.string_unary(node, _utf8_length, _NUM, args[0])
+            return self.string_unary(node, self.functions.strlen, _NUM, args[0])
         if name == "try_strptime":
             try:
-                parse = _compile_strptime(self.literal(args[1], str, "format"))  # type: ignore[arg-type]
+                parse = self.functions.strptime(self.literal(args[1], str, "format"))  # type: ignore[arg-type]
             except UnsupportedSQLError as error:
                 raise self.refine(error) from None
             return self.string_unary(node, parse, _TS, args[0])
@@ -905,30 +657,34 @@ def _always_true(left: Row, right: Row) -> bool:
 # Public API
 
 
-def compile_value(sql: str) -> Callable[[Row, Row], object]:
+def compile_value(
+    sql: str, functions: DuckDBFunctions | None = None
+) -> Callable[[Row, Row], object]:
     """Compile a pair expression to its raw SQL value: ``True``/``False``/``None`` for a
     condition (``None`` is NULL), a number or string for other expressions."""
     if _is_else(sql):
         return _always_true
-    return _Compiler(sql, None).compile(_parse(sql)).fn
+    return _Compiler(sql, None, functions).compile(_parse(sql)).fn
 
 
-def compile_condition(sql: str) -> Condition:
+def compile_condition(sql: str, functions: DuckDBFunctions | None = None) -> Condition:
     """Compile a Splink level condition (or ``ELSE``) to ``f(left, right) -> bool``, true
     exactly when DuckDB evaluates the condition to TRUE."""
     if _is_else(sql):
         return _always_true
-    node = _Compiler(sql, None).compile(_parse(sql))
+    node = _Compiler(sql, None, functions).compile(_parse(sql))
     if node.kind not in (_BOOL, _NULL):
         raise UnsupportedSQLError(f"not a condition ({node.kind} value): {sql!r}")
     fn = node.fn
     return lambda left, right: fn(left, right) is True
 
 
-def compile_levels(conditions: Sequence[str]) -> Callable[[Row, Row], int | None]:
+def compile_levels(
+    conditions: Sequence[str], functions: DuckDBFunctions | None = None
+) -> Callable[[Row, Row], int | None]:
     """Compile a comparison's level conditions, in order, to ``f(left, right)`` returning
     the index of the first level that matches (Splink's CASE WHEN), or None if none does."""
-    compiled = [compile_condition(sql) for sql in conditions]
+    compiled = [compile_condition(sql, functions) for sql in conditions]
     stop = next((i for i, sql in enumerate(conditions) if _is_else(sql)), len(conditions))
     checks = list(enumerate(compiled[:stop]))
 
@@ -941,7 +697,9 @@ def compile_levels(conditions: Sequence[str]) -> Callable[[Row, Row], int | None
     return level
 
 
-def compile_expression(sql: str, side: Side) -> RowFunction:
+def compile_expression(
+    sql: str, side: Side, functions: DuckDBFunctions | None = None
+) -> RowFunction:
     """Compile a one-sided expression to ``f(row) -> value`` (``None`` is NULL).
 
     Columns may be written ``l.x`` / ``"l"."x"`` / ``x_l`` (for side ``"l"``; likewise for
@@ -949,11 +707,13 @@ def compile_expression(sql: str, side: Side) -> RowFunction:
     ValueError."""
     if side not in ("l", "r"):
         raise ValueError(f"side must be 'l' or 'r', got {side!r}")
-    return _row_function(sql, _parse(sql), side)
+    return _row_function(sql, _parse(sql), side, functions)
 
 
-def _row_function(sql: str, node: exp.Expression, side: Side) -> RowFunction:
-    fn = _Compiler(sql, side).compile(node).fn
+def _row_function(
+    sql: str, node: exp.Expression, side: Side, functions: DuckDBFunctions | None
+) -> RowFunction:
+    fn = _Compiler(sql, side, functions).compile(node).fn
     return lambda row: fn(row, row)
 
 
@@ -970,7 +730,9 @@ def _operand_side(node: exp.Expression, sql: str) -> Side | None:
     return sides.pop() if len(sides) == 1 else None  # type: ignore[return-value]
 
 
-def blocking_key_parts(rule_sql: str) -> list[tuple[RowFunction, RowFunction]]:
+def blocking_key_parts(
+    rule_sql: str, functions: DuckDBFunctions | None = None
+) -> list[tuple[RowFunction, RowFunction]]:
     """Split an equi-join blocking rule (``a = b AND ...``, each ``=`` between an l-side and
     an r-side expression) into ``(key_of_left_row, key_of_right_row)`` per equality.
 
@@ -992,7 +754,8 @@ def blocking_key_parts(rule_sql: str) -> list[tuple[RowFunction, RowFunction]]:
                 f"blocking rule equality {conjunct.sql()!r} does not compare an l-side "
                 f"with an r-side expression in {rule_sql!r}"
             )
-        parts.append((_row_function(rule_sql, a, "l"), _row_function(rule_sql, b, "r")))
+        parts.append((_row_function(rule_sql, a, "l", functions),
+                      _row_function(rule_sql, b, "r", functions)))
     return parts
 
 
@@ -1013,10 +776,12 @@ def is_symmetric_rule(rule_sql: str) -> bool:
     return True
 
 
-def blocking_keys(rule_sql: str) -> tuple[Callable[[Row], tuple | None], ...]:
+def blocking_keys(
+    rule_sql: str, functions: DuckDBFunctions | None = None
+) -> tuple[Callable[[Row], tuple | None], ...]:
     """``(key_left, key_right)`` for a blocking rule: a pair passes the rule exactly when
     ``key_left(left) == key_right(right)`` and neither is None (a NULL part never joins)."""
-    parts = blocking_key_parts(rule_sql)
+    parts = blocking_key_parts(rule_sql, functions)
 
     def key_function(fns: list[RowFunction]) -> Callable[[Row], tuple | None]:
         def key(row: Row) -> tuple | None:
