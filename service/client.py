@@ -31,14 +31,14 @@ _CHANNEL_OPTIONS = [
 class ServiceCallError(IdGraphError):
     """An rpc failed. ``code`` is the grpc.StatusCode, ``details`` the server's message.
 
-    ``grpc_status`` is set to ``code`` too, so code that handles IdGraphError by status
+    ``status`` is set to the code's name too, so code that handles IdGraphError by status
     (the CLI's exit codes, a proxying server) treats remote errors like local ones.
     """
 
     def __init__(self, method: str, code: grpc.StatusCode, details: str) -> None:
         self.method = method
         self.code = code
-        self.grpc_status = code
+        self.status = code.name
         self.details = details
         super().__init__(f"{method} failed: {code.name}: {details}")
 

@@ -9,10 +9,10 @@ token (activation channels) may call only :data:`API_METHODS` and health/reflect
 
 Error mapping is the only place exceptions become gRPC statuses:
 
-* an :class:`idgraph.errors.IdGraphError` becomes its ``grpc_status`` with its message
+* an :class:`idgraph.errors.IdGraphError` becomes its ``status`` with its message
   (those messages are PII-free by contract, so they are safe to return to the caller).
-  ``grpc_status`` may be a :class:`grpc.StatusCode`, its name (``"FAILED_PRECONDITION"``)
-  or its number; any code but OK/INTERNAL/UNKNOWN is passed through;
+  ``status`` is a code's name (``"FAILED_PRECONDITION"``), and a :class:`grpc.StatusCode`
+  or its number are accepted too; any code but OK/INTERNAL/UNKNOWN is passed through;
 * anything else, or an IdGraphError whose status is INTERNAL/UNKNOWN/OK or not a status
   code, becomes INTERNAL with
   a generic message carrying a short reference; the server log gets the reference, the
@@ -96,7 +96,7 @@ def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     with a reference to that log line.
     """
     if isinstance(exc, IdGraphError):
-        code = status_code(exc.grpc_status)
+        code = status_code(exc.status)
         if code is not None and code not in _UNEXPECTED_STATUSES:
             _LOG.debug("%s failed: %s (%s)", method, code.name, type(exc).__name__)
             return code, str(exc)

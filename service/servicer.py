@@ -55,13 +55,13 @@ Metadata = Iterable[tuple[str, Any]] | None
 class InvalidRequestError(IdGraphError):
     """A request breaks a protocol limit (too long, too many, empty); INVALID_ARGUMENT."""
 
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class NotAvailableError(IdGraphError):
     """This server was started without what an rpc needs (graph view, review queue)."""
 
-    grpc_status = grpc.StatusCode.UNIMPLEMENTED
+    status = "UNIMPLEMENTED"
 
 
 def _anonymous(_metadata: Metadata) -> str:

@@ -25,8 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
 from idgraph.errors import BackendError, IdGraphError, InvalidIdentifierError, NotFoundError
 
 STATUSES = ("open", "accepted", "rejected", "applied")
@@ -53,7 +51,7 @@ CREATE INDEX IF NOT EXISTS reviews_status ON reviews (status, created_at);
 class ReviewStateError(IdGraphError):
     """A decision that the review's current status does not allow."""
 
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    status = "FAILED_PRECONDITION"
 
 
 @dataclass(frozen=True, slots=True)

@@ -591,13 +591,13 @@ def test_status_for_maps_grpc_status_names_generically() -> None:
         grpc.StatusCode.FAILED_PRECONDITION, "review rv_1 is already accepted")
 
     class Denied(IdGraphError):
-        grpc_status = "PERMISSION_DENIED"
+        status = "PERMISSION_DENIED"
 
     class Odd(IdGraphError):
-        grpc_status = "NOT_A_CODE"
+        status = "NOT_A_CODE"
 
     class Ok(IdGraphError):
-        grpc_status = grpc.StatusCode.OK
+        status = grpc.StatusCode.OK
 
     assert status_for(Denied("no"), method) == (grpc.StatusCode.PERMISSION_DENIED, "no")
     assert status_for(NotFoundError("gone"), method) == (grpc.StatusCode.NOT_FOUND, "gone")
