@@ -347,7 +347,7 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
     source = source or "file:" + "".join(c if c.isalnum() else "_" for c in path.stem.lower())
     event_time = file_event_time(path)
     fresh_store = engine.store.counts().get("records", 0) == 0
-    engine.matcher = None  # Splink scores the whole set below
+    engine.matching.suspend()  # Splink scores the whole set below
     seen: set[str] = set()
     ids: list[str] = []
     dead: list[tuple[int, str]] = []

@@ -262,7 +262,7 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
 
 def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypatch):
-    import idgraph.engine as engine_module
+    import idgraph.materialise as materialise_module
     from generator import generate
 
     events = generate(n_records=2000, seed=8).events
@@ -276,5 +276,5 @@ def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypa
                      for k, r in records.items()})
 
     normal = stored("normal")
-    monkeypatch.setattr(engine_module, "_RECORD_CACHE_LIMIT", 40)  # cleared every batch
+    monkeypatch.setattr(materialise_module, "_RECORD_CACHE_LIMIT", 40)  # cleared every batch
     assert stored("tiny-cache") == normal

@@ -1,0 +1,103 @@
+"""The one place that reads the backend setting strings and builds what they name.
+
+Everything that opens a graph, a profile store, a review queue or the model registry (the
+engine, the CLI's readers, ``idgraph serve``, the demos, the stream workers) goes through
+these functions; below this module every component takes its backends as arguments.
+
+* :func:`open_writer_backends`: what a writing engine owns (graph for writing, store for
+  writing, review queue, model registry);
+* :func:`open_reader_store`, :func:`open_queries`: the read-only store of the regions this
+  process serves, and the profile queries over it;
+* :func:`open_graph_view`: a read-only view of the graph (Explain);
+* :func:`open_review_queue`: the review queue, if the data dir has one.
+
+Opening a reader never replays, reconciles or applies anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from graph import IdentityGraph, create_graph
+from idgraph.queries import ProfileQueries
+from idgraph.settings import Settings
+from profile_store import ProfileStore, create_store
+from resolver.linking import LinkPlanner
+from resolver.normalize import Normalizer
+from resolver.probabilistic.registry import ModelRegistry
+from resolver.probabilistic.review import ReviewQueue
+
+__all__ = [
+    "WriterBackends",
+    "open_graph_view",
+    "open_queries",
+    "open_reader_store",
+    "open_review_queue",
+    "open_writer_backends",
+]
+
+
+@dataclass
+class WriterBackends:
+    """What one writing engine owns; :meth:`close` releases all of it."""
+
+    graph: IdentityGraph
+    store: ProfileStore
+    reviews: ReviewQueue
+    models: ModelRegistry
+
+    def close(self) -> None:
+        try:
+            self.graph.close()
+        finally:
+            try:
+                self.store.close()
+            finally:
+                self.reviews.close()
+
+
+def _reviews_path(settings: Settings) -> Path:
+    return settings.data_dir / "reviews.sqlite"
+
+
+def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) -> WriterBackends:
+    """Open the configured graph and store for writing, the review queue and the model
+    registry. A backend that fails to open closes the ones opened before it."""
+    store = create_store(settings.profile_store_backend, settings.data_dir,
+                         settings.regions.regions, cassandra=settings.cassandra)
+    opened: list = [store]
+    try:
+        reviews = ReviewQueue(_reviews_path(settings))
+        opened.append(reviews)
+        graph = create_graph(settings.graph_backend, settings.data_dir, shareable_types,
+                             neo4j=settings.neo4j)
+    except BaseException:
+        for part in reversed(opened):
+            part.close()
+        raise
+    return WriterBackends(graph, store, reviews, ModelRegistry(settings.data_dir / "models"))
+
+
+def open_reader_store(settings: Settings) -> ProfileStore:
+    """The profile store, read-only, for the regions this process serves."""
+    return create_store(settings.profile_store_backend, settings.data_dir,
+                        settings.served_regions, readonly=True, cassandra=settings.cassandra)
+
+
+def open_queries(settings: Settings, store: ProfileStore) -> ProfileQueries:
+    """Lookup and profile reads over ``store`` (normalised as the writers normalise)."""
+    return ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+
+
+def open_graph_view(settings: Settings) -> IdentityGraph:
+    """A read-only view of the identity graph (it tails the writers' changes)."""
+    return create_graph(settings.graph_backend, settings.data_dir,
+                        LinkPlanner(settings.linking).shareable_types(), read_only=True,
+                        neo4j=settings.neo4j)
+
+
+def open_review_queue(settings: Settings) -> ReviewQueue | None:
+    """The review queue of the data dir, or None before a writer created it."""
+    path = _reviews_path(settings)
+    return ReviewQueue(path) if path.exists() else None

@@ -1,0 +1,58 @@
+"""A writer's session over a data dir: re-entrant turns, catch-up, published changes.
+
+Every write of an engine runs inside :meth:`WriterSession.turn`. Entering the outermost
+turn takes the writers' turn (:mod:`idgraph.turns`) and, when other writers wrote since
+this one's last turn, calls ``catch_up`` with what they did before anything else runs.
+Leaving it publishes the record keys this writer wrote (:meth:`record_written`); a turn
+left by an exception calls ``abandon`` (drop caches that may hold unstored effects) and
+tells the other writers this turn failed, so the next one reconciles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from idgraph.turns import CatchUp, WriterTurns
+
+
+class WriterSession:
+    """Turns of one writer (one per engine; not thread-safe)."""
+
+    def __init__(self, turns: WriterTurns) -> None:
+        self._turns = turns
+        self._in_turn = False
+        self._written: set[str] = set()
+        self.catch_up: Callable[[CatchUp], None] = lambda _catch: None
+        """Applies what other writers did; set by the owner once its parts exist."""
+        self.abandon: Callable[[], None] = lambda: None
+        """Drops state a failed turn may have left half-applied."""
+
+    def record_written(self, record_keys: Iterable[str]) -> None:
+        """Note records this turn stored or deleted (published when the turn ends)."""
+        self._written.update(record_keys)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the writers' turn (re-entrant: a nested turn is part of the outer one)."""
+        if self._in_turn:
+            yield
+            return
+        catch = self._turns.begin()
+        self._in_turn = True
+        self._written = set()
+        try:
+            if catch.foreign_turns:
+                self.catch_up(catch)
+            yield
+        except BaseException:
+            self.abandon()
+            self._turns.abort()
+            raise
+        else:
+            self._turns.end(self._written)
+        finally:
+            self._in_turn = False
+
+    def close(self) -> None:
+        self._turns.close()
