@@ -9,6 +9,10 @@ from graph.base import (
     ComponentInfo,
     EdgeExplanation,
     GraphChanges,
+    GraphComponents,
+    GraphExplain,
+    GraphProfiles,
+    GraphView,
     IdentityGraph,
     LinkEdge,
     MatchEdge,
@@ -17,8 +21,9 @@ from graph.base import (
 if TYPE_CHECKING:
     from idgraph.settings import Neo4jSettings
 
-__all__ = ["ComponentInfo", "EdgeExplanation", "GraphChanges", "IdentityGraph", "LinkEdge",
-           "MatchEdge", "create_graph"]
+__all__ = ["ComponentInfo", "EdgeExplanation", "GraphChanges", "GraphComponents", "GraphExplain",
+           "GraphProfiles", "GraphView", "IdentityGraph", "LinkEdge", "MatchEdge", "create_graph",
+           "create_graph_view"]
 
 
 def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
@@ -40,3 +45,10 @@ def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
 
         return Neo4jGraph(neo4j or Neo4jSettings(), shareable_types, read_only=read_only)
     raise ValueError(f"graph_backend: unknown backend {backend!r}; known: networkx, neo4j")
+
+
+def create_graph_view(backend: str, data_dir: Path, shareable_types: frozenset[str],
+                      neo4j: Neo4jSettings | None = None) -> GraphView:
+    """A read-only view of the configured graph (``idgraph serve``, Explain): typed as a
+    :class:`GraphView`, it has no write methods, and the backend refuses writes anyway."""
+    return create_graph(backend, data_dir, shareable_types, read_only=True, neo4j=neo4j)

@@ -109,8 +109,8 @@ class GraphChanges:
         self.history.extend(other.history)
 
 
-class IdentityGraph(ABC):
-    """A durable identity graph with stable profile IDs."""
+class GraphComponents(ABC):
+    """What link decisions read: components and existing edges (the planner's role)."""
 
     @abstractmethod
     def component_info(
@@ -127,42 +127,12 @@ class IdentityGraph(ABC):
         """Existing edges per record: identifier -> linked (records absent if unknown)."""
 
     @abstractmethod
-    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
-              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
-        """Add records ``(record_key, event time)``, identifier edges and match edges
-        durably, as one step.
-
-        Existing records and edges are left unchanged (idempotent; a match edge is the
-        unordered pair). Every record ends in a profile; the returned changes name the
-        profiles to materialise again.
-        """
-
-    @abstractmethod
     def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
         """Existing match edges per record: other record -> linked (absent if none)."""
 
-    @abstractmethod
-    def profile_edges(self, profile_id: str) -> list[EdgeExplanation]:
-        """Every edge of a live profile's records (linked or not); empty if not live."""
 
-    @abstractmethod
-    def path_between(self, identifier_a: str, identifier_b: str) -> list[EdgeExplanation] | None:
-        """The shortest chain of linked edges joining two identifiers, in order from
-        ``identifier_a``; None when they are not in one profile (or unknown)."""
-
-    def refresh(self) -> None:
-        """Catch up with writes made by other processes: the other writers of a shared
-        backend (called at the start of each writer turn) or, for a read-only view, the
-        writers. A backend whose state is not held in process memory needs no catch-up:
-        no-op by default."""
-
-    @abstractmethod
-    def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
-        """Remove one edge (unlink); the component may split."""
-
-    @abstractmethod
-    def remove_record(self, record_key: str, at: float) -> GraphChanges:
-        """Remove a record and its edges (forget); orphaned identifiers go too."""
+class GraphProfiles(ABC):
+    """What materialising profiles reads: records, live IDs and aliases."""
 
     @abstractmethod
     def profile_of(self, record_key: str) -> str | None:
@@ -189,6 +159,56 @@ class IdentityGraph(ABC):
     def profile_ids(self) -> list[str]:
         """Every live profile ID, sorted."""
 
+
+class GraphExplain(ABC):
+    """What Explain reads: every edge of a profile, and the path joining two identifiers."""
+
+    @abstractmethod
+    def profile_edges(self, profile_id: str) -> list[EdgeExplanation]:
+        """Every edge of a live profile's records (linked or not); empty if not live."""
+
+    @abstractmethod
+    def path_between(self, identifier_a: str, identifier_b: str) -> list[EdgeExplanation] | None:
+        """The shortest chain of linked edges joining two identifiers, in order from
+        ``identifier_a``; None when they are not in one profile (or unknown)."""
+
+
+class GraphView(GraphComponents, GraphProfiles, GraphExplain):
+    """A graph that is only read: what ``idgraph serve`` and other readers get. It has no
+    write methods; :meth:`refresh` catches up with the writers."""
+
+    def refresh(self) -> None:
+        """Catch up with writes made by other processes: the other writers of a shared
+        backend (called at the start of each writer turn) or, for a read-only view, the
+        writers. A backend whose state is not held in process memory needs no catch-up:
+        no-op by default."""
+
     @abstractmethod
     def close(self) -> None:
         """Flush and release resources."""
+
+
+class IdentityGraph(GraphView):
+    """A durable identity graph with stable profile IDs: a view plus the writes.
+
+    A backend implements this class once; opened read-only (:func:`graph.create_graph_view`)
+    it is typed and used as a :class:`GraphView`, and its write methods refuse."""
+
+    @abstractmethod
+    def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
+              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+        """Add records ``(record_key, event time)``, identifier edges and match edges
+        durably, as one step.
+
+        Existing records and edges are left unchanged (idempotent; a match edge is the
+        unordered pair). Every record ends in a profile; the returned changes name the
+        profiles to materialise again.
+        """
+
+    @abstractmethod
+    def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
+        """Remove one edge (unlink); the component may split."""
+
+    @abstractmethod
+    def remove_record(self, record_key: str, at: float) -> GraphChanges:
+        """Remove a record and its edges (forget); orphaned identifiers go too."""

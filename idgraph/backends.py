@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from graph import IdentityGraph, create_graph
+from graph import GraphView, IdentityGraph, create_graph, create_graph_view
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
-from profile_store import ProfileStore, create_store
+from profile_store import ProfileReader, ProfileStore, create_reader, create_store
 from resolver.linking import LinkPlanner
 from resolver.normalize import Normalizer
 from resolver.probabilistic.registry import ModelRegistry
@@ -79,22 +79,21 @@ def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) ->
     return WriterBackends(graph, store, reviews, ModelRegistry(settings.data_dir / "models"))
 
 
-def open_reader_store(settings: Settings) -> ProfileStore:
+def open_reader_store(settings: Settings) -> ProfileReader:
     """The profile store, read-only, for the regions this process serves."""
-    return create_store(settings.profile_store_backend, settings.data_dir,
-                        settings.served_regions, readonly=True, cassandra=settings.cassandra)
+    return create_reader(settings.profile_store_backend, settings.data_dir,
+                         settings.served_regions, cassandra=settings.cassandra)
 
 
-def open_queries(settings: Settings, store: ProfileStore) -> ProfileQueries:
+def open_queries(settings: Settings, store: ProfileReader) -> ProfileQueries:
     """Lookup and profile reads over ``store`` (normalised as the writers normalise)."""
     return ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
 
 
-def open_graph_view(settings: Settings) -> IdentityGraph:
+def open_graph_view(settings: Settings) -> GraphView:
     """A read-only view of the identity graph (it tails the writers' changes)."""
-    return create_graph(settings.graph_backend, settings.data_dir,
-                        LinkPlanner(settings.linking).shareable_types(), read_only=True,
-                        neo4j=settings.neo4j)
+    return create_graph_view(settings.graph_backend, settings.data_dir,
+                             LinkPlanner(settings.linking).shareable_types(), neo4j=settings.neo4j)
 
 
 def open_review_queue(settings: Settings) -> ReviewQueue | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from graph.base import EdgeExplanation, IdentityGraph
+from graph.base import EdgeExplanation, GraphView
 from idgraph.errors import InvalidIdentifierError, NotFoundError
 from idgraph.queries import ProfileQueries
 
@@ -34,7 +34,7 @@ class Explanation:
 class Explainer:
     """Explain queries over a graph view and the store's residency-checked reads."""
 
-    def __init__(self, graph: IdentityGraph, queries: ProfileQueries) -> None:
+    def __init__(self, graph: GraphView, queries: ProfileQueries) -> None:
         self._graph = graph
         self._queries = queries
         self._lock = threading.Lock()  # the view's refresh mutates it

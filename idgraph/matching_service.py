@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from graph.base import GraphChanges, IdentityGraph, MatchEdge
 from idgraph.settings import MatchingSettings
-from profile_store.base import ProfileStore, StoredRecord
+from profile_store.base import ProfileReader, StoredRecord
 from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
 from resolver.probabilistic.features import match_row
@@ -36,7 +36,7 @@ class MatchingService:
     """Model, candidate index and review queue of one writer (not thread-safe)."""
 
     def __init__(self, settings: MatchingSettings, models: ModelRegistry, reviews: ReviewQueue,
-                 planner: LinkPlanner, graph: IdentityGraph, store: ProfileStore) -> None:
+                 planner: LinkPlanner, graph: IdentityGraph, store: ProfileReader) -> None:
         self.settings = settings
         self.models = models
         self.reviews = reviews

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from graph.base import GraphChanges, IdentityGraph
+from graph.base import GraphChanges, GraphProfiles
 from profile_store.base import (
     ProfileChange,
     ProfileEvent,
@@ -48,7 +48,7 @@ class Materialiser:
     writer session publishes them to the other writers at the end of the turn).
     """
 
-    def __init__(self, graph: IdentityGraph, store: ProfileStore, region_policy: RegionPolicy,
+    def __init__(self, graph: GraphProfiles, store: ProfileStore, region_policy: RegionPolicy,
                  publish_changes: bool, record_written: Callable[[Iterable[str]], None]) -> None:
         self.graph = graph
         self.store = store

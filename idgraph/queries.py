@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from idgraph.errors import IdGraphError, InvalidIdentifierError, NotFoundError
 from idgraph.settings import SurvivorshipSettings
-from profile_store.base import Profile, ProfileStore
+from profile_store.base import Profile, ProfileReader
 from profile_store.survivorship import ProfileBuilder
 from resolver.normalize import Normalizer
 
@@ -46,7 +46,7 @@ class Located:
 class ProfileQueries:
     """Lookup, GetProfile and BatchLookup over a profile store."""
 
-    def __init__(self, store: ProfileStore, normalizer: Normalizer,
+    def __init__(self, store: ProfileReader, normalizer: Normalizer,
                  survivorship: SurvivorshipSettings | None = None) -> None:
         self._store = store
         self._normalizer = normalizer

@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profile_store.base import ProfileStore
+from profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
 if TYPE_CHECKING:
     from idgraph.settings import CassandraSettings
 
-__all__ = ["ProfileStore", "create_store"]
+__all__ = ["ChangeOutbox", "ProfileReader", "ProfileStore", "create_reader", "create_store"]
 
 
 def create_store(backend: str, data_dir: Path, regions: Iterable[str],
@@ -34,3 +34,10 @@ def create_store(backend: str, data_dir: Path, regions: Iterable[str],
                                      readonly=readonly)
     raise ValueError(f"profile_store_backend: unknown backend {backend!r}; "
                      "known: sqlite, cassandra")
+
+
+def create_reader(backend: str, data_dir: Path, regions: Iterable[str],
+                  cassandra: CassandraSettings | None = None) -> ProfileReader:
+    """The configured store opened read-only for ``regions``: typed as a
+    :class:`ProfileReader`, it has no write methods, and the backend refuses writes anyway."""
+    return create_store(backend, data_dir, regions, readonly=True, cassandra=cassandra)

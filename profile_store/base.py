@@ -196,18 +196,11 @@ class StoreBatch:
     """Change notifications to put in the outbox (in the same atomic write)."""
 
 
-class ProfileStore(ABC):
-    """Persistence of profile heads, records, aliases, identifier index and history."""
+class ProfileReader(ABC):
+    """Reads of profiles, records, history and the identifier index (what readers get)."""
 
     regions: frozenset[str]
-
-    @abstractmethod
-    def write(self, batch: StoreBatch) -> None:
-        """Apply ``batch`` atomically. Raises ResidencyError if a row's region is not served."""
-
-    @abstractmethod
-    def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
-        """The subset of ``event_ids`` not yet recorded as processed."""
+    """The regions this store serves: rows of other regions are neither read nor written."""
 
     @abstractmethod
     def get_profile(self, profile_id: str) -> StoredProfile | None:
@@ -239,16 +232,6 @@ class ProfileStore(ABC):
         """(source, source_record_id, profile_id) for every stored record, ordered by key."""
 
     @abstractmethod
-    def pending_changes(self, limit: int) -> list[ProfileChange]:
-        """The oldest ``limit`` outbox entries of served regions not yet acknowledged, oldest
-        first, each with its ``change_id``. Entries stay until :meth:`ack_changes`: a publisher that dies
-        before acknowledging publishes them again (at-least-once)."""
-
-    @abstractmethod
-    def ack_changes(self, change_ids: Iterable[str]) -> None:
-        """Remove published entries from the outbox (unknown IDs are ignored)."""
-
-    @abstractmethod
     def profiles_by_region(self) -> dict[str, int]:
         """Live profiles per served region (regions with none are absent)."""
 
@@ -259,3 +242,33 @@ class ProfileStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and files."""
+
+
+class ChangeOutbox(ABC):
+    """The profile-change outbox, written with each batch and drained by a publisher."""
+
+    @abstractmethod
+    def pending_changes(self, limit: int) -> list[ProfileChange]:
+        """The oldest ``limit`` outbox entries of served regions not yet acknowledged, oldest
+        first, each with its ``change_id``. Entries stay until :meth:`ack_changes`: a publisher that dies
+        before acknowledging publishes them again (at-least-once)."""
+
+    @abstractmethod
+    def ack_changes(self, change_ids: Iterable[str]) -> None:
+        """Remove published entries from the outbox (unknown IDs are ignored)."""
+
+
+class ProfileStore(ProfileReader, ChangeOutbox):
+    """Persistence of profile heads, records, aliases, identifier index and history: the
+    reads, the outbox and the atomic batch write.
+
+    A backend implements this class once; opened read-only (:func:`profile_store.create_reader`)
+    it is typed and used as a :class:`ProfileReader`, and its writes refuse."""
+
+    @abstractmethod
+    def write(self, batch: StoreBatch) -> None:
+        """Apply ``batch`` atomically. Raises ResidencyError if a row's region is not served."""
+
+    @abstractmethod
+    def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
+        """The subset of ``event_ids`` not yet recorded as processed."""

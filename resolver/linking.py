@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from graph.base import IdentityGraph, LinkEdge
+from graph.base import GraphComponents, LinkEdge
 from idgraph.settings import IdentifierRule, LinkingSettings
 from resolver.model import Identifier, IdentityRecord
 
@@ -72,7 +72,7 @@ class LinkPlanner:
             return "blocked value (no-reply mailbox)"
         return None
 
-    def plan(self, records: list[IdentityRecord], graph: IdentityGraph) -> LinkPlan:
+    def plan(self, records: list[IdentityRecord], graph: GraphComponents) -> LinkPlan:
         """Decide every new edge of ``records`` (in order); existing edges are kept as they are."""
         rec_keys = list(dict.fromkeys(r.record_key for r in records))
         ident_keys = list(dict.fromkeys(i.key for r in records for i in r.identifiers))
@@ -158,7 +158,7 @@ class LinkPlanner:
                 ))
         return plan
 
-    def match_blockers(self, pairs: list[tuple[str, str]], graph: IdentityGraph,
+    def match_blockers(self, pairs: list[tuple[str, str]], graph: GraphComponents,
                        exempt: frozenset[str] = frozenset()) -> list[str]:
         """For record pairs to be linked in order, why each is refused ('' if it links).
 
