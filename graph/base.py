@@ -24,7 +24,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from idgraph.errors import translate_driver_errors
 from profile_store.base import ProfileEvent
 
 
@@ -192,7 +194,22 @@ class IdentityGraph(GraphView):
     """A durable identity graph with stable profile IDs: a view plus the writes.
 
     A backend implements this class once; opened read-only (:func:`graph.create_graph_view`)
-    it is typed and used as a :class:`GraphView`, and its write methods refuse."""
+    it is typed and used as a :class:`GraphView`, and its write methods refuse.
+
+    A backend names its driver's exception classes in ``driver_errors``: every seam method
+    then raises :class:`~idgraph.errors.BackendError` for them, described by
+    ``describe_driver_error`` (see :func:`~idgraph.errors.translate_driver_errors`)."""
+
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    @staticmethod
+    def describe_driver_error(exc: BaseException) -> str:
+        """What failed, without keys or values (default: the exception's class)."""
+        return type(exc).__name__
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        translate_driver_errors(cls, "graph", _SEAM_METHODS)
 
     @abstractmethod
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
@@ -212,3 +229,10 @@ class IdentityGraph(GraphView):
     @abstractmethod
     def remove_record(self, record_key: str, at: float) -> GraphChanges:
         """Remove a record and its edges (forget); orphaned identifiers go too."""
+
+
+_SEAM_METHODS = frozenset(
+    name for role in IdentityGraph.__mro__
+    for name, value in vars(role).items()
+    if callable(value) and not name.startswith("_") and name != "describe_driver_error"
+)

@@ -9,6 +9,10 @@ Messages never contain raw identifier values or attribute values (no PII in logs
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+
 
 class IdGraphError(Exception):
     """Root of every error raised by this project."""
@@ -61,3 +65,53 @@ class BackendError(IdGraphError):
     """A storage backend failed; the message names the operation (never the PII key)."""
 
     status = "UNAVAILABLE"
+
+
+def translate_driver_errors(cls: type, seam: str, method_names: Iterable[str]) -> None:
+    """Make the seam methods of backend class ``cls`` raise :class:`BackendError` for the
+    driver's own exceptions: the one place a backend's driver errors are turned into this
+    project's (Splink's ``DatabaseAPI`` does the same at its boundary).
+
+    ``cls.driver_errors`` names the driver's exception classes (none: nothing is wrapped)
+    and ``cls.describe_driver_error(exc)`` says what failed without keys or values (driver
+    messages can quote the statement's parameters, which are identifiers). The message is
+    ``"<seam>: <method> failed: <description>"``. Errors of this project pass unchanged, so
+    methods that call each other are translated once. Generator methods are translated
+    while they are iterated."""
+    errors: tuple[type[BaseException], ...] = getattr(cls, "driver_errors", ())
+    if not errors:
+        return
+    describe: Callable[[BaseException], str] = cls.describe_driver_error  # type: ignore[attr-defined]
+    for name in method_names:
+        method = getattr(cls, name, None)
+        if method is None or getattr(method, "__translates_driver_errors__", False):
+            continue
+        setattr(cls, name, _translating(method, f"{seam}: {name}", errors, describe))
+
+
+def _translating(method: Callable, what: str, errors: tuple[type[BaseException], ...],
+                 describe: Callable[[BaseException], str]) -> Callable:
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(*args: object, **kwargs: object) -> Iterator:
+            try:
+                yield from method(*args, **kwargs)
+            except IdGraphError:
+                raise
+            except errors as exc:
+                raise BackendError(f"{what} failed: {describe(exc)}") from exc
+
+        wrapper: Callable = generator
+    else:
+        @functools.wraps(method)
+        def call(*args: object, **kwargs: object) -> object:
+            try:
+                return method(*args, **kwargs)
+            except IdGraphError:
+                raise
+            except errors as exc:
+                raise BackendError(f"{what} failed: {describe(exc)}") from exc
+
+        wrapper = call
+    wrapper.__translates_driver_errors__ = True  # type: ignore[attr-defined]
+    return wrapper

@@ -20,6 +20,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from idgraph.errors import translate_driver_errors
 
 
 @dataclass(slots=True)
@@ -263,7 +266,22 @@ class ProfileStore(ProfileReader, ChangeOutbox):
     reads, the outbox and the atomic batch write.
 
     A backend implements this class once; opened read-only (:func:`profile_store.create_reader`)
-    it is typed and used as a :class:`ProfileReader`, and its writes refuse."""
+    it is typed and used as a :class:`ProfileReader`, and its writes refuse.
+
+    A backend names its driver's exception classes in ``driver_errors``: every seam method
+    then raises :class:`~idgraph.errors.BackendError` for them, described by
+    ``describe_driver_error`` (see :func:`~idgraph.errors.translate_driver_errors`)."""
+
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    @staticmethod
+    def describe_driver_error(exc: BaseException) -> str:
+        """What failed, without keys or values (default: the exception's class)."""
+        return type(exc).__name__
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        translate_driver_errors(cls, "profile store", _SEAM_METHODS)
 
     @abstractmethod
     def write(self, batch: StoreBatch) -> None:
@@ -272,3 +290,10 @@ class ProfileStore(ProfileReader, ChangeOutbox):
     @abstractmethod
     def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of ``event_ids`` not yet recorded as processed."""
+
+
+_SEAM_METHODS = frozenset(
+    name for role in ProfileStore.__mro__
+    for name, value in vars(role).items()
+    if callable(value) and not name.startswith("_") and name != "describe_driver_error"
+)

@@ -7,6 +7,7 @@ keeps one state for the whole graph and appends every write's ops to the link lo
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,13 @@ class NetworkxGraph(ComponentState, IdentityGraph):
     :meth:`refresh`-es from the log what the other writers appended. Read-only views
     (``read_only=True``, ``idgraph serve``) refresh the same way and never write.
     """
+
+    driver_errors = (sqlite3.Error,)  # the link log
+
+    @staticmethod
+    def describe_driver_error(exc: BaseException) -> str:
+        # SQLite's own messages name tables and states, never bound values
+        return f"{type(exc).__name__} ({exc})"
 
     def __init__(self, log_path: Path, shareable_types: frozenset[str] = frozenset(),
                  read_only: bool = False) -> None:

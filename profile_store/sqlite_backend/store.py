@@ -106,6 +106,13 @@ def _record_from_doc(doc: dict, profile_id: str, home_region: str) -> StoredReco
 class SqliteProfileStore(ProfileStore):
     """Profile store in one SQLite file, restricted to ``regions``."""
 
+    driver_errors = (sqlite3.Error,)
+
+    @staticmethod
+    def describe_driver_error(exc: BaseException) -> str:
+        # SQLite's own messages name tables and states, never bound values
+        return f"{type(exc).__name__} ({exc})"
+
     def __init__(self, path: Path, regions: Iterable[str], readonly: bool = False) -> None:
         self.path = Path(path)
         self.regions = frozenset(regions)

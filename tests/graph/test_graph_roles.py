@@ -15,7 +15,9 @@ STORE_WRITES = {"write", "unprocessed"}
 
 
 def _methods(cls: type) -> set[str]:
-    return {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+    """The seam methods of ``cls`` (not the backend hook ``describe_driver_error``)."""
+    return {n for n, _ in inspect.getmembers(cls, inspect.isfunction)
+            if not n.startswith("_") and n != "describe_driver_error"}
 
 
 def test_graph_roles_split_reads_from_writes():
@@ -52,3 +54,19 @@ def test_views_opened_for_reading_refuse_writes(tmp_path):
     finally:
         view.close()
         reader.close()
+
+
+def test_driver_errors_become_backend_errors_naming_the_method(tmp_path):
+    from graph import create_graph
+    from profile_store import create_store
+
+    store = create_store("sqlite", tmp_path, ["eu"])
+    graph = create_graph("networkx", tmp_path, frozenset())
+    store.get_records(["hubspot:1"])  # opens this thread's reader
+    store._local.db.close()  # the driver now fails on every read: sqlite3.ProgrammingError
+    with pytest.raises(BackendError, match=r"^profile store: get_records failed: Programming"):
+        store.get_records(["hubspot:secret@example.com"])
+    graph._log._db.close()
+    with pytest.raises(BackendError, match=r"^graph: refresh failed: Programming"):
+        graph.refresh()
+    store.close()
