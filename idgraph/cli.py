@@ -1,20 +1,24 @@
 """``idgraph`` command line: demo, serve, ingest, lookup, export, generate, train, resolve,
-match, review, explain, worker, backfill, topics, broker.
+match, review, explain, worker, backfill, topics, broker, settings.
 
 Every command takes ``--config FILE`` (TOML, see README) and ``--data-dir DIR``; settings
-also come from ``IDGRAPH_*`` environment variables. Exit codes: 0 ok, 1 failure, 2 bad
-usage or settings, 3 not found.
+also come from ``IDGRAPH_*`` environment variables. Exit codes (see :func:`main`): 0 ok,
+1 failure, 2 bad usage, settings or path, 3 not found.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import gc
 import json
 import logging
+import os
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from idgraph.child_processes import free_port
@@ -29,6 +33,42 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     return load_settings(args.config, **overrides)
+
+
+def _check_inputs(paths: Iterable[str | Path]) -> None:
+    """Raise the ``OSError`` opening would (missing, a directory, not permitted) for the
+    first input file that cannot be read, before any work starts."""
+    for path in paths:
+        with open(path, "rb"):
+            pass
+
+
+def _check_output(path: str | Path) -> None:
+    """Raise the ``OSError`` opening would for an output file that cannot be written (no
+    such directory, a directory, not permitted), before any work starts; creates nothing."""
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        code = errno.EISDIR
+    elif not parent.is_dir():
+        code = errno.ENOTDIR if parent.exists() else errno.ENOENT
+    elif not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        code = errno.EACCES
+    else:
+        return
+    raise OSError(code, os.strerror(code), str(path))
+
+
+@contextmanager
+def _on_path(path: str | Path) -> Iterator[None]:
+    """An ``OSError`` raised inside that names no file (a failed write, e.g. ``ENOSPC``)
+    is given ``path``, so :func:`main` can say which file failed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def _open_reader(settings: Settings):
@@ -79,6 +119,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from resolver.adapters.files import iter_payloads
 
     settings = _settings(args)
+    _check_inputs(args.files)
     dead_path = settings.data_dir / "dead-letters.jsonl"
     with Engine(settings) as engine:
         total = IngestResult()
@@ -89,7 +130,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 unreadable.append(DeadLetter(args.source, getattr(error, "field", path),
                                              str(error), line))
 
-            with tqdm(desc=Path(path).name, unit="payload", disable=args.quiet) as bar:
+            with _on_path(path), tqdm(desc=Path(path).name, unit="payload",
+                                      disable=args.quiet) as bar:
                 def counted(path=path):
                     for payload in iter_payloads(args.source, path, on_error=bad_line):
                         bar.update()
@@ -99,7 +141,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             result.dead_letters[:0] = unreadable
             total.add(result)
         if total.dead_letters:
-            with dead_path.open("a", encoding="utf-8") as fh:
+            with _on_path(dead_path), dead_path.open("a", encoding="utf-8") as fh:
                 for d in total.dead_letters:
                     fh.write(json.dumps({"source": d.source, "position": d.position,
                                          "reason": d.reason, "payload": d.payload}) + "\n")
@@ -140,7 +182,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _open_reader(settings)
     n = 0
     try:
-        with open(args.file, "w", newline="", encoding="utf-8") as fh:
+        with _on_path(args.file), open(args.file, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["source", "source_record_id", "profile_id"])
             for row in store.iter_record_profiles():
@@ -237,7 +279,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from idgraph.engine import Engine
 
     settings = _settings(args)
-    with Engine(settings) as engine:
+    if args.input:
+        _check_inputs([args.input])
+    with Engine(settings) as engine, _on_path(settings.data_dir / "models"):
         frame, trained_on = None, "stored records"
         if args.input:
             frame = batch.file_frame(Path(args.input), args.map, args.id_column)
@@ -258,10 +302,13 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from idgraph.engine import Engine
 
     settings = _settings(args)
+    _check_inputs([args.input])
+    _check_output(args.output)
     with Engine(settings) as engine:
-        result = batch.resolve_file(engine, Path(args.input), Path(args.output), args.map,
-                                    id_column=args.id_column, source=args.source,
-                                    model_version=args.model)
+        with _on_path(args.output):  # the write of the output names no file when it fails
+            result = batch.resolve_file(engine, Path(args.input), Path(args.output), args.map,
+                                        id_column=args.id_column, source=args.source,
+                                        model_version=args.model)
         reviews = engine.reviews.counts()["open"]
     if result.trained is not None:
         print(f"trained model {result.model_version} on {result.trained.rows} records")
@@ -400,6 +447,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.topics import ensure_topics_sync
 
     settings = _stream_settings(args)
+    if args.stats_file:
+        _check_output(args.stats_file)
     logging.getLogger().setLevel(logging.INFO)
     if not args.no_create_topics:
         created = ensure_topics_sync(settings.stream)
@@ -423,6 +472,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     _require_kafka()
     settings = _stream_settings(args)
+    _check_inputs(args.files)
     items = ((args.source, payload) for path in args.files
              for payload in iter_payloads(args.source, path))
     sent = asyncio.run(produce_payloads(settings.stream, items, rate=args.rate))
@@ -451,12 +501,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from generator import generate, write_source_files
 
     dataset = generate(n_records=args.records, seed=args.seed)
-    paths = write_source_files(dataset, Path(args.out))
+    with _on_path(args.out):
+        paths = write_source_files(dataset, Path(args.out))
     out = Path(args.out) / "truth.json"
-    out.write_text(json.dumps(dataset.truth))
+    with _on_path(out):
+        out.write_text(json.dumps(dataset.truth))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     print(f"ground truth: {out}")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print the effective settings (defaults, file, environment and flags merged) as JSON;
+    secrets (passwords, tokens) are shown as ``**********``."""
+    settings = _settings(args)
+    print(json.dumps(settings.model_dump(mode="json"), indent=2))
     return 0
 
 
@@ -582,10 +642,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("settings", parents=[common],
+                       help="print the effective settings as JSON (secrets masked)")
+    p.set_defaults(func=cmd_settings)
     return parser
 
 
+_BAD_PATH = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                       errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP})
+"""Errors of a path the user gave (exit 2); other ``OSError``s (``ENOSPC``, ``EIO``) are
+failures while working (exit 1)."""
+
+
+def _os_problem(exc: OSError) -> str:
+    """``path: problem`` from the operating system's message; never file contents."""
+    problem = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST and exc.filename is not None and not Path(exc.filename).is_dir():
+        problem = "exists and is not a directory"  # a directory was to be created there
+    if exc.filename is None:
+        return problem
+    path = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{path}: {problem}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors end it with one line on stderr, never a traceback.
+
+    Exit codes: 0 ok; 1 failure while working (a backend error, a full disk or another
+    failed read or write, naming the file); 2 bad usage, invalid settings or a bad path
+    (missing, a directory where a file is expected or the reverse, not permitted: the line
+    names the path and the problem); 3 not found (no profile answers).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
@@ -599,6 +687,9 @@ def main(argv: list[str] | None = None) -> int:
     except IdGraphError as exc:
         print(f"idgraph: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"idgraph: {_os_problem(exc)}", file=sys.stderr)
+        return 2 if exc.errno in _BAD_PATH else 1
 
 
 if __name__ == "__main__":

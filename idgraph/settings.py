@@ -1,10 +1,23 @@
 """Typed settings: one place for every knob, each with its environment variable.
 
 Precedence (highest first): keyword arguments, environment variables ``IDGRAPH_*`` (nested
-fields with ``__``, e.g. ``IDGRAPH_GRPC__PORT=50052``), the TOML file named by
-``IDGRAPH_CONFIG`` (or passed to :func:`load_settings`), then the defaults below.
-Invalid settings fail at start with a message naming the field (pydantic's validation
-error lists the dotted field path).
+fields with ``__``, e.g. ``IDGRAPH_GRPC__PORT=50052``), the TOML file passed to
+:func:`load_settings` (or else named by ``IDGRAPH_CONFIG``), then the defaults below.
+
+Each layer changes only what it names; it is merged over the layers below it:
+
+- a section (``[linking]``, ``[grpc]``...) merges field by field;
+- a map (``linking.identifier_rules``, ``survivorship.rules``, ``regions.country_regions``...)
+  merges key by key: keys not named keep their value, and a named key whose entry is a
+  section (an identifier rule) merges into that entry field by field;
+- anything else replaces the value below it whole: numbers, strings, lists, and map
+  entries that are maps themselves (``cassandra.region_datacenters.eu``: a replication
+  map is one value, so naming one data centre cannot keep another by accident);
+- an empty table empties a map (``domain_aliases = {}``).
+
+Unknown names are refused at every level. Invalid settings fail at start with a
+:class:`ConfigError` naming the dotted field path and where the value came from (the
+file or the environment variable).
 
 The defaults are the embedded engine: networkx graph, SQLite profile store, no server to
 install.
@@ -13,15 +26,28 @@ install.
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from idgraph.errors import ConfigError
@@ -39,7 +65,13 @@ def _default_country_regions() -> dict[str, str]:
     return out
 
 
-class NormalizationSettings(BaseModel):
+class Section(BaseModel):
+    """A group of settings (a TOML table); unknown names in it are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NormalizationSettings(Section):
     """How identifiers are normalised before they are compared."""
 
     gmail_remove_dots: bool = True
@@ -54,7 +86,7 @@ class NormalizationSettings(BaseModel):
     """ISO country used to parse national-format phone numbers when the record has no country."""
 
 
-class IdentifierRule(BaseModel):
+class IdentifierRule(Section):
     """Deterministic linking rule for one identifier type (``email``, ``crm:salesforce``...)."""
 
     links: bool = True
@@ -85,7 +117,7 @@ def _default_identifier_rules() -> dict[str, IdentifierRule]:
     }
 
 
-class LinkingSettings(BaseModel):
+class LinkingSettings(Section):
     """Deterministic rules, over-merge guards and blocked values."""
 
     identifier_rules: dict[str, IdentifierRule] = Field(default_factory=_default_identifier_rules)
@@ -113,7 +145,7 @@ class LinkingSettings(BaseModel):
         return rule if rule is not None else IdentifierRule(links=False)
 
 
-class MatchingSettings(BaseModel):
+class MatchingSettings(Section):
     """Probabilistic matching with a Splink-trained model (active once a model is trained)."""
 
     enabled: bool = True
@@ -157,7 +189,7 @@ class MatchingSettings(BaseModel):
 SurvivorshipRule = Literal["source_priority", "most_recent", "most_frequent"]
 
 
-class SurvivorshipSettings(BaseModel):
+class SurvivorshipSettings(Section):
     """Which value of an attribute a profile shows when its records disagree.
 
     ``source_priority``: the value from the first source in ``source_priority`` that has
@@ -183,7 +215,7 @@ class SurvivorshipSettings(BaseModel):
         return self.rules.get(attribute, self.default_rule)
 
 
-class RegionSettings(BaseModel):
+class RegionSettings(Section):
     """Home regions and residency policy."""
 
     regions: list[str] = ["eu", "uk", "us", "apac"]
@@ -206,7 +238,7 @@ class RegionSettings(BaseModel):
         return self
 
 
-class GrpcSettings(BaseModel):
+class GrpcSettings(Section):
     """The gRPC server (``idgraph serve``) and client (``idgraph lookup``)."""
 
     host: str = "127.0.0.1"
@@ -239,7 +271,7 @@ def _default_source_topics() -> dict[str, list[str]]:
             "calendar": ["google_calendar"]}
 
 
-class StreamSettings(BaseModel):
+class StreamSettings(Section):
     """Kafka transport of ``idgraph worker`` (Faust), ``backfill`` and ``demo --kafka``.
 
     Topics (``P`` is ``topic_prefix``): ``P.events.KIND`` per source kind in
@@ -328,7 +360,7 @@ class StreamSettings(BaseModel):
         return ",".join(b.split("://", 1)[-1] for b in self.brokers)
 
 
-class Neo4jSettings(BaseModel):
+class Neo4jSettings(Section):
     """The Neo4j identity graph (``graph_backend = "neo4j"``), over Bolt with the official
     driver. Any Bolt server speaking Neo4j 5 Cypher works (ArcadeDB in the tests)."""
 
@@ -349,7 +381,7 @@ class Neo4jSettings(BaseModel):
     """Rows per ``UNWIND`` statement when writing a batch's nodes and edges."""
 
 
-class CassandraSettings(BaseModel):
+class CassandraSettings(Section):
     """The Cassandra profile store (``profile_store_backend = "cassandra"``).
 
     One keyspace per region (``KEYSPACE_PREFIX_REGION``), replicated only to that
@@ -389,7 +421,7 @@ class Settings(BaseSettings):
     """Everything the engine, the CLI and the server need."""
 
     model_config = SettingsConfigDict(
-        env_prefix="IDGRAPH_", env_nested_delimiter="__", extra="forbid", toml_file=None
+        env_prefix="IDGRAPH_", env_nested_delimiter="__", extra="forbid"
     )
 
     data_dir: Path = Path(".idgraph")
@@ -442,30 +474,179 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_path = os.environ.get("IDGRAPH_CONFIG") or _CONFIG_FILE_OVERRIDE.get("path")
-        if toml_path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
-        return tuple(sources)
+        """One source: the config file, the environment and the keyword arguments, each
+        merged over the layers below it and the defaults (see the module docstring).
+
+        pydantic-settings would validate a partial table on its own, so a map in it
+        (``linking.identifier_rules``) would replace the whole default map.
+        """
+        layers: list[PydanticBaseSettingsSource] = []
+        config = _CONFIG_FILE.get() or _env_config_file()
+        if config is not None:
+            layers.append(InitSettingsSource(settings_cls, init_kwargs=config.data))
+        layers += [env_settings, init_settings]
+        return (_LayeredSource(settings_cls, layers),)
 
 
-_CONFIG_FILE_OVERRIDE: dict[str, str] = {}
+# ---------------------------------------------------------------- merging layers
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A section (model instance or mapping of its fields) as a new dict of its fields."""
+    if isinstance(value, BaseModel):
+        return {name: getattr(value, name) for name in type(value).model_fields}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _merged(model: type[BaseModel], below: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` (a mapping of ``model``'s fields) merged over ``below`` (its value so far).
+
+    A field ``given`` does not name keeps its value in ``below`` (or, absent there, its
+    default); a named field merges by the rules of the module docstring. Unknown names are
+    kept for validation to refuse with their path.
+    """
+    out = _fields(below)
+    for name, value in given.items():
+        field = model.model_fields.get(name)
+        if field is None or not isinstance(value, Mapping):
+            out[name] = value
+            continue
+        current = out[name] if name in out else _default(field)
+        out[name] = _merged_value(field.annotation, current, value)
+    return out
+
+
+def _default(field: FieldInfo) -> Any:
+    return field.get_default(call_default_factory=True)
+
+
+def _merged_value(annotation: Any, current: Any, given: Mapping[str, Any]) -> Any:
+    """The table ``given`` over ``current``, a value of type ``annotation``."""
+    if _is_section(annotation):
+        return _merged(annotation, current, given)
+    if get_origin(annotation) is not dict or not isinstance(current, Mapping):
+        return given
+    if not given:
+        return {}  # an empty table empties the map
+    entry = get_args(annotation)[1]
+    out = dict(current)
+    for key, value in given.items():
+        if _is_section(entry) and key in out and isinstance(value, Mapping):
+            out[key] = _merged(entry, out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class _LayeredSource(PydanticBaseSettingsSource):
+    """Several sources as one, each layer merged over the ones before it."""
+
+    def __init__(self, settings_cls: type[BaseSettings],
+                 layers: Sequence[PydanticBaseSettingsSource]) -> None:
+        super().__init__(settings_cls)
+        self._layers = layers  # lowest precedence first
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ asks the layers
+
+    def __call__(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for layer in self._layers:
+            state = _merged(self.settings_cls, state, layer())
+        return state
+
+
+# -------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True, slots=True)
+class _ConfigFile:
+    """A parsed TOML settings file."""
+
+    path: Path
+    data: dict[str, Any]
+
+
+_CONFIG_FILE: ContextVar[_ConfigFile | None] = ContextVar("idgraph_config_file", default=None)
+"""The file :func:`load_settings` read, for the settings it is building."""
+
+
+def _read_config_file(path: str | Path) -> _ConfigFile:
+    """Parse a TOML settings file; :class:`ConfigError` naming the path if it cannot be."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return _ConfigFile(path, tomllib.load(fh))
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r}: invalid TOML: {exc}") from None
+
+
+def _env_config_file() -> _ConfigFile | None:
+    path = os.environ.get("IDGRAPH_CONFIG")
+    return _read_config_file(path) if path else None
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
-    """Build settings, raising :class:`ConfigError` naming each invalid field."""
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        _CONFIG_FILE_OVERRIDE["path"] = str(path)
+    """Build settings from ``overrides``, the environment, ``config_file`` (else the file
+    named by ``IDGRAPH_CONFIG``) and the defaults.
+
+    Raises :class:`ConfigError` naming the file when it cannot be read or parsed, or
+    naming each invalid or unknown setting by its dotted path and the layer that gave it
+    (the file, an environment variable or a keyword argument), never by its value.
+    """
+    config = _read_config_file(config_file) if config_file is not None else _env_config_file()
+    token = _CONFIG_FILE.set(config)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err["loc"], err["type"], err["msg"], config, overrides)
+                             for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
     finally:
-        _CONFIG_FILE_OVERRIDE.pop("path", None)
+        _CONFIG_FILE.reset(token)
+
+
+def _problem(loc: tuple[int | str, ...], kind: str, msg: str, config: _ConfigFile | None,
+             overrides: Mapping[str, object]) -> str:
+    """``dotted.path: what is wrong (where it came from)``; never the value itself."""
+    path = ".".join(str(p) for p in loc) or "settings"
+    what = "unknown setting" if kind == "extra_forbidden" else msg
+    where = _origin(loc, config, overrides)
+    return f"{path}: {what}" + (f" ({where})" if where else "")
+
+
+def _origin(loc: tuple[int | str, ...], config: _ConfigFile | None,
+            overrides: Mapping[str, object]) -> str:
+    """Which layer names ``loc``, highest precedence first; "" when none does."""
+    if not loc:
+        return ""
+    if _names(overrides, loc):
+        return "keyword argument"
+    names = [str(p) for p in loc]
+    env = {k.lower(): k for k in os.environ}
+    for n in range(len(names), 0, -1):  # a JSON value holds the deeper names
+        var = env.get(("IDGRAPH_" + "__".join(names[:n])).lower())
+        if var is not None:
+            return f"environment variable {var}"
+    if config is not None and _names(config.data, loc):
+        return f"in {config.path}"
+    return ""
+
+
+def _names(data: object, loc: tuple[int | str, ...]) -> bool:
+    """Whether nested mappings and lists ``data`` hold the path ``loc``."""
+    for part in loc:
+        if isinstance(data, Mapping):
+            held = part in data
+        else:
+            held = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not held:
+            return False
+        data = data[part]  # type: ignore[index]
+    return True

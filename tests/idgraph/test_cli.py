@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +120,123 @@ def test_a_bad_line_in_json_lines_is_a_dead_letter_not_a_failed_file(tmp_path):
     assert "line 4" in letters[1]["reason"]
     for i in range(2):
         assert idgraph("lookup", f"user:segment:u{i}", data_dir=tmp_path / "d").returncode == 0
+
+
+# ----------------------------------------------------------- paths that cannot be used
+
+def _one_error_line(out: subprocess.CompletedProcess) -> str:
+    """The single line a failed command writes to stderr (no traceback)."""
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("idgraph: ")
+    return lines[0]
+
+
+MISSING = "No such file or directory"
+IS_DIR = "Is a directory"
+NOT_DIR = "exists and is not a directory"
+
+
+@pytest.mark.parametrize("args, bad, problem", [
+    pytest.param(["ingest", "--source", "hubspot", "{missing}", "--quiet"], "{missing}", MISSING,
+                 id="ingest-missing"),
+    pytest.param(["ingest", "--source", "hubspot", "{dir}", "--quiet"], "{dir}", IS_DIR,
+                 id="ingest-directory"),
+    pytest.param(["ingest", "--source", "hubspot", "{json}", "{missing}", "--quiet"], "{missing}",
+                 MISSING, id="ingest-second-file-missing"),
+    pytest.param(["ingest", "--source", "hubspot", "{json}", "--quiet", "--data-dir", "{file}"],
+                 "{file}", NOT_DIR, id="ingest-data-dir-is-a-file"),
+    pytest.param(["backfill", "--source", "hubspot", "{missing}"], "{missing}", MISSING,
+                 id="backfill-missing"),
+    pytest.param(["backfill", "--source", "hubspot", "{dir}"], "{dir}", IS_DIR,
+                 id="backfill-directory"),
+    pytest.param(["resolve", "--input", "{missing}", "--output", "{out}"], "{missing}", MISSING,
+                 id="resolve-input-missing"),
+    pytest.param(["resolve", "--input", "{dir}", "--output", "{out}"], "{dir}", IS_DIR,
+                 id="resolve-input-directory"),
+    pytest.param(["resolve", "--input", "{csv}", "--output", "{missing}"], "{missing}", MISSING,
+                 id="resolve-output-in-missing-directory"),
+    pytest.param(["resolve", "--input", "{csv}", "--output", "{dir}"], "{dir}", IS_DIR,
+                 id="resolve-output-directory"),
+    pytest.param(["train", "--input", "{missing}"], "{missing}", MISSING, id="train-missing"),
+    pytest.param(["train", "--input", "{dir}"], "{dir}", IS_DIR, id="train-directory"),
+    pytest.param(["generate", "--records", "10", "--out", "{file}"], "{file}", NOT_DIR,
+                 id="generate-out-is-a-file"),
+    pytest.param(["export", "{out}", "--config", "{missing}"], "{missing}", MISSING,
+                 id="config-missing"),
+    pytest.param(["export", "{out}", "--config", "{dir}"], "{dir}", IS_DIR,
+                 id="config-directory"),
+])
+def test_a_path_that_cannot_be_used_gives_one_line_and_exit_2(tmp_path, args, bad, problem):
+    paths = {"missing": tmp_path / "no-such-dir" / "x.json", "dir": tmp_path / "a-dir",
+             "file": tmp_path / "a-file", "json": tmp_path / "hubspot.json",
+             "csv": tmp_path / "people.csv", "out": tmp_path / "out.csv"}
+    paths["dir"].mkdir()
+    paths["file"].write_text("not a directory\n")
+    paths["json"].write_text('{"results": []}')
+    paths["csv"].write_text("given_name,email\nAnn,ann@example.com\n")
+    out = idgraph(*[a.format(**paths) for a in args], data_dir=tmp_path / "data")
+    line = _one_error_line(out)
+    assert out.returncode == 2, out.stderr
+    assert bad.format(**paths) in line and problem in line
+    assert not (tmp_path / "data").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("target, problem", [("no-such-dir/x.csv", MISSING), (".", IS_DIR)])
+def test_export_to_a_path_that_cannot_be_written(ingested, target, problem):
+    root, _files, data = ingested
+    out = idgraph("export", str(root / target), data_dir=data)
+    line = _one_error_line(out)
+    assert out.returncode == 2
+    assert line == f"idgraph: {root / target}: {problem}"
+
+
+class _FullDisk(io.StringIO):
+    """A file on a full disk: writing fails as the OS reports it (no file name)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_during_export_names_the_file_and_exits_1(tmp_path, monkeypatch, capsys):
+    from idgraph import cli
+
+    source = tmp_path / "hubspot.json"
+    source.write_text(json.dumps({"results": [
+        {"id": "1", "properties": {"email": "ok@example.com"}, "archived": False,
+         "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-02T00:00:00Z"}]}))
+    data = str(tmp_path / "data")
+    assert cli.main(["ingest", "--source", "hubspot", str(source), "--quiet",
+                     "--data-dir", data]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(cli, "open", lambda *a, **k: _FullDisk(), raising=False)
+    target = tmp_path / "export.csv"
+    assert cli.main(["export", str(target), "--data-dir", data]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"idgraph: {target}: No space left on device"]
+
+
+def test_full_disk_during_generate_names_the_file_and_exits_1(tmp_path, monkeypatch, capsys):
+    from idgraph import cli
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert cli.main(["generate", "--records", "10", "--out", str(tmp_path / "gen")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"idgraph: {tmp_path / 'gen' / 'truth.json'}: No space left on device"]
+
+
+def test_settings_command_prints_json(tmp_path):
+    config = tmp_path / "idgraph.toml"
+    config.write_text("[linking.identifier_rules.phone]\nlinks = false\n")
+    out = idgraph("settings", "--config", str(config), data_dir=tmp_path / "data",
+                  IDGRAPH_NEO4J__PASSWORD="not-to-be-shown")
+    assert out.returncode == 0, out.stderr
+    assert "not-to-be-shown" not in out.stdout
+    doc = json.loads(out.stdout)
+    assert doc["data_dir"] == str(tmp_path / "data")
+    assert doc["linking"]["identifier_rules"]["phone"]["links"] is False
+    assert doc["linking"]["identifier_rules"]["email"]["links"] is True

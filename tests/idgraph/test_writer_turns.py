@@ -92,9 +92,8 @@ def test_a_writer_dying_inside_its_turn_is_repaired_by_the_next(tmp_path, monkey
 def test_a_writer_waits_for_the_turn_and_gives_up_with_a_clear_error(tmp_path):
     shared = Settings(data_dir=tmp_path / "shared", writer_turn_wait_seconds=0.2)
     with Engine(shared) as a, Engine(shared) as b:
-        with a.session.turn():  # a long batch in progress
-            with pytest.raises(BackendError, match=r"held the lock for more than"):
-                b.ingest([record("sendgrid", "x@y.org", "e1", 1, ["email:x@y.org"])])
+        with a.session.turn(), pytest.raises(BackendError, match=r"held the lock for more than"):
+            b.ingest([record("sendgrid", "x@y.org", "e1", 1, ["email:x@y.org"])])  # a waits
         assert b.ingest([record("sendgrid", "x@y.org", "e1", 1,
                                 ["email:x@y.org"])]).events_applied == 1
 
