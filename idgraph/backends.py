@@ -17,16 +17,19 @@ Opening a reader never replays, reconciles or applies anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+from coordination import (
+    ModelRegistry,
+    ReviewQueue,
+    open_model_registry,
+)
+from coordination import open_review_queue as _open_review_queue
 from graph import GraphView, IdentityGraph, create_graph, create_graph_view
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
 from profile_store import ProfileReader, ProfileStore, create_reader, create_store
 from resolver.linking import LinkPlanner
 from resolver.normalize import Normalizer
-from resolver.probabilistic.registry import ModelRegistry
-from resolver.probabilistic.review import ReviewQueue
 
 __all__ = [
     "WriterBackends",
@@ -57,10 +60,6 @@ class WriterBackends:
                 self.reviews.close()
 
 
-def _reviews_path(settings: Settings) -> Path:
-    return settings.data_dir / "reviews.sqlite"
-
-
 def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) -> WriterBackends:
     """Open the configured graph and store for writing, the review queue and the model
     registry. A backend that fails to open closes the ones opened before it."""
@@ -68,7 +67,7 @@ def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) ->
                          settings.regions.regions, cassandra=settings.cassandra)
     opened: list = [store]
     try:
-        reviews = ReviewQueue(_reviews_path(settings))
+        reviews = _open_review_queue(settings.data_dir)
         opened.append(reviews)
         graph = create_graph(settings.graph_backend, settings.data_dir, shareable_types,
                              neo4j=settings.neo4j)
@@ -76,7 +75,7 @@ def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) ->
         for part in reversed(opened):
             part.close()
         raise
-    return WriterBackends(graph, store, reviews, ModelRegistry(settings.data_dir / "models"))
+    return WriterBackends(graph, store, reviews, open_model_registry(settings.data_dir))
 
 
 def open_reader_store(settings: Settings) -> ProfileReader:
@@ -98,5 +97,4 @@ def open_graph_view(settings: Settings) -> GraphView:
 
 def open_review_queue(settings: Settings) -> ReviewQueue | None:
     """The review queue of the data dir, or None before a writer created it."""
-    path = _reviews_path(settings)
-    return ReviewQueue(path) if path.exists() else None
+    return _open_review_queue(settings.data_dir, create=False)

@@ -72,18 +72,15 @@ def _on_path(path: str | Path) -> Iterator[None]:
 
 
 def _open_reader(settings: Settings):
-    """The profile store, read-only, for the regions this process serves."""
-    from profile_store import create_store
+    from idgraph.backends import open_reader_store
 
-    return create_store(settings.profile_store_backend, settings.data_dir,
-                        settings.served_regions, readonly=True, cassandra=settings.cassandra)
+    return open_reader_store(settings)
 
 
 def _queries(settings: Settings, store):
-    from idgraph.queries import ProfileQueries
-    from resolver.normalize import Normalizer
+    from idgraph.backends import open_queries
 
-    return ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+    return open_queries(settings, store)
 
 
 def _profile_json(profile) -> dict:
@@ -237,30 +234,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _graph_view(settings: Settings):
-    """A read-only view of the identity graph that tails the writer's link log."""
-    from graph import create_graph
-    from resolver.linking import LinkPlanner
+    from idgraph.backends import open_graph_view
 
-    return create_graph(settings.graph_backend, settings.data_dir,
-                        LinkPlanner(settings.linking).shareable_types(), read_only=True,
-                        neo4j=settings.neo4j)
+    return open_graph_view(settings)
 
 
 def _steward_backends(settings: Settings, queries):
     """Explain (over a graph view) and the review queue, when the data directory has them
     (before the first ingest it has neither)."""
+    from idgraph.backends import open_review_queue
     from idgraph.explain import Explainer
-    from resolver.probabilistic.review import ReviewQueue
 
-    graph = reviews = explainer = None
+    graph = explainer = None
     try:
         graph = _graph_view(settings)
         explainer = Explainer(graph, queries)
     except IdGraphError as exc:
         log.warning("Explain is not available: %s", exc)
-    if (settings.data_dir / "reviews.sqlite").exists():
-        reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
-    return explainer, reviews, graph
+    return explainer, open_review_queue(settings), graph
 
 
 def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen:
@@ -349,13 +340,14 @@ def _review_json(r) -> dict:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from resolver.probabilistic.review import ReviewQueue
+    """List or decide reviews. A decision is only recorded: the writers apply accepted
+    pairs at their next turn (or start), so deciding replays and opens nothing else."""
+    from idgraph.backends import open_review_queue
 
     settings = _settings(args)
-    path = settings.data_dir / "reviews.sqlite"
-    if not path.exists():
+    queue = open_review_queue(settings)
+    if queue is None:
         raise NotFoundError(f"no review queue in {settings.data_dir}")
-    queue = ReviewQueue(path)
     try:
         if args.action == "list":
             for r in queue.list(args.status, args.limit, args.after or ""):
@@ -365,10 +357,9 @@ def cmd_review(args: argparse.Namespace) -> int:
                               decided_by=f"cli:{_user()}", note=args.note or "")
     finally:
         queue.close()
-    applied = ""
-    if args.action == "accept":
-        applied = _apply_if_writer(settings)
-    print(json.dumps(_review_json(review)) + applied)
+    print(json.dumps(_review_json(review)))
+    if args.action == "accept" and review.status == "accepted":
+        print("(a writer links the pair at its next batch or start)", file=sys.stderr)
     return 0
 
 
@@ -379,17 +370,6 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _apply_if_writer(settings: Settings) -> str:
-    """Apply accepted reviews now when no other process is writing (else at its next batch)."""
-    from idgraph.engine import Engine
-
-    try:
-        Engine(settings).close()  # opening a writer applies accepted reviews
-    except ConfigError:
-        return "\n(another process is writing this data dir; it applies the decision)"
-    return ""
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

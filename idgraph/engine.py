@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Self
 
+from coordination import CatchUp, open_writer_turns
 from graph.base import GraphChanges, MatchEdge
 from idgraph.backends import WriterBackends, open_writer_backends
 from idgraph.ingest import DeadLetter, IngestPipeline, IngestResult, adapt_payloads
@@ -40,7 +41,6 @@ from idgraph.matching_service import MatchingService
 from idgraph.materialise import Materialiser
 from idgraph.queries import ProfileQueries
 from idgraph.settings import Settings
-from idgraph.turns import CatchUp, WriterTurns
 from idgraph.writer_session import WriterSession
 from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
@@ -76,7 +76,7 @@ class Engine:
                  open_backends: Callable[[Settings, frozenset[str]], WriterBackends]
                  = open_writer_backends) -> None:
         """Open the backends of ``settings`` with ``open_backends`` (several engines may
-        share one data dir: they take turns, see :mod:`idgraph.turns`), then make the
+        share one data dir: they take turns, see :mod:`coordination`), then make the
         store agree with the graph, load the model and apply accepted reviews.
 
         ``publish_changes`` puts a :class:`ProfileChange` for every changed profile in the
@@ -87,7 +87,7 @@ class Engine:
         self.publish_changes = publish_changes
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.session = WriterSession(
-            WriterTurns(settings.data_dir, settings.writer_turn_wait_seconds))
+            open_writer_turns(settings.data_dir, settings.writer_turn_wait_seconds))
         self.backends: WriterBackends | None = None
         try:
             self.normalizer = Normalizer(settings.normalization)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 
+from coordination import ModelRegistry, ReviewQueue
 from graph.base import GraphChanges, IdentityGraph, MatchEdge
 from idgraph.settings import MatchingSettings
 from profile_store.base import ProfileReader, StoredRecord
@@ -19,8 +20,6 @@ from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
 from resolver.probabilistic.features import match_row
 from resolver.probabilistic.matcher import Matcher, MatchPlan
-from resolver.probabilistic.registry import ModelRegistry
-from resolver.probabilistic.review import ReviewQueue
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from profile_store.base import AttributeValue, Profile, ProfileIdentifier, Sourc
 from proto.idgraph.v1 import profiles_pb2 as pb
 
 if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only its types are needed here
+    from coordination import Review
     from graph.base import EdgeExplanation
     from idgraph.explain import Explanation
     from idgraph.queries import LookupResult
-    from resolver.probabilistic.review import Review
 
 _MICROS = 1_000_000
 
@@ -156,7 +156,7 @@ def explanation_fields(explanation: Explanation) -> dict[str, Any]:
 
 
 def review_fields(review: Review) -> dict[str, Any]:
-    """Constructor fields of a ``Review`` for a ``resolver.probabilistic.review.Review``;
+    """Constructor fields of a ``Review`` for a ``coordination.Review``;
     ``decided_at`` stays unset while the review is open."""
     return {
         "review_id": review.review_id,

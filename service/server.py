@@ -15,7 +15,7 @@ ListReviews and DecideReview need a steward token (least privilege, see
 and ``tls_key_file`` are set.
 
 Explain needs an :class:`idgraph.explain.Explainer` (a read-only view of the identity
-graph) and the review rpcs a :class:`resolver.probabilistic.review.ReviewQueue`; without
+graph) and the review rpcs a :class:`coordination.ReviewQueue`; without
 them those rpcs answer UNIMPLEMENTED. The caller owns both (and closes them after the
 server stopped).
 """
@@ -43,9 +43,9 @@ from service.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from service.servicer import ProfileServiceServicer
 
 if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only the types are needed here
+    from coordination import ReviewQueue
     from idgraph.explain import Explainer
     from idgraph.queries import ProfileQueries
-    from resolver.probabilistic.review import ReviewQueue
 
 _LOG = logging.getLogger(__name__)
 

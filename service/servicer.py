@@ -2,7 +2,7 @@
 
 No resolution logic here (that is :class:`idgraph.queries.ProfileQueries`, for Explain
 :class:`idgraph.explain.Explainer`, for the review rpcs
-:class:`resolver.probabilistic.review.ReviewQueue`) and no error handling: handlers raise
+:class:`coordination.ReviewQueue`) and no error handling: handlers raise
 :class:`idgraph.errors.IdGraphError` subclasses and
 :class:`service.interceptors.ErrorMappingInterceptor` turns them into statuses.
 The only checks made here are request-shape limits that protect the server.
@@ -25,9 +25,9 @@ from service import convert
 from service.interceptors import ANONYMOUS, status_for
 
 if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only the types are needed here
+    from coordination import ReviewQueue
     from idgraph.explain import Explainer
     from idgraph.queries import ProfileQueries
-    from resolver.probabilistic.review import ReviewQueue
 
 _LOG = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MAX_NOTE_LENGTH = 1000
 """Longest DecideReview note accepted (characters); longer ones are INVALID_ARGUMENT."""
 
 REVIEW_STATUSES = ("open", "accepted", "rejected", "applied")
-"""Review statuses ListReviews filters on (``resolver.probabilistic.review.STATUSES``;
+"""Review statuses ListReviews filters on (``coordination.STATUSES``;
 kept here so the servicer does not import the resolver), plus ``all``."""
 
 DEFAULT_PAGE_SIZE = 100

@@ -20,7 +20,7 @@ from idgraph.errors import BackendError
 class NetworkxGraph(ComponentState, IdentityGraph):
     """Embedded identity graph over a durable link log.
 
-    Writers take turns (:mod:`idgraph.turns`): at the start of its turn a writer
+    Writers take turns (:mod:`coordination.local.turns`): at the start of its turn a writer
     :meth:`refresh`-es from the log what the other writers appended. Read-only views
     (``read_only=True``, ``idgraph serve``) refresh the same way and never write.
     """

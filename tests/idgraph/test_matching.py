@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from helpers import record
 
+from coordination import open_model_registry, open_review_queue
 from idgraph import batch
 from idgraph.cli import main
 from idgraph.engine import Engine
 from idgraph.settings import Settings
-from resolver.probabilistic.registry import ModelRegistry
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,9 @@ def test_review_band_accept_and_reject(settings, tmp_path):
         assert engine.graph.profile_of("hubspot:78") != engine.graph.profile_of("hubspot:77")
     if others:  # accepting links the pair when the writer next runs
         assert main(["review", "accept", others[0].review_id, *env]) == 0
+        queue = open_review_queue(settings.data_dir)  # deciding applies nothing by itself
+        assert queue.get(others[0].review_id).status == "accepted"
+        queue.close()
         with Engine(settings) as engine:
             r = engine.reviews.get(others[0].review_id)
             assert r.status == "applied"
@@ -192,7 +195,7 @@ def test_resolve_a_person_file(tmp_path, capsys):
     assert main(args) == 0
     again = pd.read_parquet(out)
     assert dict(zip(again.record_id, again.profile_id, strict=True)) == first
-    assert ModelRegistry(tmp_path / "d" / "models").versions() == ["v0001"]
+    assert open_model_registry(tmp_path / "d").versions() == ["v0001"]
 
 
 def test_resolve_reports_bad_mappings(tmp_path, capsys):

@@ -18,6 +18,8 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers import record
 
+import coordination as review_module
+from coordination import ReviewQueue, ReviewStateError, open_review_queue, review_id_for
 from graph import create_graph
 from graph.base import IdentityGraph, MatchEdge
 from idgraph.engine import Engine
@@ -29,8 +31,6 @@ from profile_store import create_store
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from resolver.normalize import Normalizer
-from resolver.probabilistic import review as review_module
-from resolver.probabilistic.review import ReviewQueue, ReviewStateError, review_id_for
 from service.client import ProfileClient, ServiceCallError
 from service.interceptors import status_code, status_for
 from service.server import SERVICE_NAME, create_server
@@ -127,7 +127,7 @@ def world(tmp_path) -> Iterator[World]:
                          settings.served_regions, readonly=True)
     queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
     graph = create_graph(settings.graph_backend, settings.data_dir, frozenset(), read_only=True)
-    reviews = ReviewQueue(settings.data_dir / "reviews.sqlite")
+    reviews = open_review_queue(settings.data_dir)
     w = World(settings, engine, store, graph, reviews, Explainer(graph, queries), queries,
               segment_pid)
     yield w

@@ -1,4 +1,4 @@
-"""The review queue: record pairs the model scored between the two thresholds.
+"""The local review queue: one SQLite file in the data dir (:class:`SqliteReviewQueue`).
 
 A pair whose match probability lies in ``[review_threshold, link_threshold)`` is neither
 linked nor dropped: it waits here for a person. ``accept`` and ``reject`` only record the
@@ -16,18 +16,15 @@ Statuses: ``open`` -> ``accepted`` -> ``applied``; ``open`` -> ``rejected``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from idgraph.errors import BackendError, IdGraphError, InvalidIdentifierError, NotFoundError
-
-STATUSES = ("open", "accepted", "rejected", "applied")
+from coordination.base import STATUSES, Review, ReviewQueue, ReviewStateError, review_id_for
+from idgraph.errors import BackendError, InvalidIdentifierError, NotFoundError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -48,34 +45,6 @@ CREATE INDEX IF NOT EXISTS reviews_status ON reviews (status, created_at);
 """
 
 
-class ReviewStateError(IdGraphError):
-    """A decision that the review's current status does not allow."""
-
-    status = "FAILED_PRECONDITION"
-
-
-@dataclass(frozen=True, slots=True)
-class Review:
-    review_id: str
-    record_a: str
-    record_b: str
-    match_weight: float
-    probability: float
-    model_version: str
-    contributions: tuple[tuple[str, str, float], ...]
-    status: str
-    created_at: float
-    decided_at: float | None
-    decided_by: str
-    note: str
-
-
-def review_id_for(record_a: str, record_b: str) -> str:
-    a, b = sorted((record_a, record_b))
-    digest = hashlib.sha256(f"{a}\x00{b}".encode()).hexdigest()[:20]
-    return "rv_" + digest
-
-
 def _review(row: tuple) -> Review:
     return Review(row[0], row[1], row[2], row[3], row[4], row[5],
                   tuple((c, lbl, w) for c, lbl, w in json.loads(row[6])), row[7], row[8],
@@ -86,8 +55,8 @@ _COLS = ("review_id, record_a, record_b, match_weight, probability, model_versio
          "contributions, status, created_at, decided_at, decided_by, note")
 
 
-class ReviewQueue:
-    """Durable queue of pairs awaiting a decision (thread-safe per instance)."""
+class SqliteReviewQueue(ReviewQueue):
+    """The review queue in one SQLite file (WAL; thread-safe per instance)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

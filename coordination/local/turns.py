@@ -1,4 +1,4 @@
-"""Writer turns: several engine processes write one embedded data dir, one turn at a time.
+"""Local writer turns: several engine processes write one data dir, one turn at a time.
 
 The embedded graph lives in each writer's memory and is made durable by the shared link
 log; the profile store is one SQLite file. Several writers (stream workers of one consumer
@@ -27,12 +27,12 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import orjson
 
+from coordination.base import CatchUp, WriterCoordination
 from idgraph.errors import BackendError
 
 _KEEP_TURNS = 10_000
@@ -46,20 +46,9 @@ CREATE TABLE IF NOT EXISTS turns (
 """
 
 
-@dataclass(slots=True)
-class CatchUp:
-    """What other writers did since this writer's previous turn."""
-
-    foreign_turns: int = 0
-    """Turns of other writers (0: this writer's view is current)."""
-    record_keys: set[str] | None = None
-    """Records they wrote; None when unknown (pruned feed, first turn after a crash)."""
-    crashed: bool = False
-    """A turn was left open: its writer died inside it, so the store may lag the graph."""
-
-
-class WriterTurns:
-    """Mutual exclusion and a change feed for the writers of one data dir."""
+class WriterTurns(WriterCoordination):
+    """Mutual exclusion (a ``flock``) and a change feed (SQLite) for the writers of one
+    data dir."""
 
     def __init__(self, data_dir: Path, wait_seconds: float = 120.0) -> None:
         data_dir = Path(data_dir)

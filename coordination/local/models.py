@@ -1,4 +1,4 @@
-"""Versioned storage of trained models: ``DATA_DIR/models/model-vNNNN.json``.
+"""The local model registry: ``DATA_DIR/models/model-vNNNN.json`` (:class:`DirectoryModelRegistry`).
 
 Each version is Splink's model JSON exactly as ``save_model_to_json`` writes it (so
 ``Linker(df, "model-v0003.json")`` loads it), plus ``model-vNNNN.report.json`` with the
@@ -15,13 +15,16 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from coordination.base import ModelRegistry
 from idgraph.errors import NotFoundError
 from resolver.probabilistic.training import TrainingReport
 
 _NAME = re.compile(r"model-(v\d{4,})\.json")
 
 
-class ModelRegistry:
+class DirectoryModelRegistry(ModelRegistry):
+    """Models as files in one directory (the model file appears last, complete)."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
@@ -31,10 +34,6 @@ class ModelRegistry:
             return []
         found = [m.group(1) for p in self.directory.iterdir() if (m := _NAME.fullmatch(p.name))]
         return sorted(found, key=lambda v: int(v[1:]))
-
-    def latest(self) -> str | None:
-        versions = self.versions()
-        return versions[-1] if versions else None
 
     def path(self, version: str) -> Path:
         return self.directory / f"model-{version}.json"

@@ -1,0 +1,176 @@
+"""Coordination seams: the state writers share besides the graph and the store.
+
+Three concerns, each one small interface with a local backend of today (files in the data
+dir, :mod:`coordination.local`) and room for a distributed one, so that writers on several
+machines can share nothing but Kafka, Neo4j and Cassandra:
+
+* :class:`WriterCoordination`: who writes now, and what the others wrote since this
+  writer's last turn (the turn feed);
+* :class:`ReviewQueue`: record pairs the model scored between the two thresholds, and the
+  decisions people took on them;
+* :class:`ModelRegistry`: the trained models, by version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from idgraph.errors import IdGraphError
+from resolver.probabilistic.training import TrainingReport
+
+STATUSES = ("open", "accepted", "rejected", "applied")
+"""Review statuses: ``open`` -> ``accepted`` -> ``applied``; ``open`` -> ``rejected``."""
+
+
+# ------------------------------------------------------------------ writer coordination
+
+
+@dataclass(slots=True)
+class CatchUp:
+    """What other writers did since this writer's previous turn."""
+
+    foreign_turns: int = 0
+    """Turns of other writers (0: this writer's view is current)."""
+    record_keys: set[str] | None = None
+    """Records they wrote; None when unknown (pruned feed, first turn after a crash)."""
+    crashed: bool = False
+    """A turn was left open: its writer died inside it, so the store may lag the graph."""
+
+
+class WriterCoordination(ABC):
+    """Mutual exclusion and a change feed for the writers of one deployment.
+
+    One writer holds the turn at a time, from its catch-up to the end of its store write.
+    """
+
+    @abstractmethod
+    def begin(self) -> CatchUp:
+        """Wait for the turn (raises BackendError after the configured wait), open it, and
+        say what other writers did since this writer's last turn."""
+
+    @abstractmethod
+    def end(self, record_keys: Iterable[str]) -> None:
+        """Close the open turn with the keys of the records it wrote; release the turn."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Release the turn leaving it open: the next turn (of any writer, this one
+        included) treats it as a crash and reconciles."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the turn if held, and every resource."""
+
+
+# ------------------------------------------------------------------------- reviews
+
+
+class ReviewStateError(IdGraphError):
+    """A decision that the review's current status does not allow."""
+
+    status = "FAILED_PRECONDITION"
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One pair awaiting (or having had) a decision."""
+
+    review_id: str
+    record_a: str
+    record_b: str
+    match_weight: float
+    probability: float
+    model_version: str
+    contributions: tuple[tuple[str, str, float], ...]
+    status: str
+    created_at: float
+    decided_at: float | None
+    decided_by: str
+    note: str
+
+
+def review_id_for(record_a: str, record_b: str) -> str:
+    a, b = sorted((record_a, record_b))
+    digest = hashlib.sha256(f"{a}\x00{b}".encode()).hexdigest()[:20]
+    return "rv_" + digest
+
+
+
+
+class ReviewQueue(ABC):
+    """Durable queue of pairs awaiting a decision.
+
+    ``accept`` and ``reject`` only record the decision; a writer applies accepted pairs to
+    the graph at its next turn. Review IDs are deterministic (:func:`review_id_for`), so
+    proposing the same pair twice keeps one entry; a rejected pair is never proposed again.
+    """
+
+    @abstractmethod
+    def propose(self, items: Iterable[tuple[str, str, float, float, str,
+                                            tuple[tuple[str, str, float], ...]]]) -> int:
+        """Queue ``(record_a, record_b, weight, probability, model, contributions)`` pairs;
+        pairs already queued or decided are left as they are. Returns how many were new."""
+
+    @abstractmethod
+    def get(self, review_id: str) -> Review:
+        """One review; NotFoundError when unknown."""
+
+    @abstractmethod
+    def list(self, status: str = "open", limit: int = 100, after: str = "") -> list[Review]:
+        """Reviews with ``status`` (``all`` for every status), oldest first, paged by
+        ``after`` (the last review ID of the previous page); at most 1,000."""
+
+    @abstractmethod
+    def decide(self, review_id: str, accept: bool, decided_by: str = "", note: str = "") -> Review:
+        """Record a decision on an open review. Deciding again the same way is a no-op;
+        reversing a decision is refused (:class:`ReviewStateError`)."""
+
+    @abstractmethod
+    def mark_applied(self, review_ids: Iterable[str]) -> None:
+        """Accepted reviews a writer has applied to the graph."""
+
+    @abstractmethod
+    def decided_pairs(self) -> set[tuple[str, str]]:
+        """Every pair with a decision or awaiting one (sorted tuples): never proposed again."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Reviews per status (every status present)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release resources."""
+
+
+# -------------------------------------------------------------------------- models
+
+
+class ModelRegistry(ABC):
+    """Trained models by version (``v0001``, ``v0002``...): versions only grow, and a saved
+    version is never rewritten. Each model is Splink's JSON as ``save_model_to_json``
+    writes it."""
+
+    @abstractmethod
+    def versions(self) -> list[str]:
+        """Saved versions, oldest first."""
+
+    def latest(self) -> str | None:
+        """The newest version, or None before the first is saved."""
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    @abstractmethod
+    def save(self, model: dict, report: TrainingReport, trained_on: str) -> str:
+        """Store a new version; returns its name."""
+
+    @abstractmethod
+    def load(self, version: str | None = None) -> tuple[str, dict]:
+        """``(version, model dict)``; the newest when ``version`` is None. NotFoundError
+        when there is none, or not that one."""
+
+    @abstractmethod
+    def report(self, version: str) -> dict:
+        """The training report of a version ({} when it has none)."""
