@@ -40,9 +40,10 @@ from pathlib import Path
 from benchmarks.common import percentile, save
 from generator import generate
 from idgraph.engine import Engine
-from idgraph.settings import CassandraSettings, Settings
+from idgraph.settings import Settings
 from profile_store import create_store
 from profile_store.base import ProfileStore, StoreBatch
+from profile_store.cassandra_backend.settings import CassandraSettings
 
 REGION_DATACENTERS = {"eu": {"dc1": 1}, "uk": {"dc1": 1}, "us": {"dc2": 1}, "apac": {"dc2": 1}}
 

@@ -31,9 +31,10 @@ from pydantic import SecretStr
 
 from benchmarks.common import percentile, save
 from generator import generate
+from graph.neo4j_backend.settings import Neo4jSettings
 from graph.networkx_backend import NetworkxGraph
 from idgraph.engine import Engine
-from idgraph.settings import Neo4jSettings, Settings
+from idgraph.settings import Settings
 
 
 def _graph_size(engine: Engine) -> tuple[int, int]:

@@ -5,7 +5,7 @@
     .venv/bin/python -m benchmarks.matching_accuracy --synthetic-records 100000
 
 FEBRL: each file is resolved exactly as a user would, with ``idgraph resolve``'s code path
-(:func:`idgraph.batch.resolve_file`) on a fresh data directory: the model is trained on the
+(:func:`idgraph.engine.batch.resolve_file`) on a fresh data directory: the model is trained on the
 file itself (no labels), Splink scores the blocked pairs, the graph clusters them. The
 peer, recordlinkage's ECM classifier (:func:`benchmarks.febrl.run_ecm_peer`), runs on the
 same data in the same run. Reported for both: pairwise precision / recall / F1 of the pairs
@@ -43,7 +43,7 @@ def _engine(data_dir: Path, **matching):
 
 
 def run_febrl(name: str, work: Path) -> dict:
-    from idgraph.batch import resolve_file
+    from idgraph.engine.batch import resolve_file
 
     data = load_febrl(name)
     csv = work / f"{name}.csv"
@@ -92,7 +92,7 @@ def _people_metrics(engine, truth: dict[str, str]) -> dict:
 
 def run_synthetic(n_records: int, seed: int, work: Path) -> dict:
     from generator import generate
-    from idgraph.batch import match_stored, train
+    from idgraph.engine.batch import match_stored, train
 
     ds = generate(n_records=n_records, seed=seed)
     out: dict = {"dataset": f"synthetic-{n_records}", "seed": seed}

@@ -31,7 +31,7 @@ from benchmarks.common import percentile, save
 def matching_rows(n: int, seed: int) -> list[tuple[str, dict]]:
     """The first ``n`` matchable record rows of the synthetic data set (last state of each)."""
     from generator import generate
-    from idgraph.batch import payload_rows
+    from idgraph.engine.batch import payload_rows
 
     rows = payload_rows(generate(n_records=int(n * 3.2), seed=seed).events)
     if len(rows) < n:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
 
-    from idgraph.batch import rows_frame
+    from idgraph.engine.batch import rows_frame
     from resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
     from resolver.probabilistic.training import train_model
 

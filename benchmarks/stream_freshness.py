@@ -63,13 +63,14 @@ from benchmarks.stream_throughput import (
     wait_for,
 )
 from generator import generate
-from idgraph.settings import Settings, StreamSettings
+from idgraph.settings import Settings
 from profile_store import create_store
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from stream.local_broker import LocalBroker
 from stream.processes import start_worker, worker_env
 from stream.produce import distinct_event_ids, produce_payloads
+from stream.settings import StreamSettings
 from stream.topics import client_options, ensure_topics
 
 TARGET_P99_MS = 100.0

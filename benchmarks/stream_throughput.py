@@ -39,11 +39,12 @@ from pathlib import Path
 
 from benchmarks.common import save
 from generator import generate
-from idgraph.settings import Settings, StreamSettings
+from idgraph.settings import Settings
 from profile_store import create_store
 from stream.local_broker import LocalBroker, terminate_process
 from stream.processes import start_worker, worker_env
 from stream.produce import distinct_event_ids, produce_payloads
+from stream.settings import StreamSettings
 from stream.topics import client_options, ensure_topics
 
 TARGET = 10_000

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from idgraph.errors import IdGraphError
+from core.errors import IdGraphError
 from resolver.probabilistic.training import TrainingReport
 
 STATUSES = ("open", "accepted", "rejected", "applied")

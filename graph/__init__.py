@@ -19,7 +19,7 @@ from graph.base import (
 )
 
 if TYPE_CHECKING:
-    from idgraph.settings import Neo4jSettings
+    from graph.neo4j_backend.settings import Neo4jSettings
 
 __all__ = ["ComponentInfo", "EdgeExplanation", "GraphChanges", "GraphComponents", "GraphExplain",
            "GraphProfiles", "GraphView", "IdentityGraph", "LinkEdge", "MatchEdge", "create_graph",
@@ -41,7 +41,7 @@ def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
                              read_only=read_only)
     if backend == "neo4j":
         from graph.neo4j_backend import Neo4jGraph
-        from idgraph.settings import Neo4jSettings
+        from graph.neo4j_backend.settings import Neo4jSettings
 
         return Neo4jGraph(neo4j or Neo4jSettings(), shareable_types, read_only=read_only)
     raise ValueError(f"graph_backend: unknown backend {backend!r}; known: networkx, neo4j")

@@ -23,143 +23,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-from idgraph.errors import translate_driver_errors
-from profile_store.base import ProfileEvent
+from core.errors import translate_driver_errors
+from core.links import (
+    ComponentInfo,
+    EdgeExplanation,
+    GraphChanges,
+    GraphComponents,
+    GraphProfiles,
+    GraphReads,
+    LinkEdge,
+    MatchEdge,
+    ProfileEvent,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class LinkEdge:
-    """A record-identifier edge with its decision and provenance."""
-
-    record_key: str
-    identifier: str  # TYPE:VALUE
-    identifier_type: str
-    linked: bool
-    rule: str  # e.g. "deterministic:email", "attach"
-    reason: str  # why it did not link ("" when linked)
-    source: str
-    event_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class MatchEdge:
-    """A record-record edge from probabilistic matching or an accepted review."""
-
-    record_a: str
-    record_b: str
-    linked: bool
-    rule: str  # "probabilistic:<model version>" or "review:<model version>"
-    reason: str  # why it did not link ("" when linked)
-    match_weight: float
-    probability: float
-    model_version: str
-    contributions: tuple[tuple[str, str, float], ...]
-    """(comparison, level label, match weight) per comparison of the model."""
-    source: str
-    event_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeExplanation:
-    """One edge as Explain shows it: an identifier edge or a record-record match."""
-
-    record_key: str
-    identifier: str  # "" for a match edge
-    other_record: str  # "" for an identifier edge
-    linked: bool
-    rule: str
-    reason: str
-    source: str
-    event_id: str
-    at: float
-    match_weight: float | None = None
-    probability: float | None = None
-    model_version: str = ""
-    contributions: tuple[tuple[str, str, float], ...] = ()
-
-
-@dataclass(slots=True)
-class ComponentInfo:
-    """What the link planner needs to know about the component a node is in."""
-
-    component: str  # opaque token, equal for nodes of one component
-    type_counts: dict[str, int]  # distinct linked identifiers per type
-    known: bool  # holds a linked identifier of a non-shareable type
-
-
-@dataclass(slots=True)
-class GraphChanges:
-    """What one apply/removal changed, for the profile store and the change stream."""
-
-    touched: set[str] = field(default_factory=set)
-    """Live profile IDs whose records or identifiers changed (to materialise again)."""
-    retired: set[str] = field(default_factory=set)
-    """Profile IDs that stopped being live (absorbed by a merge)."""
-    revived: set[str] = field(default_factory=set)
-    """Former aliases that are live profiles again after a split."""
-    history: list[ProfileEvent] = field(default_factory=list)
-
-    def extend(self, other: GraphChanges) -> None:
-        self.touched |= other.touched
-        self.retired |= other.retired
-        self.revived |= other.revived
-        self.history.extend(other.history)
-
-
-class GraphComponents(ABC):
-    """What link decisions read: components and existing edges (the planner's role)."""
-
-    @abstractmethod
-    def component_info(
-        self, record_keys: Iterable[str], identifiers: Iterable[str]
-    ) -> tuple[dict[str, ComponentInfo], dict[str, ComponentInfo]]:
-        """Components of the given records and identifiers, as two dicts keyed like the input.
-
-        A key is absent when the node is unknown or (for an identifier) in no component,
-        i.e. it has no linked edge. Nodes of one component share one ``ComponentInfo``.
-        """
-
-    @abstractmethod
-    def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
-        """Existing edges per record: identifier -> linked (records absent if unknown)."""
-
-    @abstractmethod
-    def matches_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
-        """Existing match edges per record: other record -> linked (absent if none)."""
-
-
-class GraphProfiles(ABC):
-    """What materialising profiles reads: records, live IDs and aliases."""
-
-    @abstractmethod
-    def profile_of(self, record_key: str) -> str | None:
-        """Live profile ID of a record."""
-
-    def profiles_of(self, record_keys: Iterable[str]) -> dict[str, str]:
-        """Live profile ID per known record (absent if unknown), in bulk: a database
-        backend answers in one round trip."""
-        return {k: p for k in record_keys if (p := self.profile_of(k)) is not None}
-
-    @abstractmethod
-    def records_of(self, profile_id: str) -> list[str]:
-        """Record keys of a live profile (empty if not live), oldest first."""
-
-    @abstractmethod
-    def aliases_of(self, profile_id: str) -> list[str]:
-        """Former IDs that now resolve to this live profile, sorted."""
-
-    @abstractmethod
-    def resolve(self, profile_id: str) -> str | None:
-        """The live profile ID for a live ID or an alias; None if unknown."""
-
-    @abstractmethod
-    def profile_ids(self) -> list[str]:
-        """Every live profile ID, sorted."""
+__all__ = [  # the seam: its roles, and the link vocabulary of core.links it speaks
+    "ComponentInfo", "EdgeExplanation", "GraphChanges", "GraphComponents", "GraphExplain",
+    "GraphProfiles", "GraphReads", "GraphView", "IdentityGraph", "LinkEdge", "MatchEdge",
+    "ProfileEvent",
+]
 
 
 class GraphExplain(ABC):
@@ -175,7 +58,7 @@ class GraphExplain(ABC):
         ``identifier_a``; None when they are not in one profile (or unknown)."""
 
 
-class GraphView(GraphComponents, GraphProfiles, GraphExplain):
+class GraphView(GraphReads, GraphExplain):
     """A graph that is only read: what ``idgraph serve`` and other readers get. It has no
     write methods; :meth:`refresh` catches up with the writers."""
 
@@ -197,8 +80,8 @@ class IdentityGraph(GraphView):
     it is typed and used as a :class:`GraphView`, and its write methods refuse.
 
     A backend names its driver's exception classes in ``driver_errors``: every seam method
-    then raises :class:`~idgraph.errors.BackendError` for them, described by
-    ``describe_driver_error`` (see :func:`~idgraph.errors.translate_driver_errors`)."""
+    then raises :class:`~core.errors.BackendError` for them, described by
+    ``describe_driver_error`` (see :func:`~core.errors.translate_driver_errors`)."""
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 

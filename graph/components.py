@@ -24,9 +24,9 @@ from itertools import pairwise
 
 import networkx as nx
 
+from core.links import ProfileEvent
 from graph.base import ComponentInfo, EdgeExplanation, GraphChanges, LinkEdge, MatchEdge
 from graph.ids import profile_id_for
-from profile_store.base import ProfileEvent
 
 R = "r|"
 I = "i|"

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from idgraph.child_processes import free_port
-from idgraph.errors import ConfigError, IdGraphError, NotFoundError
+from core.errors import ConfigError, IdGraphError, NotFoundError
+from core.processes import free_port
 from idgraph.settings import Settings, load_settings
 
 log = logging.getLogger("idgraph")
@@ -72,13 +72,13 @@ def _on_path(path: str | Path) -> Iterator[None]:
 
 
 def _open_reader(settings: Settings):
-    from idgraph.backends import open_reader_store
+    from idgraph.engine.backends import open_reader_store
 
-    return open_reader_store(settings)
+    return open_reader_store(settings, settings.served_regions)
 
 
 def _queries(settings: Settings, store):
-    from idgraph.backends import open_queries
+    from idgraph.engine.backends import open_queries
 
     return open_queries(settings, store)
 
@@ -234,7 +234,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _graph_view(settings: Settings):
-    from idgraph.backends import open_graph_view
+    from idgraph.engine.backends import open_graph_view
 
     return open_graph_view(settings)
 
@@ -242,8 +242,8 @@ def _graph_view(settings: Settings):
 def _steward_backends(settings: Settings, queries):
     """Explain (over a graph view) and the review queue, when the data directory has them
     (before the first ingest it has neither)."""
-    from idgraph.backends import open_review_queue
-    from idgraph.explain import Explainer
+    from idgraph.engine.backends import open_review_queue
+    from idgraph.engine.explain import Explainer
 
     graph = explainer = None
     try:
@@ -266,8 +266,7 @@ def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subpr
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from idgraph import batch
-    from idgraph.engine import Engine
+    from idgraph.engine import Engine, batch
 
     settings = _settings(args)
     if args.input:
@@ -289,8 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    from idgraph import batch
-    from idgraph.engine import Engine
+    from idgraph.engine import Engine, batch
 
     settings = _settings(args)
     _check_inputs([args.input])
@@ -318,8 +316,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from idgraph import batch
-    from idgraph.engine import Engine
+    from idgraph.engine import Engine, batch
 
     settings = _settings(args)
     with Engine(settings) as engine:
@@ -342,7 +339,7 @@ def _review_json(r) -> dict:
 def cmd_review(args: argparse.Namespace) -> int:
     """List or decide reviews. A decision is only recorded: the writers apply accepted
     pairs at their next turn (or start), so deciding replays and opens nothing else."""
-    from idgraph.backends import open_review_queue
+    from idgraph.engine.backends import open_review_queue
 
     settings = _settings(args)
     queue = open_review_queue(settings)
@@ -375,7 +372,7 @@ def _user() -> str:
 def cmd_explain(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from idgraph.explain import Explainer
+    from idgraph.engine.explain import Explainer
 
     if (args.profile_id is None) == (not args.identifiers):
         raise ConfigError("explain: give either --profile-id or two identifiers")
@@ -436,7 +433,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             log.info("created topics: %s", ", ".join(created))
     engine = Engine(settings, publish_changes=settings.stream.publish_changes)
     try:
-        StreamWorker(settings, engine, Path(args.stats_file) if args.stats_file else None).run()
+        StreamWorker(settings.stream, engine, Path(args.stats_file) if args.stats_file else None).run()
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:

@@ -61,7 +61,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
             predicted = {f"{s}:{r}": p for s, r, p in engine.store.iter_record_profiles()}
             deterministic = evaluate(dataset.truth, predicted)
 
-            from idgraph.batch import match_stored, train
+            from idgraph.engine.batch import match_stored, train
 
             t0 = time.perf_counter()
             version, report = train(engine)

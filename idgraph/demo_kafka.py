@@ -53,11 +53,10 @@ def _count_messages(cfg, topic: str, partitions: int) -> int:
 
 def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, workers: int,
                    brokers: list[str] | None, keep_data: bool) -> int:
+    from core.errors import BackendError
     from generator import generate
+    from idgraph.engine.backends import open_queries, open_reader_store
     from idgraph.evaluation import evaluate, percentile
-    from idgraph.queries import ProfileQueries
-    from profile_store import create_store
-    from resolver.normalize import Normalizer
     from service.client import ProfileClient
     from service.server import create_server
     from stream.local_broker import LocalBroker
@@ -102,7 +101,6 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
         produce_s = time.perf_counter() - t0
         print(f"produced {sent} messages in {produce_s:.1f}s; waiting for the workers")
 
-        store_path = settings.data_dir / "profiles.sqlite"
         deadline = time.monotonic() + 600
         done = 0
         while time.monotonic() < deadline:
@@ -111,9 +109,11 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
                     tail = (tmp / f"worker-{n}.log").read_text(errors="replace")[-2000:]
                     print(f"worker {n} exited with {p.returncode}:\n{tail}", file=sys.stderr)
                     return 1
-            if store_path.exists():
-                store = create_store("sqlite", settings.data_dir, settings.regions.regions,
-                                     readonly=True)
+            try:
+                store = open_reader_store(settings, settings.regions.regions)
+            except BackendError:  # the workers have not created the store yet
+                store = None
+            if store is not None:
                 done = store.counts()["processed_events"]
                 store.close()
                 if done >= expected:
@@ -132,8 +132,8 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
                 break
             time.sleep(0.1)
 
-        store = create_store("sqlite", settings.data_dir, settings.served_regions, readonly=True)
-        queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+        store = open_reader_store(settings, settings.served_regions)
+        queries = open_queries(settings, store)
         predicted = {f"{s}:{r}": p for s, r, p in store.iter_record_profiles()}
         accuracy = evaluate(dataset.truth, predicted)
         counts = store.counts()

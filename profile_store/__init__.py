@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
 if TYPE_CHECKING:
-    from idgraph.settings import CassandraSettings
+    from profile_store.cassandra_backend.settings import CassandraSettings
 
 __all__ = ["ChangeOutbox", "ProfileReader", "ProfileStore", "create_reader", "create_store"]
 
@@ -27,8 +27,8 @@ def create_store(backend: str, data_dir: Path, regions: Iterable[str],
 
         return SqliteProfileStore(Path(data_dir) / "profiles.sqlite", regions, readonly=readonly)
     if backend == "cassandra":
-        from idgraph.settings import CassandraSettings
         from profile_store.cassandra_backend import CassandraProfileStore
+        from profile_store.cassandra_backend.settings import CassandraSettings
 
         return CassandraProfileStore(cassandra or CassandraSettings(), regions,
                                      readonly=readonly)

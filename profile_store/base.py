@@ -10,7 +10,7 @@ all, so an event whose ID is recorded as processed always has its effects stored
 
 Residency: a store instance is opened for a set of regions. Every row carries its
 profile's home region; writing or reading a profile of another region raises
-:class:`idgraph.errors.ResidencyError` (writes) or finds nothing (reads).
+:class:`core.errors.ResidencyError` (writes) or finds nothing (reads).
 
 Times are POSIX seconds (float, UTC).
 """
@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from idgraph.errors import translate_driver_errors
+from core.errors import translate_driver_errors
+from core.links import ProfileEvent
 
 
 @dataclass(slots=True)
@@ -60,17 +61,6 @@ class SourceCounter:
     record_count: int
     first_seen: float
     last_seen: float
-
-
-@dataclass(slots=True)
-class ProfileEvent:
-    """One entry of a profile's merge/split history."""
-
-    kind: str  # created | merged | split | revived
-    profile_id: str
-    related_ids: list[str]
-    at: float  # event time of the batch's newest event that caused it
-    seq: int  # graph log sequence number (orders history deterministically)
 
 
 @dataclass(slots=True)
@@ -269,8 +259,8 @@ class ProfileStore(ProfileReader, ChangeOutbox):
     it is typed and used as a :class:`ProfileReader`, and its writes refuse.
 
     A backend names its driver's exception classes in ``driver_errors``: every seam method
-    then raises :class:`~idgraph.errors.BackendError` for them, described by
-    ``describe_driver_error`` (see :func:`~idgraph.errors.translate_driver_errors`)."""
+    then raises :class:`~core.errors.BackendError` for them, described by
+    ``describe_driver_error`` (see :func:`~core.errors.translate_driver_errors`)."""
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from idgraph.settings import SurvivorshipSettings
 from profile_store.base import (
     AttributeValue,
     Profile,
@@ -28,6 +27,7 @@ from profile_store.base import (
     SourceCounter,
     StoredRecord,
 )
+from profile_store.settings import SurvivorshipSettings
 from resolver.model import IdentityRecord
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from graph.base import GraphComponents, LinkEdge
-from idgraph.settings import IdentifierRule, LinkingSettings
+from core.links import GraphComponents, LinkEdge
 from resolver.model import Identifier, IdentityRecord
+from resolver.settings import IdentifierRule, LinkingSettings
 
 
 @dataclass(slots=True)

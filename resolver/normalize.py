@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
-from idgraph.errors import InvalidIdentifierError
-from idgraph.settings import NormalizationSettings
+from core.errors import InvalidIdentifierError
 from resolver.model import Identifier
+from resolver.settings import NormalizationSettings
 
 __all__ = ["Normalizer"]
 

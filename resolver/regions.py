@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from idgraph.settings import RegionSettings
+from resolver.settings import RegionSettings
 
 
 class RegionPolicy:

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from idgraph.errors import IdGraphError
+from core.errors import IdGraphError
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 

@@ -17,11 +17,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
 from proto.idgraph.v1 import profiles_pb2 as pb
 
-if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only its types are needed here
+if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only its types are needed here
     from coordination import Review
     from graph.base import EdgeExplanation
-    from idgraph.explain import Explanation
-    from idgraph.queries import LookupResult
+    from idgraph.engine.explain import Explanation
+    from idgraph.engine.queries import LookupResult
 
 _MICROS = 1_000_000
 
@@ -107,7 +107,7 @@ def profile_fields(profile: Profile) -> dict[str, Any]:
 
 
 def lookup_result_fields(result: LookupResult) -> dict[str, Any]:
-    """Constructor fields of the ``LookupResponse`` for a ``idgraph.queries.LookupResult``."""
+    """Constructor fields of the ``LookupResponse`` for a ``idgraph.engine.queries.LookupResult``."""
     return {
         "profile": profile_fields(result.profile),
         "matched_identifier": result.identifier,
@@ -146,7 +146,7 @@ def edge_fields(edge: EdgeExplanation) -> dict[str, Any]:
 
 
 def explanation_fields(explanation: Explanation) -> dict[str, Any]:
-    """Constructor fields of an ``ExplainResponse`` for an ``idgraph.explain.Explanation``."""
+    """Constructor fields of an ``ExplainResponse`` for an ``idgraph.engine.explain.Explanation``."""
     return {
         "profile_id": explanation.profile_id,
         "joined": explanation.joined,

@@ -9,7 +9,7 @@ token (activation channels) may call only :data:`API_METHODS` and health/reflect
 
 Error mapping is the only place exceptions become gRPC statuses:
 
-* an :class:`idgraph.errors.IdGraphError` becomes its ``status`` with its message
+* an :class:`core.errors.IdGraphError` becomes its ``status`` with its message
   (those messages are PII-free by contract, so they are safe to return to the caller).
   ``status`` is a code's name (``"FAILED_PRECONDITION"``), and a :class:`grpc.StatusCode`
   or its number are accepted too; any code but OK/INTERNAL/UNKNOWN is passed through;
@@ -36,7 +36,7 @@ from typing import Any
 
 import grpc
 
-from idgraph.errors import IdGraphError
+from core.errors import IdGraphError
 
 _LOG = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ ListReviews and DecideReview need a steward token (least privilege, see
 :class:`service.interceptors.AuthInterceptor`). TLS is used when both ``tls_cert_file``
 and ``tls_key_file`` are set.
 
-Explain needs an :class:`idgraph.explain.Explainer` (a read-only view of the identity
+Explain needs an :class:`idgraph.engine.explain.Explainer` (a read-only view of the identity
 graph) and the review rpcs a :class:`coordination.ReviewQueue`; without
 them those rpcs answer UNIMPLEMENTED. The caller owns both (and closes them after the
 server stopped).
@@ -35,17 +35,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from idgraph.errors import ConfigError
-from idgraph.settings import GrpcSettings
+from core.errors import ConfigError
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from service.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from service.servicer import ProfileServiceServicer
+from service.settings import GrpcSettings
 
-if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only the types are needed here
+if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from coordination import ReviewQueue
-    from idgraph.explain import Explainer
-    from idgraph.queries import ProfileQueries
+    from idgraph.engine.explain import Explainer
+    from idgraph.engine.queries import ProfileQueries
 
 _LOG = logging.getLogger(__name__)
 

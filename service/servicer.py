@@ -1,9 +1,9 @@
 """The ``idgraph.v1.ProfileService`` servicer: proto in, ProfileQueries, proto out.
 
-No resolution logic here (that is :class:`idgraph.queries.ProfileQueries`, for Explain
-:class:`idgraph.explain.Explainer`, for the review rpcs
+No resolution logic here (that is :class:`idgraph.engine.queries.ProfileQueries`, for Explain
+:class:`idgraph.engine.explain.Explainer`, for the review rpcs
 :class:`coordination.ReviewQueue`) and no error handling: handlers raise
-:class:`idgraph.errors.IdGraphError` subclasses and
+:class:`core.errors.IdGraphError` subclasses and
 :class:`service.interceptors.ErrorMappingInterceptor` turns them into statuses.
 The only checks made here are request-shape limits that protect the server.
 Who may call what is :class:`service.interceptors.AuthInterceptor`'s job.
@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from idgraph.errors import IdGraphError, NotFoundError
+from core.errors import IdGraphError, NotFoundError
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from service import convert
 from service.interceptors import ANONYMOUS, status_for
 
-if TYPE_CHECKING:  # idgraph.queries pulls in the resolver; only the types are needed here
+if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from coordination import ReviewQueue
-    from idgraph.explain import Explainer
-    from idgraph.queries import ProfileQueries
+    from idgraph.engine.explain import Explainer
+    from idgraph.engine.queries import ProfileQueries
 
 _LOG = logging.getLogger(__name__)
 

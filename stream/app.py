@@ -30,11 +30,11 @@ from pathlib import Path
 
 import faust
 
+from core.errors import BackendError
 from idgraph.engine import Engine
-from idgraph.errors import BackendError
-from idgraph.settings import Settings, StreamSettings
 from stream.events import RawEvent, change_message, dead_letter_headers
 from stream.processor import BatchOutcome, BatchProcessor
+from stream.settings import StreamSettings
 from stream.topics import ssl_context
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,9 @@ def _raw(event: faust.types.EventT) -> RawEvent:
 class StreamWorker:
     """Builds the Faust app around one engine; :meth:`run` blocks until stopped."""
 
-    def __init__(self, settings: Settings, engine: Engine,
+    def __init__(self, cfg: StreamSettings, engine: Engine,
                  stats_file: Path | None = None) -> None:
-        self.settings = settings
-        self.cfg = cfg = settings.stream
+        self.cfg = cfg
         self.engine = engine
         self.processor = BatchProcessor(engine, cfg)
         self.stats = WorkerStats(pid=os.getpid(), started_at=time.time())
@@ -126,7 +125,7 @@ class StreamWorker:
             cfg.consumer_group,
             broker=cfg.brokers,
             broker_credentials=broker_credentials(cfg),
-            datadir=str(settings.data_dir / "faust"),
+            datadir=str(engine.settings.data_dir / "faust"),
             web_enabled=False,
             autodiscover=False,
             broker_session_timeout=cfg.session_timeout_seconds,

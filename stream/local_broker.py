@@ -59,8 +59,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from idgraph.child_processes import free_port, parent_death_signal, terminate_process
-from idgraph.errors import BackendError, ConfigError
+from core.errors import BackendError, ConfigError
+from core.processes import free_port, parent_death_signal, terminate_process
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 20.0

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from idgraph.settings import StreamSettings
+from stream.settings import StreamSettings
 
 
 def worker_env(cfg: StreamSettings, base: dict[str, str] | None = None) -> dict[str, str]:

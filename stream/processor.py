@@ -11,10 +11,10 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from core.errors import BackendError
 from idgraph.engine import Engine, IngestResult
-from idgraph.errors import BackendError
-from idgraph.settings import StreamSettings
 from stream.events import EventRejected, RawEvent, decode
+from stream.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 
 import orjson
 
-from idgraph.errors import ConfigError
-from idgraph.settings import StreamSettings
+from core.errors import ConfigError
 from resolver.adapters import adapt
 from resolver.normalize import Normalizer
+from stream.settings import StreamSettings
 from stream.topics import client_options
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from idgraph.errors import BackendError
-from idgraph.settings import StreamSettings
+from core.errors import BackendError
+from stream.settings import StreamSettings
 
 
 def project_topics(cfg: StreamSettings) -> list[str]:

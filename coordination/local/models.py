@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from coordination.base import ModelRegistry
-from idgraph.errors import NotFoundError
+from core.errors import NotFoundError
 from resolver.probabilistic.training import TrainingReport
 
 _NAME = re.compile(r"model-(v\d{4,})\.json")

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from coordination.base import STATUSES, Review, ReviewQueue, ReviewStateError, review_id_for
-from idgraph.errors import BackendError, InvalidIdentifierError, NotFoundError
+from core.errors import BackendError, InvalidIdentifierError, NotFoundError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (

@@ -33,7 +33,7 @@ from typing import IO
 import orjson
 
 from coordination.base import CatchUp, WriterCoordination
-from idgraph.errors import BackendError
+from core.errors import BackendError
 
 _KEEP_TURNS = 10_000
 _SCHEMA = """

@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from core.errors import BackendError
+from core.links import ProfileEvent
 from graph.base import (
     ComponentInfo,
     EdgeExplanation,
@@ -46,11 +48,9 @@ from graph.base import (
 from graph.components import ComponentState, I, R
 from graph.ids import profile_id_for
 from graph.neo4j_backend import cypher
-from idgraph.errors import BackendError
-from profile_store.base import ProfileEvent
 
 if TYPE_CHECKING:
-    from idgraph.settings import Neo4jSettings
+    from graph.neo4j_backend.settings import Neo4jSettings
 
 log = logging.getLogger(__name__)
 

@@ -74,8 +74,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from idgraph.child_processes import free_port as _free_port
-from idgraph.child_processes import terminate_process
+from core.processes import free_port as _free_port
+from core.processes import terminate_process
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.errors import BackendError
 from graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
 from graph.components import ComponentState, LogRow
 from graph.networkx_backend.log import LinkLog
-from idgraph.errors import BackendError
 
 
 class NetworkxGraph(ComponentState, IdentityGraph):

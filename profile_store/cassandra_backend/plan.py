@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from idgraph.errors import BackendError, ResidencyError
+from core.errors import BackendError, ResidencyError
 from profile_store.base import StoreBatch
 from profile_store.cassandra_backend import schema as q
 from profile_store.survivorship import identifier_type

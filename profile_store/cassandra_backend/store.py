@@ -80,8 +80,7 @@ from typing import Any
 
 import orjson
 
-from idgraph.errors import BackendError, ConfigError, ResidencyError
-from idgraph.settings import CassandraSettings
+from core.errors import BackendError, ConfigError, ResidencyError
 from profile_store.base import (
     IdentifierMatch,
     ProfileChange,
@@ -111,6 +110,7 @@ from profile_store.cassandra_backend.plan import (
     plan_batch,
     profiles_to_load,
 )
+from profile_store.cassandra_backend.settings import CassandraSettings
 
 DDL_TIMEOUT = 120.0  # a schema change waits for every node to agree (seconds on 2.1)
 DDL_CONCURRENCY = 8  # tables created at once (2.1 applies them one by one anyway)

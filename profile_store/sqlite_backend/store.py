@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from idgraph.errors import BackendError, ResidencyError
+from core.errors import BackendError, ResidencyError
 from profile_store.base import (
     IdentifierMatch,
     ProfileChange,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters import google_calendar, hubspot, salesforce, segment, sendgrid
 from resolver.model import SOURCES, IdentityRecord
 from resolver.normalize import Normalizer

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from idgraph.errors import InvalidIdentifierError, InvalidPayloadError
+from core.errors import InvalidIdentifierError, InvalidPayloadError
 from resolver.model import Identifier, IdentityRecord, RejectedIdentifier
 from resolver.normalize import NAME_PARTICLES, Normalizer
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.model import SOURCES
 
 __all__ = ["iter_payloads"]

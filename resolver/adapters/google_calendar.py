@@ -12,7 +12,7 @@ When people are listed but none has a usable email, the payload is rejected.
 
 from __future__ import annotations
 
-from idgraph.errors import InvalidIdentifierError, InvalidPayloadError
+from core.errors import InvalidIdentifierError, InvalidPayloadError
 from resolver.adapters._common import (
     RecordBuilder,
     opt_bool,

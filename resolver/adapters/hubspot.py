@@ -6,7 +6,7 @@ strings or null, as HubSpot delivers them (``hs_email_optout`` is ``"true"``/``"
 
 from __future__ import annotations
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters._common import (
     RecordBuilder,
     opt_bool,

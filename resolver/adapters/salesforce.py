@@ -8,7 +8,7 @@ Contact it became share an identifier).
 
 from __future__ import annotations
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters._common import (
     RecordBuilder,
     opt_bool,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters._common import (
     RecordBuilder,
     opt_dict,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters._common import RecordBuilder, req_str
 from resolver.model import IdentityRecord
 from resolver.normalize import Normalizer

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from idgraph.errors import InvalidIdentifierError, InvalidPayloadError
+from core.errors import InvalidIdentifierError, InvalidPayloadError
 from resolver.model import CANONICAL_ATTRIBUTES, Identifier, IdentityRecord, RejectedIdentifier
 from resolver.normalize import Normalizer
 

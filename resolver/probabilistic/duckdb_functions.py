@@ -53,7 +53,7 @@ from typing import Literal
 
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, Levenshtein
 
-from idgraph.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = [
     "DUCKDB_2_0_0",

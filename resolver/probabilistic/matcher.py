@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from graph.base import GraphView, MatchEdge
-from idgraph.settings import MatchingSettings
+from core.links import GraphReads, MatchEdge
 from resolver.linking import LinkPlanner
 from resolver.probabilistic.scorer import CandidateIndex, MatchScore, RealtimeScorer
+from resolver.settings import MatchingSettings
 
 Row = dict
 
@@ -106,7 +106,7 @@ class Matcher:
                 changed.append(key)
         return changed
 
-    def plan(self, record_keys: list[str], graph: GraphView, source_of: Callable[[str], str],
+    def plan(self, record_keys: list[str], graph: GraphReads, source_of: Callable[[str], str],
              event_of: Callable[[str], str], at: float) -> MatchPlan:
         """Score ``record_keys`` (already indexed) against their candidates and decide."""
         plan = MatchPlan()

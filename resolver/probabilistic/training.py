@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from idgraph.errors import IdGraphError
+from core.errors import IdGraphError
 from resolver.probabilistic.model import Comparison, read_model
 
 log = logging.getLogger(__name__)

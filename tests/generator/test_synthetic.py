@@ -9,9 +9,9 @@ import orjson
 import phonenumbers
 import pytest
 
+from core.errors import InvalidPayloadError
 from generator import JUNK_EMAIL, ZERO_IDFA, generate, write_source_files
 from generator.people import COUNTRIES, INTERNATIONAL_STYLES, NATIONAL_STYLES, PeopleFactory
-from idgraph.errors import InvalidPayloadError
 from resolver.adapters import adapt
 from resolver.adapters.files import iter_payloads
 from resolver.model import SOURCES

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
-from idgraph.settings import Neo4jSettings
+from graph.neo4j_backend.settings import Neo4jSettings
 
 START_TIMEOUT_SECONDS = 120.0
 

@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
+from core.errors import BackendError
 from graph.base import GraphComponents, GraphExplain, GraphProfiles, GraphView, IdentityGraph
-from idgraph.errors import BackendError
 from profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
 GRAPH_WRITES = {"apply", "remove_link", "remove_record"}

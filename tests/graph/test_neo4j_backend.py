@@ -15,10 +15,10 @@ from cypher_lint import lint_cypher
 from pydantic import SecretStr
 
 import graph.neo4j_backend.graph as neo4j_graph_module
+from core.errors import BackendError
 from graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
 from graph.neo4j_backend import Neo4jGraph, cypher
 from graph.networkx_backend import NetworkxGraph
-from idgraph.errors import BackendError
 from tests.graph.test_graph_contract import SHAREABLE, _snapshot
 
 TYPES = ["email", "phone", "device", "cookie", "crm:salesforce"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import record
 
+from core.errors import NotFoundError, ResidencyError
 from idgraph.engine import Engine
-from idgraph.errors import NotFoundError, ResidencyError
 from idgraph.settings import Settings
 from profile_store import create_store
 
@@ -244,7 +244,7 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
     with Engine(settings) as engine:
         engine.ingest(first)
-        from idgraph.errors import BackendError
+        from core.errors import BackendError
 
         def crash(batch):
             raise BackendError("profile store: simulated crash before commit")
@@ -262,7 +262,7 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
 
 def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypatch):
-    import idgraph.materialise as materialise_module
+    import idgraph.engine.materialise as materialise_module
     from generator import generate
 
     events = generate(n_records=2000, seed=8).events

@@ -15,9 +15,8 @@ import pytest
 from helpers import record
 
 from coordination import open_model_registry, open_review_queue
-from idgraph import batch
 from idgraph.cli import main
-from idgraph.engine import Engine
+from idgraph.engine import Engine, batch
 from idgraph.settings import Settings
 
 

@@ -8,9 +8,9 @@ import os
 import pytest
 from helpers import record
 
+from core.errors import ConfigError
 from idgraph.cli import main
 from idgraph.engine import Engine
-from idgraph.errors import ConfigError
 from idgraph.settings import Settings, load_settings
 
 # The example `idgraph.toml` of the README (section Configuration), verbatim.

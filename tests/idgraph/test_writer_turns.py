@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from helpers import record
 
+from core.errors import BackendError
 from generator import generate
 from idgraph.engine import Engine
-from idgraph.errors import BackendError
 from idgraph.settings import Settings
 
 

@@ -28,7 +28,7 @@ from cassandra_testing import (
 )
 from store_builders import links, rec, seed
 
-from idgraph.errors import BackendError, ConfigError
+from core.errors import BackendError, ConfigError
 from profile_store.base import ProfileChange, ProfileHead, StoreBatch
 from profile_store.cassandra_backend import CassandraProfileStore
 
@@ -341,7 +341,6 @@ def test_redelivery_after_a_crash_mid_write_counts_each_event_once(cassandra_clu
     from generator import generate
     from idgraph.engine import Engine
     from idgraph.settings import Settings
-
     events = generate(n_records=600, seed=5).events
     first, second = events[:300], events[300:]
     prefix = fresh_prefix("r")

@@ -4,7 +4,7 @@ The same generated stream (``generator.generate``) is ingested by one engine on 
 SQLite store and by another on the Cassandra store (the real two-data-centre cluster,
 ``eu``/``uk`` in dc1, ``us``/``apac`` in dc2), in batches of 2,000 as ``idgraph demo``
 does, then some identifiers are unlinked (splits) and some records forgotten (deletes).
-Every profile is then folded through :class:`idgraph.queries.ProfileQueries` and
+Every profile is then folded through :class:`idgraph.engine.queries.ProfileQueries` and
 compared, with every stored record, every history, every alias and the lookups of the
 identifiers several records carry (plus a sample of the others). The head's
 ``updated_at`` is a wall-clock write time, so it is the one field left out.

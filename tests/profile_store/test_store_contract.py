@@ -16,7 +16,7 @@ import pytest
 from cassandra_testing import cassandra_settings, drop_keyspaces, fresh_prefix, truncate_keyspaces
 from store_builders import links, rec, seed
 
-from idgraph.errors import BackendError, ResidencyError
+from core.errors import BackendError, ResidencyError
 from profile_store.base import (
     IdentifierMatch,
     ProfileChange,

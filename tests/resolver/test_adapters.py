@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters import ADAPTERS, adapt
 from resolver.model import SOURCES, Identifier, IdentityRecord, RejectedIdentifier
 from resolver.normalize import Normalizer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from idgraph.errors import InvalidPayloadError
+from core.errors import InvalidPayloadError
 from resolver.adapters import adapt
 from resolver.adapters.files import iter_payloads
 

@@ -6,8 +6,8 @@ import pytest
 from helpers import record
 
 from graph.networkx_backend import NetworkxGraph
-from idgraph.settings import IdentifierRule, LinkingSettings
 from resolver.linking import LinkPlanner
+from resolver.settings import IdentifierRule, LinkingSettings
 
 
 @pytest.fixture()

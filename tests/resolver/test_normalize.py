@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from idgraph.errors import InvalidIdentifierError
-from idgraph.settings import NormalizationSettings
+from core.errors import InvalidIdentifierError
 from resolver.model import Identifier
 from resolver.normalize import Normalizer
+from resolver.settings import NormalizationSettings
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pytest
 from splink import DuckDBAPI, Linker
 
-from idgraph.batch import (
+from idgraph.engine.batch import (
     parse_mapping,
     payload_rows,
     record_row,

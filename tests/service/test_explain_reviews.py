@@ -20,13 +20,13 @@ from helpers import record
 
 import coordination as review_module
 from coordination import ReviewQueue, ReviewStateError, open_review_queue, review_id_for
+from core.errors import ConfigError, IdGraphError, NotFoundError
 from graph import create_graph
 from graph.base import IdentityGraph, MatchEdge
 from idgraph.engine import Engine
-from idgraph.errors import ConfigError, IdGraphError, NotFoundError
-from idgraph.explain import Explainer
-from idgraph.queries import ProfileQueries
-from idgraph.settings import GrpcSettings, Settings
+from idgraph.engine.explain import Explainer
+from idgraph.engine.queries import ProfileQueries
+from idgraph.settings import Settings
 from profile_store import create_store
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
@@ -35,6 +35,7 @@ from service.client import ProfileClient, ServiceCallError
 from service.interceptors import status_code, status_for
 from service.server import SERVICE_NAME, create_server
 from service.servicer import REVIEW_STATUSES
+from service.settings import GrpcSettings
 
 API_TOKEN = "api-token-1"
 STEWARD_TOKEN = "steward-token-1"

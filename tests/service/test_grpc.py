@@ -16,15 +16,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from idgraph.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
-from idgraph.queries import Located, LookupResult
-from idgraph.settings import GrpcSettings
+from core.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
+from idgraph.engine.queries import Located, LookupResult
 from profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from service import convert
 from service.client import ProfileClient, ServiceCallError
 from service.server import SERVICE_NAME, create_server
+from service.settings import GrpcSettings
 
 TOKEN = "s3cret-token"
 OTHER_TOKEN = "second-token"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from idgraph.settings import StreamSettings
 from stream.local_broker import LocalBroker
 from stream.processes import start_worker, worker_env
+from stream.settings import StreamSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import MessageSizeTooLargeError
 
-from idgraph.errors import BackendError, ConfigError
+from core.errors import BackendError, ConfigError
 from stream.local_broker import (
     LocalBroker,
     create_topics,

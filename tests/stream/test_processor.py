@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from core.errors import BackendError
 from generator import generate
 from idgraph.engine import Engine
-from idgraph.errors import BackendError
 from idgraph.settings import Settings
 from resolver import adapters
 from stream.events import RawEvent

@@ -22,13 +22,14 @@ from conftest import wait_for
 from generator import generate
 from graph import create_graph
 from idgraph.engine import Engine
-from idgraph.queries import ProfileQueries
-from idgraph.settings import Settings, StreamSettings
+from idgraph.engine.queries import ProfileQueries
+from idgraph.settings import Settings
 from profile_store import create_store
 from resolver.linking import LinkPlanner
 from resolver.normalize import Normalizer
 from stream.events import OFFSET, PARTITION, REASON, TOPIC
 from stream.produce import message_key, topic_of_system
+from stream.settings import StreamSettings
 
 pytestmark = pytest.mark.slow
 

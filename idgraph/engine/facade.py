@@ -4,15 +4,15 @@ Every path into the engine (the embedded runner, ``idgraph ingest``, the demo, t
 workers, the tests) calls :meth:`Engine.ingest` or :meth:`Engine.ingest_payloads`. The
 work is done by four parts, each in its own module:
 
-* :class:`~idgraph.ingest.IngestPipeline`: a batch of records -> link decisions -> graph ->
+* :class:`~idgraph.engine.ingest.IngestPipeline`: a batch of records -> link decisions -> graph ->
   record states -> matching -> one store write;
-* :class:`~idgraph.materialise.Materialiser`: graph changes -> one atomic store batch;
-* :class:`~idgraph.writer_session.WriterSession`: the writers' turns and the catch-up with
+* :class:`~idgraph.engine.materialise.Materialiser`: graph changes -> one atomic store batch;
+* :class:`~idgraph.engine.writer_session.WriterSession`: the writers' turns and the catch-up with
   what other writers did;
-* :class:`~idgraph.matching_service.MatchingService`: the model, its candidate index and
+* :class:`~idgraph.engine.matching_service.MatchingService`: the model, its candidate index and
   the review queue.
 
-The backends come from :mod:`idgraph.backends` (the one builder that reads the backend
+The backends come from :mod:`idgraph.engine.backends` (the one builder that reads the backend
 settings) unless they are injected.
 
 Delivery contract of ``ingest``: effects are idempotent per event ID, and ``ingest``
@@ -35,13 +35,13 @@ from typing import Self
 
 from coordination import CatchUp, open_writer_turns
 from graph.base import GraphChanges, MatchEdge
-from idgraph.backends import WriterBackends, open_writer_backends
-from idgraph.ingest import DeadLetter, IngestPipeline, IngestResult, adapt_payloads
-from idgraph.matching_service import MatchingService
-from idgraph.materialise import Materialiser
-from idgraph.queries import ProfileQueries
-from idgraph.settings import Settings
-from idgraph.writer_session import WriterSession
+from idgraph.engine.backends import WriterBackends, open_writer_backends
+from idgraph.engine.ingest import DeadLetter, IngestPipeline, IngestResult, adapt_payloads
+from idgraph.engine.matching_service import MatchingService
+from idgraph.engine.materialise import Materialiser
+from idgraph.engine.queries import ProfileQueries
+from idgraph.engine.settings import EngineSettings
+from idgraph.engine.writer_session import WriterSession
 from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
 from resolver.normalize import Normalizer
@@ -72,8 +72,8 @@ def _no_cyclic_gc() -> Iterator[None]:
 class Engine:
     """Resolver + identity graph + profile store of one writer."""
 
-    def __init__(self, settings: Settings, publish_changes: bool = False,
-                 open_backends: Callable[[Settings, frozenset[str]], WriterBackends]
+    def __init__(self, settings: EngineSettings, publish_changes: bool = False,
+                 open_backends: Callable[[EngineSettings, frozenset[str]], WriterBackends]
                  = open_writer_backends) -> None:
         """Open the backends of ``settings`` with ``open_backends`` (several engines may
         share one data dir: they take turns, see :mod:`coordination`), then make the

@@ -3,7 +3,7 @@
 One batch goes: drop duplicates and events already processed -> regions -> deterministic
 link decisions (:class:`~resolver.linking.LinkPlanner`) -> graph write -> record states
 folded (survivorship) -> probabilistic matching of the changed records -> one atomic store
-write (:class:`~idgraph.materialise.Materialiser`). The caller holds the writer's turn.
+write (:class:`~idgraph.engine.materialise.Materialiser`). The caller holds the writer's turn.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from core.errors import IdGraphError
 from graph.base import IdentityGraph
-from idgraph.errors import IdGraphError
-from idgraph.matching_service import MatchingService
-from idgraph.materialise import Materialiser
+from idgraph.engine.matching_service import MatchingService
+from idgraph.engine.materialise import Materialiser
 from profile_store.base import ProfileChange, ProfileStore
 from profile_store.survivorship import apply_event, new_record_state
 from resolver.adapters import adapt

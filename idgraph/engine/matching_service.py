@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator
 
 from coordination import ModelRegistry, ReviewQueue
 from graph.base import GraphChanges, IdentityGraph, MatchEdge
-from idgraph.settings import MatchingSettings
 from profile_store.base import ProfileReader, StoredRecord
 from resolver.linking import LinkPlanner
 from resolver.model import IdentityRecord
 from resolver.probabilistic.features import match_row
 from resolver.probabilistic.matcher import Matcher, MatchPlan
+from resolver.settings import MatchingSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from idgraph.errors import IdGraphError, InvalidIdentifierError, NotFoundError
-from idgraph.settings import SurvivorshipSettings
+from core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
 from profile_store.base import Profile, ProfileReader
+from profile_store.settings import SurvivorshipSettings
 from profile_store.survivorship import ProfileBuilder
 from resolver.normalize import Normalizer
 

@@ -16,6 +16,7 @@ Opening a reader never replays, reconciles or applies anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from coordination import (
@@ -25,8 +26,8 @@ from coordination import (
 )
 from coordination import open_review_queue as _open_review_queue
 from graph import GraphView, IdentityGraph, create_graph, create_graph_view
-from idgraph.queries import ProfileQueries
-from idgraph.settings import Settings
+from idgraph.engine.queries import ProfileQueries
+from idgraph.engine.settings import EngineSettings
 from profile_store import ProfileReader, ProfileStore, create_reader, create_store
 from resolver.linking import LinkPlanner
 from resolver.normalize import Normalizer
@@ -60,7 +61,7 @@ class WriterBackends:
                 self.reviews.close()
 
 
-def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) -> WriterBackends:
+def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[str]) -> WriterBackends:
     """Open the configured graph and store for writing, the review queue and the model
     registry. A backend that fails to open closes the ones opened before it."""
     store = create_store(settings.profile_store_backend, settings.data_dir,
@@ -78,23 +79,23 @@ def open_writer_backends(settings: Settings, shareable_types: frozenset[str]) ->
     return WriterBackends(graph, store, reviews, open_model_registry(settings.data_dir))
 
 
-def open_reader_store(settings: Settings) -> ProfileReader:
-    """The profile store, read-only, for the regions this process serves."""
-    return create_reader(settings.profile_store_backend, settings.data_dir,
-                         settings.served_regions, cassandra=settings.cassandra)
+def open_reader_store(settings: EngineSettings, regions: Iterable[str]) -> ProfileReader:
+    """The profile store, read-only, for ``regions`` (those this process serves)."""
+    return create_reader(settings.profile_store_backend, settings.data_dir, regions,
+                         cassandra=settings.cassandra)
 
 
-def open_queries(settings: Settings, store: ProfileReader) -> ProfileQueries:
+def open_queries(settings: EngineSettings, store: ProfileReader) -> ProfileQueries:
     """Lookup and profile reads over ``store`` (normalised as the writers normalise)."""
     return ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
 
 
-def open_graph_view(settings: Settings) -> GraphView:
+def open_graph_view(settings: EngineSettings) -> GraphView:
     """A read-only view of the identity graph (it tails the writers' changes)."""
     return create_graph_view(settings.graph_backend, settings.data_dir,
                              LinkPlanner(settings.linking).shareable_types(), neo4j=settings.neo4j)
 
 
-def open_review_queue(settings: Settings) -> ReviewQueue | None:
+def open_review_queue(settings: EngineSettings) -> ReviewQueue | None:
     """The review queue of the data dir, or None before a writer created it."""
     return _open_review_queue(settings.data_dir, create=False)

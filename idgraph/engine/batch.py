@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, InvalidPayloadError
 from graph.base import MatchEdge
-from idgraph.errors import ConfigError, InvalidPayloadError
 from resolver.adapters.tabular import adapt_row, check_mapping
 from resolver.model import CANONICAL_ATTRIBUTES
 from resolver.probabilistic.features import COLUMNS, match_row

@@ -1,0 +1,158 @@
+"""Settings of the resolver: normalisation, deterministic linking, probabilistic matching
+and regions (sections ``[normalization]``, ``[linking]``, ``[matching]``, ``[regions]``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from core.sections import Section
+
+EU_COUNTRIES = ["AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH"]
+US_COUNTRIES = ["US", "CA", "MX", "BR", "AR", "CL", "CO"]
+APAC_COUNTRIES = ["JP", "AU", "NZ", "SG", "IN", "KR", "HK", "TW", "ID", "MY", "TH", "PH", "VN"]
+
+
+def _default_country_regions() -> dict[str, str]:
+    out = {c: "eu" for c in EU_COUNTRIES}
+    out["GB"] = "uk"
+    out.update({c: "us" for c in US_COUNTRIES})
+    out.update({c: "apac" for c in APAC_COUNTRIES})
+    return out
+
+
+class NormalizationSettings(Section):
+    """How identifiers are normalised before they are compared."""
+
+    gmail_remove_dots: bool = True
+    """Drop dots in the local part for the domains in ``dot_insensitive_domains``."""
+    dot_insensitive_domains: list[str] = ["gmail.com", "googlemail.com"]
+    plus_tag_domains: list[str] = [
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "icloud.com", "fastmail.com",
+    ]
+    """Domains whose ``local+tag@domain`` addresses are the same mailbox as ``local@domain``."""
+    domain_aliases: dict[str, str] = {"googlemail.com": "gmail.com"}
+    default_phone_region: str = "US"
+    """ISO country used to parse national-format phone numbers when the record has no country."""
+
+
+class IdentifierRule(Section):
+    """Deterministic linking rule for one identifier type (``email``, ``crm:salesforce``...)."""
+
+    links: bool = True
+    """Records sharing a value of this type are linked (the deterministic rule)."""
+    max_per_profile: int = Field(default=10, ge=1)
+    """A link that would give a profile more distinct values of this type is rejected."""
+    shareable: bool = False
+    """The value may legitimately belong to several people (a household tablet): it links an
+    anonymous profile (one with no non-shareable identifier) to a known one, but never joins
+    two known profiles. Such a rejected link leaves the identifier shared."""
+    priority: int = 50
+    """When one record touches several profiles, links via higher-priority types are made
+    first, so limits reject the lower-priority ones."""
+
+
+def _default_identifier_rules() -> dict[str, IdentifierRule]:
+    return {
+        "crm:salesforce": IdentifierRule(max_per_profile=2, priority=100),  # a Contact and a Lead
+        "crm:hubspot": IdentifierRule(max_per_profile=1, priority=100),
+        "user": IdentifierRule(max_per_profile=1, priority=90),  # any user:<source> type
+        "ext": IdentifierRule(max_per_profile=1, priority=90),
+        "email": IdentifierRule(max_per_profile=6, priority=80),
+        "phone": IdentifierRule(max_per_profile=4, priority=70),
+        "device": IdentifierRule(max_per_profile=12, shareable=True, priority=40),
+        "idfa": IdentifierRule(max_per_profile=8, shareable=True, priority=40),
+        "gaid": IdentifierRule(max_per_profile=8, shareable=True, priority=40),
+        "cookie": IdentifierRule(max_per_profile=50, shareable=True, priority=30),
+    }
+
+
+class LinkingSettings(Section):
+    """Deterministic rules, over-merge guards and blocked values."""
+
+    identifier_rules: dict[str, IdentifierRule] = Field(default_factory=_default_identifier_rules)
+    """Per identifier type; a namespaced type (``crm:hubspot``) falls back to its kind (``crm``)."""
+    blocked_values: list[str] = [
+        "email:test@test.com",
+        "email:test@example.com",
+        "email:noreply@example.com",
+        "email:no-reply@example.com",
+        "email:none@none.com",
+        "email:null@null.com",
+        "email:unknown@unknown.com",
+        "phone:+10000000000",
+        "phone:+15555555555",
+        "phone:+11234567890",
+    ]
+    """Typed identifiers (normalised form) that never link anything."""
+    blocked_email_local_parts: list[str] = ["noreply", "no-reply", "donotreply", "do-not-reply"]
+
+    def rule_for(self, identifier_type: str) -> IdentifierRule:
+        """Rule of a type, falling back from ``crm:x`` to ``crm``; unknown types never link."""
+        rule = self.identifier_rules.get(identifier_type)
+        if rule is None:
+            rule = self.identifier_rules.get(identifier_type.split(":", 1)[0])
+        return rule if rule is not None else IdentifierRule(links=False)
+
+
+class MatchingSettings(Section):
+    """Probabilistic matching with a Splink-trained model (active once a model is trained)."""
+
+    enabled: bool = True
+    """Score incoming records with the newest trained model (``idgraph train``)."""
+    model_version: str = ""
+    """Pin a model version (``v0003``); empty: the newest in ``DATA_DIR/models``."""
+    link_threshold: float = Field(default=0.99, gt=0.0, lt=1.0)
+    """Match probability at or above which two records are linked automatically."""
+    review_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
+    """Match probability at or above which (and below ``link_threshold``) a pair is queued
+    for review; below it nothing happens."""
+    must_agree: list[str] = ["given_name"]
+    """Comparisons that must not count against a pair for it to be linked automatically: a
+    pair whose given names disagree (a negative weight for that comparison) goes to review
+    however strongly the rest agrees, since household members share a surname, an
+    address and often a phone; unless a comparison of ``personal`` supports it."""
+    personal: list[str] = ["birth_date", "national_id", "email", "name_swap"]
+    """Comparisons household members do not share: one of them agreeing (positive weight)
+    lifts the ``must_agree`` guard (a typo in the given name, not a sibling)."""
+    limit_exempt_types: list[str] = ["crm", "user"]
+    """Identifier kinds whose ``max_per_profile`` limit does not refuse a probabilistic or
+    reviewed link: two CRM contacts (or app accounts) that the model scores as one person
+    are the duplicates matching exists to find. Deterministic links keep every limit."""
+    max_block: int = Field(default=500, ge=1)
+    """Records kept per blocking key in the real-time candidate index."""
+    train_max_pairs: float = Field(default=5e6, ge=1e4)
+    """Random pairs sampled to estimate u."""
+    train_max_records: int = Field(default=250_000, ge=100)
+    """Training uses a seeded random sample of at most this many records (m, u and the
+    prior are proportions; at 300k records training took 22 s, growing with the data)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchingSettings:
+        if self.review_threshold > self.link_threshold:
+            raise ValueError(
+                f"review_threshold ({self.review_threshold}) must not exceed link_threshold "
+                f"({self.link_threshold})")
+        return self
+
+
+class RegionSettings(Section):
+    """Home regions and residency policy."""
+
+    regions: list[str] = ["eu", "uk", "us", "apac"]
+    """Regions this deployment knows, strictest regime first: when a merge joins profiles of
+    different regions, the merged profile's home is the strictest of them."""
+    default_region: str = "us"
+    """Region of a record whose payload names no country and whose source has no override."""
+    country_regions: dict[str, str] = Field(default_factory=_default_country_regions)
+    source_regions: dict[str, str] = {}
+    """Per-source override, e.g. {"sendgrid": "eu"} for an EU-hosted ESP account."""
+
+    @model_validator(mode="after")
+    def _known_regions(self) -> RegionSettings:
+        known = set(self.regions)
+        for name, region in [("default_region", self.default_region)] + [
+            (f"country_regions.{k}", v) for k, v in self.country_regions.items()
+        ] + [(f"source_regions.{k}", v) for k, v in self.source_regions.items()]:
+            if region not in known:
+                raise ValueError(f"{name}: region {region!r} is not one of regions={self.regions}")
+        return self

@@ -1,0 +1,104 @@
+"""Settings of the Kafka transport (section ``[stream]``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from core.sections import Section
+
+
+def _default_source_topics() -> dict[str, list[str]]:
+    return {"crm": ["salesforce", "hubspot"], "email": ["sendgrid"], "device": ["segment"],
+            "calendar": ["google_calendar"]}
+
+
+class StreamSettings(Section):
+    """Kafka transport of ``idgraph worker`` (Faust), ``backfill`` and ``demo --kafka``.
+
+    Topics (``P`` is ``topic_prefix``): ``P.events.KIND`` per source kind in
+    ``source_topics``; ``P.dead-letter``; ``P.profile-changes`` and ``P.segment-changes``
+    (keyed by profile ID).
+    """
+
+    brokers: list[str] = ["kafka://127.0.0.1:9092"]
+    """Bootstrap servers, ``kafka://HOST:PORT``."""
+    topic_prefix: str = Field(default="idgraph", pattern=r"^[A-Za-z0-9._-]+$")
+    source_topics: dict[str, list[str]] = Field(default_factory=_default_source_topics)
+    """Source kind -> the systems (adapters) whose payloads its topic carries. A message
+    names its system in the ``source`` header, which may be left out when the topic
+    carries one system."""
+    partitions: int = Field(default=8, ge=1)
+    """Partitions of topics the project creates (``idgraph topics create``)."""
+    replication_factor: int = Field(default=1, ge=1)
+    consumer_group: str = "idgraph-workers"
+    batch_size: int = Field(default=2000, ge=1)
+    """Events per engine batch (Faust ``take``)."""
+    batch_within_seconds: float = Field(default=0.02, gt=0)
+    """Longest wait for a batch to fill: bounds the delay a quiet stream adds."""
+    max_event_bytes: int = Field(default=262_144, ge=1024)
+    """Larger messages are dead-lettered unread (identity events are a few kB)."""
+    fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
+    """Longest time the broker may hold a fetch while no data arrives (Faust's default,
+    1500 ms, made every event wait up to that long on tansu)."""
+    commit_interval_seconds: float = Field(default=2.8, gt=0)
+    """How often processed offsets are committed (what a crash redelivers)."""
+    session_timeout_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    publish_changes: bool = True
+    """Publish profile changes from the store's outbox to ``P.profile-changes``."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr | None = None
+
+    @field_validator("source_topics")
+    @classmethod
+    def _known_systems(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        from resolver.adapters import ADAPTERS
+
+        for kind, systems in v.items():
+            if not systems:
+                raise ValueError(f"{kind}: lists no system")
+            unknown = sorted(set(systems) - set(ADAPTERS))
+            if unknown:
+                raise ValueError(f"{kind}: unknown systems {unknown}; known: {sorted(ADAPTERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_security(self) -> StreamSettings:
+        if self.security_protocol.startswith("SASL") and (
+                not self.sasl_username or self.sasl_password is None):
+            raise ValueError("sasl_username and sasl_password are required with "
+                             f"security_protocol={self.security_protocol}")
+        return self
+
+    def input_topic(self, kind: str) -> str:
+        return f"{self.topic_prefix}.events.{kind}"
+
+    @property
+    def input_topics(self) -> dict[str, str]:
+        """topic name -> source kind."""
+        return {self.input_topic(k): k for k in self.source_topics}
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}.dead-letter"
+
+    @property
+    def profile_changes_topic(self) -> str:
+        return f"{self.topic_prefix}.profile-changes"
+
+    @property
+    def segment_changes_topic(self) -> str:
+        return f"{self.topic_prefix}.segment-changes"
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port,...`` for plain Kafka clients."""
+        return ",".join(b.split("://", 1)[-1] for b in self.brokers)
