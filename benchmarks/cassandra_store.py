@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.contact_points:
             contact_points, port = args.contact_points.split(","), args.port
         else:
-            from profile_store.cassandra_backend.local_cluster import LocalCassandraCluster
+            from devservers.cassandra_cluster import LocalCassandraCluster
 
             cluster = LocalCassandraCluster(work / "cluster")
             t0 = time.perf_counter()

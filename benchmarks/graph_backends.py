@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 password=SecretStr(args.neo4j_password),
                                 database=args.neo4j_database)
         else:
-            from graph.neo4j_backend.local_server import LocalBoltServer
+            from devservers.bolt_server import LocalBoltServer
 
             server = LocalBoltServer(tmp / "arcadedb", heap="2g")
             server.start()

@@ -62,13 +62,13 @@ from benchmarks.stream_throughput import (
     stream_settings,
     wait_for,
 )
+from devservers.kafka_broker import LocalBroker
 from generator import generate
 from idgraph.settings import Settings
+from idgraph.worker_processes import start_worker, worker_env
 from profile_store import create_store
 from proto.idgraph.v1 import profiles_pb2 as pb
 from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
-from stream.local_broker import LocalBroker
-from stream.processes import start_worker, worker_env
 from stream.produce import distinct_event_ids, produce_payloads
 from stream.settings import StreamSettings
 from stream.topics import client_options, ensure_topics
@@ -277,7 +277,9 @@ def main(argv: list[str] | None = None) -> dict:
         warm = generate(n_records=args.warmup_records, seed=args.seed).events
         warm_ids, _ = distinct_event_ids(warm)
         warm_msgs = asyncio.run(produce_payloads(cfg, warm))
-        worker = start_worker(data_dir, stats_file, log_path, worker_env(cfg))
+        worker = start_worker(data_dir, stats_file, log_path,
+                              worker_env(Settings(data_dir=data_dir, stream=cfg),
+                                         data_dir.parent / "worker-settings.toml"))
         wait_for(lambda: (read_stats(stats_file) or {}).get("events_consumed", 0) >= warm_msgs,
                  120, "worker warm-up", worker, log_path, poll=0.1)
         regions = Settings(data_dir=data_dir).regions.regions

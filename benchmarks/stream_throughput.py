@@ -1,6 +1,6 @@
 """Streaming throughput: Kafka input topics -> one ``idgraph worker`` -> profile store.
 
-Starts a local tansu broker (:class:`stream.local_broker.LocalBroker`), creates the
+Starts a local tansu broker (:class:`devservers.kafka_broker.LocalBroker`), creates the
 project's topics under a fresh prefix, and produces the generated multi-source events to
 the input topics (as ``idgraph backfill`` does: JSON value, ``source`` header, keyed by
 the source record ID; not timed as part of the end-to-end rate). Then, in the same run:
@@ -38,11 +38,11 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.common import save
+from devservers.kafka_broker import LocalBroker, terminate_process
 from generator import generate
 from idgraph.settings import Settings
+from idgraph.worker_processes import start_worker, worker_env
 from profile_store import create_store
-from stream.local_broker import LocalBroker, terminate_process
-from stream.processes import start_worker, worker_env
 from stream.produce import distinct_event_ids, produce_payloads
 from stream.settings import StreamSettings
 from stream.topics import client_options, ensure_topics
@@ -179,7 +179,9 @@ def run_worker_e2e(cfg: StreamSettings, work: Path, messages: int, expected_ids:
     history: list[tuple[int, int, float]] = []  # (batches, events_consumed, last_batch_at)
     try:
         spawned = time.time()
-        proc = start_worker(data_dir, stats_file, log_path, worker_env(cfg))
+        proc = start_worker(data_dir, stats_file, log_path,
+                            worker_env(Settings(data_dir=data_dir, stream=cfg),
+                                       work / "worker-settings.toml"))
 
         def complete() -> dict | None:
             nonlocal store

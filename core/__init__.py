@@ -5,7 +5,7 @@
 * :mod:`core.links`: the link decisions' vocabulary (edges, components, graph changes,
   history entries) and the graph read roles the resolver uses;
 * :mod:`core.sections`: the base of every settings section;
-* :mod:`core.processes`: child processes that die with their parent.
+* :mod:`core.ports`: free TCP ports.
 
 It imports only the standard library and pydantic (checked by ``make lint``).
 """

@@ -1,5 +1,5 @@
 """``idgraph`` command line: demo, serve, ingest, lookup, export, generate, train, resolve,
-match, review, explain, worker, backfill, topics, broker, settings.
+match, review, explain, worker, backfill, topics, settings.
 
 Every command takes ``--config FILE`` (TOML, see README) and ``--data-dir DIR``; settings
 also come from ``IDGRAPH_*`` environment variables. Exit codes (see :func:`main`): 0 ok,
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import ConfigError, IdGraphError, NotFoundError
-from core.processes import free_port
+from core.ports import free_port
 from idgraph.settings import Settings, load_settings
 
 log = logging.getLogger("idgraph")
@@ -468,12 +468,6 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_broker(args: argparse.Namespace) -> int:
-    from stream.local_broker import main as broker_main
-
-    return broker_main(["--port", str(args.port)] if args.port else [])
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from generator import generate, write_source_files
 
@@ -609,10 +603,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("topics", parents=[common, kafka], help="create the project's topics")
     p.set_defaults(func=cmd_topics)
 
-    p = sub.add_parser("broker", parents=[common],
-                       help="run a local Kafka-protocol broker (tansu) for trials")
-    p.add_argument("--port", type=int)
-    p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("generate", parents=[common], help="write synthetic source files")
     p.add_argument("--records", type=int, default=10_000)

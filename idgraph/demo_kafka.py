@@ -54,13 +54,13 @@ def _count_messages(cfg, topic: str, partitions: int) -> int:
 def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, workers: int,
                    brokers: list[str] | None, keep_data: bool) -> int:
     from core.errors import BackendError
+    from devservers.kafka_broker import LocalBroker
     from generator import generate
     from idgraph.engine.backends import open_queries, open_reader_store
     from idgraph.evaluation import evaluate, percentile
+    from idgraph.worker_processes import start_worker, worker_env
     from service.client import ProfileClient
     from service.server import create_server
-    from stream.local_broker import LocalBroker
-    from stream.processes import start_worker, worker_env
     from stream.produce import distinct_event_ids, produce_payloads
     from stream.topics import ensure_topics_sync
 
@@ -89,8 +89,7 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
         print(f"generated {len(dataset.events)} source payloads ({expected} record events) for "
               f"{len(dataset.people)} people (seed {seed})")
 
-        env = worker_env(stream)
-        env["IDGRAPH_DATA_DIR"] = str(settings.data_dir)
+        env = worker_env(settings, tmp / "worker-settings.toml")
         stats_files = [tmp / f"worker-{n}.json" for n in range(workers)]
         procs.extend(start_worker(settings.data_dir, stats_files[n], tmp / f"worker-{n}.log", env)
                      for n in range(workers))

@@ -35,6 +35,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import (
     BaseModel,
+    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -261,3 +262,37 @@ def _names(data: object, loc: tuple[int | str, ...]) -> bool:
             return False
         data = data[part]  # type: ignore[index]
     return True
+
+
+# ---------------------------------------------------------------- writing a settings file
+
+
+def settings_toml(settings: Settings) -> str:
+    """``settings`` as a TOML settings file that loads back to equal settings, secrets
+    included (write it only to a file the owner alone can read: :func:`write_settings_file`).
+    Fields whose value is None are left out (None is each such field's default)."""
+    import tomli_w
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [plain(v) for v in value]
+        return value
+
+    return tomli_w.dumps(plain(settings.model_dump(mode="python")))
+
+
+def write_settings_file(settings: Settings, path: Path) -> Path:
+    """Write :func:`settings_toml` to ``path``, readable and writable by the owner only
+    (it holds passwords and tokens); returns the path."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(settings_toml(settings))
+    os.chmod(path, 0o600)  # also when the file existed with wider permissions
+    return path

@@ -6,7 +6,7 @@
 - :mod:`stream.app`: the Faust app and agent of ``idgraph worker``.
 - :mod:`stream.topics`, :mod:`stream.produce`: topic creation and producing raw payloads
   (``idgraph topics``, ``idgraph backfill``, the Kafka demo).
-- :mod:`stream.local_broker`: a local tansu broker for the demo, tests and benchmarks.
+- :mod:`devservers.kafka_broker`: a local tansu broker for the demo, tests and benchmarks.
 
 The agents call :meth:`idgraph.engine.Engine.ingest_payloads`, the same entry point the
 CLI and the demo use; Faust is transport, not where the logic lives.

@@ -13,6 +13,9 @@ import ssl
 from core.errors import BackendError
 from stream.settings import StreamSettings
 
+TOPIC_ALREADY_EXISTS = 36
+"""Kafka's error code for a topic that exists (another process created it first)."""
+
 
 def project_topics(cfg: StreamSettings) -> list[str]:
     """Every topic name: inputs, dead letters, profile changes, segment changes."""
@@ -57,9 +60,17 @@ async def ensure_topics(cfg: StreamSettings, timeout_s: float = 30.0) -> list[st
         existing = set(await admin.list_topics())
         missing = [t for t in project_topics(cfg) if t not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [NewTopic(t, cfg.partitions, cfg.replication_factor) for t in missing])
+            # a topic another process created meanwhile is fine; any other error is not
+            failed = [(topic, code) for topic, code, *_ in response.topic_errors
+                      if code not in (0, TOPIC_ALREADY_EXISTS)]
+            if failed:
+                raise BackendError("kafka: creating topics failed: " + ", ".join(
+                    f"{topic} (error code {code})" for topic, code in failed))
         return missing
+    except BackendError:
+        raise
     except Exception as exc:
         raise BackendError(f"kafka: cannot create topics on {cfg.bootstrap}: {exc}") from exc
     finally:

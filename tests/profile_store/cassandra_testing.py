@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from profile_store.cassandra_backend.local_cluster import PROTOCOL_VERSION
+from devservers.cassandra_cluster import PROTOCOL_VERSION
 from profile_store.cassandra_backend.settings import CassandraSettings
 
 REGION_DATACENTERS = {"eu": {"dc1": 1}, "uk": {"dc1": 1}, "us": {"dc2": 1}, "apac": {"dc2": 1}}

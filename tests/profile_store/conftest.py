@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from profile_store.cassandra_backend.local_cluster import LocalCassandraCluster
+from devservers.cassandra_cluster import LocalCassandraCluster
 
 CONTACT_POINTS_ENV = "IDGRAPH_TEST_CASSANDRA_CONTACT_POINTS"
 PORT_ENV = "IDGRAPH_TEST_CASSANDRA_PORT"

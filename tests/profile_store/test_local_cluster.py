@@ -33,7 +33,7 @@ from cassandra.policies import (
 )
 from cassandra.query import SimpleStatement
 
-from profile_store.cassandra_backend.local_cluster import PROTOCOL_VERSION, LocalCassandraCluster
+from devservers.cassandra_cluster import PROTOCOL_VERSION, LocalCassandraCluster
 
 pytestmark = pytest.mark.slow
 

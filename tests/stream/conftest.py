@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.local_broker import LocalBroker
-from stream.processes import start_worker, worker_env
+from devservers.kafka_broker import LocalBroker
+from idgraph.settings import Settings
+from idgraph.worker_processes import start_worker, worker_env
 from stream.settings import StreamSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,8 @@ def stream_env(broker, tmp_path):
         brokers=[broker.url], topic_prefix=f"t{tag}", consumer_group=f"g{tag}", partitions=4,
         # tansu holds a group join for half the session timeout (shared/INFRA.md)
         session_timeout_seconds=6, heartbeat_interval_seconds=1)
-    env = worker_env(cfg)
+    env = worker_env(Settings(data_dir=tmp_path / "unused", stream=cfg),
+                     tmp_path / "worker-settings.toml")
     env["PYTHONPATH"] = str(ROOT)
     return env
 

@@ -1,4 +1,4 @@
-"""stream.local_broker against a real tansu broker (no mocks).
+"""devservers.kafka_broker against a real tansu broker (no mocks).
 
 A broker that cannot start fails these tests; nothing here skips.
 """
@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import MessageSizeTooLargeError
 
 from core.errors import BackendError, ConfigError
-from stream.local_broker import (
+from devservers.kafka_broker import (
     LocalBroker,
     create_topics,
     create_topics_sync,
@@ -417,7 +417,7 @@ def test_bad_port_is_a_config_error():
 def test_command_line_runs_until_interrupted():
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.local_broker", "--port", str(port),
+        [sys.executable, "-m", "devservers.kafka_broker", "--port", str(port),
          "--topic", "cli-topic:3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parents[2],
@@ -453,7 +453,7 @@ def test_command_line_runs_until_interrupted():
 def test_broker_dies_with_a_killed_parent():
     """A parent killed with SIGKILL (no finalizers run) leaves no orphan broker."""
     code = ("import os, signal\n"
-            "from stream.local_broker import LocalBroker\n"
+            "from devservers.kafka_broker import LocalBroker\n"
             "b = LocalBroker().start()\n"
             "print(b.pid, b.port, flush=True)\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")

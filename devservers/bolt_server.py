@@ -8,7 +8,7 @@ Usage::
 
 or from a shell (foreground; Ctrl+C or SIGTERM stops it)::
 
-    python -m graph.neo4j_backend.local_server [--port 7687] [--root DIR]
+    python -m devservers.bolt_server [--port 7687] [--root DIR]
 
 The server binds 127.0.0.1 only (Bolt and HTTP; free ports unless ``port`` is given),
 keeps its data, configuration and log (``server.log``) under ``root`` and is stopped by
@@ -61,7 +61,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -69,13 +68,12 @@ import sys
 import threading
 import time
 from collections import deque
-from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from core.processes import free_port as _free_port
-from core.processes import terminate_process
+from devservers.launcher import free_port as _free_port
+from devservers.launcher import spawn_logged, terminate_process
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +122,6 @@ def arcadedb_classpath() -> str:
 def _argfile_quote(arg: str) -> str:
     escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
-
-
-@cache
-def _pdeathsig_prefix() -> tuple[str, ...]:
-    """``setpriv --pdeathsig TERM --`` when util-linux's setpriv supports it, else ()."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return ()
-    try:
-        out = subprocess.run([setpriv, "--help"], capture_output=True, text=True,
-                             timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return (setpriv, "--pdeathsig", "TERM", "--") if "--pdeathsig" in out.stdout else ()
 
 
 class LocalBoltServer:
@@ -267,16 +251,12 @@ class LocalBoltServer:
         fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write("\n".join(_argfile_quote(a) for a in self._jvm_args()) + "\n")
-        prefix = _pdeathsig_prefix() if threading.current_thread() is threading.main_thread() \
-            else ()
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with open(self.log_file, "ab") as out:
-            # Its own session: a Ctrl+C in the terminal reaches this process, not the JVM,
-            # and the owner of this object stops the server.
-            self._proc = subprocess.Popen(
-                [*prefix, str(arcadedb_java()), f"@{args_file}"], cwd=self.root,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        # the parent-death signal only from the main thread: a helper thread that starts
+        # the server may end before the server should
+        self._proc = spawn_logged(
+            [str(arcadedb_java()), f"@{args_file}"], self.log_file, cwd=self.root,
+            die_with_parent=threading.current_thread() is threading.main_thread())
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         import neo4j
@@ -354,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns 0 after a clean stop, 1 when the server fails to start or dies.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m graph.neo4j_backend.local_server",
+        prog="python -m devservers.bolt_server",
         description="Run a local ArcadeDB Bolt server (Neo4j 5 protocol) on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=None, help="Bolt port (default: a free one)")
     parser.add_argument("--root", type=Path, default=None,

