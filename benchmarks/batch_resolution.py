@@ -1,6 +1,7 @@
 """Batch resolution of a generated person file: wall time and peak memory of `idgraph resolve`.
 
     .venv/bin/python -m benchmarks.batch_resolution --records 1000000
+    .venv/bin/python -m benchmarks.batch_resolution --records 200000 --output batch_resolution_200k
 
 Writes a Parquet person file drawn from the synthetic population (:mod:`generator.people`):
 people with one to five records each, the copies with the kinds of damage contact data
@@ -14,7 +15,6 @@ most 3 minutes and 6 GB peak.
 
 from __future__ import annotations
 
-import argparse
 import random
 import resource
 import subprocess
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import save
+from benchmarks.common import argument_parser, load_average, save
 
 
 def _typo(rng: random.Random, s: str) -> str:
@@ -98,7 +98,7 @@ def write_person_file(n_records: int, seed: int, path: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("batch_resolution", __doc__)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from benchmarks.febrl import cluster_metrics
 
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="idgraph-batch-"))
     people = work / "people.parquet"
     t = time.perf_counter()
@@ -133,11 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
         "resolve_output": proc.stdout.strip().splitlines()[-3:],
         "accuracy": {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()},
         "targets": {"wall_seconds": 180, "peak_rss_gib": 6},
+        "load_average_1m": {"before": load_before, "after": load_average()},
     }
     print(result)
-    command = "python -m benchmarks.batch_resolution " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    print(f"saved {save('batch_resolution', command.strip(), result)}")
+    print(f"saved {save(parser, args, argv, result)}")
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)

@@ -27,7 +27,6 @@ both JVMs and this process share the machine (2 cores here).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import random
@@ -37,7 +36,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import percentile, save
+from benchmarks.common import argument_parser, percentile, save
 from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
@@ -128,7 +127,7 @@ def measure(store: ProfileStore, batches: list[StoreBatch], lookups: int, seed: 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("cassandra_store", __doc__)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--lookups", type=int, default=2_000)
@@ -209,10 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "lookups one at a time from this process; the cluster's two JVMs share the "
                 "machine with the client",
     }
-    command = f"python -m benchmarks.cassandra_store --records {args.records}" + \
-        (f" --lookups {args.lookups}" if args.lookups != 2_000 else "") + \
-        (f" --concurrency {args.concurrency}" if args.concurrency != 64 else "")
-    path = save("cassandra_store", command, out)
+    path = save(parser, args, argv, out)
     for name in ("sqlite", "cassandra"):
         r = out[name]
         eu = r["regional_reader"]["lookup_ms"]

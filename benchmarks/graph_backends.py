@@ -20,7 +20,6 @@ server; a production Neo4j has other constants), or the server named by ``--neo4
 
 from __future__ import annotations
 
-import argparse
 import random
 import shutil
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from benchmarks.common import percentile, save
+from benchmarks.common import argument_parser, percentile, save
 from generator import generate
 from graph.neo4j_backend.settings import Neo4jSettings
 from graph.networkx_backend import NetworkxGraph
@@ -93,14 +92,15 @@ def _run(settings: Settings, events, batch: int, probes: int, seed: int) -> dict
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("graph_backends", __doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--probes", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--neo4j-uri", default="")
     parser.add_argument("--neo4j-user", default="neo4j")
-    parser.add_argument("--neo4j-password", default="")
+    parser.add_argument("--neo4j-password", default="",
+                        help="recorded as *** in the result file")
     parser.add_argument("--neo4j-database", default="neo4j")
     args = parser.parse_args(argv)
 
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         "same_profiles": (nx_run["profiles"], nx_run["identifiers"], nx_run["edges"])
         == (neo_run["profiles"], neo_run["identifiers"], neo_run["edges"]),
     }
-    path = save("graph_backends",
-                f"python -m benchmarks.graph_backends --records {args.records}", out)
+    path = save(parser, args, argv, out)
     print(f"neo4j/networkx: {out['neo4j_vs_networkx']}  same counts: {out['same_profiles']}")
     print(f"written {path}")
     return out

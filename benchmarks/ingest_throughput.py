@@ -10,17 +10,18 @@ Generates N records of the synthetic multi-source stream (not timed), then times
 Target: ingest >= 20,000 records/s at 100k records on the 2-core machine.
 
     .venv/bin/python -m benchmarks.ingest_throughput --records 100000
+    .venv/bin/python -m benchmarks.ingest_throughput --records 100000 --batch 500 \
+        --output ingest_throughput_batch500
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import save
+from benchmarks.common import argument_parser, load_average, save
 from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
@@ -31,12 +32,13 @@ TARGET = 20_000
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("ingest_throughput", __doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
 
+    load_before = load_average()
     dataset = generate(n_records=args.records, seed=args.seed)
     events = dataset.events
 
@@ -67,8 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
         "target_records_per_s": TARGET,
         "meets_target": n_records / ingest_s >= TARGET,
         "events_applied": result.events_applied,
+        "load_average_1m": {"before": load_before, "after": load_average()},
     }
-    path = save("ingest_throughput", f"python -m benchmarks.ingest_throughput --records {args.records}", out)
+    path = save(parser, args, argv, out)
     print(f"records {n_records}  events {len(events)}  profiles {profiles}")
     print(f"adapt only : {out['adapt_records_per_s']:>8} records/s")
     print(f"full ingest: {out['ingest_records_per_s']:>8} records/s ({ingest_s:.1f}s; "

@@ -17,11 +17,12 @@ machine at 1,000 calls/s.
 Target: Lookup p99 <= 2 ms at 1,000 requests/s.
 
     .venv/bin/python -m benchmarks.lookup_latency --records 100000 --rate 1000 --seconds 10
+    .venv/bin/python -m benchmarks.lookup_latency --records 100000 --rate 500 --seconds 10 \
+        --output lookup_latency_500
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import random
@@ -37,7 +38,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from benchmarks.common import percentile, save
+from benchmarks.common import argument_parser, load_average, percentile, save
 from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
@@ -121,7 +122,7 @@ def paced_calls(port: int, token: str, method: str, identifiers: list[str], rate
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("lookup_latency", __doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="client threads, one connection each")
     args = parser.parse_args(argv)
 
+    load_before = load_average()
     tmp = Path(tempfile.mkdtemp(prefix="idgraph-bench-"))
     token = secrets.token_urlsafe(16)
     proc = None
@@ -170,9 +172,9 @@ def main(argv: list[str] | None = None) -> dict:
         "lookup_p99_vs_health_p99": round(p99 / health["scheduled"]["p99_ms"], 2),
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": p99 <= TARGET_P99_MS and lookup["errors"] == 0,
+        "load_average_1m": {"before": load_before, "after": load_average()},
     }
-    path = save("lookup_latency", f"python -m benchmarks.lookup_latency --records {args.records} "
-                f"--rate {args.rate:g} --seconds {args.seconds:g} --processes {args.processes}", out)
+    path = save(parser, args, argv, out)
     for name, res in (("Lookup", lookup), ("Health", health)):
         sent, sched = res["sent"], res["scheduled"]
         print(f"{name:7} @ {args.rate:g}/s, from schedule: p50 {sched['p50_ms']} ms  "

@@ -19,13 +19,11 @@ Target: our p99 <= 2 ms per record.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
-import sys
 import time
 
-from benchmarks.common import percentile, save
+from benchmarks.common import argument_parser, percentile, save
 
 
 def matching_rows(n: int, seed: int) -> list[tuple[str, dict]]:
@@ -40,7 +38,7 @@ def matching_rows(n: int, seed: int) -> list[tuple[str, dict]]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("realtime_scoring", __doc__)
     parser.add_argument("--existing", type=int, default=100_000)
     parser.add_argument("--new", type=int, default=2000)
     parser.add_argument("--splink-calls", type=int, default=30)
@@ -120,9 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target_p99_ms": 2.0,
     }
     print(result)
-    command = "python -m benchmarks.realtime_scoring " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    print(f"saved {save('realtime_scoring', command.strip(), result)}")
+    print(f"saved {save(parser, args, argv, result)}")
     return result
 
 

@@ -33,7 +33,6 @@ Target: freshness p99 <= 100 ms at 1,000 events/s.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import heapq
@@ -53,7 +52,7 @@ from pathlib import Path
 import grpc
 import orjson
 
-from benchmarks.common import percentile, save
+from benchmarks.common import argument_parser, percentile, save
 from benchmarks.lookup_latency import start_server
 from benchmarks.stream_throughput import (
     fresh_prefix,
@@ -232,7 +231,7 @@ def summary(values: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("stream_freshness", __doc__)
     parser.add_argument("--rate", type=float, default=1000, help="events per second")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--probe-every", type=int, default=PROBE_EVERY,
@@ -391,17 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "machine; resolution: one poll interval (5 ms up to the target, then 20% "
                 "of the probe's age)",
     }
-    command = (f"python -m benchmarks.stream_freshness --rate {args.rate:g} --seconds "
-               f"{args.seconds:g}")
-    for flag, value, default in (("--probe-every", args.probe_every, PROBE_EVERY),
-                                 ("--poll-ms", args.poll_ms, POLL_MS),
-                                 ("--poll-backoff", args.poll_backoff, POLL_BACKOFF),
-                                 ("--probe-threads", args.probe_threads, 2),
-                                 ("--batch-size", args.batch_size, None),
-                                 ("--batch-within", args.batch_within, None)):
-        if value != default:
-            command += f" {flag} {value:g}"
-    path = save("stream_freshness", command, out)
+    path = save(parser, args, argv, out)
     fs = out["freshness_from_send"]
     print(f"{produced['sent']} events at {produced['achieved_rate_per_s']}/s, {len(done)} probes "
           f"(every {args.probe_every}th), Lookup every {args.poll_ms:g} ms (after "

@@ -19,11 +19,12 @@ the source record ID; not timed as part of the end-to-end rate). Then, in the sa
 Target: e2e >= 10,000 events/s (aim 20,000) at 100k records on the 2-core machine.
 
     .venv/bin/python -m benchmarks.stream_throughput --records 100000
+    .venv/bin/python -m benchmarks.stream_throughput --records 30000 --batch-within 0.2 \
+        --output stream_throughput_within0.2
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -37,7 +38,7 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.common import save
+from benchmarks.common import argument_parser, save
 from devservers.kafka_broker import LocalBroker, terminate_process
 from generator import generate
 from idgraph.settings import Settings
@@ -245,7 +246,7 @@ def _steady_rate(history: list[tuple[int, int, float]], messages: int) -> int | 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("stream_throughput", __doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--batch-size", type=int, default=None,
@@ -301,10 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "from the worker's Ready (group joined) to its last batch, after which the "
                 "store held every event ID as processed",
     }
-    path = save("stream_throughput",
-                f"python -m benchmarks.stream_throughput --records {args.records}"
-                + (f" --batch-size {args.batch_size}" if args.batch_size else "")
-                + (f" --batch-within {args.batch_within:g}" if args.batch_within else ""), out)
+    path = save(parser, args, argv, out)
     print(f"records {args.records}  events {produced}  distinct event IDs {expected_ids}")
     print(f"produce     : {out['produce']['events_per_s']:>8} events/s (not timed in e2e)")
     print(f"ceiling     : {ceiling['events_per_s']:>8} events/s (raw aiokafka consumer, "

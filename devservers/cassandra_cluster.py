@@ -12,7 +12,8 @@ pinned :data:`TARBALL_SHA256` and extracts it. :class:`LocalCassandraCluster` ru
 predates the module system, so every ``java.base`` package is opened to it), each node
 on its own loopback address (127.0.0.1 in ``dc1``, 127.0.0.2 in ``dc2`` by default) with
 the same native, storage and JMX ports, so the cluster looks like a real multi-DC
-deployment to the driver. See ``shared/INFRA.md``, "CQL: Apache Cassandra 2.1.0".
+deployment to the driver. The README's "Cassandra profile store" section says what the
+tests check on it.
 
 Clients must speak native protocol v3 (``cassandra-driver``: ``protocol_version=3``,
 :data:`PROTOCOL_VERSION`); 2.1 has no ``date``/``smallint``, ``INSERT JSON``, ``UNSET``,

@@ -10,7 +10,8 @@ with in-memory storage, waits until it accepts connections (typically a few tens
 milliseconds), and stops it by PID. :func:`create_topics` creates topics with an exact
 partition count, which Faust needs (auto-created topics get 4 partitions).
 
-Limits of tansu that matter to callers (see ``INFRA.md``, "Kafka protocol: tansu"):
+Limits of tansu that matter to callers (the README's "Streaming (Kafka and Faust)" section
+describes how the project uses the broker):
 
 - storage is ``memory://``: nothing survives a broker restart, not topics, not records,
   not committed offsets;

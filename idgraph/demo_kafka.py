@@ -78,7 +78,7 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
         stream = settings.stream.model_copy(update={
             "brokers": brokers, "topic_prefix": f"demo{secrets.token_hex(3)}",
             "consumer_group": f"demo-{secrets.token_hex(3)}",
-            # tansu holds a group join for half the session timeout (shared/INFRA.md)
+            # tansu holds a group join for half the session timeout (devservers/kafka_broker.py)
             "session_timeout_seconds": 6.0 if broker else settings.stream.session_timeout_seconds,
         })
         settings = settings.model_copy(update={"stream": stream})

@@ -5,8 +5,8 @@ that carried it, by *event time*, not arrival order: an older event arriving lat
 overwrite a newer value (it still counts as an event). Consent per purpose follows the same
 rule. Identifiers keep first and last seen.
 
-Profile (:func:`build_profile`): a fold over the profile's records. For each attribute the
-configured rule picks one value among the records' values:
+Profile (:meth:`ProfileBuilder.build`): a fold over the profile's records. For each
+attribute the configured rule picks one value among the records' values:
 
 * ``source_priority``: the value from the highest-priority source (order of
   ``SurvivorshipSettings.source_priority``; unlisted sources last); ties: most recent.

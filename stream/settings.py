@@ -31,7 +31,7 @@ class StreamSettings(Section):
     names its system in the ``source`` header, which may be left out when the topic
     carries one system."""
     partitions: int = Field(default=8, ge=1)
-    """Partitions of topics the project creates (``idgraph topics create``)."""
+    """Partitions of topics the project creates (``idgraph topics``)."""
     replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "idgraph-workers"
     batch_size: int = Field(default=2000, ge=1)

@@ -1,6 +1,6 @@
 """Topics the project uses, and plain aiokafka clients configured from settings.
 
-``idgraph topics create`` and the worker's start create missing topics with
+``idgraph topics`` and the worker's start create missing topics with
 ``stream.partitions``; existing topics are left as they are (adding partitions later would
 move keys between partitions, and tansu does not support it).
 """

@@ -72,7 +72,7 @@ def stream_env(broker, tmp_path):
     tag = uuid.uuid4().hex[:8]
     cfg = StreamSettings(
         brokers=[broker.url], topic_prefix=f"t{tag}", consumer_group=f"g{tag}", partitions=4,
-        # tansu holds a group join for half the session timeout (shared/INFRA.md)
+        # tansu holds a group join for half the session timeout (devservers/kafka_broker.py)
         session_timeout_seconds=6, heartbeat_interval_seconds=1)
     env = worker_env(Settings(data_dir=tmp_path / "unused", stream=cfg),
                      tmp_path / "worker-settings.toml")
