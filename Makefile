@@ -37,11 +37,17 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
+# ruff, then the layers contract ([tool.importlinter]) on the installed layout: the wheel's
+# tree, where every folder sits under idgraph/ as it does for users
+LINT_TREE ?= $(or $(TMPDIR),/tmp)/idgraph-lint-tree
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	rm -rf $(LINT_TREE)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --target $(LINT_TREE) .
+	cd $(LINT_TREE) && PYTHONPATH=$(LINT_TREE) $(CURDIR)/$(VENV)/bin/lint-imports $(CURDIR)/pyproject.toml
 
 proto: $(STAMP)
-	$(PY) -m proto.generate
+	$(PY) -m idgraph.proto.generate
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.batch_resolution --records 1000000
     .venv/bin/python -m benchmarks.batch_resolution --records 200000 --output batch_resolution_200k
 
-Writes a Parquet person file drawn from the synthetic population (:mod:`generator.people`):
+Writes a Parquet person file drawn from the synthetic population (:mod:`idgraph.generator.people`):
 people with one to five records each, the copies with the kinds of damage contact data
 has (typos, swapped given and family names, missing fields, another email or phone, a
 national-format phone). Then runs ``idgraph resolve`` on it as its own process on a fresh
@@ -42,8 +42,7 @@ def write_person_file(n_records: int, seed: int, path: Path) -> dict[str, str]:
     """Write ``n_records`` rows to ``path`` (Parquet); returns record ID -> person ID."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from generator.people import PeopleFactory
+    from idgraph.generator.people import PeopleFactory
 
     rng = random.Random(seed)
     factory = PeopleFactory(rng)

@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from idgraph.generator import generate
+from idgraph.profile_store import create_store
+from idgraph.profile_store.base import ProfileStore, StoreBatch
+from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
+
 from benchmarks.common import argument_parser, percentile, save
-from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
-from profile_store import create_store
-from profile_store.base import ProfileStore, StoreBatch
-from profile_store.cassandra_backend.settings import CassandraSettings
 
 REGION_DATACENTERS = {"eu": {"dc1": 1}, "uk": {"dc1": 1}, "us": {"dc2": 1}, "apac": {"dc2": 1}}
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.contact_points:
             contact_points, port = args.contact_points.split(","), args.port
         else:
-            from devservers.cassandra_cluster import LocalCassandraCluster
+            from idgraph.devservers.cassandra_cluster import LocalCassandraCluster
 
             cluster = LocalCassandraCluster(work / "cluster")
             t0 = time.perf_counter()

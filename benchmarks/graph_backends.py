@@ -26,12 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from idgraph.generator import generate
+from idgraph.graph.neo4j_backend.settings import Neo4jSettings
+from idgraph.graph.networkx_backend import NetworkxGraph
 from pydantic import SecretStr
 
 from benchmarks.common import argument_parser, percentile, save
-from generator import generate
-from graph.neo4j_backend.settings import Neo4jSettings
-from graph.networkx_backend import NetworkxGraph
 from idgraph.engine import Engine
 from idgraph.settings import Settings
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 password=SecretStr(args.neo4j_password),
                                 database=args.neo4j_database)
         else:
-            from devservers.bolt_server import LocalBoltServer
+            from idgraph.devservers.bolt_server import LocalBoltServer
 
             server = LocalBoltServer(tmp / "arcadedb", heap="2g")
             server.start()

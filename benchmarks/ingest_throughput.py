@@ -21,12 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from idgraph.generator import generate
+from idgraph.resolver.adapters import adapt
+from idgraph.resolver.normalize import Normalizer
+
 from benchmarks.common import argument_parser, load_average, save
-from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
-from resolver.adapters import adapt
-from resolver.normalize import Normalizer
 
 TARGET = 20_000
 

@@ -160,7 +160,7 @@ def _record_kinds(engine) -> dict[str, str]:
     """Record key -> what it gives the model: ``no_person_columns`` (no matching row),
     ``no_name`` (a row without names), ``name_from_address`` (names only from its email
     address) or ``named``."""
-    from resolver.probabilistic.features import match_row
+    from idgraph.resolver.probabilistic.features import match_row
 
     keys = sorted(engine.store.record_profiles())
     kinds = {}
@@ -191,7 +191,8 @@ def _links(engine) -> tuple[set[tuple[str, str]], dict[tuple[str, str], bool]]:
 
 
 def run_synthetic(n_records: int, seed: int, work: Path) -> dict:
-    from generator import generate
+    from idgraph.generator import generate
+
     from idgraph.engine.batch import match_stored, train
 
     ds = generate(n_records=n_records, seed=seed)

@@ -6,7 +6,7 @@ own single-record scoring as the baseline in the same run.
 Both sides score the same new records against the same existing records with the same
 trained model and blocking rules:
 
-* ours: :class:`resolver.probabilistic.scorer.CandidateIndex` gives the candidates (the
+* ours: :class:`idgraph.resolver.probabilistic.scorer.CandidateIndex` gives the candidates (the
   records sharing a blocking key), :class:`RealtimeScorer` scores every candidate pair;
   time = candidates + all scores, per record;
 * Splink: ``linker.inference.predict_between(new_record, existing)`` (Splink 5's
@@ -28,7 +28,8 @@ from benchmarks.common import argument_parser, percentile, save
 
 def matching_rows(n: int, seed: int) -> list[tuple[str, dict]]:
     """The first ``n`` matchable record rows of the synthetic data set (last state of each)."""
-    from generator import generate
+    from idgraph.generator import generate
+
     from idgraph.engine.batch import payload_rows
 
     rows = payload_rows(generate(n_records=int(n * 3.2), seed=seed).events)
@@ -45,9 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
 
+    from idgraph.resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
+    from idgraph.resolver.probabilistic.training import train_model
+
     from idgraph.engine.batch import rows_frame
-    from resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
-    from resolver.probabilistic.training import train_model
 
     rows = matching_rows(args.existing + args.new, args.seed)
     existing, new = rows[:args.existing], rows[args.existing:]

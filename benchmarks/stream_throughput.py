@@ -1,6 +1,6 @@
 """Streaming throughput: Kafka input topics -> one ``idgraph worker`` -> profile store.
 
-Starts a local tansu broker (:class:`devservers.kafka_broker.LocalBroker`), creates the
+Starts a local tansu broker (:class:`idgraph.devservers.kafka_broker.LocalBroker`), creates the
 project's topics under a fresh prefix, and produces the generated multi-source events to
 the input topics (as ``idgraph backfill`` does: JSON value, ``source`` header, keyed by
 the source record ID; not timed as part of the end-to-end rate). Then, in the same run:
@@ -38,15 +38,16 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
+from idgraph.devservers.kafka_broker import LocalBroker, terminate_process
+from idgraph.generator import generate
+from idgraph.profile_store import create_store
+from idgraph.stream.produce import distinct_event_ids, produce_payloads
+from idgraph.stream.settings import StreamSettings
+from idgraph.stream.topics import client_options, ensure_topics
+
 from benchmarks.common import argument_parser, save
-from devservers.kafka_broker import LocalBroker, terminate_process
-from generator import generate
 from idgraph.settings import Settings
 from idgraph.worker_processes import start_worker, worker_env
-from profile_store import create_store
-from stream.produce import distinct_event_ids, produce_payloads
-from stream.settings import StreamSettings
-from stream.topics import client_options, ensure_topics
 
 TARGET = 10_000
 AIM = 20_000

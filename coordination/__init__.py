@@ -1,6 +1,6 @@
 """Coordination: the writers' turns, the review queue and the model registry.
 
-The interfaces are in :mod:`coordination.base`; :mod:`coordination.local` keeps them in the
+The interfaces are in :mod:`idgraph.coordination.base`; :mod:`idgraph.coordination.local` keeps them in the
 data dir (one machine). The functions below open the configured backend; today the local
 one is the only one.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coordination.base import (
+from idgraph.coordination.base import (
     STATUSES,
     CatchUp,
     ModelRegistry,
@@ -29,14 +29,14 @@ __all__ = [
 
 def open_writer_turns(data_dir: Path, wait_seconds: float) -> WriterCoordination:
     """The writers' turns of ``data_dir`` (waiting at most ``wait_seconds`` for one)."""
-    from coordination.local.turns import WriterTurns
+    from idgraph.coordination.local.turns import WriterTurns
 
     return WriterTurns(data_dir, wait_seconds)
 
 
 def open_review_queue(data_dir: Path, create: bool = True) -> ReviewQueue | None:
     """The review queue of ``data_dir``; without ``create``, None when it has none yet."""
-    from coordination.local.reviews import SqliteReviewQueue
+    from idgraph.coordination.local.reviews import SqliteReviewQueue
 
     path = Path(data_dir) / "reviews.sqlite"
     if not create and not path.exists():
@@ -46,6 +46,6 @@ def open_review_queue(data_dir: Path, create: bool = True) -> ReviewQueue | None
 
 def open_model_registry(data_dir: Path) -> ModelRegistry:
     """The trained models of ``data_dir``."""
-    from coordination.local.models import DirectoryModelRegistry
+    from idgraph.coordination.local.models import DirectoryModelRegistry
 
     return DirectoryModelRegistry(Path(data_dir) / "models")

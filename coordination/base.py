@@ -1,7 +1,7 @@
 """Coordination seams: the state writers share besides the graph and the store.
 
 Three concerns, each one small interface with a local backend of today (files in the data
-dir, :mod:`coordination.local`) and room for a distributed one, so that writers on several
+dir, :mod:`idgraph.coordination.local`) and room for a distributed one, so that writers on several
 machines can share nothing but Kafka, Neo4j and Cassandra:
 
 * :class:`WriterCoordination`: who writes now, and what the others wrote since this
@@ -18,8 +18,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.errors import IdGraphError
-from resolver.probabilistic.training import TrainingReport
+from idgraph.core.errors import IdGraphError
+from idgraph.resolver.probabilistic.training import TrainingReport
 
 STATUSES = ("open", "accepted", "rejected", "applied")
 """Review statuses: ``open`` -> ``accepted`` -> ``applied``; ``open`` -> ``rejected``."""

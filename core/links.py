@@ -3,7 +3,7 @@ identity graph (which applies them), and the two read roles the resolver needs o
 
 Kept at the bottom so that neither the resolver nor the graph imports the other: the
 resolver reads a graph only through :class:`GraphComponents` and :class:`GraphProfiles`,
-which every graph backend implements (:mod:`graph.base`).
+which every graph backend implements (:mod:`idgraph.graph.base`).
 """
 
 from __future__ import annotations

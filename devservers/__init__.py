@@ -6,9 +6,9 @@ They serve the Kafka demo, the test-suite and the benchmarks; production points
 ``stream.brokers``, ``neo4j.uri`` and ``cassandra.contact_points`` at real Kafka, Neo4j and
 Cassandra. Nothing in the product imports this package except the Kafka demo.
 
-* :mod:`devservers.launcher`: how every one of them starts and stops its processes;
-* :mod:`devservers.kafka_broker`: tansu 0.6.0 (``python -m devservers.kafka_broker``);
-* :mod:`devservers.bolt_server`: ArcadeDB 26.10.2 speaking Bolt 5.4
-  (``python -m devservers.bolt_server``);
-* :mod:`devservers.cassandra_cluster`: Apache Cassandra 2.1.0, two nodes in dc1 and dc2.
+* :mod:`idgraph.devservers.launcher`: how every one of them starts and stops its processes;
+* :mod:`idgraph.devservers.kafka_broker`: tansu 0.6.0 (``python -m idgraph.devservers.kafka_broker``);
+* :mod:`idgraph.devservers.bolt_server`: ArcadeDB 26.10.2 speaking Bolt 5.4
+  (``python -m idgraph.devservers.bolt_server``);
+* :mod:`idgraph.devservers.cassandra_cluster`: Apache Cassandra 2.1.0, two nodes in dc1 and dc2.
 """

@@ -8,7 +8,7 @@ Usage::
 
 or from a shell (foreground; Ctrl+C or SIGTERM stops it)::
 
-    python -m devservers.bolt_server [--port 7687] [--root DIR]
+    python -m idgraph.devservers.bolt_server [--port 7687] [--root DIR]
 
 The server binds 127.0.0.1 only (Bolt and HTTP; free ports unless ``port`` is given),
 keeps its data, configuration and log (``server.log``) under ``root`` and is stopped by
@@ -72,8 +72,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from devservers.launcher import free_port as _free_port
-from devservers.launcher import spawn_logged, terminate_process
+from idgraph.devservers.launcher import free_port as _free_port
+from idgraph.devservers.launcher import spawn_logged, terminate_process
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns 0 after a clean stop, 1 when the server fails to start or dies.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m devservers.bolt_server",
+        prog="python -m idgraph.devservers.bolt_server",
         description="Run a local ArcadeDB Bolt server (Neo4j 5 protocol) on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=None, help="Bolt port (default: a free one)")
     parser.add_argument("--root", type=Path, default=None,

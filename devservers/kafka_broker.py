@@ -34,7 +34,7 @@ describes how the project uses the broker):
   real cluster. The client-side limit still applies (aiokafka's producer refuses a
   value of 1 MiB or more unless ``max_request_size`` is raised).
 
-Run a broker in the foreground with ``python -m devservers.kafka_broker [--port N]
+Run a broker in the foreground with ``python -m idgraph.devservers.kafka_broker [--port N]
 [--topic NAME:PARTITIONS ...]``; it prints the bootstrap address on stdout.
 """
 
@@ -60,9 +60,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from core.errors import BackendError, ConfigError
-from devservers.launcher import free_port, spawn_logged, terminate_process
-from stream.topics import TOPIC_ALREADY_EXISTS as _TOPIC_ALREADY_EXISTS
+from idgraph.core.errors import BackendError, ConfigError
+from idgraph.devservers.launcher import free_port, spawn_logged, terminate_process
+from idgraph.stream.topics import TOPIC_ALREADY_EXISTS as _TOPIC_ALREADY_EXISTS
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 20.0
@@ -437,13 +437,13 @@ def create_topics_sync(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m devservers.kafka_broker [--port N] [--topic NAME:PARTITIONS ...]``.
+    """``python -m idgraph.devservers.kafka_broker [--port N] [--topic NAME:PARTITIONS ...]``.
 
     Runs a broker in the foreground, prints its bootstrap address, and stops it on
     Ctrl-C or SIGTERM. Exits 1 when it cannot start or dies on its own.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m devservers.kafka_broker",
+        prog="python -m idgraph.devservers.kafka_broker",
         description="Run a local tansu broker (memory storage) until Ctrl-C. "
         "For the demo, tests and benchmarks only.",
     )

@@ -1,7 +1,7 @@
 """The one way the local development servers start and stop their processes.
 
-Every launcher (:mod:`devservers.kafka_broker`, :mod:`devservers.bolt_server`,
-:mod:`devservers.cassandra_cluster`) starts its server with :func:`spawn_logged` (output
+Every launcher (:mod:`idgraph.devservers.kafka_broker`, :mod:`idgraph.devservers.bolt_server`,
+:mod:`idgraph.devservers.cassandra_cluster`) starts its server with :func:`spawn_logged` (output
 appended to a log file, its own session so a Ctrl+C reaches only Python, and SIGTERM from
 Linux when the starting thread dies, so a parent killed with SIGKILL leaves no orphan) and
 stops it with :func:`terminate_process` (SIGTERM, a grace period, then SIGKILL).
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from core.ports import free_port
+from idgraph.core.ports import free_port
 
 __all__ = ["free_port", "parent_death_signal", "spawn_logged", "terminate_process"]
 

@@ -1,6 +1,6 @@
 """Seeded synthetic multi-source identity data with ground truth.
 
-    from generator import generate, write_source_files
+    from idgraph.generator import generate, write_source_files
 
     ds = generate(n_records=10_000, seed=7)
     ds.events[0]        # ("salesforce", {...raw sObject record...}), in event-time order
@@ -8,12 +8,12 @@
     ds.people           # the ground-truth Person objects
     write_source_files(ds, "data/")  # one export/batch file per source kind
 
-Used by the demo, the tests and the benchmarks. See :mod:`generator.synthetic`.
+Used by the demo, the tests and the benchmarks. See :mod:`idgraph.generator.synthetic`.
 """
 
-from generator.people import Company, Device, Person, Phone
-from generator.synthetic import JUNK_EMAIL, ZERO_IDFA, SyntheticDataset, generate
-from generator.writers import SOURCE_FILES, write_source_files
+from idgraph.generator.people import Company, Device, Person, Phone
+from idgraph.generator.synthetic import JUNK_EMAIL, ZERO_IDFA, SyntheticDataset, generate
+from idgraph.generator.writers import SOURCE_FILES, write_source_files
 
 __all__ = [
     "JUNK_EMAIL",

@@ -1026,7 +1026,7 @@ def canonical_email(raw: str) -> str:
 
     Mirrors ``resolver.normalize.Normalizer.email`` with default settings: trim, lower-case,
     ``googlemail.com`` -> ``gmail.com``, drop ``+tag`` on plus-tag domains and dots on
-    Gmail. Used only when no normaliser is passed to :func:`generator.generate`.
+    Gmail. Used only when no normaliser is passed to :func:`idgraph.generator.generate`.
     """
     e = raw.strip().lower()
     local, _, domain = e.rpartition("@")

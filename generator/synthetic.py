@@ -1,6 +1,6 @@
 """Seeded synthetic multi-source data with ground truth.
 
-:func:`generate` draws a population of :class:`~generator.people.Person` objects and the raw
+:func:`generate` draws a population of :class:`~idgraph.generator.people.Person` objects and the raw
 payloads five source systems would deliver about them, exactly in those systems' wire
 shapes:
 
@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
-from generator.people import (
+from idgraph.generator.people import (
     ANDROID_MODELS,
     IOS_MODELS,
     Company,
@@ -379,7 +379,7 @@ def generate(
 
 def _default_email_key() -> Callable[[str], str]:
     try:
-        from resolver.normalize import Normalizer
+        from idgraph.resolver.normalize import Normalizer
     except ImportError:  # pragma: no cover - the resolver is part of this repo
         return canonical_email
     return Normalizer().email

@@ -1,4 +1,4 @@
-"""Write a :class:`~generator.synthetic.SyntheticDataset` as the files the source systems
+"""Write a :class:`~idgraph.generator.synthetic.SyntheticDataset` as the files the source systems
 hand out (what ``resolver.adapters.files.iter_payloads`` reads back):
 
 =================  ===========================  ==============================================
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import orjson
 
 if TYPE_CHECKING:
-    from generator.synthetic import SyntheticDataset
+    from idgraph.generator.synthetic import SyntheticDataset
 
 __all__ = ["SOURCE_FILES", "write_source_files"]
 

@@ -1,11 +1,11 @@
-"""Identity graph: the seam (:mod:`graph.base`) and one package per backend."""
+"""Identity graph: the seam (:mod:`idgraph.graph.base`) and one package per backend."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graph.base import (
+from idgraph.graph.base import (
     ComponentInfo,
     EdgeExplanation,
     GraphChanges,
@@ -19,7 +19,7 @@ from graph.base import (
 )
 
 if TYPE_CHECKING:
-    from graph.neo4j_backend.settings import Neo4jSettings
+    from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 
 __all__ = ["ComponentInfo", "EdgeExplanation", "GraphChanges", "GraphComponents", "GraphExplain",
            "GraphProfiles", "GraphView", "IdentityGraph", "LinkEdge", "MatchEdge", "create_graph",
@@ -35,13 +35,13 @@ def create_graph(backend: str, data_dir: Path, shareable_types: frozenset[str],
     Neo4j backend (its defaults when None).
     """
     if backend == "networkx":
-        from graph.networkx_backend import NetworkxGraph
+        from idgraph.graph.networkx_backend import NetworkxGraph
 
         return NetworkxGraph(Path(data_dir) / "graph-links.sqlite", shareable_types,
                              read_only=read_only)
     if backend == "neo4j":
-        from graph.neo4j_backend import Neo4jGraph
-        from graph.neo4j_backend.settings import Neo4jSettings
+        from idgraph.graph.neo4j_backend import Neo4jGraph
+        from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 
         return Neo4jGraph(neo4j or Neo4jSettings(), shareable_types, read_only=read_only)
     raise ValueError(f"graph_backend: unknown backend {backend!r}; known: networkx, neo4j")

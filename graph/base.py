@@ -9,7 +9,7 @@ is a connected component of the subgraph of linked edges that contains at least 
 An edge that is attached but not linked (a rejected link: limit, shared household device,
 non-linking identifier type) keeps the identifier on the record without merging anything.
 
-Profile IDs are stable (see :mod:`graph.ids` for the rules): a component keeps the ID of
+Profile IDs are stable (see :mod:`idgraph.graph.ids` for the rules): a component keeps the ID of
 its oldest profile when components merge, the other IDs become aliases of it; when an
 edge or record is removed and the component splits, the part holding the ID's founding
 record keeps it, parts holding the founding record of one of its aliases get that alias
@@ -25,8 +25,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import ClassVar
 
-from core.errors import translate_driver_errors
-from core.links import (
+from idgraph.core.errors import translate_driver_errors
+from idgraph.core.links import (
     ComponentInfo,
     EdgeExplanation,
     GraphChanges,
@@ -76,12 +76,12 @@ class GraphView(GraphReads, GraphExplain):
 class IdentityGraph(GraphView):
     """A durable identity graph with stable profile IDs: a view plus the writes.
 
-    A backend implements this class once; opened read-only (:func:`graph.create_graph_view`)
+    A backend implements this class once; opened read-only (:func:`idgraph.graph.create_graph_view`)
     it is typed and used as a :class:`GraphView`, and its write methods refuse.
 
     A backend names its driver's exception classes in ``driver_errors``: every seam method
-    then raises :class:`~core.errors.BackendError` for them, described by
-    ``describe_driver_error`` (see :func:`~core.errors.translate_driver_errors`)."""
+    then raises :class:`~idgraph.core.errors.BackendError` for them, described by
+    ``describe_driver_error`` (see :func:`~idgraph.core.errors.translate_driver_errors`)."""
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 

@@ -3,14 +3,14 @@ graph backends run.
 
 :class:`ComponentState` holds a graph (or, for a database backend, the part of it a write
 touches: every component involved, whole) with its connected components of linked edges
-and their profile IDs, and implements the ID rules of :mod:`graph.base` and
-:mod:`graph.ids`. Components are maintained incrementally (union by size, relabelling the
+and their profile IDs, and implements the ID rules of :mod:`idgraph.graph.base` and
+:mod:`idgraph.graph.ids`. Components are maintained incrementally (union by size, relabelling the
 smaller side), so adding a batch costs about O(edges); a removal recomputes only the
 component it touched. Node keys are prefixed internally (``r|`` records, ``i|``
 identifiers) so a record key can never collide with an identifier key.
 
-The embedded backend (:mod:`graph.networkx_backend`) keeps one state for the whole graph
-and logs the ops. The Neo4j backend (:mod:`graph.neo4j_backend`) loads the components a
+The embedded backend (:mod:`idgraph.graph.networkx_backend`) keeps one state for the whole graph
+and logs the ops. The Neo4j backend (:mod:`idgraph.graph.neo4j_backend`) loads the components a
 write touches into a fresh state, runs the same ops and writes the difference back, so
 both give the same profile IDs, aliases and history for the same inputs.
 """
@@ -23,10 +23,9 @@ from collections.abc import Iterable
 from itertools import pairwise
 
 import networkx as nx
-
-from core.links import ProfileEvent
-from graph.base import ComponentInfo, EdgeExplanation, GraphChanges, LinkEdge, MatchEdge
-from graph.ids import profile_id_for
+from idgraph.core.links import ProfileEvent
+from idgraph.graph.base import ComponentInfo, EdgeExplanation, GraphChanges, LinkEdge, MatchEdge
+from idgraph.graph.ids import profile_id_for
 
 R = "r|"
 I = "i|"

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.errors import ConfigError, IdGraphError, NotFoundError
-from core.ports import free_port
+from idgraph.core.errors import ConfigError, IdGraphError, NotFoundError
+from idgraph.core.ports import free_port
 from idgraph.settings import Settings, load_settings
 
 log = logging.getLogger("idgraph")
@@ -113,7 +113,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from idgraph.engine import DeadLetter, Engine, IngestResult
-    from resolver.adapters.files import iter_payloads
+    from idgraph.resolver.adapters.files import iter_payloads
 
     settings = _settings(args)
     _check_inputs(args.files)
@@ -155,7 +155,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if args.server:
         from google.protobuf.json_format import MessageToDict
 
-        from service.client import ProfileClient
+        from idgraph.service.client import ProfileClient
 
         with ProfileClient(args.server, token=settings.grpc.client_token) as client:
             response = client.lookup(args.identifier)
@@ -192,7 +192,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from service.server import serve
+    from idgraph.service.server import serve
 
     settings = _settings(args)
     host = args.host or settings.grpc.host
@@ -420,8 +420,8 @@ def _require_kafka() -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     _require_kafka()
     from idgraph.engine import Engine
-    from stream.app import StreamWorker
-    from stream.topics import ensure_topics_sync
+    from idgraph.stream.app import StreamWorker
+    from idgraph.stream.topics import ensure_topics_sync
 
     settings = _stream_settings(args)
     if args.stats_file:
@@ -444,8 +444,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import asyncio
 
-    from resolver.adapters.files import iter_payloads
-    from stream.produce import produce_payloads
+    from idgraph.resolver.adapters.files import iter_payloads
+    from idgraph.stream.produce import produce_payloads
 
     _require_kafka()
     settings = _stream_settings(args)
@@ -459,7 +459,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     _require_kafka()
-    from stream.topics import ensure_topics_sync, project_topics
+    from idgraph.stream.topics import ensure_topics_sync, project_topics
 
     settings = _stream_settings(args)
     created = ensure_topics_sync(settings.stream)
@@ -469,7 +469,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from generator import generate, write_source_files
+    from idgraph.generator import generate, write_source_files
 
     dataset = generate(n_records=args.records, seed=args.seed)
     with _on_path(args.out):

@@ -24,11 +24,11 @@ from idgraph.settings import Settings
 def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_data: bool) -> int:
     from tqdm import tqdm
 
-    from generator import generate
     from idgraph.engine import Engine
     from idgraph.evaluation import evaluate, percentile
-    from service.client import ProfileClient, ServiceCallError
-    from service.server import create_server
+    from idgraph.generator import generate
+    from idgraph.service.client import ProfileClient, ServiceCallError
+    from idgraph.service.server import create_server
 
     tmp = None
     if not keep_data:

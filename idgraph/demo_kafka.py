@@ -30,7 +30,7 @@ from idgraph.settings import Settings
 def _count_messages(cfg, topic: str, partitions: int) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from stream.topics import client_options
+    from idgraph.stream.topics import client_options
 
     async def run() -> int:
         consumer = AIOKafkaConsumer(**client_options(cfg), group_id=None,
@@ -53,16 +53,16 @@ def _count_messages(cfg, topic: str, partitions: int) -> int:
 
 def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, workers: int,
                    brokers: list[str] | None, keep_data: bool) -> int:
-    from core.errors import BackendError
-    from devservers.kafka_broker import LocalBroker
-    from generator import generate
+    from idgraph.core.errors import BackendError
+    from idgraph.devservers.kafka_broker import LocalBroker
     from idgraph.engine.backends import open_queries, open_reader_store
     from idgraph.evaluation import evaluate, percentile
+    from idgraph.generator import generate
+    from idgraph.service.client import ProfileClient
+    from idgraph.service.server import create_server
+    from idgraph.stream.produce import distinct_event_ids, produce_payloads
+    from idgraph.stream.topics import ensure_topics_sync
     from idgraph.worker_processes import start_worker, worker_env
-    from service.client import ProfileClient
-    from service.server import create_server
-    from stream.produce import distinct_event_ids, produce_payloads
-    from stream.topics import ensure_topics_sync
 
     tmp = Path(tempfile.mkdtemp(prefix="idgraph-kafka-demo-"))
     if not keep_data:

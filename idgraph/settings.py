@@ -47,10 +47,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from core.errors import ConfigError
+from idgraph.core.errors import ConfigError
 from idgraph.engine.settings import EngineSettings
-from service.settings import GrpcSettings
-from stream.settings import StreamSettings
+from idgraph.service.settings import GrpcSettings
+from idgraph.stream.settings import StreamSettings
 
 
 class Settings(BaseSettings, EngineSettings):

@@ -1,4 +1,4 @@
-"""Profile store: the seam (:mod:`profile_store.base`) and one package per backend."""
+"""Profile store: the seam (:mod:`idgraph.profile_store.base`) and one package per backend."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
+from idgraph.profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
 if TYPE_CHECKING:
-    from profile_store.cassandra_backend.settings import CassandraSettings
+    from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 __all__ = ["ChangeOutbox", "ProfileReader", "ProfileStore", "create_reader", "create_store"]
 
@@ -23,12 +23,12 @@ def create_store(backend: str, data_dir: Path, regions: Iterable[str],
     on the cluster ``cassandra`` describes (defaults when None; ``data_dir`` unused). A
     missing driver raises ConfigError naming the extra to install."""
     if backend == "sqlite":
-        from profile_store.sqlite_backend import SqliteProfileStore
+        from idgraph.profile_store.sqlite_backend import SqliteProfileStore
 
         return SqliteProfileStore(Path(data_dir) / "profiles.sqlite", regions, readonly=readonly)
     if backend == "cassandra":
-        from profile_store.cassandra_backend import CassandraProfileStore
-        from profile_store.cassandra_backend.settings import CassandraSettings
+        from idgraph.profile_store.cassandra_backend import CassandraProfileStore
+        from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
         return CassandraProfileStore(cassandra or CassandraSettings(), regions,
                                      readonly=readonly)

@@ -10,7 +10,7 @@ all, so an event whose ID is recorded as processed always has its effects stored
 
 Residency: a store instance is opened for a set of regions. Every row carries its
 profile's home region; writing or reading a profile of another region raises
-:class:`core.errors.ResidencyError` (writes) or finds nothing (reads).
+:class:`idgraph.core.errors.ResidencyError` (writes) or finds nothing (reads).
 
 Times are POSIX seconds (float, UTC).
 """
@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from core.errors import translate_driver_errors
-from core.links import ProfileEvent
+from idgraph.core.errors import translate_driver_errors
+from idgraph.core.links import ProfileEvent
 
 
 @dataclass(slots=True)
@@ -148,7 +148,7 @@ class ProfileHead:
 
 @dataclass(slots=True)
 class StoredProfile:
-    """What the store holds for one live profile; :mod:`profile_store.survivorship` folds
+    """What the store holds for one live profile; :mod:`idgraph.profile_store.survivorship` folds
     ``records`` into the :class:`Profile` that clients see."""
 
     head: ProfileHead
@@ -255,12 +255,12 @@ class ProfileStore(ProfileReader, ChangeOutbox):
     """Persistence of profile heads, records, aliases, identifier index and history: the
     reads, the outbox and the atomic batch write.
 
-    A backend implements this class once; opened read-only (:func:`profile_store.create_reader`)
+    A backend implements this class once; opened read-only (:func:`idgraph.profile_store.create_reader`)
     it is typed and used as a :class:`ProfileReader`, and its writes refuse.
 
     A backend names its driver's exception classes in ``driver_errors``: every seam method
-    then raises :class:`~core.errors.BackendError` for them, described by
-    ``describe_driver_error`` (see :func:`~core.errors.translate_driver_errors`)."""
+    then raises :class:`~idgraph.core.errors.BackendError` for them, described by
+    ``describe_driver_error`` (see :func:`~idgraph.core.errors.translate_driver_errors`)."""
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 

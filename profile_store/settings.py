@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from core.sections import Section
+from idgraph.core.sections import Section
 
 SurvivorshipRule = Literal["source_priority", "most_recent", "most_frequent"]
 

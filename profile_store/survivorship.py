@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from profile_store.base import (
+from idgraph.profile_store.base import (
     AttributeValue,
     Profile,
     ProfileIdentifier,
     SourceCounter,
     StoredRecord,
 )
-from profile_store.settings import SurvivorshipSettings
-from resolver.model import IdentityRecord
+from idgraph.profile_store.settings import SurvivorshipSettings
+from idgraph.resolver.model import IdentityRecord
 
 
 def new_record_state(rec: IdentityRecord, region: str) -> StoredRecord:

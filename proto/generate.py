@@ -2,17 +2,17 @@
 
 Usage (from the repository root; needs the dev extra ``grpcio-tools``)::
 
-    .venv/bin/python -m proto.generate          # rewrite the generated modules in place
-    .venv/bin/python -m proto.generate --check  # exit 1 if they are out of date
+    .venv/bin/python -m idgraph.proto.generate          # rewrite the generated modules in place
+    .venv/bin/python -m idgraph.proto.generate --check  # exit 1 if they are out of date
 
 The generated ``*_pb2.py``, ``*_pb2.pyi`` and ``*_pb2_grpc.py`` files are committed, so the
 runtime needs neither ``grpcio-tools`` nor a build step; never edit them by hand.
 
-protoc runs with the repository root as its only project include path (``-I .``), so the
-proto files are known as ``proto/idgraph/v1/...`` and every generated import is absolute
-from the repository root (``from proto.idgraph.v1 import profiles_pb2``). Compiling with
-``-I proto`` instead would make the gRPC stubs import ``idgraph.v1``, which resolves to
-the top-level ``idgraph`` package of this project and breaks.
+The folder ``proto/`` is installed as the package ``idgraph.proto``. protoc therefore runs
+over a staging tree where each proto file sits at its installed path
+(``idgraph/proto/idgraph/v1/profiles.proto``), so every generated import is absolute in the
+installed layout (``from idgraph.proto.idgraph.v1 import profiles_pb2``) and the descriptor
+pool knows the file by a name no other package claims.
 
 The output depends on the grpcio-tools version (it stamps the protobuf and grpcio
 versions the generated code requires), so regenerate after upgrading it.
@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-"""Repository root: the protoc include path and the output root."""
+"""Repository root: the output root."""
+
+INSTALLED_PREFIX = "idgraph/"
+"""Where ``proto/`` sits in the installed layout (the package ``idgraph.proto``)."""
 
 PROTO_FILES = ("proto/idgraph/v1/profiles.proto",)
 """Proto files to compile, relative to :data:`ROOT`."""
@@ -49,20 +53,33 @@ def generate(out_dir: Path | str = ROOT) -> list[Path]:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        "-I", ".",
-        f"--python_out={out}",
-        f"--pyi_out={out}",
-        f"--grpc_python_out={out}",
-        *PROTO_FILES,
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"protoc failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}".rstrip()
-        )
-    return [out / rel for proto in PROTO_FILES for rel in generated_files(proto)]
+    with tempfile.TemporaryDirectory(prefix="idgraph-protoc-") as tmp:
+        stage, compiled = Path(tmp) / "stage", Path(tmp) / "out"
+        compiled.mkdir()
+        for proto in PROTO_FILES:  # each file at its installed path
+            target = stage / INSTALLED_PREFIX / proto
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / proto, target)
+        cmd = [
+            sys.executable, "-m", "grpc_tools.protoc",
+            "-I", ".",
+            f"--python_out={compiled}",
+            f"--pyi_out={compiled}",
+            f"--grpc_python_out={compiled}",
+            *(INSTALLED_PREFIX + proto for proto in PROTO_FILES),
+        ]
+        proc = subprocess.run(cmd, cwd=stage, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"protoc failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}".rstrip()
+            )
+        written = []
+        for proto in PROTO_FILES:
+            for rel in generated_files(proto):
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(compiled / INSTALLED_PREFIX / rel, out / rel)
+                written.append(out / rel)
+    return written
 
 
 def outdated() -> list[str]:
@@ -80,7 +97,7 @@ def outdated() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m proto.generate", description=__doc__.split("\n")[0]
+        prog="python -m idgraph.proto.generate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--check", action="store_true",
                         help="only report out-of-date generated modules (exit 1 if any)")

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.links import GraphComponents, LinkEdge
-from resolver.model import Identifier, IdentityRecord
-from resolver.settings import IdentifierRule, LinkingSettings
+from idgraph.core.links import GraphComponents, LinkEdge
+from idgraph.resolver.model import Identifier, IdentityRecord
+from idgraph.resolver.settings import IdentifierRule, LinkingSettings
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from core.errors import InvalidIdentifierError
+from idgraph.core.errors import InvalidIdentifierError
 
 SIMPLE_TYPES = frozenset({"email", "phone", "device", "idfa", "gaid", "cookie"})
 NAMESPACED_TYPES = frozenset({"crm", "user", "ext"})

@@ -15,11 +15,10 @@ import unicodedata
 from datetime import UTC, date, datetime
 
 import phonenumbers
+from idgraph.core.errors import InvalidIdentifierError
+from idgraph.resolver.model import Identifier
+from idgraph.resolver.settings import NormalizationSettings
 from phonenumbers import NumberParseException, PhoneNumberFormat
-
-from core.errors import InvalidIdentifierError
-from resolver.model import Identifier
-from resolver.settings import NormalizationSettings
 
 __all__ = ["Normalizer"]
 

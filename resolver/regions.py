@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from resolver.settings import RegionSettings
+from idgraph.resolver.settings import RegionSettings
 
 
 class RegionPolicy:

@@ -17,10 +17,9 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from core.errors import IdGraphError
-from proto.idgraph.v1 import profiles_pb2 as pb
-from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.core.errors import IdGraphError
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 
 _CHANNEL_OPTIONS = [
     # A BatchLookup answer for 1000 identifiers can exceed grpc's 4 MiB receive default.

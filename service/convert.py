@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
-from profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
-from proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only its types are needed here
-    from coordination import Review
-    from graph.base import EdgeExplanation
+    from idgraph.coordination import Review
+    from idgraph.graph.base import EdgeExplanation
+
     from idgraph.engine.explain import Explanation
     from idgraph.engine.queries import LookupResult
 

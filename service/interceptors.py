@@ -9,7 +9,7 @@ token (activation channels) may call only :data:`API_METHODS` and health/reflect
 
 Error mapping is the only place exceptions become gRPC statuses:
 
-* an :class:`core.errors.IdGraphError` becomes its ``status`` with its message
+* an :class:`idgraph.core.errors.IdGraphError` becomes its ``status`` with its message
   (those messages are PII-free by contract, so they are safe to return to the caller).
   ``status`` is a code's name (``"FAILED_PRECONDITION"``), and a :class:`grpc.StatusCode`
   or its number are accepted too; any code but OK/INTERNAL/UNKNOWN is passed through;
@@ -35,8 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
-
-from core.errors import IdGraphError
+from idgraph.core.errors import IdGraphError
 
 _LOG = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ Security: when neither ``api_tokens`` nor ``steward_tokens`` is set the server
 authenticates nobody (every rpc is open), so it refuses to bind anything but a loopback
 address (or a Unix socket). Otherwise api tokens may only look profiles up, and Explain,
 ListReviews and DecideReview need a steward token (least privilege, see
-:class:`service.interceptors.AuthInterceptor`). TLS is used when both ``tls_cert_file``
+:class:`idgraph.service.interceptors.AuthInterceptor`). TLS is used when both ``tls_cert_file``
 and ``tls_key_file`` are set.
 
 Explain needs an :class:`idgraph.engine.explain.Explainer` (a read-only view of the identity
-graph) and the review rpcs a :class:`coordination.ReviewQueue`; without
+graph) and the review rpcs a :class:`idgraph.coordination.ReviewQueue`; without
 them those rpcs answer UNIMPLEMENTED. The caller owns both (and closes them after the
 server stopped).
 """
@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
-from core.errors import ConfigError
-from proto.idgraph.v1 import profiles_pb2 as pb
-from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
-from service.interceptors import AuthInterceptor, ErrorMappingInterceptor
-from service.servicer import ProfileServiceServicer
-from service.settings import GrpcSettings
+from idgraph.core.errors import ConfigError
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.service.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from idgraph.service.servicer import ProfileServiceServicer
+from idgraph.service.settings import GrpcSettings
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
-    from coordination import ReviewQueue
+    from idgraph.coordination import ReviewQueue
+
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
 

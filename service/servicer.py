@@ -2,11 +2,11 @@
 
 No resolution logic here (that is :class:`idgraph.engine.queries.ProfileQueries`, for Explain
 :class:`idgraph.engine.explain.Explainer`, for the review rpcs
-:class:`coordination.ReviewQueue`) and no error handling: handlers raise
-:class:`core.errors.IdGraphError` subclasses and
-:class:`service.interceptors.ErrorMappingInterceptor` turns them into statuses.
+:class:`idgraph.coordination.ReviewQueue`) and no error handling: handlers raise
+:class:`idgraph.core.errors.IdGraphError` subclasses and
+:class:`idgraph.service.interceptors.ErrorMappingInterceptor` turns them into statuses.
 The only checks made here are request-shape limits that protect the server.
-Who may call what is :class:`service.interceptors.AuthInterceptor`'s job.
+Who may call what is :class:`idgraph.service.interceptors.AuthInterceptor`'s job.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-
-from core.errors import IdGraphError, NotFoundError
-from proto.idgraph.v1 import profiles_pb2 as pb
-from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
-from service import convert
-from service.interceptors import ANONYMOUS, status_for
+from idgraph.core.errors import IdGraphError, NotFoundError
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.service import convert
+from idgraph.service.interceptors import ANONYMOUS, status_for
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
-    from coordination import ReviewQueue
+    from idgraph.coordination import ReviewQueue
+
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
 
@@ -81,7 +81,7 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
 
     Without ``explainer`` (``reviews``) those rpcs answer UNIMPLEMENTED. ``identify`` maps
     a call's metadata to the caller identity recorded as ``decided_by``
-    (:meth:`service.interceptors.AuthInterceptor.identity`; "anonymous" by default).
+    (:meth:`idgraph.service.interceptors.AuthInterceptor.identity`; "anonymous" by default).
     """
 
     def __init__(self, queries: ProfileQueries, max_batch_lookup: int = 1000,

@@ -1,12 +1,12 @@
 """Kafka transport: Faust workers, dead letters, profile changes, backfill.
 
-- :mod:`stream.events`: the message contract (decode inputs, dead-letter headers, change
+- :mod:`idgraph.stream.events`: the message contract (decode inputs, dead-letter headers, change
   messages); pure functions.
-- :mod:`stream.processor`: one batch of consumed messages -> the engine, broker-free.
-- :mod:`stream.app`: the Faust app and agent of ``idgraph worker``.
-- :mod:`stream.topics`, :mod:`stream.produce`: topic creation and producing raw payloads
+- :mod:`idgraph.stream.processor`: one batch of consumed messages -> the engine, broker-free.
+- :mod:`idgraph.stream.app`: the Faust app and agent of ``idgraph worker``.
+- :mod:`idgraph.stream.topics`, :mod:`idgraph.stream.produce`: topic creation and producing raw payloads
   (``idgraph topics``, ``idgraph backfill``, the Kafka demo).
-- :mod:`devservers.kafka_broker`: a local tansu broker for the demo, tests and benchmarks.
+- :mod:`idgraph.devservers.kafka_broker`: a local tansu broker for the demo, tests and benchmarks.
 
 The agents call :meth:`idgraph.engine.Engine.ingest_payloads`, the same entry point the
 CLI and the demo use; Faust is transport, not where the logic lives.

@@ -2,7 +2,7 @@
 
 The agent is transport only. It takes batches (``take_events``: up to
 ``stream.batch_size`` events, waiting at most ``stream.batch_within_seconds``), runs the
-:class:`stream.processor.BatchProcessor` in a thread (so the event loop keeps fetching
+:class:`idgraph.stream.processor.BatchProcessor` in a thread (so the event loop keeps fetching
 and heartbeating), sends the batch's dead letters, publishes the profile changes waiting
 in the store's outbox, and only then lets Faust acknowledge the batch. Faust commits
 acknowledged offsets every ``stream.commit_interval_seconds``.
@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import faust
+from idgraph.core.errors import BackendError
+from idgraph.stream.events import RawEvent, change_message, dead_letter_headers
+from idgraph.stream.processor import BatchOutcome, BatchProcessor
+from idgraph.stream.settings import StreamSettings
+from idgraph.stream.topics import ssl_context
 
-from core.errors import BackendError
 from idgraph.engine import Engine
-from stream.events import RawEvent, change_message, dead_letter_headers
-from stream.processor import BatchOutcome, BatchProcessor
-from stream.settings import StreamSettings
-from stream.topics import ssl_context
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ import time
 from dataclasses import dataclass
 
 import orjson
-
-from profile_store.base import ProfileChange
+from idgraph.profile_store.base import ProfileChange
 
 #: Header names of dead letters (Kafka Connect's ``__connect.errors.*`` idea, our prefix).
 REASON = "idgraph.error.reason"

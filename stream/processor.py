@@ -1,7 +1,7 @@
 """The synchronous half of a worker: one batch of consumed messages -> the engine.
 
 Kept apart from Faust so it is tested without a broker. The Faust agent
-(:mod:`stream.app`) runs :meth:`BatchProcessor.process` in a worker thread, sends the dead
+(:mod:`idgraph.stream.app`) runs :meth:`BatchProcessor.process` in a worker thread, sends the dead
 letters it returns, and only then lets Faust acknowledge the batch.
 """
 
@@ -11,10 +11,11 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from core.errors import BackendError
+from idgraph.core.errors import BackendError
+from idgraph.stream.events import EventRejected, RawEvent, decode
+from idgraph.stream.settings import StreamSettings
+
 from idgraph.engine import Engine, IngestResult
-from stream.events import EventRejected, RawEvent, decode
-from stream.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 

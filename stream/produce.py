@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterable
 
 import orjson
-
-from core.errors import ConfigError
-from resolver.adapters import adapt
-from resolver.normalize import Normalizer
-from stream.settings import StreamSettings
-from stream.topics import client_options
+from idgraph.core.errors import ConfigError
+from idgraph.resolver.adapters import adapt
+from idgraph.resolver.normalize import Normalizer
+from idgraph.stream.settings import StreamSettings
+from idgraph.stream.topics import client_options
 
 
 def topic_of_system(cfg: StreamSettings) -> dict[str, str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from idgraph.core.sections import Section
 from pydantic import Field, SecretStr, field_validator, model_validator
-
-from core.sections import Section
 
 
 def _default_source_topics() -> dict[str, list[str]]:
@@ -60,7 +59,7 @@ class StreamSettings(Section):
     @field_validator("source_topics")
     @classmethod
     def _known_systems(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        from resolver.adapters import ADAPTERS
+        from idgraph.resolver.adapters import ADAPTERS
 
         for kind, systems in v.items():
             if not systems:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from core.errors import BackendError
-from stream.settings import StreamSettings
+from idgraph.core.errors import BackendError
+from idgraph.stream.settings import StreamSettings
 
 TOPIC_ALREADY_EXISTS = 36
 """Kafka's error code for a topic that exists (another process created it first)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from resolver.model import Identifier, IdentityRecord
+from idgraph.resolver.model import Identifier, IdentityRecord
 
 
 def ident(text: str) -> Identifier:

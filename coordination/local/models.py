@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from coordination.base import ModelRegistry
-from core.errors import NotFoundError
-from resolver.probabilistic.training import TrainingReport
+from idgraph.coordination.base import ModelRegistry
+from idgraph.core.errors import NotFoundError
+from idgraph.resolver.probabilistic.training import TrainingReport
 
 _NAME = re.compile(r"model-(v\d{4,})\.json")
 

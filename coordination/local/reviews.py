@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from coordination.base import STATUSES, Review, ReviewQueue, ReviewStateError, review_id_for
-from core.errors import BackendError, InvalidIdentifierError, NotFoundError
+from idgraph.coordination.base import STATUSES, Review, ReviewQueue, ReviewStateError, review_id_for
+from idgraph.core.errors import BackendError, InvalidIdentifierError, NotFoundError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (

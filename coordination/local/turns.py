@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import IO
 
 import orjson
-
-from coordination.base import CatchUp, WriterCoordination
-from core.errors import BackendError
+from idgraph.coordination.base import CatchUp, WriterCoordination
+from idgraph.core.errors import BackendError
 
 _KEEP_TURNS = 10_000
 _SCHEMA = """

@@ -25,7 +25,7 @@ to linked edges by type (Neo4j 5 allows no property map inside ``shortestPath``,
 - ``(:ProfileHistory {pid, seq, kind, subject, related, at})``: merges, splits, creations
   and deletions, one node per profile ID each names (as the profile store keeps them).
 - ``(:GraphMeta {name: 'graph', seq})``: the sequence counter; every write transaction
-  updates it first, which serialises writers (see :mod:`graph.neo4j_backend.graph`).
+  updates it first, which serialises writers (see :mod:`idgraph.graph.neo4j_backend.graph`).
 """
 
 from __future__ import annotations

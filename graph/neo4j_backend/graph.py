@@ -1,6 +1,6 @@
 """Neo4j identity graph over Bolt, with the official ``neo4j`` driver.
 
-The graph lives in the database (data model in :mod:`graph.neo4j_backend.cypher`); this
+The graph lives in the database (data model in :mod:`idgraph.graph.neo4j_backend.cypher`); this
 process keeps nothing between writes except a read cache of its own last write.
 
 Writes. Each ``apply``, ``remove_link`` and ``remove_record`` is one write transaction:
@@ -10,7 +10,7 @@ Writes. Each ``apply``, ``remove_link`` and ``remove_record`` is one write trans
    concurrency, such as ArcadeDB, fails the later commit instead and it is retried);
 2. it loads every component the write touches, whole (records, identifiers, edges,
    profile IDs, their aliases and the sequence counter) into a fresh
-   :class:`graph.components.ComponentState`;
+   :class:`idgraph.graph.components.ComponentState`;
 3. it runs the same ops as the embedded backend, so profile IDs, merge survivors, aliases,
    split IDs and history are the same for the same inputs;
 4. it writes the difference back with ``UNWIND`` + ``MERGE`` statements in batches of
@@ -35,9 +35,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from core.errors import BackendError
-from core.links import ProfileEvent
-from graph.base import (
+from idgraph.core.errors import BackendError
+from idgraph.core.links import ProfileEvent
+from idgraph.graph.base import (
     ComponentInfo,
     EdgeExplanation,
     GraphChanges,
@@ -45,12 +45,12 @@ from graph.base import (
     LinkEdge,
     MatchEdge,
 )
-from graph.components import ComponentState, I, R
-from graph.ids import profile_id_for
-from graph.neo4j_backend import cypher
+from idgraph.graph.components import ComponentState, I, R
+from idgraph.graph.ids import profile_id_for
+from idgraph.graph.neo4j_backend import cypher
 
 if TYPE_CHECKING:
-    from graph.neo4j_backend.settings import Neo4jSettings
+    from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 
 log = logging.getLogger(__name__)
 

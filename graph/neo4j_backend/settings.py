@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from idgraph.core.sections import Section
 from pydantic import Field, SecretStr
-
-from core.sections import Section
 
 
 class Neo4jSettings(Section):

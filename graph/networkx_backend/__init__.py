@@ -1,5 +1,5 @@
 """Embedded identity graph: networkx in memory, durable through an SQLite link log."""
 
-from graph.networkx_backend.graph import NetworkxGraph
+from idgraph.graph.networkx_backend.graph import NetworkxGraph
 
 __all__ = ["NetworkxGraph"]

@@ -1,6 +1,6 @@
 """networkx identity graph: in memory, rebuilt on start from a durable link log.
 
-The components and ID rules are :class:`graph.components.ComponentState`'s; this backend
+The components and ID rules are :class:`idgraph.graph.components.ComponentState`'s; this backend
 keeps one state for the whole graph and appends every write's ops to the link log.
 """
 
@@ -11,16 +11,16 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.errors import BackendError
-from graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
-from graph.components import ComponentState, LogRow
-from graph.networkx_backend.log import LinkLog
+from idgraph.core.errors import BackendError
+from idgraph.graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
+from idgraph.graph.components import ComponentState, LogRow
+from idgraph.graph.networkx_backend.log import LinkLog
 
 
 class NetworkxGraph(ComponentState, IdentityGraph):
     """Embedded identity graph over a durable link log.
 
-    Writers take turns (:mod:`coordination.local.turns`): at the start of its turn a writer
+    Writers take turns (:mod:`idgraph.coordination.local.turns`): at the start of its turn a writer
     :meth:`refresh`-es from the log what the other writers appended. Read-only views
     (``read_only=True``, ``idgraph serve``) refresh the same way and never write.
     """

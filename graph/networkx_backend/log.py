@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.errors import BackendError
-from graph.components import LogRow
+from idgraph.core.errors import BackendError
+from idgraph.graph.components import LogRow
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS link_log (

@@ -19,18 +19,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from coordination import (
+from idgraph.coordination import (
     ModelRegistry,
     ReviewQueue,
     open_model_registry,
 )
-from coordination import open_review_queue as _open_review_queue
-from graph import GraphView, IdentityGraph, create_graph, create_graph_view
+from idgraph.coordination import open_review_queue as _open_review_queue
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.settings import EngineSettings
-from profile_store import ProfileReader, ProfileStore, create_reader, create_store
-from resolver.linking import LinkPlanner
-from resolver.normalize import Normalizer
+from idgraph.graph import GraphView, IdentityGraph, create_graph, create_graph_view
+from idgraph.profile_store import ProfileReader, ProfileStore, create_reader, create_store
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.normalize import Normalizer
 
 __all__ = [
     "WriterBackends",

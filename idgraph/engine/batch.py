@@ -27,15 +27,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, InvalidPayloadError
-from graph.base import MatchEdge
-from resolver.adapters.tabular import adapt_row, check_mapping
-from resolver.model import CANONICAL_ATTRIBUTES
-from resolver.probabilistic.features import COLUMNS, match_row
-from resolver.probabilistic.matcher import Decisions
-from resolver.probabilistic.model import read_model
-from resolver.probabilistic.scorer import weight_of
-from resolver.probabilistic.training import TrainingReport, train_model
+from idgraph.core.errors import ConfigError, InvalidPayloadError
+from idgraph.graph.base import MatchEdge
+from idgraph.resolver.adapters.tabular import adapt_row, check_mapping
+from idgraph.resolver.model import CANONICAL_ATTRIBUTES
+from idgraph.resolver.probabilistic.features import COLUMNS, match_row
+from idgraph.resolver.probabilistic.matcher import Decisions
+from idgraph.resolver.probabilistic.model import read_model
+from idgraph.resolver.probabilistic.scorer import weight_of
+from idgraph.resolver.probabilistic.training import TrainingReport, train_model
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def records_from_table(frame: Any, mapping: Mapping[str, str], id_column: str | 
 
     ``seen`` (record IDs of earlier chunks) and ``first_row`` let a file be read in chunks.
     """
-    from resolver.normalize import Normalizer
+    from idgraph.resolver.normalize import Normalizer
 
     if id_column is not None and id_column not in frame.columns:
         raise ConfigError(f"--id-column {id_column!r}: the file has no such column "
@@ -162,8 +162,8 @@ def payload_rows(items: Iterable[tuple[str, dict]]) -> list[tuple[str, dict]]:
     """Matching rows of the records raw ``(source, payload)`` events describe, each from
     its accumulated attributes and identifiers (later events win), without an engine;
     records with nothing to match on are left out."""
-    from resolver.adapters import adapt
-    from resolver.normalize import Normalizer
+    from idgraph.resolver.adapters import adapt
+    from idgraph.resolver.normalize import Normalizer
 
     norm = Normalizer()
     attrs: dict[str, dict] = {}
@@ -329,7 +329,7 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
                  model_version: str | None = None, train_if_missing: bool = True
                  ) -> ResolveResult:
     """Resolve a person/contact file and backfill the graph and the profile store."""
-    from resolver.normalize import Normalizer
+    from idgraph.resolver.normalize import Normalizer
 
     started = time.perf_counter()
     phases = dict.fromkeys(("read", "adapt", "ingest", "train", "predict", "write"), 0.0)

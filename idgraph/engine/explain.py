@@ -16,9 +16,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from core.errors import InvalidIdentifierError, NotFoundError
-from graph.base import EdgeExplanation, GraphView
+from idgraph.core.errors import InvalidIdentifierError, NotFoundError
 from idgraph.engine.queries import ProfileQueries
+from idgraph.graph.base import EdgeExplanation, GraphView
 
 
 @dataclass(slots=True)

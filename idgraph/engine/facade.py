@@ -33,8 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Self
 
-from coordination import CatchUp, open_writer_turns
-from graph.base import GraphChanges, MatchEdge
+from idgraph.coordination import CatchUp, open_writer_turns
 from idgraph.engine.backends import WriterBackends, open_writer_backends
 from idgraph.engine.ingest import DeadLetter, IngestPipeline, IngestResult, adapt_payloads
 from idgraph.engine.matching_service import MatchingService
@@ -42,10 +41,11 @@ from idgraph.engine.materialise import Materialiser
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.settings import EngineSettings
 from idgraph.engine.writer_session import WriterSession
-from resolver.linking import LinkPlanner
-from resolver.model import IdentityRecord
-from resolver.normalize import Normalizer
-from resolver.regions import RegionPolicy
+from idgraph.graph.base import GraphChanges, MatchEdge
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.normalize import Normalizer
+from idgraph.resolver.regions import RegionPolicy
 
 __all__ = ["DeadLetter", "Engine", "IngestResult"]
 
@@ -76,7 +76,7 @@ class Engine:
                  open_backends: Callable[[EngineSettings, frozenset[str]], WriterBackends]
                  = open_writer_backends) -> None:
         """Open the backends of ``settings`` with ``open_backends`` (several engines may
-        share one data dir: they take turns, see :mod:`coordination`), then make the
+        share one data dir: they take turns, see :mod:`idgraph.coordination`), then make the
         store agree with the graph, load the model and apply accepted reviews.
 
         ``publish_changes`` puts a :class:`ProfileChange` for every changed profile in the

@@ -1,7 +1,7 @@
 """The ingest pipeline: canonical records in, a durable graph and profile store out.
 
 One batch goes: drop duplicates and events already processed -> regions -> deterministic
-link decisions (:class:`~resolver.linking.LinkPlanner`) -> graph write -> record states
+link decisions (:class:`~idgraph.resolver.linking.LinkPlanner`) -> graph write -> record states
 folded (survivorship) -> probabilistic matching of the changed records -> one atomic store
 write (:class:`~idgraph.engine.materialise.Materialiser`). The caller holds the writer's turn.
 """
@@ -12,17 +12,17 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from core.errors import IdGraphError
-from graph.base import IdentityGraph
+from idgraph.core.errors import IdGraphError
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
-from profile_store.base import ProfileChange, ProfileStore
-from profile_store.survivorship import apply_event, new_record_state
-from resolver.adapters import adapt
-from resolver.linking import LinkPlanner
-from resolver.model import IdentityRecord
-from resolver.normalize import Normalizer
-from resolver.regions import RegionPolicy
+from idgraph.graph.base import IdentityGraph
+from idgraph.profile_store.base import ProfileChange, ProfileStore
+from idgraph.profile_store.survivorship import apply_event, new_record_state
+from idgraph.resolver.adapters import adapt
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.normalize import Normalizer
+from idgraph.resolver.regions import RegionPolicy
 
 
 @dataclass(slots=True)

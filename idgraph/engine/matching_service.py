@@ -1,7 +1,7 @@
 """The matching service: the probabilistic model a writer scores new records with.
 
 It owns the model registry (trained Splink models), the review queue (pairs between the
-two thresholds) and the real-time :class:`~resolver.probabilistic.matcher.Matcher` with
+two thresholds) and the real-time :class:`~idgraph.resolver.probabilistic.matcher.Matcher` with
 its candidate index. The index is built from the store the first time a batch needs it,
 so commands that never ingest never pay for it.
 """
@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 
-from coordination import ModelRegistry, ReviewQueue
-from graph.base import GraphChanges, IdentityGraph, MatchEdge
-from profile_store.base import ProfileReader, StoredRecord
-from resolver.linking import LinkPlanner
-from resolver.model import IdentityRecord
-from resolver.probabilistic.features import match_row
-from resolver.probabilistic.matcher import Matcher, MatchPlan
-from resolver.settings import MatchingSettings
+from idgraph.coordination import ModelRegistry, ReviewQueue
+from idgraph.graph.base import GraphChanges, IdentityGraph, MatchEdge
+from idgraph.profile_store.base import ProfileReader, StoredRecord
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.probabilistic.features import match_row
+from idgraph.resolver.probabilistic.matcher import Matcher, MatchPlan
+from idgraph.resolver.settings import MatchingSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ _ROWS_PER_READ = 50_000
 
 
 def row_of(state: StoredRecord) -> dict | None:
-    """The matching row of a stored record (see :mod:`resolver.probabilistic.features`)."""
+    """The matching row of a stored record (see :mod:`idgraph.resolver.probabilistic.features`)."""
     return match_row({a: v for a, (v, _t) in state.attributes.items()}, state.identifiers)
 
 
@@ -62,7 +62,7 @@ class MatchingService:
             version, model = self.models.load(latest)
         else:
             return None
-        from resolver.probabilistic.scorer import RealtimeScorer
+        from idgraph.resolver.probabilistic.scorer import RealtimeScorer
 
         matcher = Matcher(RealtimeScorer(model, version), self.planner, cfg)
         matcher.decided = self.reviews.decided_pairs()

@@ -4,7 +4,7 @@ This is the heart of the engine. The graph decides who is who (which records for
 profile, which IDs merged, split or retired); the store keeps what each profile looks
 like, in its home region. After every graph write, :meth:`Materialiser.write` works out
 everything the store must change so that it agrees with the graph again, and hands it to
-the store as one :class:`~profile_store.base.StoreBatch`:
+the store as one :class:`~idgraph.profile_store.base.StoreBatch`:
 
 * records moved to their current profile (merges reassign, splits redistribute);
 * each touched profile's head with its home region, decided by its records' own regions
@@ -12,7 +12,7 @@ the store as one :class:`~profile_store.base.StoreBatch`:
   moved between regions;
 * aliases of absorbed and revived IDs, deleted profiles (their last record removed);
 * the identifier index rows, the merge and split history, the processed event IDs;
-* one :class:`~profile_store.base.ProfileChange` per changed profile, in the store's
+* one :class:`~idgraph.profile_store.base.ProfileChange` per changed profile, in the store's
   outbox when ``publish_changes`` is on.
 
 The record and region caches it keeps are an optimisation only: they are dropped whenever
@@ -25,8 +25,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from graph.base import GraphChanges, GraphProfiles
-from profile_store.base import (
+from idgraph.graph.base import GraphChanges, GraphProfiles
+from idgraph.profile_store.base import (
     ProfileChange,
     ProfileEvent,
     ProfileHead,
@@ -34,7 +34,7 @@ from profile_store.base import (
     StoreBatch,
     StoredRecord,
 )
-from resolver.regions import RegionPolicy
+from idgraph.resolver.regions import RegionPolicy
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
-from profile_store.base import Profile, ProfileReader
-from profile_store.settings import SurvivorshipSettings
-from profile_store.survivorship import ProfileBuilder
-from resolver.normalize import Normalizer
+from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
+from idgraph.profile_store.base import Profile, ProfileReader
+from idgraph.profile_store.settings import SurvivorshipSettings
+from idgraph.profile_store.survivorship import ProfileBuilder
+from idgraph.resolver.normalize import Normalizer
 
 
 @dataclass(slots=True)

@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from core.sections import Section
-from graph.neo4j_backend.settings import Neo4jSettings
-from profile_store.cassandra_backend.settings import CassandraSettings
-from profile_store.settings import SurvivorshipSettings
-from resolver.settings import (
+from idgraph.core.sections import Section
+from idgraph.graph.neo4j_backend.settings import Neo4jSettings
+from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
+from idgraph.profile_store.settings import SurvivorshipSettings
+from idgraph.resolver.settings import (
     LinkingSettings,
     MatchingSettings,
     NormalizationSettings,

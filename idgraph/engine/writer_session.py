@@ -1,7 +1,7 @@
 """A writer's session over a data dir: re-entrant turns, catch-up, published changes.
 
 Every write of an engine runs inside :meth:`WriterSession.turn`. Entering the outermost
-turn takes the writers' turn (:mod:`coordination`) and, when other writers wrote since
+turn takes the writers' turn (:mod:`idgraph.coordination`) and, when other writers wrote since
 this one's last turn, calls ``catch_up`` with what they did before anything else runs.
 Leaving it publishes the record keys this writer wrote (:meth:`record_written`); a turn
 left by an exception calls ``abandon`` (drop caches that may hold unstored effects) and
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from coordination import CatchUp, WriterCoordination
+from idgraph.coordination import CatchUp, WriterCoordination
 
 
 class WriterSession:

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from profile_store.cassandra_backend.store import CassandraProfileStore
+    from idgraph.profile_store.cassandra_backend.store import CassandraProfileStore
 
 __all__ = ["CassandraProfileStore"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "CassandraProfileStore":
-        from profile_store.cassandra_backend.store import CassandraProfileStore
+        from idgraph.profile_store.cassandra_backend.store import CassandraProfileStore
 
         return CassandraProfileStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

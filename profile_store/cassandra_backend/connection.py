@@ -30,8 +30,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from core.errors import BackendError, ConfigError
-from profile_store.cassandra_backend.settings import CassandraSettings
+from idgraph.core.errors import BackendError, ConfigError
+from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 _DC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DRIVER_HINT = "install the project's cassandra extra: pip install 'idgraph[cassandra]'"

@@ -13,9 +13,8 @@ import uuid
 import zlib
 
 import orjson
-
-from profile_store.cassandra_backend import schema as q
-from profile_store.cassandra_backend.plan import Mutation
+from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.plan import Mutation
 
 
 def encode_journal(mutations: list[Mutation]) -> bytes:

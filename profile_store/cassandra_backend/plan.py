@@ -30,11 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
-
-from core.errors import BackendError, ResidencyError
-from profile_store.base import StoreBatch
-from profile_store.cassandra_backend import schema as q
-from profile_store.survivorship import identifier_type
+from idgraph.core.errors import BackendError, ResidencyError
+from idgraph.profile_store.base import StoreBatch
+from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.survivorship import identifier_type
 
 KNOWN, ANONYMOUS, UNJUDGED = 0, 1, -1
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import ConfigError
+from idgraph.core.errors import ConfigError
 
 REGION_TABLES = ("profiles", "records", "profile_links", "identifiers", "history", "outbox",
                  "journal", "meta")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from idgraph.core.sections import Section
 from pydantic import Field, SecretStr
-
-from core.sections import Section
 
 
 class CassandraSettings(Section):

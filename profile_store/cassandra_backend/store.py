@@ -79,9 +79,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
-
-from core.errors import BackendError, ConfigError, ResidencyError
-from profile_store.base import (
+from idgraph.core.errors import BackendError, ConfigError, ResidencyError
+from idgraph.profile_store.base import (
     IdentifierMatch,
     ProfileChange,
     ProfileEvent,
@@ -91,8 +90,8 @@ from profile_store.base import (
     StoredProfile,
     StoredRecord,
 )
-from profile_store.cassandra_backend import schema as q
-from profile_store.cassandra_backend.connection import (
+from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.connection import (
     Runner,
     backend_error,
     connect,
@@ -100,8 +99,8 @@ from profile_store.cassandra_backend.connection import (
     global_replication,
     profile_name,
 )
-from profile_store.cassandra_backend.journal import decode_journal, encode_journal
-from profile_store.cassandra_backend.plan import (
+from idgraph.profile_store.cassandra_backend.journal import decode_journal, encode_journal
+from idgraph.profile_store.cassandra_backend.plan import (
     HistoryRow,
     Mutation,
     Snapshot,
@@ -110,7 +109,7 @@ from profile_store.cassandra_backend.plan import (
     plan_batch,
     profiles_to_load,
 )
-from profile_store.cassandra_backend.settings import CassandraSettings
+from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 DDL_TIMEOUT = 120.0  # a schema change waits for every node to agree (seconds on 2.1)
 DDL_CONCURRENCY = 8  # tables created at once (2.1 applies them one by one anyway)

@@ -1,5 +1,5 @@
 """Embedded profile store on SQLite (WAL): readable by a server process beside the writer."""
 
-from profile_store.sqlite_backend.store import SqliteProfileStore
+from idgraph.profile_store.sqlite_backend.store import SqliteProfileStore
 
 __all__ = ["SqliteProfileStore"]

@@ -24,9 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
-
-from core.errors import BackendError, ResidencyError
-from profile_store.base import (
+from idgraph.core.errors import BackendError, ResidencyError
+from idgraph.profile_store.base import (
     IdentifierMatch,
     ProfileChange,
     ProfileEvent,

@@ -3,9 +3,9 @@
 ``adapt(source, payload, normalizer)`` dispatches on the source kind (:data:`SOURCES`).
 Each adapter checks the fields it uses (a required field missing or of the wrong type
 raises :class:`InvalidPayloadError` naming the source and the dotted field path), normalises
-identifiers through the :class:`~resolver.normalize.Normalizer` (an identifier that fails
+identifiers through the :class:`~idgraph.resolver.normalize.Normalizer` (an identifier that fails
 normalisation is dropped and listed in ``record.rejected``, it does not fail the record),
-maps attributes to :data:`~resolver.model.CANONICAL_ATTRIBUTES` and converts times to aware
+maps attributes to :data:`~idgraph.resolver.model.CANONICAL_ATTRIBUTES` and converts times to aware
 UTC. ``region`` is left None for the engine's region policy.
 
 ``files.iter_payloads`` reads the export/batch files those systems hand out.
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.errors import InvalidPayloadError
-from resolver.adapters import google_calendar, hubspot, salesforce, segment, sendgrid
-from resolver.model import SOURCES, IdentityRecord
-from resolver.normalize import Normalizer
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.adapters import google_calendar, hubspot, salesforce, segment, sendgrid
+from idgraph.resolver.model import SOURCES, IdentityRecord
+from idgraph.resolver.normalize import Normalizer
 
 __all__ = ["ADAPTERS", "adapt"]
 

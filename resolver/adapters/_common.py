@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import InvalidIdentifierError, InvalidPayloadError
-from resolver.model import Identifier, IdentityRecord, RejectedIdentifier
-from resolver.normalize import NAME_PARTICLES, Normalizer
+from idgraph.core.errors import InvalidIdentifierError, InvalidPayloadError
+from idgraph.resolver.model import Identifier, IdentityRecord, RejectedIdentifier
+from idgraph.resolver.normalize import NAME_PARTICLES, Normalizer
 
 _UTC = UTC
 

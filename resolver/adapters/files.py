@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from core.errors import InvalidPayloadError
-from resolver.model import SOURCES
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.model import SOURCES
 
 __all__ = ["iter_payloads"]
 

@@ -12,8 +12,8 @@ When people are listed but none has a usable email, the payload is rejected.
 
 from __future__ import annotations
 
-from core.errors import InvalidIdentifierError, InvalidPayloadError
-from resolver.adapters._common import (
+from idgraph.core.errors import InvalidIdentifierError, InvalidPayloadError
+from idgraph.resolver.adapters._common import (
     RecordBuilder,
     opt_bool,
     opt_dict,
@@ -22,8 +22,8 @@ from resolver.adapters._common import (
     req_str,
     split_person_name,
 )
-from resolver.model import IdentityRecord
-from resolver.normalize import Normalizer
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.normalize import Normalizer
 
 SOURCE = "google_calendar"
 

@@ -6,8 +6,8 @@ strings or null, as HubSpot delivers them (``hs_email_optout`` is ``"true"``/``"
 
 from __future__ import annotations
 
-from core.errors import InvalidPayloadError
-from resolver.adapters._common import (
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.adapters._common import (
     RecordBuilder,
     opt_bool,
     opt_str,
@@ -15,8 +15,8 @@ from resolver.adapters._common import (
     req_dict,
     req_str,
 )
-from resolver.model import IdentityRecord
-from resolver.normalize import Normalizer
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.normalize import Normalizer
 
 SOURCE = "hubspot"
 

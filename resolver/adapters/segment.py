@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import InvalidPayloadError
-from resolver.adapters._common import (
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.adapters._common import (
     RecordBuilder,
     opt_dict,
     opt_str,
@@ -24,8 +24,8 @@ from resolver.adapters._common import (
     req_str,
     split_person_name,
 )
-from resolver.model import IdentityRecord
-from resolver.normalize import Normalizer
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.normalize import Normalizer
 
 SOURCE = "segment"
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.errors import InvalidPayloadError
-from resolver.adapters._common import RecordBuilder, req_str
-from resolver.model import IdentityRecord
-from resolver.normalize import Normalizer
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.adapters._common import RecordBuilder, req_str
+from idgraph.resolver.model import IdentityRecord
+from idgraph.resolver.normalize import Normalizer
 
 SOURCE = "sendgrid"
 

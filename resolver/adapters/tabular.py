@@ -1,7 +1,7 @@
 """Rows of a person/contact file (CSV, Parquet) given to ``idgraph resolve`` or ``train``.
 
 The caller maps file columns to canonical attribute names
-(:data:`resolver.model.CANONICAL_ATTRIBUTES`); one row -> one :class:`IdentityRecord`
+(:data:`idgraph.resolver.model.CANONICAL_ATTRIBUTES`); one row -> one :class:`IdentityRecord`
 keyed ``SOURCE:RECORD_ID``. Emails and phones become identifiers (so the deterministic
 rules apply to them) and attributes; everything else is an attribute. A row may carry no
 identifier at all: it is then matched by the probabilistic model only.
@@ -17,9 +17,14 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from core.errors import InvalidIdentifierError, InvalidPayloadError
-from resolver.model import CANONICAL_ATTRIBUTES, Identifier, IdentityRecord, RejectedIdentifier
-from resolver.normalize import Normalizer
+from idgraph.core.errors import InvalidIdentifierError, InvalidPayloadError
+from idgraph.resolver.model import (
+    CANONICAL_ATTRIBUTES,
+    Identifier,
+    IdentityRecord,
+    RejectedIdentifier,
+)
+from idgraph.resolver.normalize import Normalizer
 
 _NAME_ATTRS = ("given_name", "middle_name", "family_name")
 _TEXT_ATTRS = ("street", "city", "state", "company", "job_title")

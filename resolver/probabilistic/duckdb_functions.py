@@ -1,6 +1,6 @@
 """DuckDB's scalar functions, reproduced in Python, for the DuckDB release that is installed.
 
-:mod:`resolver.probabilistic.sql_eval` compiles Splink's SQL into closures that call these
+:mod:`idgraph.resolver.probabilistic.sql_eval` compiles Splink's SQL into closures that call these
 functions; Splink itself (training, batch prediction) runs the same SQL in DuckDB. The two
 must agree bit for bit, or the real-time scorer silently gives other match weights than
 Splink. DuckDB releases differ where this matters:
@@ -51,9 +51,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Literal
 
+from idgraph.core.errors import ConfigError
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, Levenshtein
-
-from core.errors import ConfigError
 
 __all__ = [
     "DUCKDB_2_0_0",

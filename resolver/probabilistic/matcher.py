@@ -7,7 +7,7 @@ the thresholds:
 
 * probability >= ``link_threshold`` and no comparison of ``must_agree`` (the given name)
   counting against the pair unless one of ``personal`` (birth date, national ID, email)
-  counts for it: a :class:`~graph.base.MatchEdge` that links, unless an
+  counts for it: a :class:`~idgraph.graph.base.MatchEdge` that links, unless an
   over-merge guard refuses it (the same per-type limits as deterministic links: two
   profiles each holding two different phone numbers' worth of the limit are not merged
   by a name match), except for the kinds in ``limit_exempt`` (CRM and user IDs: duplicate
@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core.links import GraphReads, MatchEdge
-from resolver.linking import LinkPlanner
-from resolver.probabilistic.scorer import CandidateIndex, MatchScore, RealtimeScorer
-from resolver.settings import MatchingSettings
+from idgraph.core.links import GraphReads, MatchEdge
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.probabilistic.scorer import CandidateIndex, MatchScore, RealtimeScorer
+from idgraph.resolver.settings import MatchingSettings
 
 Row = dict
 

@@ -4,7 +4,7 @@
 level's match weight from them, so the weights used in real time are Splink's, computed
 by Splink's code (m/u clamping, levels not observed in training, null levels), not a
 re-implementation. Only the SQL conditions are evaluated elsewhere
-(:mod:`resolver.probabilistic.sql_eval`).
+(:mod:`idgraph.resolver.probabilistic.sql_eval`).
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ Splink needs 80-800 ms to score one new record (it builds SQL, registers tables,
 DuckDB). Here the model is compiled once:
 
 * the match weight of every level is read from Splink's own settings objects
-  (:func:`resolver.probabilistic.model.read_model`);
+  (:func:`idgraph.resolver.probabilistic.model.read_model`);
 * every level's SQL condition is compiled to a Python closure that gives the truth value
-  DuckDB would (:mod:`resolver.probabilistic.sql_eval`), with the functions of the installed
+  DuckDB would (:mod:`idgraph.resolver.probabilistic.sql_eval`), with the functions of the installed
   DuckDB release; loading a model first checks those functions against the installed
   DuckDB on a fixed probe set and refuses to score if they disagree
-  (:mod:`resolver.probabilistic.duckdb_parity`);
+  (:mod:`idgraph.resolver.probabilistic.duckdb_parity`);
 * every prediction blocking rule becomes a key function, and :class:`CandidateIndex`
   keeps ``blocking key -> records``, so the candidates of a record are the records Splink's
   ``predict`` would have paired it with.
@@ -26,10 +26,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from resolver.probabilistic.duckdb_functions import DuckDBFunctions, installed_functions
-from resolver.probabilistic.duckdb_parity import check_parity
-from resolver.probabilistic.model import ModelSpec, read_model
-from resolver.probabilistic.sql_eval import (
+from idgraph.resolver.probabilistic.duckdb_functions import DuckDBFunctions, installed_functions
+from idgraph.resolver.probabilistic.duckdb_parity import check_parity
+from idgraph.resolver.probabilistic.model import ModelSpec, read_model
+from idgraph.resolver.probabilistic.sql_eval import (
     UnsupportedSQLError,
     blocking_key_parts,
     compile_condition,
@@ -66,7 +66,7 @@ class RealtimeScorer:
     """A saved Splink model compiled for in-process scoring (immutable, thread-safe).
 
     ``functions`` are the DuckDB functions the SQL is compiled with (default: those of the
-    installed DuckDB). Raises :class:`~resolver.probabilistic.duckdb_functions.DuckDBParityError`
+    installed DuckDB). Raises :class:`~idgraph.resolver.probabilistic.duckdb_functions.DuckDBParityError`
     when they disagree with the installed DuckDB (see :func:`check_parity`)."""
 
     def __init__(

@@ -18,7 +18,7 @@ Contract
 * SQL three-valued logic: NULL propagates through comparisons, arithmetic and functions;
   ``AND`` / ``OR`` / ``NOT`` / ``IN`` / ``BETWEEN`` follow SQL 3VL.
 * Functions reproduce the installed DuckDB bit for bit
-  (:mod:`resolver.probabilistic.duckdb_functions` holds them, with the behaviours that differ
+  (:mod:`idgraph.resolver.probabilistic.duckdb_functions` holds them, with the behaviours that differ
   between DuckDB releases; every compile function takes ``functions=`` and defaults to the
   installed release's). ``regexp_*`` accept an RE2 subset translated to ``re``.
 * Anything else raises :class:`UnsupportedSQLError` when compiling, naming the construct and
@@ -40,13 +40,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import sqlglot
-from sqlglot import exp
-
-from resolver.probabilistic.duckdb_functions import (
+from idgraph.resolver.probabilistic.duckdb_functions import (
     DuckDBFunctions,
     UnsupportedSQLError,
     installed_functions,
 )
+from sqlglot import exp
 
 __all__ = [
     "UnsupportedSQLError",

@@ -1,7 +1,7 @@
 """Training a Fellegi-Sunter model with Splink on DuckDB, and refusing degenerate ones.
 
 :func:`build_settings` chooses comparisons and blocking rules for person/contact data from
-the matching columns that are actually filled (:mod:`resolver.probabilistic.features`):
+the matching columns that are actually filled (:mod:`idgraph.resolver.probabilistic.features`):
 
 * names: the levels of Splink's ``NameComparison`` (exact, Jaro-Winkler 0.92 / 0.88 /
   0.70) without term-frequency adjustment;
@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import IdGraphError
-from resolver.probabilistic.model import Comparison, read_model
+from idgraph.core.errors import IdGraphError
+from idgraph.resolver.probabilistic.model import Comparison, read_model
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def build_settings(columns: set[str], link_type: str = "dedupe_only",
 
 def filled_columns(frame: Any) -> set[str]:
     """Matching columns filled in at least :data:`MIN_FILL` of the rows of ``frame``."""
-    from resolver.probabilistic.features import COLUMNS
+    from idgraph.resolver.probabilistic.features import COLUMNS
 
     n = max(1, len(frame))
     return {c for c in COLUMNS if c in frame.columns and frame[c].notna().sum() / n >= MIN_FILL}

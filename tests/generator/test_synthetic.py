@@ -8,14 +8,13 @@ from collections import Counter, defaultdict
 import orjson
 import phonenumbers
 import pytest
-
-from core.errors import InvalidPayloadError
-from generator import JUNK_EMAIL, ZERO_IDFA, generate, write_source_files
-from generator.people import COUNTRIES, INTERNATIONAL_STYLES, NATIONAL_STYLES, PeopleFactory
-from resolver.adapters import adapt
-from resolver.adapters.files import iter_payloads
-from resolver.model import SOURCES
-from resolver.normalize import Normalizer
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.generator import JUNK_EMAIL, ZERO_IDFA, generate, write_source_files
+from idgraph.generator.people import COUNTRIES, INTERNATIONAL_STYLES, NATIONAL_STYLES, PeopleFactory
+from idgraph.resolver.adapters import adapt
+from idgraph.resolver.adapters.files import iter_payloads
+from idgraph.resolver.model import SOURCES
+from idgraph.resolver.normalize import Normalizer
 
 N = 6000
 

@@ -1,6 +1,6 @@
 """Fixtures for the graph backends' tests: a real Bolt server for the Neo4j backend.
 
-By default a local ArcadeDB server (:class:`devservers.bolt_server.LocalBoltServer`)
+By default a local ArcadeDB server (:class:`idgraph.devservers.bolt_server.LocalBoltServer`)
 is started once per test session. To run against another server (a real Neo4j), set
 ``IDGRAPH_TEST_NEO4J_URI`` and, as needed, ``IDGRAPH_TEST_NEO4J_USER`` (default ``neo4j``),
 ``IDGRAPH_TEST_NEO4J_PASSWORD`` and ``IDGRAPH_TEST_NEO4J_DATABASE`` (default ``neo4j``);
@@ -15,9 +15,8 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 from pydantic import SecretStr
-
-from graph.neo4j_backend.settings import Neo4jSettings
 
 START_TIMEOUT_SECONDS = 120.0
 
@@ -74,7 +73,7 @@ def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jSetti
     if uri:
         yield _external_settings(uri)
         return
-    from devservers.bolt_server import LocalBoltServer
+    from idgraph.devservers.bolt_server import LocalBoltServer
 
     server = LocalBoltServer(tmp_path_factory.mktemp("arcadedb"))
     server.start(timeout=START_TIMEOUT_SECONDS)  # RuntimeError (with the server log) on failure

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from graph.base import IdentityGraph, LinkEdge, MatchEdge
-from graph.networkx_backend import NetworkxGraph
+from idgraph.graph.base import IdentityGraph, LinkEdge, MatchEdge
+from idgraph.graph.networkx_backend import NetworkxGraph
 
 SHAREABLE = frozenset({"device", "cookie"})
 
@@ -29,7 +28,7 @@ def open_graph(backend, tmp_path, request) -> Callable[..., IdentityGraph]:
     if backend == "networkx":
         return lambda name="links.sqlite", fresh=False: NetworkxGraph(tmp_path / name,
                                                                       SHAREABLE)
-    from graph.neo4j_backend import Neo4jGraph
+    from idgraph.graph.neo4j_backend import Neo4jGraph
 
     settings = request.getfixturevalue("neo4j_settings")
     reset = request.getfixturevalue("neo4j_reset")

@@ -5,10 +5,15 @@ from __future__ import annotations
 import inspect
 
 import pytest
-
-from core.errors import BackendError
-from graph.base import GraphComponents, GraphExplain, GraphProfiles, GraphView, IdentityGraph
-from profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
+from idgraph.core.errors import BackendError
+from idgraph.graph.base import (
+    GraphComponents,
+    GraphExplain,
+    GraphProfiles,
+    GraphView,
+    IdentityGraph,
+)
+from idgraph.profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
 GRAPH_WRITES = {"apply", "remove_link", "remove_record"}
 STORE_WRITES = {"write", "unprocessed"}
@@ -36,8 +41,8 @@ def test_store_roles_split_reads_from_writes():
 
 
 def test_views_opened_for_reading_refuse_writes(tmp_path):
-    from graph import create_graph, create_graph_view
-    from profile_store import create_reader, create_store
+    from idgraph.graph import create_graph, create_graph_view
+    from idgraph.profile_store import create_reader, create_store
 
     create_graph("networkx", tmp_path, frozenset()).close()
     create_store("sqlite", tmp_path, ["eu"]).close()
@@ -47,7 +52,7 @@ def test_views_opened_for_reading_refuse_writes(tmp_path):
         assert isinstance(view, GraphView) and isinstance(reader, ProfileReader)
         with pytest.raises(BackendError, match="read-only"):
             view.apply([("hubspot:1", 1.0)], [])  # type: ignore[attr-defined]
-        from profile_store.base import StoreBatch
+        from idgraph.profile_store.base import StoreBatch
 
         with pytest.raises(BackendError, match="read-only"):
             reader.write(StoreBatch())  # type: ignore[attr-defined]
@@ -57,8 +62,8 @@ def test_views_opened_for_reading_refuse_writes(tmp_path):
 
 
 def test_driver_errors_become_backend_errors_naming_the_method(tmp_path):
-    from graph import create_graph
-    from profile_store import create_store
+    from idgraph.graph import create_graph
+    from idgraph.profile_store import create_store
 
     store = create_store("sqlite", tmp_path, ["eu"])
     graph = create_graph("networkx", tmp_path, frozenset())

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import neo4j
 import pytest
-
-from devservers.bolt_server import LocalBoltServer
-from graph.neo4j_backend import local_server
+from idgraph.devservers.bolt_server import LocalBoltServer
+from idgraph.graph.neo4j_backend import local_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,7 +153,7 @@ def test_command_line_runs_until_sigint_even_when_started_with_sigint_ignored(tm
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited across exec
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "devservers.bolt_server", "--root",
+            [sys.executable, "-m", "idgraph.devservers.bolt_server", "--root",
              str(tmp_path / "arcadedb")],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     finally:

@@ -8,17 +8,17 @@ import random
 import threading
 from collections import defaultdict
 
+import idgraph.graph.neo4j_backend.graph as neo4j_graph_module
 import neo4j
 import networkx as nx
 import pytest
 from cypher_lint import lint_cypher
+from idgraph.core.errors import BackendError
+from idgraph.graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
+from idgraph.graph.neo4j_backend import Neo4jGraph, cypher
+from idgraph.graph.networkx_backend import NetworkxGraph
 from pydantic import SecretStr
 
-import graph.neo4j_backend.graph as neo4j_graph_module
-from core.errors import BackendError
-from graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
-from graph.neo4j_backend import Neo4jGraph, cypher
-from graph.networkx_backend import NetworkxGraph
 from tests.graph.test_graph_contract import SHAREABLE, _snapshot
 
 TYPES = ["email", "phone", "device", "cookie", "crm:salesforce"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from generator import generate
+from idgraph.generator import generate
+
 from idgraph.engine import Engine
 from idgraph.settings import Settings
 

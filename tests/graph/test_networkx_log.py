@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from graph.networkx_backend import NetworkxGraph
+from idgraph.graph.networkx_backend import NetworkxGraph
+
 from tests.graph.test_graph_contract import SHAREABLE, edge
 
 

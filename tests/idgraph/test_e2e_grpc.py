@@ -10,11 +10,11 @@ from collections import Counter
 
 import grpc
 import pytest
+from idgraph.generator import generate
+from idgraph.service.client import ProfileClient, ServiceCallError
 
-from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
-from service.client import ProfileClient, ServiceCallError
 
 TOKEN = "e2e-token"
 
@@ -210,8 +210,7 @@ def test_explain_and_reviews_through_idgraph_serve(world):
     and the review queue; api tokens may not use them, steward tokens may."""
     _, engine, _client, data_dir = world
     from helpers import record
-
-    from graph.base import MatchEdge
+    from idgraph.graph.base import MatchEdge
 
     a = record("salesforce", "e2e-x1", "e2e-x1", 1_700_000_100, ["email:x1@example.net"],
                given_name="Ada", family_name="Quill")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from helpers import record
+from idgraph.core.errors import NotFoundError, ResidencyError
+from idgraph.profile_store import create_store
 
-from core.errors import NotFoundError, ResidencyError
 from idgraph.engine import Engine
 from idgraph.settings import Settings
-from profile_store import create_store
 
 
 @pytest.fixture()
@@ -145,7 +145,7 @@ def test_stricter_region_wins_on_merge_and_residency_is_enforced(settings):
         us_only.close()
     writer = create_store("sqlite", settings.data_dir, ["us"])
     try:
-        from profile_store.base import ProfileHead, StoreBatch
+        from idgraph.profile_store.base import ProfileHead, StoreBatch
         with pytest.raises(ResidencyError, match="region 'eu' is not served"):
             writer.write(StoreBatch(heads=[ProfileHead(profile.profile_id, "eu", 0.0)]))
     finally:
@@ -207,7 +207,7 @@ def test_forget_record_removes_it_everywhere_and_keeps_the_rest(engine):
 
 
 def test_batch_size_does_not_change_who_is_linked_with_whom(tmp_path):
-    from generator import generate
+    from idgraph.generator import generate
 
     events = generate(n_records=3000, seed=21).events
 
@@ -244,7 +244,7 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
     with Engine(settings) as engine:
         engine.ingest(first)
-        from core.errors import BackendError
+        from idgraph.core.errors import BackendError
 
         def crash(batch):
             raise BackendError("profile store: simulated crash before commit")
@@ -262,8 +262,9 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
 
 def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypatch):
+    from idgraph.generator import generate
+
     import idgraph.engine.materialise as materialise_module
-    from generator import generate
 
     events = generate(n_records=2000, seed=8).events
 

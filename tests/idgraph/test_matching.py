@@ -13,8 +13,8 @@ import shutil
 import pandas as pd
 import pytest
 from helpers import record
+from idgraph.coordination import open_model_registry, open_review_queue
 
-from coordination import open_model_registry, open_review_queue
 from idgraph.cli import main
 from idgraph.engine import Engine, batch
 from idgraph.settings import Settings
@@ -22,7 +22,7 @@ from idgraph.settings import Settings
 
 @pytest.fixture(scope="module")
 def trained_models(tmp_path_factory):
-    from generator import generate
+    from idgraph.generator import generate
 
     data = tmp_path_factory.mktemp("trained")
     with Engine(Settings(data_dir=data)) as engine:
@@ -148,7 +148,7 @@ def test_explain_cli_shows_the_match_and_its_weights(settings, capsys):
 
 
 def test_batch_size_does_not_change_probabilistic_links(settings, tmp_path):
-    from generator import generate
+    from idgraph.generator import generate
 
     events = generate(n_records=3000, seed=9).events
     profiles = []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from helpers import record
+from idgraph.core.errors import BackendError
+from idgraph.generator import generate
 
-from core.errors import BackendError
-from generator import generate
 from idgraph.engine import Engine
 from idgraph.settings import Settings
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from devservers.cassandra_cluster import PROTOCOL_VERSION
-from profile_store.cassandra_backend.settings import CassandraSettings
+from idgraph.devservers.cassandra_cluster import PROTOCOL_VERSION
+from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 REGION_DATACENTERS = {"eu": {"dc1": 1}, "uk": {"dc1": 1}, "us": {"dc2": 1}, "apac": {"dc2": 1}}
 _COUNTER = itertools.count(1)

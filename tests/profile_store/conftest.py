@@ -19,8 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
-from devservers.cassandra_cluster import LocalCassandraCluster
+from idgraph.devservers.cassandra_cluster import LocalCassandraCluster
 
 CONTACT_POINTS_ENV = "IDGRAPH_TEST_CASSANDRA_CONTACT_POINTS"
 PORT_ENV = "IDGRAPH_TEST_CASSANDRA_PORT"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from profile_store.base import ProfileEvent, ProfileHead, StoreBatch, StoredRecord
+from idgraph.profile_store.base import ProfileEvent, ProfileHead, StoreBatch, StoredRecord
 
 
 def rec(key: str, pid: str, region: str, ids: dict[str, bool] | list[str], t: float = 1.0,

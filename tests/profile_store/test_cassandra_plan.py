@@ -7,12 +7,10 @@ import uuid
 from collections import Counter
 
 import orjson
-from store_builders import links, rec
-
-from profile_store.base import ProfileChange, ProfileEvent, ProfileHead, StoreBatch
-from profile_store.cassandra_backend import schema as q
-from profile_store.cassandra_backend.journal import decode_journal, encode_journal
-from profile_store.cassandra_backend.plan import (
+from idgraph.profile_store.base import ProfileChange, ProfileEvent, ProfileHead, StoreBatch
+from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.journal import decode_journal, encode_journal
+from idgraph.profile_store.cassandra_backend.plan import (
     ANONYMOUS,
     KNOWN,
     HistoryRow,
@@ -21,6 +19,7 @@ from profile_store.cassandra_backend.plan import (
     plan_batch,
     profiles_to_load,
 )
+from store_builders import links, rec
 
 TS = 1_700_000_000_000_000
 SHAREABLE = frozenset({"device", "idfa", "gaid", "cookie"})

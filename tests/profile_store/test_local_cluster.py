@@ -32,8 +32,7 @@ from cassandra.policies import (
     WhiteListRoundRobinPolicy,
 )
 from cassandra.query import SimpleStatement
-
-from devservers.cassandra_cluster import PROTOCOL_VERSION, LocalCassandraCluster
+from idgraph.devservers.cassandra_cluster import PROTOCOL_VERSION, LocalCassandraCluster
 
 pytestmark = pytest.mark.slow
 

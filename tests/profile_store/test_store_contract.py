@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import pytest
 from cassandra_testing import cassandra_settings, drop_keyspaces, fresh_prefix, truncate_keyspaces
-from store_builders import links, rec, seed
-
-from core.errors import BackendError, ResidencyError
-from profile_store.base import (
+from idgraph.core.errors import BackendError, ResidencyError
+from idgraph.profile_store.base import (
     IdentifierMatch,
     ProfileChange,
     ProfileEvent,
     ProfileHead,
     StoreBatch,
 )
-from profile_store.sqlite_backend import SqliteProfileStore
+from idgraph.profile_store.sqlite_backend import SqliteProfileStore
+from store_builders import links, rec, seed
 
 REGIONS = ["eu", "us"]
 
@@ -32,7 +31,7 @@ REGIONS = ["eu", "us"]
 @pytest.fixture(scope="session")
 def contract_prefix(cassandra_cluster):
     """A keyspace prefix whose eu, us and global keyspaces exist (dropped at the end)."""
-    from profile_store.cassandra_backend import CassandraProfileStore
+    from idgraph.profile_store.cassandra_backend import CassandraProfileStore
 
     prefix = fresh_prefix("c")
     CassandraProfileStore(cassandra_settings(cassandra_cluster, prefix), REGIONS).close()
@@ -51,7 +50,7 @@ def store_factory(backend, request, tmp_path):
     one shared (empty at the start of the test) database; closed after the test."""
     opened = []
     if backend == "cassandra":
-        from profile_store.cassandra_backend import CassandraProfileStore
+        from idgraph.profile_store.cassandra_backend import CassandraProfileStore
 
         cluster = request.getfixturevalue("cassandra_cluster")
         prefix = request.getfixturevalue("contract_prefix")

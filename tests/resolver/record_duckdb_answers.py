@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 
 import duckdb
-
-from resolver.probabilistic.duckdb_parity import duckdb_answers
+from idgraph.resolver.probabilistic.duckdb_parity import duckdb_answers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "duckdb_releases.json"
 

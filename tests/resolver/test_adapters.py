@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from core.errors import InvalidPayloadError
-from resolver.adapters import ADAPTERS, adapt
-from resolver.model import SOURCES, Identifier, IdentityRecord, RejectedIdentifier
-from resolver.normalize import Normalizer
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.adapters import ADAPTERS, adapt
+from idgraph.resolver.model import SOURCES, Identifier, IdentityRecord, RejectedIdentifier
+from idgraph.resolver.normalize import Normalizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -685,7 +684,7 @@ def test_calendar_errors(cal_events, norm, mutate, field, problem) -> None:
 def test_fixture_records_are_utc_and_canonical(
     sf_records, hs_contacts, sg_events, seg_events, cal_events, norm
 ) -> None:
-    from resolver.model import CANONICAL_ATTRIBUTES
+    from idgraph.resolver.model import CANONICAL_ATTRIBUTES
 
     payloads = (
         [("salesforce", p) for p in sf_records]

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from resolver.probabilistic.duckdb_functions import (
+from idgraph.resolver.probabilistic.duckdb_functions import (
     DUCKDB_2_0_0,
     DUCKDB_2_0_1,
     DuckDBFunctions,
@@ -23,8 +22,8 @@ from resolver.probabilistic.duckdb_functions import (
     detect_behaviour,
     installed_functions,
 )
-from resolver.probabilistic.duckdb_parity import check_parity, duckdb_answers, probe_answers
-from resolver.probabilistic.scorer import RealtimeScorer
+from idgraph.resolver.probabilistic.duckdb_parity import check_parity, duckdb_answers, probe_answers
+from idgraph.resolver.probabilistic.scorer import RealtimeScorer
 
 RELEASES = json.loads(
     (Path(__file__).parent / "fixtures" / "duckdb_releases.json").read_text(encoding="utf-8")

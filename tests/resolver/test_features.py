@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
-from resolver.probabilistic.features import company_key, domain_company, email_names, match_row
+from idgraph.resolver.probabilistic.features import (
+    company_key,
+    domain_company,
+    email_names,
+    match_row,
+)
 
 
 def test_an_email_only_record_gets_names_and_company_from_its_address():

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from core.errors import InvalidPayloadError
-from resolver.adapters import adapt
-from resolver.adapters.files import iter_payloads
+from idgraph.core.errors import InvalidPayloadError
+from idgraph.resolver.adapters import adapt
+from idgraph.resolver.adapters.files import iter_payloads
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

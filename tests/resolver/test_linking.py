@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from helpers import record
-
-from graph.networkx_backend import NetworkxGraph
-from resolver.linking import LinkPlanner
-from resolver.settings import IdentifierRule, LinkingSettings
+from idgraph.graph.networkx_backend import NetworkxGraph
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.settings import IdentifierRule, LinkingSettings
 
 
 @pytest.fixture()

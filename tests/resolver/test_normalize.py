@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from core.errors import InvalidIdentifierError
-from resolver.model import Identifier
-from resolver.normalize import Normalizer
-from resolver.settings import NormalizationSettings
+from idgraph.core.errors import InvalidIdentifierError
+from idgraph.resolver.model import Identifier
+from idgraph.resolver.normalize import Normalizer
+from idgraph.resolver.settings import NormalizationSettings
 
 
 @pytest.fixture(scope="module")

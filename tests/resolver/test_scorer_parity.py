@@ -17,6 +17,8 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from idgraph.resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
+from idgraph.resolver.probabilistic.training import train_model
 from splink import DuckDBAPI, Linker
 
 from idgraph.engine.batch import (
@@ -26,14 +28,12 @@ from idgraph.engine.batch import (
     records_from_table,
     rows_frame,
 )
-from resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
-from resolver.probabilistic.training import train_model
 
 TOLERANCE = 1e-9
 
 
 def _synthetic_rows() -> list[tuple[str, dict]]:
-    from generator import generate
+    from idgraph.generator import generate
 
     return payload_rows(generate(n_records=12_000, seed=5).events)
 

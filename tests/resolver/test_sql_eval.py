@@ -19,12 +19,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 import sqlglot
-from splink import ColumnExpression, SettingsCreator
-from splink import comparison_library as cl
-from splink.blocking_rule_library import block_on
-from sqlglot import exp
-
-from resolver.probabilistic.sql_eval import (
+from idgraph.resolver.probabilistic.sql_eval import (
     UnsupportedSQLError,
     blocking_key_parts,
     blocking_keys,
@@ -33,6 +28,10 @@ from resolver.probabilistic.sql_eval import (
     compile_levels,
     compile_value,
 )
+from splink import ColumnExpression, SettingsCreator
+from splink import comparison_library as cl
+from splink.blocking_rule_library import block_on
+from sqlglot import exp
 
 N_PAIRS = 3000
 N_BLOCKING_ROWS = 600
@@ -579,7 +578,7 @@ def test_three_valued_logic_and_else() -> None:
 
 
 def test_symmetric_blocking_rules_are_told_apart_from_asymmetric_ones():
-    from resolver.probabilistic.sql_eval import is_symmetric_rule
+    from idgraph.resolver.probabilistic.sql_eval import is_symmetric_rule
 
     assert is_symmetric_rule('l."surname" = r."surname"')
     assert is_symmetric_rule("(l.surname = r.surname) AND (SUBSTRING(l.given_name, 1, 1) = "

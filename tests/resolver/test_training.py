@@ -12,9 +12,8 @@ import random
 
 import pandas as pd
 import pytest
-
-from resolver.probabilistic.model import read_model
-from resolver.probabilistic.training import DegenerateModelError, check_model, train_model
+from idgraph.resolver.probabilistic.model import read_model
+from idgraph.resolver.probabilistic.training import DegenerateModelError, check_model, train_model
 
 GIVEN = ["anna", "ben", "carla", "david", "emma", "felix", "greta", "hugo", "ines", "jonas",
          "karla", "leon", "mia", "noah", "olga", "paul", "rosa", "sven", "tara", "uwe"]

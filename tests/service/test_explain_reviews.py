@@ -14,28 +14,28 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
+import idgraph.coordination as review_module
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers import record
+from idgraph.coordination import ReviewQueue, ReviewStateError, open_review_queue, review_id_for
+from idgraph.core.errors import ConfigError, IdGraphError, NotFoundError
+from idgraph.graph import create_graph
+from idgraph.graph.base import IdentityGraph, MatchEdge
+from idgraph.profile_store import create_store
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.resolver.normalize import Normalizer
+from idgraph.service.client import ProfileClient, ServiceCallError
+from idgraph.service.interceptors import status_code, status_for
+from idgraph.service.server import SERVICE_NAME, create_server
+from idgraph.service.servicer import REVIEW_STATUSES
+from idgraph.service.settings import GrpcSettings
 
-import coordination as review_module
-from coordination import ReviewQueue, ReviewStateError, open_review_queue, review_id_for
-from core.errors import ConfigError, IdGraphError, NotFoundError
-from graph import create_graph
-from graph.base import IdentityGraph, MatchEdge
 from idgraph.engine import Engine
 from idgraph.engine.explain import Explainer
 from idgraph.engine.queries import ProfileQueries
 from idgraph.settings import Settings
-from profile_store import create_store
-from proto.idgraph.v1 import profiles_pb2 as pb
-from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
-from resolver.normalize import Normalizer
-from service.client import ProfileClient, ServiceCallError
-from service.interceptors import status_code, status_for
-from service.server import SERVICE_NAME, create_server
-from service.servicer import REVIEW_STATUSES
-from service.settings import GrpcSettings
 
 API_TOKEN = "api-token-1"
 STEWARD_TOKEN = "steward-token-1"

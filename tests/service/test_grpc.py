@@ -15,16 +15,16 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from idgraph.core.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
+from idgraph.profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.service import convert
+from idgraph.service.client import ProfileClient, ServiceCallError
+from idgraph.service.server import SERVICE_NAME, create_server
+from idgraph.service.settings import GrpcSettings
 
-from core.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
 from idgraph.engine.queries import Located, LookupResult
-from profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
-from proto.idgraph.v1 import profiles_pb2 as pb
-from proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
-from service import convert
-from service.client import ProfileClient, ServiceCallError
-from service.server import SERVICE_NAME, create_server
-from service.settings import GrpcSettings
 
 TOKEN = "s3cret-token"
 OTHER_TOKEN = "second-token"
@@ -483,7 +483,7 @@ def raw_channel() -> Iterator[grpc.Channel]:
     """A server with only ErrorMappingInterceptor and test methods on raw bytes."""
     from concurrent import futures
 
-    from service.interceptors import ErrorMappingInterceptor
+    from idgraph.service.interceptors import ErrorMappingInterceptor
 
     def numbers(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         yield b"1"
@@ -588,7 +588,7 @@ def test_port_in_use_is_a_config_error(
 def test_serve_runs_until_stopped(queries: FakeQueries) -> None:
     import threading
 
-    from service.server import serve
+    from idgraph.service.server import serve
 
     stop = threading.Event()
     ports: list[int] = []
@@ -683,10 +683,10 @@ def test_timestamp_conversion(seconds: float, expected: tuple[int, int]) -> None
 
 
 def test_generated_code_is_up_to_date() -> None:
-    from proto.generate import outdated  # needs grpcio-tools (the dev extra)
+    from idgraph.proto.generate import outdated  # needs grpcio-tools (the dev extra)
 
     stale = outdated()
     assert stale == [], (
         f"generated modules out of date with the .proto: {stale}; "
-        "run `.venv/bin/python -m proto.generate` and commit the result"
+        "run `.venv/bin/python -m idgraph.proto.generate` and commit the result"
     )

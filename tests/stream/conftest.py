@@ -15,11 +15,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from idgraph.devservers.kafka_broker import LocalBroker
+from idgraph.stream.settings import StreamSettings
 
-from devservers.kafka_broker import LocalBroker
 from idgraph.settings import Settings
 from idgraph.worker_processes import start_worker, worker_env
-from stream.settings import StreamSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

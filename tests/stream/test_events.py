@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
-from profile_store.base import ProfileChange
-from stream.events import (
+from idgraph.profile_store.base import ProfileChange
+from idgraph.stream.events import (
     OFFSET,
     PARTITION,
     REASON,

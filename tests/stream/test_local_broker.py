@@ -20,9 +20,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import MessageSizeTooLargeError
-
-from core.errors import BackendError, ConfigError
-from devservers.kafka_broker import (
+from idgraph.core.errors import BackendError, ConfigError
+from idgraph.devservers.kafka_broker import (
     LocalBroker,
     create_topics,
     create_topics_sync,
@@ -417,7 +416,7 @@ def test_bad_port_is_a_config_error():
 def test_command_line_runs_until_interrupted():
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devservers.kafka_broker", "--port", str(port),
+        [sys.executable, "-m", "idgraph.devservers.kafka_broker", "--port", str(port),
          "--topic", "cli-topic:3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parents[2],

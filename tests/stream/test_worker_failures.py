@@ -18,18 +18,18 @@ from dataclasses import dataclass
 import orjson
 import pytest
 from conftest import wait_for
+from idgraph.generator import generate
+from idgraph.graph import create_graph
+from idgraph.profile_store import create_store
+from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.normalize import Normalizer
+from idgraph.stream.events import OFFSET, PARTITION, REASON, TOPIC
+from idgraph.stream.produce import message_key, topic_of_system
+from idgraph.stream.settings import StreamSettings
 
-from generator import generate
-from graph import create_graph
 from idgraph.engine import Engine
 from idgraph.engine.queries import ProfileQueries
 from idgraph.settings import Settings
-from profile_store import create_store
-from resolver.linking import LinkPlanner
-from resolver.normalize import Normalizer
-from stream.events import OFFSET, PARTITION, REASON, TOPIC
-from stream.produce import message_key, topic_of_system
-from stream.settings import StreamSettings
 
 pytestmark = pytest.mark.slow
 
@@ -242,10 +242,9 @@ def test_backfill_replays_files_through_the_topics_once(stream_env, workers, tmp
     import sys
 
     from conftest import ROOT
-
-    from generator import generate as gen
-    from generator import write_source_files
-    from resolver.adapters.files import iter_payloads
+    from idgraph.generator import generate as gen
+    from idgraph.generator import write_source_files
+    from idgraph.resolver.adapters.files import iter_payloads
 
     dataset = gen(n_records=1500, seed=23)
     paths = write_source_files(dataset, tmp_path / "export")

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto.idgraph.v1 import profiles_pb2 as proto_dot_idgraph_dot_v1_dot_profiles__pb2
+from idgraph.proto.idgraph.v1 import profiles_pb2 as idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/idgraph/v1/profiles_pb2_grpc.py depends on'
+        + ' but the generated code in idgraph/proto/idgraph/v1/profiles_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -46,33 +46,33 @@ class ProfileServiceStub:
         """
         self.Lookup = channel.unary_unary(
                 '/idgraph.v1.ProfileService/Lookup',
-                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupRequest.SerializeToString,
-                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupResponse.FromString,
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupResponse.FromString,
                 _registered_method=True)
         self.GetProfile = channel.unary_unary(
                 '/idgraph.v1.ProfileService/GetProfile',
-                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileRequest.SerializeToString,
-                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileResponse.FromString,
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileResponse.FromString,
                 _registered_method=True)
         self.BatchLookup = channel.unary_unary(
                 '/idgraph.v1.ProfileService/BatchLookup',
-                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.SerializeToString,
-                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.FromString,
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.FromString,
                 _registered_method=True)
         self.Explain = channel.unary_unary(
                 '/idgraph.v1.ProfileService/Explain',
-                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.SerializeToString,
-                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.FromString,
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.FromString,
                 _registered_method=True)
         self.ListReviews = channel.unary_unary(
                 '/idgraph.v1.ProfileService/ListReviews',
-                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.SerializeToString,
-                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.FromString,
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.FromString,
                 _registered_method=True)
         self.DecideReview = channel.unary_unary(
                 '/idgraph.v1.ProfileService/DecideReview',
-                request_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
-                response_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
                 _registered_method=True)
 
 
@@ -198,33 +198,33 @@ def add_ProfileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Lookup': grpc.unary_unary_rpc_method_handler(
                     servicer.Lookup,
-                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupRequest.FromString,
-                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupResponse.SerializeToString,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupResponse.SerializeToString,
             ),
             'GetProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.GetProfile,
-                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileRequest.FromString,
-                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileResponse.SerializeToString,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileResponse.SerializeToString,
             ),
             'BatchLookup': grpc.unary_unary_rpc_method_handler(
                     servicer.BatchLookup,
-                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.FromString,
-                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.SerializeToString,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.SerializeToString,
             ),
             'Explain': grpc.unary_unary_rpc_method_handler(
                     servicer.Explain,
-                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.FromString,
-                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.SerializeToString,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.SerializeToString,
             ),
             'ListReviews': grpc.unary_unary_rpc_method_handler(
                     servicer.ListReviews,
-                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.FromString,
-                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.SerializeToString,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.SerializeToString,
             ),
             'DecideReview': grpc.unary_unary_rpc_method_handler(
                     servicer.DecideReview,
-                    request_deserializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.FromString,
-                    response_serializer=proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.SerializeToString,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,8 +262,8 @@ class ProfileService:
             request,
             target,
             '/idgraph.v1.ProfileService/Lookup',
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupRequest.SerializeToString,
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupResponse.FromString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.LookupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -289,8 +289,8 @@ class ProfileService:
             request,
             target,
             '/idgraph.v1.ProfileService/GetProfile',
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileRequest.SerializeToString,
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileResponse.FromString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -316,8 +316,8 @@ class ProfileService:
             request,
             target,
             '/idgraph.v1.ProfileService/BatchLookup',
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.SerializeToString,
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.FromString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.BatchLookupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -343,8 +343,8 @@ class ProfileService:
             request,
             target,
             '/idgraph.v1.ProfileService/Explain',
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.SerializeToString,
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.FromString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -370,8 +370,8 @@ class ProfileService:
             request,
             target,
             '/idgraph.v1.ProfileService/ListReviews',
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.SerializeToString,
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.FromString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.ListReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -397,8 +397,8 @@ class ProfileService:
             request,
             target,
             '/idgraph.v1.ProfileService/DecideReview',
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
-            proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
             options,
             channel_credentials,
             insecure,
