@@ -13,8 +13,8 @@ from pathlib import Path
 
 import neo4j
 import pytest
+from idgraph.devservers import bolt_server as local_server
 from idgraph.devservers.bolt_server import LocalBoltServer
-from idgraph.graph.neo4j_backend import local_server
 
 REPO = Path(__file__).resolve().parents[2]
 
