@@ -36,8 +36,8 @@ def parent_death_signal() -> Callable[[], None] | None:
     """
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    try:  # the running program's symbols include libc's (no ldconfig subprocess needed)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
     term = int(signal.SIGTERM)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
-from conftest import wait_for
 from idgraph.generator import generate
 from idgraph.graph import create_graph
 from idgraph.profile_store import create_store
@@ -29,7 +28,8 @@ from idgraph.stream.settings import StreamSettings
 
 from idgraph.engine import Engine
 from idgraph.engine.queries import ProfileQueries
-from idgraph.settings import Settings
+from idgraph.settings import Settings, load_settings
+from tests.stream.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +52,8 @@ def expected(tmp_path_factory) -> Expected:
 
 
 def _stream_settings(env: dict[str, str]) -> StreamSettings:
-    return StreamSettings(brokers=orjson.loads(env["IDGRAPH_STREAM__BROKERS"]),
-                          topic_prefix=env["IDGRAPH_STREAM__TOPIC_PREFIX"])
+    """The stream settings the workers started with ``env`` run with."""
+    return load_settings(env["IDGRAPH_CONFIG"]).stream
 
 
 def produce(env: dict[str, str], items, raw: list[tuple[str, bytes, list]] = ()) -> None:
@@ -241,10 +241,11 @@ def test_backfill_replays_files_through_the_topics_once(stream_env, workers, tmp
     import subprocess
     import sys
 
-    from conftest import ROOT
     from idgraph.generator import generate as gen
     from idgraph.generator import write_source_files
     from idgraph.resolver.adapters.files import iter_payloads
+
+    from tests.stream.conftest import ROOT
 
     dataset = gen(n_records=1500, seed=23)
     paths = write_source_files(dataset, tmp_path / "export")
