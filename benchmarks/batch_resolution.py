@@ -42,6 +42,7 @@ def write_person_file(n_records: int, seed: int, path: Path) -> dict[str, str]:
     """Write ``n_records`` rows to ``path`` (Parquet); returns record ID -> person ID."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from idgraph.generator.people import PeopleFactory
 
     rng = random.Random(seed)

@@ -36,13 +36,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.common import argument_parser, percentile, save
+from idgraph.engine import Engine
 from idgraph.generator import generate
 from idgraph.profile_store import create_store
 from idgraph.profile_store.base import ProfileStore, StoreBatch
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
-
-from benchmarks.common import argument_parser, percentile, save
-from idgraph.engine import Engine
 from idgraph.settings import Settings
 
 REGION_DATACENTERS = {"eu": {"dc1": 1}, "uk": {"dc1": 1}, "us": {"dc2": 1}, "apac": {"dc2": 1}}

@@ -26,13 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from idgraph.generator import generate
-from idgraph.graph.neo4j_backend.settings import Neo4jSettings
-from idgraph.graph.networkx_backend import NetworkxGraph
 from pydantic import SecretStr
 
 from benchmarks.common import argument_parser, percentile, save
 from idgraph.engine import Engine
+from idgraph.generator import generate
+from idgraph.graph.neo4j_backend.settings import Neo4jSettings
+from idgraph.graph.networkx_backend import NetworkxGraph
 from idgraph.settings import Settings
 
 

@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import argument_parser, load_average, save
+from idgraph.engine import Engine
 from idgraph.generator import generate
 from idgraph.resolver.adapters import adapt
 from idgraph.resolver.normalize import Normalizer
-
-from benchmarks.common import argument_parser, load_average, save
-from idgraph.engine import Engine
 from idgraph.settings import Settings
 
 TARGET = 20_000

@@ -37,12 +37,12 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from idgraph.generator import generate
-from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
-from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 
 from benchmarks.common import argument_parser, load_average, percentile, save
 from idgraph.engine import Engine
+from idgraph.generator import generate
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.settings import Settings
 
 TARGET_P99_MS = 2.0

@@ -191,9 +191,8 @@ def _links(engine) -> tuple[set[tuple[str, str]], dict[tuple[str, str], bool]]:
 
 
 def run_synthetic(n_records: int, seed: int, work: Path) -> dict:
-    from idgraph.generator import generate
-
     from idgraph.engine.batch import match_stored, train
+    from idgraph.generator import generate
 
     ds = generate(n_records=n_records, seed=seed)
     out: dict = {"dataset": f"synthetic-{n_records}", "seed": seed}

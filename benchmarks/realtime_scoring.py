@@ -28,9 +28,8 @@ from benchmarks.common import argument_parser, percentile, save
 
 def matching_rows(n: int, seed: int) -> list[tuple[str, dict]]:
     """The first ``n`` matchable record rows of the synthetic data set (last state of each)."""
-    from idgraph.generator import generate
-
     from idgraph.engine.batch import payload_rows
+    from idgraph.generator import generate
 
     rows = payload_rows(generate(n_records=int(n * 3.2), seed=seed).events)
     if len(rows) < n:
@@ -46,10 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
 
+    from idgraph.engine.batch import rows_frame
     from idgraph.resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
     from idgraph.resolver.probabilistic.training import train_model
-
-    from idgraph.engine.batch import rows_frame
 
     rows = matching_rows(args.existing + args.new, args.seed)
     existing, new = rows[:args.existing], rows[args.existing:]

@@ -51,14 +51,6 @@ from pathlib import Path
 
 import grpc
 import orjson
-from idgraph.devservers.kafka_broker import LocalBroker
-from idgraph.generator import generate
-from idgraph.profile_store import create_store
-from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
-from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
-from idgraph.stream.produce import distinct_event_ids, produce_payloads
-from idgraph.stream.settings import StreamSettings
-from idgraph.stream.topics import client_options, ensure_topics
 
 from benchmarks.common import argument_parser, percentile, save
 from benchmarks.lookup_latency import start_server
@@ -69,7 +61,15 @@ from benchmarks.stream_throughput import (
     stream_settings,
     wait_for,
 )
+from idgraph.devservers.kafka_broker import LocalBroker
+from idgraph.generator import generate
+from idgraph.profile_store import create_store
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.settings import Settings
+from idgraph.stream.produce import distinct_event_ids, produce_payloads
+from idgraph.stream.settings import StreamSettings
+from idgraph.stream.topics import client_options, ensure_topics
 from idgraph.worker_processes import start_worker, worker_env
 
 TARGET_P99_MS = 100.0

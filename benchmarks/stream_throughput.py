@@ -38,15 +38,14 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks.common import argument_parser, save
 from idgraph.devservers.kafka_broker import LocalBroker, terminate_process
 from idgraph.generator import generate
 from idgraph.profile_store import create_store
+from idgraph.settings import Settings
 from idgraph.stream.produce import distinct_event_ids, produce_payloads
 from idgraph.stream.settings import StreamSettings
 from idgraph.stream.topics import client_options, ensure_topics
-
-from benchmarks.common import argument_parser, save
-from idgraph.settings import Settings
 from idgraph.worker_processes import start_worker, worker_env
 
 TARGET = 10_000

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from itertools import pairwise
 
 import networkx as nx
+
 from idgraph.core.links import ProfileEvent
 from idgraph.graph.base import ComponentInfo, EdgeExplanation, GraphChanges, LinkEdge, MatchEdge
 from idgraph.graph.ids import profile_id_for

@@ -3,8 +3,9 @@ and regions (sections ``[normalization]``, ``[linking]``, ``[matching]``, ``[reg
 
 from __future__ import annotations
 
-from idgraph.core.sections import Section
 from pydantic import Field, model_validator
+
+from idgraph.core.sections import Section
 
 EU_COUNTRIES = ["AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH"]
 US_COUNTRIES = ["US", "CA", "MX", "BR", "AR", "CL", "CO"]

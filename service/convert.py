@@ -13,15 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from idgraph.profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only its types are needed here
     from idgraph.coordination import Review
-    from idgraph.graph.base import EdgeExplanation
-
     from idgraph.engine.explain import Explanation
     from idgraph.engine.queries import LookupResult
+    from idgraph.graph.base import EdgeExplanation
 
 _MICROS = 1_000_000
 

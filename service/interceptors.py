@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
+
 from idgraph.core.errors import IdGraphError
 
 _LOG = logging.getLogger(__name__)

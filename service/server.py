@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from idgraph.core.errors import ConfigError
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
@@ -43,7 +44,6 @@ from idgraph.service.settings import GrpcSettings
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from idgraph.coordination import ReviewQueue
-
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
 

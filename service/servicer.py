@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
+
 from idgraph.core.errors import IdGraphError, NotFoundError
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
@@ -25,7 +26,6 @@ from idgraph.service.interceptors import ANONYMOUS, status_for
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from idgraph.coordination import ReviewQueue
-
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
 

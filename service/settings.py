@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idgraph.core.sections import Section
 from pydantic import Field, SecretStr
+
+from idgraph.core.sections import Section
 
 
 class GrpcSettings(Section):

@@ -29,17 +29,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import faust
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
 from idgraph.core.errors import BackendError
+from idgraph.engine import Engine
 from idgraph.stream.events import RawEvent, change_message, dead_letter_headers
 from idgraph.stream.processor import BatchOutcome, BatchProcessor
 from idgraph.stream.settings import StreamSettings
 from idgraph.stream.topics import ssl_context
 
-from idgraph.engine import Engine
-
 log = logging.getLogger(__name__)
 
 _CHANGES_PER_ROUND = 5000
+#: Pauses between retries of a batch the store or graph refused: 0.5 s, doubling, at most 30 s.
+_BATCH_RETRY_WAIT = wait_exponential(multiplier=0.5, max=30.0)
 
 
 def broker_credentials(cfg: StreamSettings) -> faust.types.auth.CredentialsT | None:
@@ -121,6 +124,7 @@ class StreamWorker:
         self.stats = WorkerStats(pid=os.getpid(), started_at=time.time())
         self.stats_file = stats_file
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idgraph-engine")
+        self._sleep = asyncio.sleep  # the pause between batch retries (tests replace it)
         self.app = app = faust.App(
             cfg.consumer_group,
             broker=cfg.brokers,
@@ -159,21 +163,7 @@ class StreamWorker:
                 raise
 
     async def _handle(self, batch: list[RawEvent]) -> None:
-        loop = asyncio.get_running_loop()
-        pause = 0.5
-        while True:
-            try:
-                outcome: BatchOutcome = await loop.run_in_executor(
-                    self._pool, self.processor.process, batch)
-                break
-            except BackendError as exc:
-                # the store or graph is unavailable: nothing of the batch is acknowledged;
-                # the same batch is retried (idempotent) until it goes through
-                self.stats.retries += 1
-                log.warning("batch of %d events not stored (%s); retrying in %.1f s",
-                            len(batch), exc, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30.0)
+        outcome = await self._process(batch)
         sends = [await self.dead_letters.send(
                     key=d.event.key, value=d.event.value or b"",
                     headers=dead_letter_headers(d.event, d.reason, d.system))
@@ -194,6 +184,29 @@ class StreamWorker:
         st.last_batch_at = time.time()
         if self.stats_file is not None:
             st.save(self.stats_file)
+
+    async def _process(self, batch: list[RawEvent]) -> BatchOutcome:
+        """Process ``batch`` on the engine's thread. While the store or graph is unavailable
+        (:class:`BackendError`) nothing of the batch is acknowledged: the same batch is
+        retried (idempotent) until it goes through, after pauses of 0.5 s doubling up to
+        30 s; each retry is counted in ``stats.retries`` and logged. Any other error
+        propagates at once."""
+        loop = asyncio.get_running_loop()
+
+        def count_and_log(state: RetryCallState) -> None:
+            # the error's text only: a BackendError holds no values of events
+            self.stats.retries += 1
+            log.warning("batch of %d events not stored (%s); retrying in %.1f s",
+                        len(batch), state.outcome.exception(), state.upcoming_sleep)
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(BackendError),
+                                 wait=_BATCH_RETRY_WAIT, before_sleep=count_and_log,
+                                 sleep=self._sleep, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                outcome: BatchOutcome = await loop.run_in_executor(
+                    self._pool, self.processor.process, batch)
+        return outcome
 
     async def _publish_changes(self) -> None:
         """Send what waits in the outbox, then remove it (at-least-once)."""

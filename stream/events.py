@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import orjson
+
 from idgraph.profile_store.base import ProfileChange
 
 #: Header names of dead letters (Kafka Connect's ``__connect.errors.*`` idea, our prefix).

@@ -12,10 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import BackendError
+from idgraph.engine import Engine, IngestResult
 from idgraph.stream.events import EventRejected, RawEvent, decode
 from idgraph.stream.settings import StreamSettings
-
-from idgraph.engine import Engine, IngestResult
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 
 import orjson
+
 from idgraph.core.errors import ConfigError
 from idgraph.resolver.adapters import adapt
 from idgraph.resolver.normalize import Normalizer

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from idgraph.core.sections import Section
 from pydantic import Field, SecretStr, field_validator, model_validator
+
+from idgraph.core.sections import Section
 
 
 def _default_source_topics() -> dict[str, list[str]]:

@@ -51,3 +51,23 @@ def test_idgraph_imports_beside_proto_plus(tmp_path):
             "assert M(name='x').name == 'x' and pb.LookupRequest(identifier='a').identifier\n")
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120,
                    capture_output=True)
+
+
+def test_no_module_imports_a_folder_by_its_bare_name():
+    """``import graph`` works in a checkout (the folder is on the path) but not installed, and
+    it would load a second copy of every class: every import says ``idgraph.``."""
+    import ast
+
+    bare = {folder for name, folder in PYPROJECT["tool"]["setuptools"]["package-dir"].items()
+            if name != "idgraph"}
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        if any(part.startswith(".") or part in ("node_modules", "build") for part in
+               path.relative_to(ROOT).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] in bare]
+    assert not offenders, offenders

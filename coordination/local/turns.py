@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+
 from idgraph.coordination.base import CatchUp, WriterCoordination
 from idgraph.core.errors import BackendError
 

@@ -31,9 +31,16 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from idgraph.core.errors import BackendError
 from idgraph.core.links import ProfileEvent
@@ -53,6 +60,19 @@ if TYPE_CHECKING:
     from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 
 log = logging.getLogger(__name__)
+
+_WRITE_BACKOFF = wait_exponential(multiplier=0.05, max=1.0)
+
+
+def _write_retry_wait(state: RetryCallState) -> float:
+    """Pause before another write attempt: 50 ms doubling up to 1 s, times a random factor in
+    [1, 2) so writers that collided do not retry in step."""
+    return _WRITE_BACKOFF(state) * (1 + random.random())
+
+
+def _log_write_conflict(state: RetryCallState) -> None:
+    """Log a write retry: the error's type only (servers quote values in their messages)."""
+    log.info("graph: write conflict (%s), retrying", type(state.outcome.exception()).__name__)
 
 
 def _run(tx: Any, query: str, **params: Any) -> list[Any]:
@@ -240,23 +260,20 @@ class Neo4jGraph(IdentityGraph):
         if self._read_only:
             raise BackendError("graph: this is a read-only view; only the writer applies")
         self._last = None
-        deadline = time.monotonic() + self._settings.max_transaction_retry_seconds
-        delay = 0.05
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._session() as session:
-                    ws, changes = session.execute_write(self._write_tx, work)
-                break
-            except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
-                if not self._retryable(exc) or time.monotonic() > deadline:
-                    raise BackendError(
-                        f"graph: write failed after {attempt} attempt(s): {_reason(exc)}"
-                    ) from exc
-                log.info("graph: write conflict (%s), retrying", type(exc).__name__)
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
+        retrying = Retrying(
+            retry=retry_if_exception(self._retryable),
+            stop=stop_after_delay(self._settings.max_transaction_retry_seconds),
+            wait=_write_retry_wait, before_sleep=_log_write_conflict, reraise=True)
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    with self._session() as session:
+                        ws, changes = session.execute_write(self._write_tx, work)
+        except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
+            raise BackendError(
+                f"graph: write failed after {attempts} attempt(s): {_reason(exc)}") from exc
         self._last = ws
         return changes
 

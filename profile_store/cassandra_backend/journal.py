@@ -13,6 +13,7 @@ import uuid
 import zlib
 
 import orjson
+
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.plan import Mutation
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
+
 from idgraph.core.errors import BackendError, ResidencyError
 from idgraph.profile_store.base import StoreBatch
 from idgraph.profile_store.cassandra_backend import schema as q

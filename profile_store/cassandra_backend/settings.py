@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from idgraph.core.sections import Section
 from pydantic import Field, SecretStr
+
+from idgraph.core.sections import Section
 
 
 class CassandraSettings(Section):

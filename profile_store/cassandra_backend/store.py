@@ -79,6 +79,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
+
 from idgraph.core.errors import BackendError, ConfigError, ResidencyError
 from idgraph.profile_store.base import (
     IdentifierMatch,

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
+
 from idgraph.core.errors import BackendError, ResidencyError
 from idgraph.profile_store.base import (
     IdentifierMatch,

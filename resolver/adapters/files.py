@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from idgraph.core.errors import InvalidPayloadError
 from idgraph.resolver.model import SOURCES
 

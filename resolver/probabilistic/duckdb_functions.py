@@ -51,8 +51,9 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Literal
 
-from idgraph.core.errors import ConfigError
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, Levenshtein
+
+from idgraph.core.errors import ConfigError
 
 __all__ = [
     "DUCKDB_2_0_0",

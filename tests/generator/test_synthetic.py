@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 import orjson
 import phonenumbers
 import pytest
+
 from idgraph.core.errors import InvalidPayloadError
 from idgraph.generator import JUNK_EMAIL, ZERO_IDFA, generate, write_source_files
 from idgraph.generator.people import COUNTRIES, INTERNATIONAL_STYLES, NATIONAL_STYLES, PeopleFactory

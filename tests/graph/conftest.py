@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 from pydantic import SecretStr
+
+from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 
 START_TIMEOUT_SECONDS = 120.0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from idgraph.graph.base import IdentityGraph, LinkEdge, MatchEdge
 from idgraph.graph.networkx_backend import NetworkxGraph
 

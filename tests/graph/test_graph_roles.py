@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+
 from idgraph.core.errors import BackendError
 from idgraph.graph.base import (
     GraphComponents,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import neo4j
 import pytest
+
 from idgraph.devservers import bolt_server as local_server
 from idgraph.devservers.bolt_server import LocalBoltServer
 

@@ -8,17 +8,17 @@ import random
 import threading
 from collections import defaultdict
 
-import idgraph.graph.neo4j_backend.graph as neo4j_graph_module
 import neo4j
 import networkx as nx
 import pytest
 from cypher_lint import lint_cypher
+from pydantic import SecretStr
+
+import idgraph.graph.neo4j_backend.graph as neo4j_graph_module
 from idgraph.core.errors import BackendError
 from idgraph.graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
 from idgraph.graph.neo4j_backend import Neo4jGraph, cypher
 from idgraph.graph.networkx_backend import NetworkxGraph
-from pydantic import SecretStr
-
 from tests.graph.test_graph_contract import SHAREABLE, _snapshot
 
 TYPES = ["email", "phone", "device", "cookie", "crm:salesforce"]
@@ -264,5 +264,71 @@ def test_a_failed_write_gives_up_without_quoting_the_servers_message(neo4j_setti
         g.apply([("a:1", 1.0)], [LinkEdge("a:1", "email:jane@example.com", "email", True,
                                           "deterministic:email", "", "a", "e1", 1.0)])
     assert "jane" not in str(err.value) and "ConstraintError" in str(err.value)
+    monkeypatch.undo()
+    g.close()
+
+
+def test_a_write_conflict_is_retried_with_backoff_until_it_goes_through(neo4j_settings,
+                                                                       monkeypatch, caplog,
+                                                                       tmp_path):
+    """A ConstraintError (two writers creating one node: ArcadeDB's form of a lock wait) is
+    retried after pauses of 50 ms doubling, each times a random factor in [1, 2); each retry
+    is logged by the error's type only; the write that goes through is applied once."""
+    from neo4j.exceptions import ConstraintError
+
+    real_run, real_wait = neo4j_graph_module._run, neo4j_graph_module._write_retry_wait
+    conflicts = 3
+    turns: list[str] = []
+
+    def conflicting(tx, query, **params):
+        if query == cypher.TAKE_TURN:
+            turns.append(query)
+            if len(turns) <= conflicts:
+                raise ConstraintError("Node(7) already exists with key 'email:jane@example.com'")
+        return real_run(tx, query, **params)
+
+    pauses: list[float] = []
+
+    def no_pause(state):
+        pauses.append(real_wait(state))
+        return 0.0
+
+    g = Neo4jGraph(neo4j_settings, SHAREABLE)
+    monkeypatch.setattr(neo4j_graph_module, "_run", conflicting)
+    monkeypatch.setattr(neo4j_graph_module, "_write_retry_wait", no_pause)
+    edge = LinkEdge("a:1", "email:jane@example.com", "email", True, "deterministic:email", "",
+                    "a", "e1", 1.0)
+    with caplog.at_level("INFO", logger=neo4j_graph_module.__name__):
+        changes = g.apply([("a:1", 1.0)], [edge])
+    assert len(turns) == conflicts + 1
+    for pause, base in zip(pauses, (0.05, 0.1, 0.2), strict=True):
+        assert base <= pause < 2 * base
+    retries = [r.getMessage() for r in caplog.records if r.name == neo4j_graph_module.__name__]
+    assert retries == ["graph: write conflict (ConstraintError), retrying"] * conflicts
+    monkeypatch.undo()
+    embedded = NetworkxGraph(tmp_path / "links.sqlite", SHAREABLE)
+    want = embedded.apply([("a:1", 1.0)], [edge])
+    assert (changes.touched, changes.history) == (want.touched, want.history)
+    g.refresh()
+    assert _snapshot(g, ["a:1"]) == _snapshot(embedded, ["a:1"])
+    embedded.close()
+    g.close()
+
+
+def test_an_error_that_is_not_a_conflict_is_not_retried(neo4j_settings, monkeypatch):
+    from neo4j.exceptions import CypherSyntaxError
+
+    attempts: list[str] = []
+
+    def broken(tx, query, **params):
+        attempts.append(query)
+        raise CypherSyntaxError("Invalid input 'jane@example.com'")
+
+    g = Neo4jGraph(neo4j_settings, SHAREABLE)
+    monkeypatch.setattr(neo4j_graph_module, "_run", broken)
+    monkeypatch.setattr(neo4j_graph_module, "_write_retry_wait", lambda state: 0.0)
+    with pytest.raises(BackendError, match=r"write failed after 1 attempt\(s\)") as err:
+        g.apply([("a:1", 1.0)], [])
+    assert len(attempts) == 1 and "jane" not in str(err.value)
     monkeypatch.undo()
     g.close()

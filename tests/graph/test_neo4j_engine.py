@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from idgraph.generator import generate
-
 from idgraph.engine import Engine
+from idgraph.generator import generate
 from idgraph.settings import Settings
 
 

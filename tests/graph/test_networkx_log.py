@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from idgraph.graph.networkx_backend import NetworkxGraph
-
 from tests.graph.test_graph_contract import SHAREABLE, edge
 
 

@@ -10,10 +10,10 @@ from collections import Counter
 
 import grpc
 import pytest
-from idgraph.generator import generate
-from idgraph.service.client import ProfileClient, ServiceCallError
 
 from idgraph.engine import Engine
+from idgraph.generator import generate
+from idgraph.service.client import ProfileClient, ServiceCallError
 from idgraph.settings import Settings
 
 TOKEN = "e2e-token"
@@ -210,6 +210,7 @@ def test_explain_and_reviews_through_idgraph_serve(world):
     and the review queue; api tokens may not use them, steward tokens may."""
     _, engine, _client, data_dir = world
     from helpers import record
+
     from idgraph.graph.base import MatchEdge
 
     a = record("salesforce", "e2e-x1", "e2e-x1", 1_700_000_100, ["email:x1@example.net"],

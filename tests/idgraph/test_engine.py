@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from helpers import record
-from idgraph.core.errors import NotFoundError, ResidencyError
-from idgraph.profile_store import create_store
 
+from idgraph.core.errors import NotFoundError, ResidencyError
 from idgraph.engine import Engine
+from idgraph.profile_store import create_store
 from idgraph.settings import Settings
 
 
@@ -262,9 +262,8 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
 
 def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypatch):
-    from idgraph.generator import generate
-
     import idgraph.engine.materialise as materialise_module
+    from idgraph.generator import generate
 
     events = generate(n_records=2000, seed=8).events
 

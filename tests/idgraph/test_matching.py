@@ -13,9 +13,9 @@ import shutil
 import pandas as pd
 import pytest
 from helpers import record
-from idgraph.coordination import open_model_registry, open_review_queue
 
 from idgraph.cli import main
+from idgraph.coordination import open_model_registry, open_review_queue
 from idgraph.engine import Engine, batch
 from idgraph.settings import Settings
 

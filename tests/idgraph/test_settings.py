@@ -7,9 +7,9 @@ import os
 
 import pytest
 from helpers import record
-from idgraph.core.errors import ConfigError
 
 from idgraph.cli import main
+from idgraph.core.errors import ConfigError
 from idgraph.engine import Engine
 from idgraph.settings import Settings, load_settings
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from helpers import record
-from idgraph.core.errors import BackendError
-from idgraph.generator import generate
 
+from idgraph.core.errors import BackendError
 from idgraph.engine import Engine
+from idgraph.generator import generate
 from idgraph.settings import Settings
 
 

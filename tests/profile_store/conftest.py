@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
 from idgraph.devservers.cassandra_cluster import LocalCassandraCluster
 
 CONTACT_POINTS_ENV = "IDGRAPH_TEST_CASSANDRA_CONTACT_POINTS"

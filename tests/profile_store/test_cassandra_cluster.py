@@ -26,10 +26,11 @@ from cassandra_testing import (
     fresh_prefix,
     truncate_keyspaces,
 )
+from store_builders import links, rec, seed
+
 from idgraph.core.errors import BackendError, ConfigError
 from idgraph.profile_store.base import ProfileChange, ProfileHead, StoreBatch
 from idgraph.profile_store.cassandra_backend import CassandraProfileStore
-from store_builders import links, rec, seed
 
 pytestmark = pytest.mark.slow
 
@@ -337,9 +338,8 @@ def test_a_write_interrupted_before_its_commit_is_hidden(cassandra_cluster, open
 def test_redelivery_after_a_crash_mid_write_counts_each_event_once(cassandra_cluster,
                                                                    tmp_path, monkeypatch):
     """The engine's path: a crash in the store write, the batch delivered again."""
-    from idgraph.generator import generate
-
     from idgraph.engine import Engine
+    from idgraph.generator import generate
     from idgraph.settings import Settings
     events = generate(n_records=600, seed=5).events
     first, second = events[:300], events[300:]

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cassandra_testing import cassandra_settings, drop_keyspaces, fresh_prefix
-from idgraph.generator import generate
 
 from idgraph.engine import Engine
+from idgraph.generator import generate
 from idgraph.settings import Settings
 
 pytestmark = pytest.mark.slow

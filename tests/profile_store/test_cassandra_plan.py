@@ -7,6 +7,8 @@ import uuid
 from collections import Counter
 
 import orjson
+from store_builders import links, rec
+
 from idgraph.profile_store.base import ProfileChange, ProfileEvent, ProfileHead, StoreBatch
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.journal import decode_journal, encode_journal
@@ -19,7 +21,6 @@ from idgraph.profile_store.cassandra_backend.plan import (
     plan_batch,
     profiles_to_load,
 )
-from store_builders import links, rec
 
 TS = 1_700_000_000_000_000
 SHAREABLE = frozenset({"device", "idfa", "gaid", "cookie"})

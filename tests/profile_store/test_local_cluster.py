@@ -32,6 +32,7 @@ from cassandra.policies import (
     WhiteListRoundRobinPolicy,
 )
 from cassandra.query import SimpleStatement
+
 from idgraph.devservers.cassandra_cluster import PROTOCOL_VERSION, LocalCassandraCluster
 
 pytestmark = pytest.mark.slow

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import pytest
 from cassandra_testing import cassandra_settings, drop_keyspaces, fresh_prefix, truncate_keyspaces
+from store_builders import links, rec, seed
+
 from idgraph.core.errors import BackendError, ResidencyError
 from idgraph.profile_store.base import (
     IdentifierMatch,
@@ -23,7 +25,6 @@ from idgraph.profile_store.base import (
     StoreBatch,
 )
 from idgraph.profile_store.sqlite_backend import SqliteProfileStore
-from store_builders import links, rec, seed
 
 REGIONS = ["eu", "us"]
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import duckdb
+
 from idgraph.resolver.probabilistic.duckdb_parity import duckdb_answers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "duckdb_releases.json"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from idgraph.core.errors import InvalidPayloadError
 from idgraph.resolver.adapters import ADAPTERS, adapt
 from idgraph.resolver.model import SOURCES, Identifier, IdentityRecord, RejectedIdentifier

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from idgraph.resolver.probabilistic.duckdb_functions import (
     DUCKDB_2_0_0,
     DUCKDB_2_0_1,

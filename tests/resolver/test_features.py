@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from idgraph.resolver.probabilistic.features import (
     company_key,
     domain_company,

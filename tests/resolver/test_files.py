@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from idgraph.core.errors import InvalidPayloadError
 from idgraph.resolver.adapters import adapt
 from idgraph.resolver.adapters.files import iter_payloads

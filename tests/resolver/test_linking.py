@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import record
+
 from idgraph.graph.networkx_backend import NetworkxGraph
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.settings import IdentifierRule, LinkingSettings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from idgraph.core.errors import InvalidIdentifierError
 from idgraph.resolver.model import Identifier
 from idgraph.resolver.normalize import Normalizer

@@ -17,8 +17,6 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from idgraph.resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
-from idgraph.resolver.probabilistic.training import train_model
 from splink import DuckDBAPI, Linker
 
 from idgraph.engine.batch import (
@@ -28,6 +26,8 @@ from idgraph.engine.batch import (
     records_from_table,
     rows_frame,
 )
+from idgraph.resolver.probabilistic.scorer import CandidateIndex, RealtimeScorer
+from idgraph.resolver.probabilistic.training import train_model
 
 TOLERANCE = 1e-9
 

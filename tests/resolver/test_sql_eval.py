@@ -19,6 +19,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 import sqlglot
+from splink import ColumnExpression, SettingsCreator
+from splink import comparison_library as cl
+from splink.blocking_rule_library import block_on
+from sqlglot import exp
+
 from idgraph.resolver.probabilistic.sql_eval import (
     UnsupportedSQLError,
     blocking_key_parts,
@@ -28,10 +33,6 @@ from idgraph.resolver.probabilistic.sql_eval import (
     compile_levels,
     compile_value,
 )
-from splink import ColumnExpression, SettingsCreator
-from splink import comparison_library as cl
-from splink.blocking_rule_library import block_on
-from sqlglot import exp
 
 N_PAIRS = 3000
 N_BLOCKING_ROWS = 600

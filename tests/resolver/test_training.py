@@ -12,6 +12,7 @@ import random
 
 import pandas as pd
 import pytest
+
 from idgraph.resolver.probabilistic.model import read_model
 from idgraph.resolver.probabilistic.training import DegenerateModelError, check_model, train_model
 

@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
-import idgraph.coordination as review_module
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers import record
+
+import idgraph.coordination as review_module
 from idgraph.coordination import ReviewQueue, ReviewStateError, open_review_queue, review_id_for
 from idgraph.core.errors import ConfigError, IdGraphError, NotFoundError
+from idgraph.engine import Engine
+from idgraph.engine.explain import Explainer
+from idgraph.engine.queries import ProfileQueries
 from idgraph.graph import create_graph
 from idgraph.graph.base import IdentityGraph, MatchEdge
 from idgraph.profile_store import create_store
@@ -31,10 +35,6 @@ from idgraph.service.interceptors import status_code, status_for
 from idgraph.service.server import SERVICE_NAME, create_server
 from idgraph.service.servicer import REVIEW_STATUSES
 from idgraph.service.settings import GrpcSettings
-
-from idgraph.engine import Engine
-from idgraph.engine.explain import Explainer
-from idgraph.engine.queries import ProfileQueries
 from idgraph.settings import Settings
 
 API_TOKEN = "api-token-1"

@@ -15,7 +15,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from idgraph.core.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
+from idgraph.engine.queries import Located, LookupResult
 from idgraph.profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
@@ -23,8 +25,6 @@ from idgraph.service import convert
 from idgraph.service.client import ProfileClient, ServiceCallError
 from idgraph.service.server import SERVICE_NAME, create_server
 from idgraph.service.settings import GrpcSettings
-
-from idgraph.engine.queries import Located, LookupResult
 
 TOKEN = "s3cret-token"
 OTHER_TOKEN = "second-token"

@@ -15,10 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from idgraph.devservers.kafka_broker import LocalBroker
-from idgraph.stream.settings import StreamSettings
 
+from idgraph.devservers.kafka_broker import LocalBroker
 from idgraph.settings import Settings
+from idgraph.stream.settings import StreamSettings
 from idgraph.worker_processes import start_worker, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]

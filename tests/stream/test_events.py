@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
 from idgraph.profile_store.base import ProfileChange
 from idgraph.stream.events import (
     OFFSET,

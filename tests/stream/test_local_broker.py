@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import MessageSizeTooLargeError
+
 from idgraph.core.errors import BackendError, ConfigError
 from idgraph.devservers.kafka_broker import (
     LocalBroker,

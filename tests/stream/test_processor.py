@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
 from idgraph.core.errors import BackendError
+from idgraph.engine import Engine
 from idgraph.generator import generate
 from idgraph.resolver import adapters
+from idgraph.settings import Settings
 from idgraph.stream.events import RawEvent
 from idgraph.stream.processor import BatchProcessor
 from idgraph.stream.produce import topic_of_system
-
-from idgraph.engine import Engine
-from idgraph.settings import Settings
 
 
 @pytest.fixture()

@@ -17,18 +17,18 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
+
+from idgraph.engine import Engine
+from idgraph.engine.queries import ProfileQueries
 from idgraph.generator import generate
 from idgraph.graph import create_graph
 from idgraph.profile_store import create_store
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.normalize import Normalizer
+from idgraph.settings import Settings, load_settings
 from idgraph.stream.events import OFFSET, PARTITION, REASON, TOPIC
 from idgraph.stream.produce import message_key, topic_of_system
 from idgraph.stream.settings import StreamSettings
-
-from idgraph.engine import Engine
-from idgraph.engine.queries import ProfileQueries
-from idgraph.settings import Settings, load_settings
 from tests.stream.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -244,7 +244,6 @@ def test_backfill_replays_files_through_the_topics_once(stream_env, workers, tmp
     from idgraph.generator import generate as gen
     from idgraph.generator import write_source_files
     from idgraph.resolver.adapters.files import iter_payloads
-
     from tests.stream.conftest import ROOT
 
     dataset = gen(n_records=1500, seed=23)
