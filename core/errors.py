@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
+from typing import ClassVar
 
 
 class IdGraphError(Exception):
@@ -65,6 +66,32 @@ class BackendError(IdGraphError):
     """A storage backend failed; the message names the operation (never the PII key)."""
 
     status = "UNAVAILABLE"
+
+
+class DriverErrorBoundary:
+    """Mixin of a seam's backend base class (one per seam): each backend names its driver's
+    exception classes in ``driver_errors`` and, optionally, how to describe one
+    (``describe_driver_error``); every public method of the seam then raises
+    :class:`BackendError` for them (:func:`translate_driver_errors`). The seam's base class
+    sets ``seam_name``; its public methods and its bases' are the seam's methods."""
+
+    seam_name: ClassVar[str] = ""
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    @staticmethod
+    def describe_driver_error(exc: BaseException) -> str:
+        """What failed, without keys or values (default: the exception's class)."""
+        return type(exc).__name__
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.driver_errors:
+            return
+        seam = next(c for c in cls.__mro__ if "seam_name" in vars(c))
+        methods = {name for c in seam.__mro__ if c not in (DriverErrorBoundary, object)
+                   for name, value in vars(c).items()
+                   if callable(value) and not name.startswith("_")}
+        translate_driver_errors(cls, seam.seam_name, methods)
 
 
 def translate_driver_errors(cls: type, seam: str, method_names: Iterable[str]) -> None:

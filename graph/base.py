@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import ClassVar
 
-from idgraph.core.errors import translate_driver_errors
+from idgraph.core.errors import DriverErrorBoundary
 from idgraph.core.links import (
     ComponentInfo,
     EdgeExplanation,
@@ -73,7 +72,7 @@ class GraphView(GraphReads, GraphExplain):
         """Flush and release resources."""
 
 
-class IdentityGraph(GraphView):
+class IdentityGraph(GraphView, DriverErrorBoundary):
     """A durable identity graph with stable profile IDs: a view plus the writes.
 
     A backend implements this class once; opened read-only (:func:`idgraph.graph.create_graph_view`)
@@ -81,18 +80,9 @@ class IdentityGraph(GraphView):
 
     A backend names its driver's exception classes in ``driver_errors``: every seam method
     then raises :class:`~idgraph.core.errors.BackendError` for them, described by
-    ``describe_driver_error`` (see :func:`~idgraph.core.errors.translate_driver_errors`)."""
+    ``describe_driver_error`` (see :class:`~idgraph.core.errors.DriverErrorBoundary`)."""
 
-    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
-
-    @staticmethod
-    def describe_driver_error(exc: BaseException) -> str:
-        """What failed, without keys or values (default: the exception's class)."""
-        return type(exc).__name__
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        translate_driver_errors(cls, "graph", _SEAM_METHODS)
+    seam_name = "graph"
 
     @abstractmethod
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
@@ -112,10 +102,3 @@ class IdentityGraph(GraphView):
     @abstractmethod
     def remove_record(self, record_key: str, at: float) -> GraphChanges:
         """Remove a record and its edges (forget); orphaned identifiers go too."""
-
-
-_SEAM_METHODS = frozenset(
-    name for role in IdentityGraph.__mro__
-    for name, value in vars(role).items()
-    if callable(value) and not name.startswith("_") and name != "describe_driver_error"
-)

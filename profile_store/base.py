@@ -20,9 +20,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from idgraph.core.errors import translate_driver_errors
+from idgraph.core.errors import DriverErrorBoundary
 from idgraph.core.links import ProfileEvent
 
 
@@ -251,7 +250,7 @@ class ChangeOutbox(ABC):
         """Remove published entries from the outbox (unknown IDs are ignored)."""
 
 
-class ProfileStore(ProfileReader, ChangeOutbox):
+class ProfileStore(ProfileReader, ChangeOutbox, DriverErrorBoundary):
     """Persistence of profile heads, records, aliases, identifier index and history: the
     reads, the outbox and the atomic batch write.
 
@@ -260,18 +259,9 @@ class ProfileStore(ProfileReader, ChangeOutbox):
 
     A backend names its driver's exception classes in ``driver_errors``: every seam method
     then raises :class:`~idgraph.core.errors.BackendError` for them, described by
-    ``describe_driver_error`` (see :func:`~idgraph.core.errors.translate_driver_errors`)."""
+    ``describe_driver_error`` (see :class:`~idgraph.core.errors.DriverErrorBoundary`)."""
 
-    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
-
-    @staticmethod
-    def describe_driver_error(exc: BaseException) -> str:
-        """What failed, without keys or values (default: the exception's class)."""
-        return type(exc).__name__
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        translate_driver_errors(cls, "profile store", _SEAM_METHODS)
+    seam_name = "profile store"
 
     @abstractmethod
     def write(self, batch: StoreBatch) -> None:
@@ -280,10 +270,3 @@ class ProfileStore(ProfileReader, ChangeOutbox):
     @abstractmethod
     def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of ``event_ids`` not yet recorded as processed."""
-
-
-_SEAM_METHODS = frozenset(
-    name for role in ProfileStore.__mro__
-    for name, value in vars(role).items()
-    if callable(value) and not name.startswith("_") and name != "describe_driver_error"
-)
