@@ -74,7 +74,7 @@ CHECK_TESTS = tests/resolver/test_duckdb_functions.py tests/resolver/test_sql_ev
 check-upgrades:
 	$(PYTHON) -m venv --clear $(CHECK_VENV)
 	$(CHECK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECK_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager '.[dev]'
+	$(CHECK_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
 	$(CHECK_VENV)/bin/python -m pip freeze --exclude idgraph > $(CHECK_VENV)/versions.txt
 	@echo "newest allowed versions (differences from $(LOCK)):"
 	@grep -E '^[a-z0-9]' $(LOCK) | sed 's/ .*//' | tr 'A-Z_' 'a-z-' | sort > $(CHECK_VENV)/locked.txt
