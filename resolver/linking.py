@@ -78,85 +78,69 @@ class LinkPlanner:
         ident_keys = list(dict.fromkeys(i.key for r in records for i in r.identifiers))
         rec_info, ident_info = graph.component_info(rec_keys, ident_keys)
         existing = graph.edges_of(rec_keys)
-
-        parent: dict[str, str] = {}
-        counts: dict[str, dict[str, int]] = {}
-        known: dict[str, bool] = {}
-        for info in list(rec_info.values()) + list(ident_info.values()):
-            if info.component not in parent:
-                parent[info.component] = info.component
-                counts[info.component] = dict(info.type_counts)
-                known[info.component] = info.known
-
-        def find(t: str) -> str:
-            root = t
-            while parent[root] != root:
-                root = parent[root]
-            while parent[t] != root:
-                parent[t], t = root, parent[t]
-            return root
-
+        components = _Components()
+        for info in (*rec_info.values(), *ident_info.values()):
+            components.add(info.component, info.type_counts, info.known)
         token_of_rec = {k: i.component for k, i in rec_info.items()}
         token_of_ident = {k: i.component for k, i in ident_info.items()}
+
         plan = LinkPlan(record_edges=existing)
-        rule = self.rule
         for rec in records:
             rk = rec.record_key
-            tok = token_of_rec.get(rk)
-            if tok is None:
-                tok = token_of_rec[rk] = "new:" + rk
-                parent[tok], counts[tok], known[tok] = tok, {}, False
+            token = token_of_rec.get(rk)
+            if token is None:  # a new record founds a component of its own
+                token = token_of_rec[rk] = "new:" + rk
+                components.add(token, {}, False)
                 plan.new_records.append((rk, rec.event_ts))
             have = existing.setdefault(rk, {})
-            at = rec.event_ts
-            idents = rec.identifiers
-            if len(idents) > 1:
-                idents = sorted(idents, key=lambda i: -rule(i.type).priority)
-            for ident in idents:
-                key = ident.key
-                if key in have:
+            for ident in self._by_priority(rec.identifiers):
+                if ident.key in have:
                     continue
                 reason = self.blocked_reason(ident)
                 if reason is not None:
-                    plan.blocked.setdefault(rk, {})[key] = reason
+                    plan.blocked.setdefault(rk, {})[ident.key] = reason
                     continue
-                r = rule(ident.type)
-                t = find(tok)
-                linked, why = True, ""
-                if not r.links:
-                    linked, why = False, f"{ident.type} identifiers do not link (rule)"
-                else:
-                    it = token_of_ident.get(key)
-                    if it is None:
-                        ct = counts[t]
-                        if ct.get(ident.type, 0) >= r.max_per_profile:
-                            linked = False
-                            why = (f"limit: profile already has {r.max_per_profile} "
-                                   f"{ident.type} identifier(s)")
-                        else:
-                            ct[ident.type] = ct.get(ident.type, 0) + 1
-                            known[t] = known[t] or not r.shareable
-                            token_of_ident[key] = t
-                    else:
-                        it = find(it)
-                        if it != t:
-                            why = self._merge_blocker(counts[t], known[t], counts[it], known[it], r,
-                                                      ident.type)
-                            if why:
-                                linked = False
-                            else:
-                                parent[it] = t
-                                ct = counts[t]
-                                for typ, n in counts.pop(it).items():
-                                    ct[typ] = ct.get(typ, 0) + n
-                                known[t] = known[t] or known.pop(it)
-                have[key] = linked
+                linked, why = self._decide(ident, components.find(token), token_of_ident,
+                                           components)
+                have[ident.key] = linked
                 plan.edges.append(LinkEdge(
-                    record_key=rk, identifier=key, identifier_type=ident.type, linked=linked,
-                    rule=f"deterministic:{ident.type}" if linked else "rejected", reason=why,
-                    source=rec.source, event_id=rec.event_id, at=at,
+                    record_key=rk, identifier=ident.key, identifier_type=ident.type,
+                    linked=linked, rule=f"deterministic:{ident.type}" if linked else "rejected",
+                    reason=why, source=rec.source, event_id=rec.event_id, at=rec.event_ts,
                 ))
         return plan
+
+    def _by_priority(self, identifiers: list[Identifier]) -> list[Identifier]:
+        """Strong identifiers first, so the limits reject the weaker ones (stable)."""
+        if len(identifiers) < 2:
+            return identifiers
+        return sorted(identifiers, key=lambda i: -self.rule(i.type).priority)
+
+    def _decide(self, ident: Identifier, root: str, token_of_ident: dict[str, str],
+                components: _Components) -> tuple[bool, str]:
+        """Whether the edge from the record in component ``root`` to ``ident`` links, and
+        why not; a link is applied to ``components`` at once, so later decisions see it."""
+        rule = self.rule(ident.type)
+        if not rule.links:
+            return False, f"{ident.type} identifiers do not link (rule)"
+        other = token_of_ident.get(ident.key)
+        if other is None:  # an identifier no component has yet: it joins this one
+            if components.counts[root].get(ident.type, 0) >= rule.max_per_profile:
+                return False, (f"limit: profile already has {rule.max_per_profile} "
+                               f"{ident.type} identifier(s)")
+            components.add_identifier(root, ident.type, known=not rule.shareable)
+            token_of_ident[ident.key] = root
+            return True, ""
+        other = components.find(other)
+        if other == root:
+            return True, ""
+        why = self._merge_blocker(components.counts[root], components.known[root],
+                                  components.counts[other], components.known[other], rule,
+                                  ident.type)
+        if why:
+            return False, why
+        components.union(root, other)
+        return True, ""
 
     def match_blockers(self, pairs: list[tuple[str, str]], graph: GraphComponents,
                        exempt: frozenset[str] = frozenset()) -> list[str]:
@@ -169,35 +153,23 @@ class LinkPlanner:
         """
         keys = list(dict.fromkeys(k for pair in pairs for k in pair))
         rec_info, _ = graph.component_info(keys, ())
-        parent: dict[str, str] = {}
-        counts: dict[str, dict[str, int]] = {}
+        components = _Components()
         token: dict[str, str] = {}
         for k in keys:
             info = rec_info.get(k)
-            tok = info.component if info is not None else "new:" + k
-            token[k] = tok
-            if tok not in parent:
-                parent[tok] = tok
-                counts[tok] = dict(info.type_counts) if info is not None else {}
-
-        def find(t: str) -> str:
-            while parent[t] != t:
-                parent[t] = parent[parent[t]]
-                t = parent[t]
-            return t
-
+            if info is None:
+                token[k] = "new:" + k
+                components.add(token[k], {}, False)
+            else:
+                token[k] = info.component
+                components.add(info.component, info.type_counts, info.known)
         out = []
         for a, b in pairs:
-            ta, tb = find(token[a]), find(token[b])
-            if ta == tb:
-                out.append("")
-                continue
-            why = self._limit_blocker(counts[ta], counts[tb], exempt)
-            if not why:
-                parent[tb] = ta
-                ca = counts[ta]
-                for typ, n in counts.pop(tb).items():
-                    ca[typ] = ca.get(typ, 0) + n
+            ta, tb = components.find(token[a]), components.find(token[b])
+            why = "" if ta == tb else self._limit_blocker(components.counts[ta],
+                                                          components.counts[tb], exempt)
+            if ta != tb and not why:
+                components.union(ta, tb)
             out.append(why)
         return out
 
@@ -217,3 +189,46 @@ class LinkPlanner:
         if via.shareable and ka and kb:
             return f"shared {via_type}: both profiles already have a non-shareable identifier"
         return self._limit_blocker(ca, cb)
+
+
+class _Components:
+    """The components a batch touches, as the batch's decisions change them: a union-find
+    over component tokens, with each root's count of distinct linked identifiers per type
+    and whether it holds a non-shareable (known) identifier."""
+
+    __slots__ = ("counts", "known", "parent")
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self.known: dict[str, bool] = {}
+
+    def add(self, token: str, type_counts: dict[str, int], known: bool) -> None:
+        """A component as the graph has it (ignored when already added)."""
+        if token not in self.parent:
+            self.parent[token] = token
+            self.counts[token] = dict(type_counts)
+            self.known[token] = known
+
+    def find(self, token: str) -> str:
+        """The root token of ``token``'s component (compressing the path)."""
+        parent = self.parent
+        root = token
+        while parent[root] != root:
+            root = parent[root]
+        while parent[token] != root:
+            parent[token], token = root, parent[token]
+        return root
+
+    def add_identifier(self, root: str, identifier_type: str, known: bool) -> None:
+        counts = self.counts[root]
+        counts[identifier_type] = counts.get(identifier_type, 0) + 1
+        self.known[root] = self.known[root] or known
+
+    def union(self, into: str, other: str) -> None:
+        """Join root ``other`` into root ``into`` (counts added, known if either is)."""
+        self.parent[other] = into
+        counts = self.counts[into]
+        for identifier_type, n in self.counts.pop(other).items():
+            counts[identifier_type] = counts.get(identifier_type, 0) + n
+        self.known[into] = self.known[into] or self.known.pop(other)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
 import orjson
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from idgraph.coordination.base import CatchUp, WriterCoordination
 from idgraph.core.errors import BackendError
@@ -106,20 +106,21 @@ class WriterTurns(WriterCoordination):
     def _acquire(self) -> None:
         """Take the data dir's flock, waiting at most ``wait_seconds``."""
         fh = open(self._lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the turn
-        deadline = time.monotonic() + self.wait_seconds
-        pause = 0.0005
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    fh.close()
-                    raise BackendError(
-                        f"writer turns: another writer of {self._lock_path.parent} held the "
-                        f"lock for more than {self.wait_seconds:.0f} s") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.02)
+        # poll the non-blocking lock: 0.5 ms doubling to 20 ms between tries (a turn is
+        # usually short), for at most wait_seconds
+        waiting = Retrying(retry=retry_if_exception_type(BlockingIOError),
+                           wait=wait_exponential(multiplier=0.0005, max=0.02),
+                           stop=stop_after_delay(self.wait_seconds), reraise=True)
+        try:
+            waiting(fcntl.flock, fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise BackendError(
+                f"writer turns: another writer of {self._lock_path.parent} held the "
+                f"lock for more than {self.wait_seconds:.0f} s") from None
+        except BaseException:
+            fh.close()
+            raise
         self._fh = fh
 
     def end(self, record_keys: Iterable[str]) -> None:
