@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from idgraph.core.errors import BackendError
 from idgraph.settings import Settings
 
 
@@ -53,7 +54,6 @@ def _count_messages(cfg, topic: str, partitions: int) -> int:
 
 def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, workers: int,
                    brokers: list[str] | None, keep_data: bool) -> int:
-    from idgraph.core.errors import BackendError
     from idgraph.devservers.kafka_broker import LocalBroker
     from idgraph.engine.backends import open_queries, open_reader_store
     from idgraph.evaluation import evaluate, percentile
@@ -108,15 +108,9 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
                     tail = (tmp / f"worker-{n}.log").read_text(errors="replace")[-2000:]
                     print(f"worker {n} exited with {p.returncode}:\n{tail}", file=sys.stderr)
                     return 1
-            try:
-                store = open_reader_store(settings, settings.regions.regions)
-            except BackendError:  # the workers have not created the store yet
-                store = None
-            if store is not None:
-                done = store.counts()["processed_events"]
-                store.close()
-                if done >= expected:
-                    break
+            done = _stored_events(settings)
+            if done >= expected:
+                break
             time.sleep(0.2)
         e2e_s = time.perf_counter() - t0
         if done < expected:
@@ -187,3 +181,20 @@ def run_kafka_demo(settings: Settings, records: int, seed: int, lookups: int, wo
         if broker is not None:
             broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stored_events(settings: Settings) -> int:
+    """Events the workers have stored so far; 0 until the first worker has created the
+    store (its file appears a moment before its tables)."""
+    from idgraph.engine.backends import open_reader_store
+
+    try:
+        store = open_reader_store(settings, settings.regions.regions)
+    except BackendError:
+        return 0
+    try:
+        return store.counts()["processed_events"]
+    except BackendError:
+        return 0
+    finally:
+        store.close()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
+from idgraph.core.errors import BackendError
 from idgraph.engine import Engine
 from idgraph.engine.queries import ProfileQueries
 from idgraph.generator import generate
@@ -82,11 +83,17 @@ def produce(env: dict[str, str], items, raw: list[tuple[str, bytes, list]] = ())
 
 
 def processed(data_dir) -> int:
+    """Events the workers have stored; 0 until the first worker has created the store
+    (the file appears a moment before its tables)."""
     if not (data_dir / "profiles.sqlite").exists():
         return 0
     store = create_store("sqlite", data_dir, Settings().regions.regions, readonly=True)
     try:
         return store.counts()["processed_events"]
+    except BackendError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
     finally:
         store.close()
 
