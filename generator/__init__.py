@@ -9,6 +9,18 @@
     write_source_files(ds, "data/")  # one export/batch file per source kind
 
 Used by the demo, the tests and the benchmarks. See :mod:`idgraph.generator.synthetic`.
+
+Modules (each docstring states its contract):
+
+* the entry point: ``synthetic`` (:func:`generate`, :class:`SyntheticDataset`) and
+  ``writers`` (:func:`write_source_files`);
+* one payload builder per source system, like ``resolver/adapters``: ``salesforce``,
+  ``hubspot``, ``sendgrid``, ``segment``, ``google_calendar``;
+* what the builders share: ``events`` (the seeded event stream, time window and clock, and
+  its assembly in time order) and ``variation`` (how sources misspell people's values);
+* the ground-truth population: ``people`` (:class:`~idgraph.generator.people.PeopleFactory`),
+  ``model`` (:class:`Person`, :class:`Company`, :class:`Device`), ``names``, ``countries``,
+  ``addresses``, ``phones``, ``emails``, ``devices`` and ``ids``.
 """
 
 from idgraph.generator.people import Company, Device, Person, Phone
