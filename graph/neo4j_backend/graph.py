@@ -24,10 +24,19 @@ Reads are Cypher queries (``Explain``'s path is ``shortestPath`` over linked edg
 a write, reads of the profiles it touched are answered from the committed working set,
 which the engine's materialisation of that write needs (a query per profile would cost a
 round trip each); :meth:`refresh`, called at each writer turn, and the next write drop it.
+
+Errors. The driver's exceptions (``Neo4jError``, ``DriverError``) are declared at the graph
+seam's driver-error boundary (:class:`~idgraph.core.errors.DriverErrorBoundary`): a seam
+method that meets one raises BackendError ``graph: <method> failed: <error> (<code>)``,
+never the server's message (it quotes the statement's values, which are identifiers). A
+write that gives up also says after how many attempts. This module is imported with the
+backend's settings whichever backend is configured, so it does not import the driver: the
+first :class:`Neo4jGraph` opened does (a missing driver is a ConfigError naming the extra).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -42,7 +51,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from idgraph.core.errors import BackendError
+from idgraph.core.errors import BackendError, ConfigError, translate_driver_errors
 from idgraph.core.links import ProfileEvent
 from idgraph.graph.base import (
     ComponentInfo,
@@ -61,6 +70,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_DRIVER_MISSING = ("graph_backend=neo4j needs the neo4j driver: install the project's neo4j "
+                   "extra: pip install 'idgraph[neo4j]'")
+
+try:  # this module is imported only when the neo4j backend is chosen
+    import neo4j
+    from neo4j import exceptions as neo4j_errors
+except ImportError as exc:
+    raise ConfigError(_DRIVER_MISSING) from exc
 _WRITE_BACKOFF = wait_exponential(multiplier=0.05, max=1.0)
 
 
@@ -73,6 +90,13 @@ def _write_retry_wait(state: RetryCallState) -> float:
 def _log_write_conflict(state: RetryCallState) -> None:
     """Log a write retry: the error's type only (servers quote values in their messages)."""
     log.info("graph: write conflict (%s), retrying", type(state.outcome.exception()).__name__)
+
+
+def _reason(exc: BaseException) -> str:
+    """What failed, without the server's message: a constraint or syntax error quotes the
+    statement's values, which are identifiers (personal data)."""
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
 
 
 def _run(tx: Any, query: str, **params: Any) -> list[Any]:
@@ -191,12 +215,11 @@ def _edge_key(u: str, v: str) -> tuple[str, str]:
 class Neo4jGraph(IdentityGraph):
     """Identity graph in Neo4j (any Bolt server speaking Neo4j 5 Cypher)."""
 
+    driver_errors = (neo4j_errors.Neo4jError, neo4j_errors.DriverError)
+    describe_driver_error = staticmethod(_reason)
+
     def __init__(self, settings: Neo4jSettings, shareable_types: frozenset[str] = frozenset(),
                  read_only: bool = False) -> None:
-        import neo4j
-        from neo4j import exceptions as neo4j_errors
-
-        self._neo4j_errors = neo4j_errors
         self._settings = settings
         self._shareable = shareable_types
         self._read_only = read_only
@@ -237,26 +260,26 @@ class Neo4jGraph(IdentityGraph):
             with self._session() as session:
                 for stmt in cypher.SCHEMA:
                     session.execute_write(_run, stmt)
-        except self._neo4j_errors.Neo4jError as exc:
+        except self.driver_errors as exc:  # opening is no seam method: no boundary here
             raise BackendError(f"graph: schema set-up failed: {_reason(exc)}") from exc
 
     def _read(self, query: str, **params: Any) -> list[Any]:
-        try:
-            with self._session() as session:
-                return session.execute_read(_run, query, **params)
-        except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
-            raise BackendError(f"graph: read failed: {_reason(exc)}") from exc
+        """Records of one read query (driver errors: the seam's boundary)."""
+        with self._session() as session:
+            return session.execute_read(_run, query, **params)
 
     def _retryable(self, exc: BaseException) -> bool:
         """What the driver's ``execute_write`` does not retry itself but a fresh attempt
         fixes: two writers MERGE-ing the same new key (ArcadeDB reports the loser's
         ConstraintError where Neo4j would lock). Transient errors, lost sessions and
         unavailable servers were already retried by the driver for the same time budget."""
-        return isinstance(exc, self._neo4j_errors.ConstraintError)
+        return isinstance(exc, neo4j_errors.ConstraintError)
 
-    def _write(self, work: Callable[[_WorkingSet], None]) -> GraphChanges:
+    def _write(self, work: Callable[[_WorkingSet], None], method: str) -> GraphChanges:
         """Run ``work`` on a freshly loaded working set in one write transaction, retried
-        on conflicts; returns the changes of the attempt that committed."""
+        on conflicts; returns the changes of the attempt that committed. A driver error
+        that ends the retries is a BackendError naming the seam ``method`` and how many
+        attempts were made (what the boundary alone could not say)."""
         if self._read_only:
             raise BackendError("graph: this is a read-only view; only the writer applies")
         self._last = None
@@ -271,9 +294,9 @@ class Neo4jGraph(IdentityGraph):
                     attempts = attempt.retry_state.attempt_number
                     with self._session() as session:
                         ws, changes = session.execute_write(self._write_tx, work)
-        except (self._neo4j_errors.Neo4jError, self._neo4j_errors.DriverError) as exc:
-            raise BackendError(
-                f"graph: write failed after {attempts} attempt(s): {_reason(exc)}") from exc
+        except self.driver_errors as exc:
+            raise BackendError(f"graph: {method} failed: write failed after {attempts} "
+                               f"attempt(s): {_reason(exc)}") from exc
         self._last = ws
         return changes
 
@@ -374,21 +397,21 @@ class Neo4jGraph(IdentityGraph):
             ws.prefetch_used([_first_pid(k) for k in records if (R + k) not in ws._g])
             ws.apply_ops(new_records, edges, matches)
 
-        return self._write(work)
+        return self._write(work, "apply")
 
     def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
         def work(ws: _WorkingSet) -> None:
             ws.load([record_key], [identifier])
             ws.unlink_op(record_key, identifier, at)
 
-        return self._write(work)
+        return self._write(work, "remove_link")
 
     def remove_record(self, record_key: str, at: float) -> GraphChanges:
         def work(ws: _WorkingSet) -> None:
             ws.load([record_key], [])
             ws.remove_record_op(record_key, at)
 
-        return self._write(work)
+        return self._write(work, "remove_record")
 
     # ------------------------------------------------------------------- reads
 
@@ -533,13 +556,11 @@ class Neo4jGraph(IdentityGraph):
         self._driver.close()
 
 
-def _reason(exc: BaseException) -> str:
-    """What failed, without the server's message: a constraint or syntax error quotes the
-    statement's values, which are identifiers (personal data)."""
-    code = getattr(exc, "code", None)
-    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
+# history_of is public but not on the seam: its driver errors are translated the same way
+translate_driver_errors(Neo4jGraph, IdentityGraph.seam_name, ["history_of"])
 
 
+@functools.cache
 def _first_pid(record_key: str) -> str:
     """The ID a record founding a new profile gets unless that ID was used before."""
     return profile_id_for(record_key, lambda _pid: False)

@@ -17,9 +17,20 @@ Concurrency. :class:`Runner` keeps at most ``cassandra.concurrency`` requests in
 like the driver's ``execute_concurrent_with_args``, but each statement names its own
 execution profile: one batch's statements go to several data centres at once. Rows come
 back as tuples (``tuple_factory``: the cheapest row factory), every page fetched.
+:class:`Statements` runs the named statements of :mod:`.schema` through one: each is
+prepared once per keyspace and sent in its region's profile.
 
-Errors. Driver errors become :class:`BackendError` naming the operation, the region and
-what failed (consistency, replicas alive, hosts tried), never a key or a value.
+Errors. The store declares :func:`driver_error_types` and :func:`describe` at the
+profile-store seam's driver-error boundary (:class:`~idgraph.core.errors.DriverErrorBoundary`),
+which turns a driver error raised in a seam method into :class:`BackendError` naming the
+method. A statement of a region that fails (the runner hands its error back rather than
+raising it) becomes :class:`BackendError` naming the operation and the region here
+(:meth:`Statements.run`, :func:`backend_error`). Either says what failed (consistency,
+replicas alive, hosts tried), never a key or a value.
+
+The driver is imported by the functions that need it (and by the store's module, which
+the package imports on first use), never by importing this package: a missing driver is a
+ConfigError naming the extra to install.
 """
 
 from __future__ import annotations
@@ -27,22 +38,33 @@ from __future__ import annotations
 import re
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from idgraph.core.errors import BackendError, ConfigError
+from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 _DC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DRIVER_HINT = "install the project's cassandra extra: pip install 'idgraph[cassandra]'"
+_DRIVER_MISSING = f"profile_store_backend=cassandra needs cassandra-driver: {_DRIVER_HINT}"
 
 
 def driver_error_types() -> tuple[type[BaseException], ...]:
-    """The driver's exception classes (what :func:`backend_error` wraps)."""
-    from cassandra import DriverException, RequestExecutionException
-    from cassandra.cluster import NoHostAvailable
-
+    """The driver's exception classes (what the seam's boundary and :func:`backend_error`
+    translate); ConfigError naming the extra to install when the driver is missing."""
+    try:
+        from cassandra import DriverException, RequestExecutionException
+        from cassandra.cluster import NoHostAvailable
+    except ImportError as exc:
+        raise ConfigError(_DRIVER_MISSING) from exc
     return (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+
+
+def chunks(items: Sequence, size: int) -> Iterator[list]:
+    """``items`` in consecutive lists of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
 
 
 def region_datacenter(cfg: CassandraSettings, region: str) -> str:
@@ -120,8 +142,7 @@ def connect(cfg: CassandraSettings, regions: Sequence[str]) -> tuple[Any, Any]:
         from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
         from cassandra.query import tuple_factory
     except ImportError as exc:
-        raise ConfigError(f"profile_store_backend=cassandra needs cassandra-driver: "
-                          f"{_DRIVER_HINT}") from exc
+        raise ConfigError(_DRIVER_MISSING) from exc
     check_settings(cfg, regions)
     consistency = ConsistencyLevel.name_to_value[cfg.consistency]
 
@@ -251,3 +272,74 @@ class Runner:
                                  errback_args=(i,))
         done.wait()
         return results
+
+
+NamedCall = tuple[str | None, str, Any]
+"""(region or None for the global keyspace, statement name in :mod:`.schema`, bind values
+or None)."""
+
+
+class Statements:
+    """The named statements of :mod:`.schema` on one session: each prepared on first use,
+    once per keyspace, and run in its region's execution profile through a :class:`Runner`
+    (the store, its journal and its outbox share one)."""
+
+    def __init__(self, session: Any, keyspace: Callable[[str | None], str],
+                 concurrency: int) -> None:
+        """``keyspace(region)`` names a region's keyspace (None: the global one)."""
+        self._runner = Runner(session, concurrency)
+        self._session = session
+        self._keyspace = keyspace
+        self._errors = driver_error_types()
+        self._prepared: dict[tuple[str | None, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def prepared(self, region: str | None, name: str) -> Any:
+        """Statement ``name`` of ``region``'s keyspace (None: the global one). A driver
+        error preparing it is raised as is: the seam's boundary names the method."""
+        key = (region, name)
+        stmt = self._prepared.get(key)
+        if stmt is not None:
+            return stmt
+        with self._lock:
+            stmt = self._prepared.get(key)
+            if stmt is None:
+                if region is None:
+                    cql = q.GLOBAL_QUERIES[name]
+                elif name in q.MUTATIONS:
+                    cql = q.MUTATIONS[name][0]
+                else:
+                    cql = q.REGION_QUERIES[name]
+                stmt = self._session.prepare(cql.format(ks=self._keyspace(region)))
+                self._prepared[key] = stmt
+        return stmt
+
+    def run(self, calls: Iterable[NamedCall], operation: str,
+            strict: bool = True) -> list[Any]:
+        """Run named calls concurrently; rows per call, in order. With ``strict`` the first
+        failure raises (BackendError naming ``operation`` and its region); else the
+        exceptions are returned in place of rows."""
+        calls = list(calls)
+        results = self._runner.run(
+            [(self.prepared(r, name), values, profile_name(r)) for r, name, values in calls])
+        if strict:
+            for (region, _, _), res in zip(calls, results, strict=True):
+                if isinstance(res, BaseException):
+                    raise self.error(operation, region, res)
+        return results
+
+    def execute(self, calls: Sequence[tuple[Any, Any, str | None]], operation: str) -> None:
+        """Run ``(statement, bind values or None, region)`` calls (bound statements or
+        batches) concurrently; raise for the first that failed, as :meth:`run` does."""
+        results = self._runner.run([(stmt, values, profile_name(region))
+                                   for stmt, values, region in calls])
+        for (_, _, region), res in zip(calls, results, strict=True):
+            if isinstance(res, BaseException):
+                raise self.error(operation, region, res)
+
+    def error(self, operation: str, region: str | None, exc: BaseException) -> BaseException:
+        """What to raise for a call's failure: BackendError naming the operation and the
+        region for a driver error (:func:`backend_error`), anything else unchanged."""
+        if isinstance(exc, self._errors):
+            return backend_error(operation, region, exc)
+        return exc

@@ -1,21 +1,65 @@
-"""The redo journal's codec: a region's mutations as bytes, and back.
+"""The redo journal: how a planned batch is written atomically, and how a batch an
+interrupted write left behind is finished or discarded.
 
-JSON compressed with zlib, not pickle (the journal is read back from the database):
-each mutation is ``[statement code, [values]]``, bytes in base64 and UUIDs as text, as
-the statement's kinds in :data:`.schema.MUTATIONS` say. Floats and integers survive JSON
-exactly, so a replayed mutation binds the same values (and write timestamp) as the first.
+Contract (what :meth:`Journal.write` and :meth:`Journal.recover` guarantee). Cassandra has
+no multi-partition transactions, so a batch the store has planned (:mod:`.plan`: the final
+rows to write and delete per region, all with one write timestamp) is written in steps:
+
+1. (begin) a ``pending`` row for the batch (regions touched, hashed event IDs) is written
+   to the global ``batches`` table, each touched region's ``meta`` row ``inflight`` is
+   pointed at the batch, and each region's part of the plan is written to that region's
+   ``journal`` (compressed, in parts of at most :data:`JOURNAL_PART_BYTES`);
+2. (commit) the batch row is set to ``committed``: the commit point, a single-row write;
+3. (finish) the rows are written (unlogged batches, concurrently), then the processed
+   event IDs; then the journal partitions and the batch row are deleted.
+
+Recovery runs before a writable store's first operation, and before the next one after a
+write failed (:meth:`Journal.recover_if_needed`): it follows the ``inflight`` pointers of
+the served regions; a committed batch's journals are applied again and its event IDs
+recorded, a pending one's journals are discarded. Replaying writes the same cells with the
+same timestamps, so it is idempotent and never overwrites a later write. Hence: a batch
+whose event IDs are recorded as processed is fully stored, and a batch either lands
+entirely (at the latest when the writer next opens or writes) or not at all, before the
+writer reads or writes anything else. A crash before the commit point leaves the events
+unprocessed, so they are delivered again and applied once.
+
+Limits: readers in other processes may see a batch half-applied until the writer has
+finished or recovered it (as with Cassandra's own logged batches); recovering a committed
+batch needs a store serving all the regions it touched (it says so with BackendError);
+write timestamps assume writers of the same profiles take turns (the engine's writer
+turns) on clocks that agree. Writes and recovery take turns on :attr:`Journal.lock`.
+
+Codec. A region's mutations are stored as JSON compressed with zlib, not pickle (the
+journal is read back from the database): each mutation is ``[statement code, [values]]``,
+bytes in base64 and UUIDs as text, as the statement's kinds in :data:`.schema.MUTATIONS`
+say. Floats and integers survive JSON exactly, so a replayed mutation binds the same values
+(and write timestamp) as the first.
 """
 
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
 import zlib
+from collections.abc import Callable
 
 import orjson
 
+from idgraph.core.errors import BackendError
 from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.connection import Statements, chunks
 from idgraph.profile_store.cassandra_backend.plan import Mutation
+
+BATCH_STATEMENTS = 40  # statements per unlogged batch
+BATCH_BYTES = 48 * 1024  # ... and about this many bytes of values
+JOURNAL_PART_BYTES = 512 * 1024  # well below half the smallest commit log segment
+PENDING_BATCH_TTL = 30 * 86_400  # a batch row that never committed disappears by itself
+INFLIGHT = "inflight"  # the ``meta`` row pointing at a region's batch in flight
+PENDING, COMMITTED = "pending", "committed"
+
+Plan = dict[str, list[Mutation]]
+"""A planned batch: the mutations of each region it touches."""
 
 
 def encode_journal(mutations: list[Mutation]) -> bytes:
@@ -38,3 +82,142 @@ def decode_journal(data: bytes) -> list[Mutation]:
                                 uuid.UUID(v) if k == "u" else v
                                 for k, v in zip(kinds, values, strict=True))))
     return out
+
+
+class Journal:
+    """The redo journal of a store serving ``regions`` (module docstring).
+
+    ``next_ts`` gives write timestamps above every one the store used (the processed event
+    IDs of a finished batch are written at a fresh one). A writable store's journal starts
+    out needing recovery; a read-only store's never recovers.
+    """
+
+    def __init__(self, statements: Statements, regions: frozenset[str],
+                 next_ts: Callable[[], int], writable: bool) -> None:
+        self.lock = threading.RLock()
+        """Held by a write and by recovery: they take turns."""
+        self._db = statements
+        self._regions = regions
+        self._next_ts = next_ts
+        self._needs_recovery = writable
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes]) -> None:
+        """Write a planned, non-empty batch atomically: begin, commit, finish (module
+        docstring). The caller holds :attr:`lock`. Should this raise, the batch is
+        finished or discarded before the store's next operation."""
+        self._needs_recovery = True  # until the batch is finished, recover first
+        self.begin(batch_id, plan, events)
+        self.commit(batch_id, plan, events)
+        self.finish(batch_id, plan, events, sorted(plan))
+        self._needs_recovery = False
+
+    def begin(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes]) -> None:
+        """Step 1: the pending batch row, the in-flight pointers, the journals."""
+        regions = ",".join(sorted(plan))
+        self._db.run([(None, "batch_put", (batch_id, PENDING, regions, b"".join(events),
+                                           PENDING_BATCH_TTL))], "write (begin)")
+        self._db.run([(r, "meta_put", (r, INFLIGHT, str(batch_id))) for r in sorted(plan)],
+                     "write (begin)")
+        calls = []
+        for region, mutations in sorted(plan.items()):
+            data = encode_journal(mutations)
+            for part, chunk in enumerate(chunks(data, JOURNAL_PART_BYTES)):
+                calls.append((region, "journal_put", (region, batch_id, part, bytes(chunk))))
+        self._db.run(calls, "write (journal)")
+
+    def commit(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes]) -> None:
+        """Step 2, the commit point: the batch row says ``committed``."""
+        self._db.run([(None, "batch_put", (batch_id, COMMITTED, ",".join(sorted(plan)),
+                                           b"".join(events), 0))], "write (commit)")
+
+    def finish(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes],
+               regions: list[str]) -> None:
+        """Step 3: the rows, the processed events, then the journals of ``regions`` and
+        the batch row are dropped."""
+        self.apply(plan)
+        self.put_processed(events, self._next_ts())
+        self._db.run([(r, "journal_delete", (r, batch_id)) for r in regions],
+                     "write (clean up)")
+        self._db.run([(None, "batch_delete", (batch_id,))], "write (clean up)")
+
+    def apply(self, plan: Plan) -> None:
+        """Write the planned rows: unlogged batches per region, all at once."""
+        from cassandra.query import BatchStatement, BatchType
+
+        calls: list[tuple[BatchStatement, None, str]] = []
+        for region, mutations in sorted(plan.items()):
+            batch, size = None, 0
+            for code, values in sorted(mutations, key=lambda m: m[0]):
+                if batch is None or len(batch) >= BATCH_STATEMENTS or size >= BATCH_BYTES:
+                    batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
+                    calls.append((batch, None, region))
+                batch.add(self._db.prepared(region, code), values)
+                size += sum(len(v) for v in values if isinstance(v, bytes | str))
+        self._db.execute(calls, "write")
+
+    def put_processed(self, events: list[bytes], ts: int) -> None:
+        """Record hashed event IDs as processed, at write timestamp ``ts``."""
+        from cassandra.query import BatchStatement, BatchType
+
+        calls = []
+        for chunk in chunks(events, BATCH_STATEMENTS * 4):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for h in chunk:
+                batch.add(self._db.prepared(None, "processed_put"), (h, ts))
+            calls.append((batch, None, None))
+        self._db.execute(calls, "write (processed events)")
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover_if_needed(self) -> None:
+        """Recover first if this store has not yet, or a write failed since."""
+        if self._needs_recovery:
+            with self.lock:
+                if self._needs_recovery:
+                    self.recover()
+
+    def recover(self) -> int:
+        """Finish or discard the batches an interrupted write left (module docstring);
+        returns how many were found."""
+        with self.lock:
+            regions = sorted(self._regions)
+            rows = self._db.run([(r, "meta", (r, INFLIGHT)) for r in regions], "recover")
+            pointers: dict[uuid.UUID, list[str]] = {}
+            for region, res in zip(regions, rows, strict=True):
+                if res and res[0][0]:
+                    pointers.setdefault(uuid.UUID(res[0][0]), []).append(region)
+            found = 0
+            for batch_id, pointing in sorted(pointers.items()):
+                found += self._recover_batch(batch_id, pointing)
+            self._needs_recovery = False
+            return found
+
+    def _recover_batch(self, batch_id: uuid.UUID, pointing: list[str]) -> int:
+        row = self._db.run([(None, "batch", (batch_id,))], "recover")[0]
+        if not row:  # finished (or expired while pending): drop any journal left behind
+            self._db.run([(r, "journal_delete", (r, batch_id)) for r in pointing], "recover")
+            return 0
+        state, regions_text, events_blob = row[0]
+        regions = [r for r in (regions_text or "").split(",") if r]
+        events = [events_blob[i:i + 16] for i in range(0, len(events_blob or b""), 16)]
+        unserved = sorted(set(regions) - self._regions)
+        if state != COMMITTED:
+            self._db.run([(r, "journal_delete", (r, batch_id)) for r in regions
+                          if r in self._regions], "recover (discard)")
+            if not unserved:
+                self._db.run([(None, "batch_delete", (batch_id,))], "recover (discard)")
+            return 1
+        if unserved:
+            raise BackendError(
+                "profile store: recover: an interrupted write also touched regions "
+                f"{unserved}; open a store serving {sorted(regions)} to finish it")
+        results = self._db.run([(r, "journal", (r, batch_id)) for r in regions], "recover")
+        plan = {}
+        for region, parts in zip(regions, results, strict=True):
+            if parts:
+                data = b"".join(chunk for _, chunk in sorted(parts))
+                plan[region] = decode_journal(data)
+        self.finish(batch_id, plan, events, regions)
+        return 1

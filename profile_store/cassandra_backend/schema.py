@@ -23,7 +23,7 @@ table                     primary key                            columns
                           subject)``
 ``outbox``                ``((region, bucket), change_id)``      ``change`` (hourly buckets)
 ``journal``               ``((region, batch_id), part)``         ``data`` (redo log of a
-                                                                 batch, see ``store.py``)
+                                                                 batch, see ``journal.py``)
 ``meta``                  ``((region, name))``                   ``value`` (in-flight batch,
                                                                  outbox low-water bucket)
 ========================  =====================================  ==========================

@@ -5,6 +5,7 @@ parser, clear errors."""
 from __future__ import annotations
 
 import random
+import sys
 import threading
 from collections import defaultdict
 
@@ -15,9 +16,10 @@ from cypher_lint import lint_cypher
 from pydantic import SecretStr
 
 import idgraph.graph.neo4j_backend.graph as neo4j_graph_module
-from idgraph.core.errors import BackendError
+from idgraph.core.errors import BackendError, ConfigError
 from idgraph.graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
 from idgraph.graph.neo4j_backend import Neo4jGraph, cypher
+from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 from idgraph.graph.networkx_backend import NetworkxGraph
 from tests.graph.test_graph_contract import SHAREABLE, _snapshot
 
@@ -260,7 +262,8 @@ def test_a_failed_write_gives_up_without_quoting_the_servers_message(neo4j_setti
     settings = neo4j_settings.model_copy(update={"max_transaction_retry_seconds": 0.3})
     g = Neo4jGraph(settings, SHAREABLE)
     monkeypatch.setattr(neo4j_graph_module, "_run", conflict)
-    with pytest.raises(BackendError, match=r"write failed after \d+ attempt") as err:
+    with pytest.raises(BackendError,
+                       match=r"^graph: apply failed: write failed after \d+ attempt") as err:
         g.apply([("a:1", 1.0)], [LinkEdge("a:1", "email:jane@example.com", "email", True,
                                           "deterministic:email", "", "a", "e1", 1.0)])
     assert "jane" not in str(err.value) and "ConstraintError" in str(err.value)
@@ -327,8 +330,50 @@ def test_an_error_that_is_not_a_conflict_is_not_retried(neo4j_settings, monkeypa
     g = Neo4jGraph(neo4j_settings, SHAREABLE)
     monkeypatch.setattr(neo4j_graph_module, "_run", broken)
     monkeypatch.setattr(neo4j_graph_module, "_write_retry_wait", lambda state: 0.0)
-    with pytest.raises(BackendError, match=r"write failed after 1 attempt\(s\)") as err:
+    with pytest.raises(BackendError,
+                       match=r"^graph: apply failed: write failed after 1 attempt\(s\)") as err:
         g.apply([("a:1", 1.0)], [])
     assert len(attempts) == 1 and "jane" not in str(err.value)
     monkeypatch.undo()
     g.close()
+
+
+def test_a_driver_error_in_a_seam_method_names_the_seam_and_the_method_not_the_values(
+        neo4j_settings):
+    """The driver's errors leave the graph at the seam's boundary: BackendError naming the
+    seam and the method, never a key or a value. Here the driver is closed underneath the
+    graph, so every session it opens fails with the driver's own DriverError."""
+    key, email = "crm:jane.doe@example.com", "email:jane.doe@example.com"
+    g = Neo4jGraph(neo4j_settings, SHAREABLE)
+    g.apply([(key, 1.0)], [LinkEdge(key, email, "email", True, "deterministic:email", "",
+                                    "crm", "e1", 1.0)])
+    pid = g.profile_of(key)
+    g.refresh()  # the reads below go to the server, not to the last write's working set
+    g._driver.close()
+    reads = {
+        "profile_of": lambda: g.profile_of(key),
+        "component_info": lambda: g.component_info([key], [email]),
+        "records_of": lambda: g.records_of(pid),
+        "path_between": lambda: g.path_between(email, "phone:+15550100"),
+        "history_of": lambda: g.history_of(pid),  # public, not on the seam: covered too
+    }
+    for method, call in reads.items():
+        with pytest.raises(BackendError) as err:
+            call()
+        assert str(err.value) == f"graph: {method} failed: DriverError", method
+        assert isinstance(err.value.__cause__, neo4j.exceptions.DriverError)
+    # a write says how many attempts it made (the driver's error is not retried)
+    with pytest.raises(BackendError) as err:
+        g.remove_link(key, email, 2.0)
+    assert str(err.value) == ("graph: remove_link failed: write failed after 1 attempt(s): "
+                              "DriverError")
+    g.close()
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch, tmp_path):
+    from idgraph.graph import create_graph
+
+    monkeypatch.setitem(sys.modules, "neo4j", None)  # what `import neo4j` meets without it
+    monkeypatch.delitem(sys.modules, "idgraph.graph.neo4j_backend.graph")
+    with pytest.raises(ConfigError, match=r"pip install 'idgraph\[neo4j\]'"):
+        create_graph("neo4j", tmp_path, SHAREABLE, neo4j=Neo4jSettings())

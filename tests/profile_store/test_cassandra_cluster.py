@@ -11,10 +11,14 @@ the ``eu`` keyspace is replicated, and node 1 (127.0.0.2) in dc2, where ``us`` i
 - A write interrupted after its commit point is completed by the next operation or the
   next open; one interrupted before it is hidden; redelivered events count once.
 - Anonymous profiles get a TTL and expire; a profile that becomes known loses it.
+- A driver error in a seam method is a BackendError naming the seam and the method (or,
+  for a region's statement, the operation and the region), never a key; a missing driver
+  names the extra to install.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 
@@ -250,14 +254,15 @@ def _seed_two(store) -> None:
 
 
 def _crash_after(store, monkeypatch, fraction: float) -> None:
-    """Make the store's next apply write ``fraction`` of each region's rows, then die."""
-    original = store._apply
+    """Make the store's next apply (its journal's step 3) write ``fraction`` of each
+    region's rows, then die."""
+    original = store._journal.apply
 
     def crash(plan):
         original({r: m[:int(len(m) * fraction)] for r, m in plan.items()})
         raise RuntimeError("simulated crash while applying the batch")
 
-    monkeypatch.setattr(store, "_apply", crash)
+    monkeypatch.setattr(store._journal, "apply", crash)
 
 
 def _assert_merged(store) -> None:
@@ -314,13 +319,13 @@ def test_a_write_interrupted_before_its_commit_is_hidden(cassandra_cluster, open
                                                          monkeypatch):
     store = open_store()
     _seed_two(store)
-    original = store._begin
+    original = store._journal.begin
 
     def crash(*args):
         original(*args)  # pending row, in-flight pointers and journals all written
         raise RuntimeError("simulated crash before the commit point")
 
-    monkeypatch.setattr(store, "_begin", crash)
+    monkeypatch.setattr(store._journal, "begin", crash)
     batch, _ = _merge_batch()
     with pytest.raises(RuntimeError):
         store.write(batch)
@@ -409,3 +414,46 @@ def test_anonymous_profiles_expire_together(cassandra_cluster, open_store):
     assert store.get_records(["segment:a1"]) == {}
     assert store.get_profile("pknown") is not None
     assert store.counts()["records"] == 1
+
+
+# -- driver errors --------------------------------------------------------------------------
+
+
+def test_a_driver_error_in_a_seam_method_names_the_seam_and_the_method_not_the_values(
+        open_store):
+    """The session is shut down underneath the store: the driver then fails every request
+    (NoHostAvailable, each host's pool shut down). A statement not prepared yet fails as
+    the method prepares it, and the seam's boundary names the method; one already prepared
+    fails when the runner sends it, and the store names the operation and the region."""
+    from cassandra.cluster import NoHostAvailable
+
+    key = "crm:jane.doe@example.com"
+    seed(open_store(), rec(key, "p1", "eu", ["email:jane.doe@example.com"], 1.0))
+    reader = open_store(readonly=True)  # prepares nothing when it opens
+    assert reader.get_heads(["p1"]).keys() == {"p1"}  # prepares ids_in only
+    reader.session.shutdown()
+
+    with pytest.raises(BackendError) as err:
+        reader.get_records([key])
+    assert str(err.value).startswith("profile store: get_records failed: NoHostAvailable (")
+    assert isinstance(err.value.__cause__, NoHostAvailable)
+    assert "jane" not in str(err.value)
+    with pytest.raises(BackendError, match=r"^profile store: lookup failed: NoHostAvailable"):
+        reader.lookup("email:jane.doe@example.com")
+
+    with pytest.raises(BackendError) as err:
+        reader.get_heads(["p1", "jane.doe@example.com"])
+    assert str(err.value).startswith(
+        "profile store: read profiles in region 'eu' failed: NoHostAvailable (")
+    assert "jane" not in str(err.value)
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch, tmp_path):
+    """The store's module imports the driver (its errors are declared at the seam's
+    boundary when the class is made); the package imports that module on first use."""
+    from idgraph.profile_store import create_store
+
+    monkeypatch.setitem(sys.modules, "cassandra", None)  # what `import cassandra` meets
+    monkeypatch.delitem(sys.modules, "idgraph.profile_store.cassandra_backend.store")
+    with pytest.raises(ConfigError, match=r"pip install 'idgraph\[cassandra\]'"):
+        create_store("cassandra", tmp_path, ["eu"])
