@@ -69,11 +69,9 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from idgraph.devservers.launcher import LocalServer, spawn_logged, terminate_process
 from idgraph.devservers.launcher import free_port as _free_port
-from idgraph.devservers.launcher import spawn_logged, terminate_process
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +122,7 @@ def _argfile_quote(arg: str) -> str:
     return f'"{escaped}"'
 
 
-class LocalBoltServer:
+class LocalBoltServer(LocalServer):
     """One ArcadeDB server process speaking Bolt on 127.0.0.1.
 
     ``root`` holds everything the server writes (created if missing; reusing a root keeps
@@ -223,13 +221,6 @@ class LocalBoltServer:
         terminate_process(proc, _STOP_TIMEOUT_SECONDS)
         log.info("ArcadeDB Bolt server on port %d stopped", self.port)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def _jvm_args(self) -> list[str]:
         props = {

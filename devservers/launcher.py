@@ -13,15 +13,20 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import re
 import signal
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from idgraph.core.ports import free_port
 
-__all__ = ["free_port", "parent_death_signal", "spawn_logged", "terminate_process"]
+__all__ = ["LocalServer", "free_port", "log_tail", "parent_death_signal", "spawn_logged",
+           "terminate_process"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +87,34 @@ def terminate_process(proc: subprocess.Popen, grace: float, signalled: bool = Fa
             proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def log_tail(path: Path | None, lines: int) -> str:
+    """The last ``lines`` lines of a server's log, without terminal colour codes."""
+    if path is None or not path.is_file():
+        return "(no log)"
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        tail = deque(fh, maxlen=lines)
+    return _ANSI.sub("", "".join(tail)).rstrip() or "(log is empty)"
+
+
+class LocalServer:
+    """The base of every local server: ``start`` brings it up (or raises naming why),
+    ``stop`` stops it by PID and is idempotent, and ``with server:`` does both."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
