@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pandas as pd
 import pytest
-from helpers import record
+from helpers import ident, record
 
 from idgraph.cli import main
-from idgraph.coordination import open_model_registry, open_review_queue
+from idgraph.coordination import open_model_registry, open_review_queue, review_id_for
 from idgraph.engine import Engine, batch
+from idgraph.resolver.probabilistic.matcher import Decisions
+from idgraph.resolver.settings import MatchingSettings
 from idgraph.settings import Settings
 
 
@@ -226,3 +229,80 @@ def test_train_refuses_degenerate_data_with_the_reason(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "degenerate model refused" in err
     assert not (tmp_path / "d" / "models").exists() or not list((tmp_path / "d" / "models").iterdir())
+
+
+# ------------------------------------------------------------------------------ the guards
+# Each test below fails when its guard is taken out of the code (checked by mutation).
+
+
+def _with_rule(settings: Settings, identifier_type: str, **update) -> None:
+    rules = dict(settings.linking.identifier_rules)
+    rules[identifier_type] = rules[identifier_type].model_copy(update=update)
+    settings.linking = settings.linking.model_copy(update={"identifier_rules": rules})
+
+
+def _with(rec, *extra_ids: str):
+    return replace(rec, identifiers=(*rec.identifiers, *(ident(i) for i in extra_ids)))
+
+
+def _match_edge(engine: Engine, a: str, b: str):
+    edges = engine.graph.profile_edges(engine.graph.profile_of(a))
+    return next(e for e in edges if {e.record_key, e.other_record} == {a, b})
+
+
+def test_the_household_guard_only_reviews_a_pair_whose_given_names_disagree():
+    decisions = Decisions(MatchingSettings())
+    household = [("given_name", "else", -3.2), ("family_name", "exact", 8.0),
+                 ("address", "exact", 11.0)]
+    assert decisions.decide(0.999, household) == "review"
+    assert decisions.decide(0.999, [*household, ("birth_date", "exact", 6.0)]) == "link"
+    assert decisions.decide(0.999, [("given_name", "exact", 7.0)]) == "link"
+    assert decisions.decide(0.5, household) is None
+
+
+def test_a_model_link_that_would_break_an_identifier_limit_is_refused(settings):
+    _with_rule(settings, "device", max_per_profile=1)
+    with Engine(settings) as engine:
+        result = engine.ingest([_with(JON_SF, "device:aaaa-1111"),
+                                _with(JON_HS, "device:bbbb-2222")])
+        assert result.probabilistic_links == 0
+        assert engine.graph.profile_of("salesforce:003J") != engine.graph.profile_of("hubspot:77")
+        edge = _match_edge(engine, "salesforce:003J", "hubspot:77")
+        assert not edge.linked
+        assert edge.reason == "limit: merge would give 2 device identifiers (max 1)"
+
+
+def test_two_crm_contacts_of_one_person_link_despite_the_crm_limit(settings):
+    assert settings.linking.identifier_rules["crm:hubspot"].max_per_profile == 1
+    duplicate = record("hubspot", "79", "hs-j2", 250, ["crm:hubspot:79", "email:jon@whitfield.me"],
+                       given_name="Jonathan", family_name="Whitfield", company="Quantix Labs",
+                       street="12 Park Row", postal_code="LS1 5HD", city="Leeds", country="GB",
+                       birth_date="1984-03-09")
+    with Engine(settings) as engine:
+        assert engine.ingest([JON_HS, duplicate]).probabilistic_links == 1
+        assert engine.graph.profile_of("hubspot:77") == engine.graph.profile_of("hubspot:79")
+
+
+def test_a_rejected_pair_is_never_linked_automatically(settings):
+    with Engine(settings) as engine:  # a steward rejected the pair earlier
+        engine.reviews.propose([("salesforce:003J", "hubspot:77", 9.0, 0.95, "v0001", ())])
+        engine.reviews.decide(review_id_for("salesforce:003J", "hubspot:77"), accept=False)
+    with Engine(settings) as engine:
+        result = engine.ingest([JON_SF, JON_HS])  # the model alone would link them
+        assert result.probabilistic_links == 0
+        assert engine.graph.profile_of("salesforce:003J") != engine.graph.profile_of("hubspot:77")
+
+
+def test_an_accepted_review_still_obeys_the_identifier_limits(settings):
+    _with_rule(settings, "device", max_per_profile=1)
+    settings.matching = settings.matching.model_copy(update={"enabled": False})
+    with Engine(settings) as engine:
+        engine.ingest([_with(JON_SF, "device:aaaa-1111"), _with(JON_HS, "device:bbbb-2222")])
+        engine.reviews.propose([("salesforce:003J", "hubspot:77", 9.0, 0.95, "v0001", ())])
+        review = review_id_for("salesforce:003J", "hubspot:77")
+        engine.reviews.decide(review, accept=True)
+        assert engine.apply_review_decisions() == 1
+        assert engine.graph.profile_of("salesforce:003J") != engine.graph.profile_of("hubspot:77")
+        edge = _match_edge(engine, "salesforce:003J", "hubspot:77")
+        assert not edge.linked and edge.event_id == review
+        assert edge.reason == "limit: merge would give 2 device identifiers (max 1)"
