@@ -278,3 +278,23 @@ def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypa
     normal = stored("normal")
     monkeypatch.setattr(materialise_module, "_RECORD_CACHE_LIMIT", 40)  # cleared every batch
     assert stored("tiny-cache") == normal
+
+
+def test_a_shared_identifier_answers_with_every_profile_that_carries_it(tmp_path):
+    """A household tablet seen on two known people: linked to neither merge, attached to
+    both; a lookup by it names both profiles (the real store and queries, no fake)."""
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        engine.ingest([
+            record("hubspot", "1", "e1", 1, ["crm:hubspot:1", "email:ann@x.org", "device:tab-1"],
+                   given_name="Ann"),
+            record("hubspot", "2", "e2", 2, ["crm:hubspot:2", "email:bob@x.org", "device:tab-1"],
+                   given_name="Bob"),
+        ])
+        ann, bob = engine.graph.profile_of("hubspot:1"), engine.graph.profile_of("hubspot:2")
+        assert ann != bob
+        found = engine.queries.lookup("device:tab-1")
+        assert found.shared and len(found.other_profile_ids) == 1
+        assert {found.profile.profile_id, *found.other_profile_ids} == {ann, bob}
+        single = engine.queries.lookup("email:bob@x.org")
+        assert not single.shared and single.other_profile_ids == []
+        assert single.profile.profile_id == bob

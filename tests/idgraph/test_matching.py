@@ -112,18 +112,19 @@ def test_review_band_accept_and_reject(settings, tmp_path):
         engine.ingest([anna2])
         assert engine.reviews.get(pair.review_id).status == "rejected"
         assert engine.graph.profile_of("hubspot:78") != engine.graph.profile_of("hubspot:77")
-    if others:  # accepting links the pair when the writer next runs
-        assert main(["review", "accept", others[0].review_id, *env]) == 0
-        queue = open_review_queue(settings.data_dir)  # deciding applies nothing by itself
-        assert queue.get(others[0].review_id).status == "accepted"
-        queue.close()
-        with Engine(settings) as engine:
-            r = engine.reviews.get(others[0].review_id)
-            assert r.status == "applied"
-            assert engine.graph.profile_of(r.record_a) == engine.graph.profile_of(r.record_b)
-            edge = next(e for e in engine.graph.profile_edges(engine.graph.profile_of(r.record_a))
-                        if e.other_record and e.rule.startswith("review:"))
-            assert edge.linked and edge.event_id == r.review_id
+    assert others  # Anna against each Jonathan record: two pairs were queued
+    # accepting links the pair when the writer next runs
+    assert main(["review", "accept", others[0].review_id, *env]) == 0
+    queue = open_review_queue(settings.data_dir)  # deciding applies nothing by itself
+    assert queue.get(others[0].review_id).status == "accepted"
+    queue.close()
+    with Engine(settings) as engine:
+        r = engine.reviews.get(others[0].review_id)
+        assert r.status == "applied"
+        assert engine.graph.profile_of(r.record_a) == engine.graph.profile_of(r.record_b)
+        edge = next(e for e in engine.graph.profile_edges(engine.graph.profile_of(r.record_a))
+                    if e.other_record and e.rule.startswith("review:"))
+        assert edge.linked and edge.event_id == r.review_id
 
 
 def test_a_reviewed_reject_is_final(settings):
