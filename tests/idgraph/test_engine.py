@@ -298,3 +298,35 @@ def test_a_shared_identifier_answers_with_every_profile_that_carries_it(tmp_path
         single = engine.queries.lookup("email:bob@x.org")
         assert not single.shared and single.other_profile_ids == []
         assert single.profile.profile_id == bob
+
+
+def test_a_consent_keeps_the_newest_decision_whatever_the_arrival_order(tmp_path):
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        engine.ingest([record("hubspot", "1", "new", 200, ["crm:hubspot:1"],
+                              consent={"marketing": True})])
+        engine.ingest([record("hubspot", "1", "old", 100, ["crm:hubspot:1"],
+                              consent={"marketing": False})])  # older, delivered late
+        state = engine.store.get_records(["hubspot:1"])["hubspot:1"]
+        assert state.consent["marketing"] == (True, 200)
+
+
+def test_identifier_first_and_last_seen_follow_event_time_not_arrival(tmp_path):
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        engine.ingest([record("hubspot", "1", "e2", 200, ["crm:hubspot:1", "email:a@x.org"])])
+        engine.ingest([record("hubspot", "1", "e1", 100, ["crm:hubspot:1", "email:a@x.org"])])
+        engine.ingest([record("hubspot", "1", "e3", 300, ["crm:hubspot:1", "email:a@x.org"])])
+        first, last, linked = engine.store.get_records(["hubspot:1"])["hubspot:1"].identifiers[
+            "email:a@x.org"]
+        assert (first, last, linked) == (100, 300, True)
+
+
+def test_a_batch_is_applied_in_event_time_order_not_arrival_order(tmp_path):
+    """Link decisions are first come, first served: within one batch, the earlier event
+    keeps the shared email and the later one's link is refused (one HubSpot ID per profile)."""
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        later = record("hubspot", "A", "eA", 2, ["crm:hubspot:A", "email:shared@x.org"])
+        earlier = record("hubspot", "B", "eB", 1, ["crm:hubspot:B", "email:shared@x.org"])
+        engine.ingest([later, earlier])  # arrives out of order
+        stored = engine.store.get_records(["hubspot:A", "hubspot:B"])
+        assert stored["hubspot:B"].identifiers["email:shared@x.org"][2] is True
+        assert stored["hubspot:A"].identifiers["email:shared@x.org"][2] is False
