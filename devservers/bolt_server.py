@@ -62,7 +62,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -70,7 +69,12 @@ import time
 from collections import deque
 from pathlib import Path
 
-from idgraph.devservers.launcher import LocalServer, spawn_logged, terminate_process
+from idgraph.devservers.launcher import (
+    LocalServer,
+    accepts_connections,
+    spawn_logged,
+    terminate_process,
+)
 from idgraph.devservers.launcher import free_port as _free_port
 
 log = logging.getLogger(__name__)
@@ -285,11 +289,7 @@ class LocalBoltServer(LocalServer):
             time.sleep(_POLL_SECONDS)
 
     def _port_open(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
-                return True
-        except OSError:
-            return False
+        return accepts_connections("127.0.0.1", self.port)
 
     def _new_log_lines(self) -> list[str]:
         try:

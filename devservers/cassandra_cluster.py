@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import fcntl
 import hashlib
 import ipaddress
@@ -58,7 +57,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -73,8 +71,10 @@ from typing import Any, Self
 from idgraph.core.errors import BackendError
 from idgraph.devservers.launcher import (
     LocalServer,
+    accepts_connections,
     free_port,
     log_tail,
+    port_free,
     spawn_logged,
     terminate_process,
 )
@@ -297,36 +297,16 @@ def java_base_packages(java: str) -> list[str]:
 
 # -- processes and ports ---------------------------------------------------------------
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
-
-
 def _free_ports(hosts: Sequence[str], count: int) -> list[int]:
     """``count`` distinct ports, each free on every one of ``hosts`` a moment ago."""
     ports: list[int] = []
     for _ in range(200):
         candidate = free_port(hosts[0])
-        if candidate not in ports and all(_port_free(h, candidate) for h in hosts):
+        if candidate not in ports and all(port_free(h, candidate) for h in hosts):
             ports.append(candidate)
             if len(ports) == count:
                 return ports
     raise LocalClusterError(f"found no port free on all of {', '.join(hosts)}")
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _rss_bytes(pid: int) -> int | None:
@@ -627,7 +607,7 @@ class LocalCassandraCluster(LocalServer):
         if not self._ever_started:
             ips = self.contact_points
             taken = [p for p in (self._native_port, self._storage_port, self._jmx_port)
-                     if not all(_port_free(ip, p) for ip in ips)]
+                     if not all(port_free(ip, p) for ip in ips)]
             if taken:
                 self._native_port, self._storage_port, self._jmx_port = _free_ports(ips, 3)
         self._ever_started = True
@@ -845,7 +825,7 @@ class LocalCassandraCluster(LocalServer):
         java = self._java or java_executable()
         args_file = self._write_config(node, home)
         in_use = [p for p in (self._native_port, self._storage_port, self._jmx_port)
-                  if not _port_free(node.ip, p)]
+                  if not port_free(node.ip, p)]
         if in_use:
             raise LocalClusterError(
                 f"cannot start Cassandra node {node.index} ({node.ip}, {node.dc}): port(s) "
@@ -884,7 +864,7 @@ class LocalCassandraCluster(LocalServer):
 
     def _wait_gossip_port(self, i: int, deadline: float) -> None:
         node = self._nodes[i]
-        while not _accepts(node.ip, self._storage_port):
+        while not accepts_connections(node.ip, self._storage_port):
             self._check_alive(node)
             if time.monotonic() >= deadline:
                 raise self._fail(node, "did not open its storage (gossip) port in time")
@@ -896,7 +876,7 @@ class LocalCassandraCluster(LocalServer):
             for i in list(pending):
                 node = self._nodes[i]
                 self._check_alive(node)
-                if _accepts(node.ip, self._native_port) and self._probe(node) is not None:
+                if accepts_connections(node.ip, self._native_port) and self._probe(node) is not None:
                     node.ready_seconds = time.monotonic() - node.spawned_at
                     pending.remove(i)
             if pending:

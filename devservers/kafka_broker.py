@@ -42,13 +42,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import importlib.resources
 import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -61,8 +59,10 @@ from typing import Self
 from idgraph.core.errors import BackendError, ConfigError
 from idgraph.devservers.launcher import (
     LocalServer,
+    accepts_connections,
     free_port,
     log_tail,
+    port_free,
     spawn_logged,
     terminate_process,
 )
@@ -108,31 +108,6 @@ def tansu_binary() -> Path:
         except OSError as exc:
             raise ConfigError(f"cannot make {path} executable ({exc}): {_INSTALL_HINT}") from exc
     return path
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    """True when something listens on (or otherwise holds) ``host:port``.
-
-    SO_REUSEADDR makes a port in TIME_WAIT count as free, as it is for tansu (tokio sets
-    the same option), while a listening socket still makes the bind fail.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
-
-
-def _accepts_connections(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class LocalBroker(LocalServer):
@@ -229,7 +204,7 @@ class LocalBroker(LocalServer):
             return self
         self.stop()  # reap a process that died on its own, drop its temp dir
         cmd = self.command()
-        if _port_in_use(HOST, self.port):
+        if not port_free(HOST, self.port):
             raise BackendError(
                 f"local broker: cannot start tansu, port {self.port} on {HOST} is already in "
                 "use (pass another port, or none to pick a free one)"
@@ -258,7 +233,7 @@ class LocalBroker(LocalServer):
                     f"local broker: tansu exited with code {code} before accepting "
                     f"connections on {self.bootstrap}; last log lines:\n{tail}"
                 )
-            if _accepts_connections(HOST, self.port) and self._proc.poll() is None:
+            if accepts_connections(HOST, self.port) and self._proc.poll() is None:
                 self.ready_seconds = time.monotonic() - t0
                 return self
             if time.monotonic() >= deadline:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import logging
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections import deque
@@ -25,8 +27,8 @@ from typing import Self
 
 from idgraph.core.ports import free_port
 
-__all__ = ["LocalServer", "free_port", "log_tail", "parent_death_signal", "spawn_logged",
-           "terminate_process"]
+__all__ = ["LocalServer", "accepts_connections", "free_port", "log_tail", "parent_death_signal",
+           "port_free", "spawn_logged", "terminate_process"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +120,27 @@ class LocalServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could bind ``host:port`` now. SO_REUSEADDR makes a port in
+    TIME_WAIT count as free, as it is for the servers (they set the same option), while a
+    listening socket, or a port this user may not bind, makes it taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def accepts_connections(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` (0.5 s to answer)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

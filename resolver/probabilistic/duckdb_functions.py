@@ -408,9 +408,12 @@ def detect_behaviour(connection: object | None = None) -> tuple[DuckDBBehaviour,
     the function and the version when an answer matches no known release."""
     import duckdb  # imported here: only model loading and training need DuckDB
 
-    con = connection or duckdb.connect()
     version = duckdb.__version__
-    levenshtein, epoch = con.execute(_DETECT_SQL).fetchone()  # type: ignore[attr-defined]
+    if connection is not None:
+        levenshtein, epoch = connection.execute(_DETECT_SQL).fetchone()  # type: ignore[attr-defined]
+    else:
+        with duckdb.connect() as con:
+            levenshtein, epoch = con.execute(_DETECT_SQL).fetchone()
     if levenshtein not in _TEXT_UNITS:
         raise DuckDBParityError(
             f"DuckDB {version}: levenshtein('\u00e9', 'e') is {levenshtein!r}, which no known "
