@@ -174,21 +174,67 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-
+    """One row per stored record, or with ``--events`` one row per event of the given
+    source files (read again through the adapters): the profile each event landed in, so
+    an evaluation can score events as well as records."""
     settings = _settings(args)
+    if args.events and not args.source:
+        raise ConfigError("export --events needs the source files: --source KIND FILE ...")
+    sources = [_source_file(s) for s in args.source]
+    _check_inputs([path for _, path in sources])
     store = _open_reader(settings)
     n = 0
     try:
         with _on_path(args.file), open(args.file, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["source", "source_record_id", "profile_id"])
-            for row in store.iter_record_profiles():
-                writer.writerow(row)
-                n += 1
+            if not args.events:
+                writer.writerow(["source", "source_record_id", "profile_id"])
+                for row in store.iter_record_profiles():
+                    writer.writerow(row)
+                    n += 1
+            else:
+                n = _export_events(settings, store, sources, writer)
     finally:
         store.close()
-    print(f"exported {n} records to {args.file}")
+    print(f"exported {n} {'events' if args.events else 'records'} to {args.file}")
     return 0
+
+
+def _source_file(text: str) -> tuple[str, str]:
+    from idgraph.resolver.model import SOURCES
+
+    kind, sep, path = text.partition("=")
+    if not sep or kind not in SOURCES or not path:
+        raise ConfigError(f"--source {text!r}: expected KIND=FILE with KIND one of "
+                         f"{', '.join(SOURCES)}")
+    return kind, path
+
+
+def _export_events(settings, store, sources: list[tuple[str, str]], writer) -> int:
+    """Rows ``source, event_id, source_record_id, profile_id`` for every identity record
+    the adapters make of the files' payloads (a calendar event gives one per attendee);
+    ``profile_id`` is empty for an event that was not stored (a dead letter)."""
+    from idgraph.core.errors import InvalidPayloadError
+    from idgraph.resolver.adapters import adapt
+    from idgraph.resolver.adapters.files import iter_payloads
+    from idgraph.resolver.normalize import Normalizer
+
+    profile_of = {f"{s}:{rid}": pid for s, rid, pid in store.iter_record_profiles()}
+    normalizer = Normalizer(settings.normalization)
+    writer.writerow(["source", "event_id", "source_record_id", "profile_id"])
+    n = 0
+    for kind, path in sources:
+        with _on_path(path):
+            for payload in iter_payloads(kind, path, on_error=lambda *_: None):
+                try:
+                    records = adapt(kind, payload, normalizer)
+                except InvalidPayloadError:
+                    continue
+                for r in records:
+                    writer.writerow([kind, r.event_id, r.source_record_id,
+                                     profile_of.get(r.record_key, "")])
+                    n += 1
+    return n
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -471,6 +517,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from idgraph.generator import generate, write_source_files
 
+    if args.world == "real":
+        from idgraph.generator.realworld import generate_realworld, write_realworld
+
+        world = generate_realworld(n_people=args.people, seed=args.seed)
+        with _on_path(args.out):
+            for kind, path in write_realworld(world, Path(args.out)).items():
+                print(f"{kind}: {path}")
+        return 0
     dataset = generate(n_records=args.records, seed=args.seed)
     with _on_path(args.out):
         paths = write_source_files(dataset, Path(args.out))
@@ -495,6 +549,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from idgraph.resolver.model import SOURCES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML settings file (also IDGRAPH_CONFIG)")
     common.add_argument("--data-dir", help="where embedded backends keep files (IDGRAPH_DATA_DIR)")
@@ -519,8 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ingest", parents=[common], help="ingest files exported by a source system")
-    p.add_argument("--source", required=True,
-                   choices=["salesforce", "hubspot", "sendgrid", "segment", "google_calendar"])
+    p.add_argument("--source", required=True, choices=SOURCES)
     p.add_argument("files", nargs="+")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -530,8 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="host:port of a running server (default: read the store)")
     p.set_defaults(func=cmd_lookup)
 
-    p = sub.add_parser("export", parents=[common], help="CSV: source, source_record_id, profile_id")
+    p = sub.add_parser("export", parents=[common],
+                       help="CSV: source, source_record_id, profile_id (or one row per event)")
     p.add_argument("file")
+    p.add_argument("--events", action="store_true",
+                   help="one row per event of the --source files: source, event_id, "
+                        "source_record_id, profile_id")
+    p.add_argument("--source", action="append", default=[], metavar="KIND=FILE",
+                   help="a source file to export the events of (repeatable; with --events)")
     p.set_defaults(func=cmd_export)
 
     def file_args(p: argparse.ArgumentParser) -> None:
@@ -594,8 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backfill", parents=[common, kafka],
                        help="replay exported source files through the input topics")
-    p.add_argument("--source", required=True,
-                   choices=["salesforce", "hubspot", "sendgrid", "segment", "google_calendar"])
+    p.add_argument("--source", required=True, choices=SOURCES)
     p.add_argument("files", nargs="+")
     p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     p.set_defaults(func=cmd_backfill)
@@ -605,7 +665,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
     p = sub.add_parser("generate", parents=[common], help="write synthetic source files")
+    p.add_argument("--world", choices=["synthetic", "real"], default="synthetic",
+                   help="synthetic: every value a person's (--records); real: the traps of "
+                        "real data, truth per event and per record (--people)")
     p.add_argument("--records", type=int, default=10_000)
+    p.add_argument("--people", type=int, default=2000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)

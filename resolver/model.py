@@ -10,9 +10,11 @@ TYPE is one of :data:`SIMPLE_TYPES` or a namespaced type ``crm:<system>``,
     cookie:507f191e810c19729de860ea   (an anonymous web/app ID, e.g. Segment anonymousId)
     crm:salesforce:0035e00000AbCdEAAB crm:hubspot:51
     user:segment:97980cfea0067        ext:shopify:8472
+    message:14c5d75ce93.dfd.64b469@ismtpd-555   (an email's Message-ID, brackets removed)
 
 A record is one source record (a Salesforce Contact, a HubSpot contact, the SendGrid
-recipient behind an email event, a Segment user or anonymous visitor, a calendar attendee).
+recipient behind an email event, a Segment user or anonymous visitor, a calendar attendee,
+the sender of an email reply received through Mandrill).
 Its key is ``SOURCE:SOURCE_RECORD_ID``. Every event about it is an :class:`IdentityRecord`
 carrying the identifiers and attributes that event saw.
 """
@@ -25,7 +27,7 @@ from typing import NamedTuple
 
 from idgraph.core.errors import InvalidIdentifierError
 
-SIMPLE_TYPES = frozenset({"email", "phone", "device", "idfa", "gaid", "cookie"})
+SIMPLE_TYPES = frozenset({"email", "phone", "device", "idfa", "gaid", "cookie", "message"})
 NAMESPACED_TYPES = frozenset({"crm", "user", "ext"})
 
 #: Canonical attribute names every adapter maps into (values are display-normalised strings).
@@ -38,7 +40,7 @@ CANONICAL_ATTRIBUTES = (
     "birth_month",
     "birth_day",
     "email",  # the record's primary email (normalised)
-    "phone",  # the record's primary phone (E.164)
+    "phone",  # the record's primary phone (E.164, ``;ext=N`` appended for an extension)
     "street",
     "city",
     "postal_code",
@@ -50,7 +52,7 @@ CANONICAL_ATTRIBUTES = (
 )
 
 #: Source kinds the adapters understand.
-SOURCES = ("salesforce", "hubspot", "sendgrid", "segment", "google_calendar")
+SOURCES = ("salesforce", "hubspot", "sendgrid", "segment", "google_calendar", "mandrill")
 
 
 class Identifier(NamedTuple):

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
-from idgraph.core.errors import InvalidIdentifierError
+from idgraph.core.errors import ConfigError, InvalidIdentifierError
 from idgraph.resolver.countries import country_code
 from idgraph.resolver.model import Identifier
 from idgraph.resolver.settings import NormalizationSettings
@@ -135,7 +135,20 @@ _PHONE_ERRORS = {
     NumberParseException.TOO_LONG: "too long",
 }
 _PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
+#: Extension words phonenumbers does not read (it reads ``ext``, ``extension``, ``x``, ``#``
+#: and ``;ext=``), before the trailing extension digits: rewritten to ``ext.`` for it.
+_PHONE_EXT_WORD_RE = re.compile(
+    r"(?<![^\W\d_])(?:durchwahl|durchw|dw|apparat|app|nebenstelle|poste)(?![^\W\d_])\.?\s*:?\s*"
+    r"(?=\d{1,10}\s*$)",
+    re.IGNORECASE,
+)
 _MAX_ID_LEN = 256
+#: Characters a Message-ID cannot contain once its angle brackets are removed.
+_MESSAGE_ID_BAD_RE = re.compile(r"[\s<>\x00-\x1f\x7f]")
+_SF_ID_RE = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?")
+_SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+#: Key prefixes of the Salesforce objects that are people (Contact, Lead).
+_SF_PERSON_PREFIXES = ("003", "00Q")
 
 
 # --------------------------------------------------------------------------- phones
@@ -161,13 +174,18 @@ def _phone_key(raw: str) -> str:
     if text[:4].lower() == "tel:":
         text = text[4:].strip()
     key = text.translate(_PHONE_SEPARATORS)
-    return key if _PHONE_KEY_CHARS.issuperset(key) else text
+    if _PHONE_KEY_CHARS.issuperset(key):
+        return key
+    return _PHONE_EXT_WORD_RE.sub(" ext. ", text)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _phone_e164(text: str, region: str) -> tuple[str | None, str]:
     """Parse ``text`` (a :func:`_phone_key`) with default ``region``; return (E.164, "") or
     (None, problem). Cached (parsing costs tens of microseconds); failures are cached too.
+
+    An extension (``ext. 204``, ``x204``, ``;ext=204``, ``Durchwahl 204``...) is kept in RFC
+    3966 style, ``+14155552671;ext=204``: a direct line is not the switchboard number.
     """
     if not text:
         return None, "empty"
@@ -191,7 +209,57 @@ def _phone_e164(text: str, region: str) -> tuple[str | None, str]:
             if alt is not None and _is_valid(alt):
                 return phonenumbers.format_number(alt, PhoneNumberFormat.E164), ""
         return None, f"not a valid number (default region {region})"
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164), ""
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if number.extension:
+        return f"{e164};ext={number.extension}", ""
+    return e164, ""
+
+
+# --------------------------------------------------------------------------- Salesforce IDs
+
+
+def _salesforce_suffix(body: str) -> str:
+    """The case-check suffix of a 15-character Salesforce ID (3 characters, one per 5
+    characters of the ID, each encoding which of them are upper-case letters)."""
+    suffix = ""
+    for i in range(0, 15, 5):
+        bits = 0
+        for j, ch in enumerate(body[i : i + 5]):
+            if "A" <= ch <= "Z":
+                bits |= 1 << j
+        suffix += _SF_SUFFIX[bits]
+    return suffix
+
+
+# --------------------------------------------------------------------------- custom arguments
+
+
+def _arg_key(name: str) -> str:
+    """Matching key of a custom-argument name: case-folded, ``_``, ``-`` and spaces removed."""
+    return "".join(name.casefold().split()).replace("_", "").replace("-", "")
+
+
+def _custom_arg_types(mapping: dict[str, str]) -> dict[str, str]:
+    """``sendgrid_custom_args`` keyed by :func:`_arg_key`; raises ConfigError for a value
+    that is not an identifier type."""
+    out = {}
+    for name, typ in mapping.items():
+        where = f"normalization.sendgrid_custom_args.{name}"
+        try:
+            parsed, _ = Identifier.split_key(f"{typ}:x")
+        except InvalidIdentifierError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if parsed != typ.strip().lower():
+            raise ConfigError(
+                f"{where}: {typ!r} is not an identifier type (TYPE or KIND:NAMESPACE)"
+            )
+        out[_arg_key(name)] = parsed
+    return out
+
+
+def _company_key(text: str) -> str:
+    """Letters and digits of a company value, case-folded (``[N/A]`` -> ``na``)."""
+    return "".join(c for c in text.casefold() if c.isalnum())
 
 
 # --------------------------------------------------------------------------- names
@@ -297,6 +365,8 @@ class Normalizer:
         region = s.default_phone_region.strip().upper()
         self._default_region = region if region in _PHONE_REGIONS else "ZZ"
         self._email_cached = functools.lru_cache(maxsize=1 << 16)(self._email)
+        self._custom_args = _custom_arg_types(s.sendgrid_custom_args)
+        self._placeholder_companies = frozenset(_company_key(c) for c in s.placeholder_companies)
         self._by_type = {
             "email": self.email,
             "phone": self.phone,
@@ -304,6 +374,7 @@ class Normalizer:
             "idfa": self._idfa,
             "gaid": self._gaid,
             "cookie": self.cookie,
+            "message": self.message_id,
         }
 
     # ------------------------------------------------------------------ identifiers
@@ -416,17 +487,89 @@ class Normalizer:
     def _gaid(self, raw: str) -> str:
         return self.advertising_id(raw, "gaid")
 
+    @staticmethod
+    def message_id(raw: str) -> str:
+        """An email's Message-ID (a ``Message-ID``/``In-Reply-To`` header's ``msg-id``,
+        SendGrid's ``smtp-id``): surrounding whitespace and angle brackets removed, the part
+        after the last ``@`` lower case (a domain), the part before it kept as is:
+        ``<14c5d75ce93.DFD.64b469@ISMTPD-555>`` -> ``14c5d75ce93.DFD.64b469@ismtpd-555``."""
+        if not isinstance(raw, str):
+            raise InvalidIdentifierError("message: not a string")
+        text = raw.strip()
+        if text.startswith("<") and text.endswith(">"):
+            text = text[1:-1].strip()
+        if not text:
+            raise InvalidIdentifierError("message: empty")
+        if len(text) > _MAX_ID_LEN:
+            raise InvalidIdentifierError(f"message: longer than {_MAX_ID_LEN} characters")
+        if _MESSAGE_ID_BAD_RE.search(text):
+            raise InvalidIdentifierError(
+                "message: contains whitespace, angle brackets or control characters"
+            )
+        local, at, domain = text.rpartition("@")
+        if not at:
+            raise InvalidIdentifierError("message: missing @")
+        if not local:
+            raise InvalidIdentifierError("message: empty part before the @")
+        if not domain:
+            raise InvalidIdentifierError("message: empty domain")
+        return f"{local}@{domain.lower()}"
+
+    @classmethod
+    def salesforce_id(cls, raw: str, *, strict: bool = False) -> str:
+        """A Salesforce record ID in the 18-character form the REST API returns (what the
+        Salesforce adapter keys records by): a 15-character ID (reports, the UI's URLs) gets
+        its case-check suffix, so both forms of one record are one identifier; an
+        18-character ID is kept as is. A value that is neither is kept as
+        :meth:`namespaced_value` keeps it, or with ``strict`` (values from free-form fields)
+        rejected."""
+        text = cls.namespaced_value(raw, "crm:salesforce")
+        if len(text) == 15 and _SF_ID_RE.fullmatch(text):
+            return text + _salesforce_suffix(text)
+        if strict and not (len(text) == 18 and _SF_ID_RE.fullmatch(text)):
+            raise InvalidIdentifierError(
+                "crm:salesforce: not a Salesforce record ID (15 or 18 letters and digits)"
+            )
+        return text
+
+    @staticmethod
+    def is_salesforce_person_id(raw: object) -> bool:
+        """Whether ``raw`` is shaped like the record ID of a Salesforce Contact (key prefix
+        ``003``) or Lead (``00Q``): 15 letters and digits, or 18 whose last 3 are the
+        case-check suffix of the first 15."""
+        if not isinstance(raw, str):
+            return False
+        text = raw.strip()
+        if not text.startswith(_SF_PERSON_PREFIXES) or not _SF_ID_RE.fullmatch(text):
+            return False
+        return len(text) == 15 or text[15:].upper() == _salesforce_suffix(text[:15])
+
+    def typed_value(self, typ: str, raw: str, *, strict: bool = False) -> str:
+        """Normalised value of an identifier of type ``typ`` (``email``, ``crm:salesforce``,
+        ``user:segment``...): simple types by their method, ``crm:salesforce`` by
+        :meth:`salesforce_id` (``strict`` passed on), other namespaced types by
+        :meth:`namespaced_value`. Raises :class:`InvalidIdentifierError`."""
+        normalise = self._by_type.get(typ)
+        if normalise is not None:
+            return normalise(raw)
+        if typ == "crm:salesforce":
+            return self.salesforce_id(raw, strict=strict)
+        return self.namespaced_value(raw, typ)
+
+    def custom_arg_type(self, name: str) -> str | None:
+        """Identifier type of a custom argument of sent email (SendGrid ``custom_args``,
+        Mandrill ``metadata``) by its name (``sendgrid_custom_args``), None when unmapped."""
+        return self._custom_args.get(_arg_key(name))
+
     def identifier(self, text: str) -> Identifier:
         """Parse and normalise typed text ``TYPE:VALUE`` (client input of ``Lookup``).
 
-        ``crm:*``, ``user:*`` and ``ext:*`` values are stripped and kept case-sensitive.
+        ``crm:*``, ``user:*`` and ``ext:*`` values are stripped and kept case-sensitive (a
+        15-character Salesforce ID gets its 18-character form, see :meth:`salesforce_id`).
         Raises :class:`InvalidIdentifierError` naming the type and the problem.
         """
         typ, raw = Identifier.split_key(text)
-        normalise = self._by_type.get(typ)
-        if normalise is not None:
-            return Identifier(typ, normalise(raw))
-        return Identifier(typ, self.namespaced_value(raw, typ))
+        return Identifier(typ, self.typed_value(typ, raw))
 
     @staticmethod
     def namespaced_value(raw: str, typ: str = "id") -> str:
@@ -477,6 +620,19 @@ class Normalizer:
             return None
         text = text.strip(_TEXT_END_PUNCT)
         if not text or text.casefold() in _TEXT_PLACEHOLDERS:
+            return None
+        return text
+
+    def company(self, raw: str | None) -> str | None:
+        """Display form of a company name (as :meth:`text`); None also for a value that names
+        no company: one of ``placeholder_companies`` (``Self-employed``, ``[N/A]``,
+        ``Privatperson``..., compared on letters and digits, case-folded) or one without any
+        letter or digit."""
+        text = self.text(raw)
+        if text is None:
+            return None
+        key = _company_key(text)
+        if not key or key in self._placeholder_companies:
             return None
         return text
 

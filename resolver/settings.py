@@ -3,6 +3,8 @@ and regions (sections ``[normalization]``, ``[linking]``, ``[matching]``, ``[reg
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from idgraph.core.sections import Section
@@ -33,6 +35,40 @@ class NormalizationSettings(Section):
     domain_aliases: dict[str, str] = {"googlemail.com": "gmail.com"}
     default_phone_region: str = "US"
     """ISO country used to parse national-format phone numbers when the record has no country."""
+    sendgrid_custom_args: dict[str, str] = {
+        "user_id": "user:segment",
+        "uid": "user:segment",
+        "app_user_id": "user:segment",
+        "segment_user_id": "user:segment",
+        "salesforce_id": "crm:salesforce",
+        "sfdc_id": "crm:salesforce",
+        "sf_id": "crm:salesforce",
+        "salesforce_contact_id": "crm:salesforce",
+        "sfdc_contact_id": "crm:salesforce",
+        "sf_contact_id": "crm:salesforce",
+        "salesforce_lead_id": "crm:salesforce",
+        "sfdc_lead_id": "crm:salesforce",
+        "sf_lead_id": "crm:salesforce",
+        "contact_id": "crm:salesforce",
+        "lead_id": "crm:salesforce",
+        "hubspot_id": "crm:hubspot",
+        "hubspot_contact_id": "crm:hubspot",
+        "hs_contact_id": "crm:hubspot",
+        "hs_object_id": "crm:hubspot",
+    }
+    """Custom arguments of sent email (SendGrid ``custom_args``/``unique_args``, Mandrill
+    ``metadata``) that carry an identifier: argument name -> identifier type. Names match
+    case-insensitively, ignoring ``_``, ``-`` and spaces (``userId`` is ``user_id``).
+    Arguments not listed are ignored, except that a value shaped like a Salesforce Contact
+    or Lead ID (``003``/``00Q``, 15 or 18 characters) is always ``crm:salesforce``."""
+    placeholder_companies: list[str] = [
+        "Individual", "Private", "Self", "Self-employed", "N/A", "NA", "none", "-",
+        "[not provided]", "Not Provided", "Unknown", "Privat", "Privatperson", "Particulier",
+        "Home", "Test",
+    ]
+    """Company values that name no company (compared case-insensitively on letters and
+    digits only, so ``[N/A]``, ``n.a.`` and ``NA`` are one entry): such a value gives no
+    ``company`` attribute."""
 
 
 class IdentifierRule(Section):
@@ -63,7 +99,81 @@ def _default_identifier_rules() -> dict[str, IdentifierRule]:
         "idfa": IdentifierRule(max_per_profile=8, shareable=True, priority=40),
         "gaid": IdentifierRule(max_per_profile=8, shareable=True, priority=40),
         "cookie": IdentifierRule(max_per_profile=50, shareable=True, priority=30),
+        # an email's Message-ID: a reply (Mandrill inbound In-Reply-To) joins the replier to
+        # the recipient of the message; one per message, so no practical limit
+        "message": IdentifierRule(max_per_profile=1_000_000, priority=20),
     }
+
+
+#: Local parts of role and team mailboxes (several languages): seeds of the generic values.
+ROLE_MAILBOX_LOCAL_PARTS = [
+    # English
+    "info", "sales", "support", "help", "helpdesk", "contact", "contactus", "hello",
+    "office", "admin", "administrator", "team", "marketing", "billing", "accounts",
+    "accounting", "finance", "invoices", "invoice", "hr", "jobs", "careers", "recruiting",
+    "press", "media", "pr", "legal", "privacy", "compliance", "security", "abuse",
+    "postmaster", "hostmaster", "webmaster", "it", "service", "customerservice",
+    "customercare", "enquiries", "inquiries", "orders", "order", "shop", "store", "booking",
+    "bookings", "reservations", "reception", "frontdesk", "events", "partners",
+    "partnerships", "procurement", "purchasing", "ops", "operations", "mail", "email",
+    "general", "feedback", "newsletter", "staff", "all", "everyone", "board",
+    # German
+    "kontakt", "vertrieb", "verkauf", "buero", "büro", "empfang", "zentrale", "bestellung",
+    "rechnung", "buchhaltung", "personal", "bewerbung", "presse", "kundenservice",
+    "kundendienst", "anfrage", "anfragen", "verwaltung", "sekretariat",
+    # French
+    "bureau", "ventes", "commercial", "accueil", "compta", "comptabilite", "facturation",
+    "recrutement", "direction", "secretariat", "contactez",
+    # Spanish / Portuguese / Italian
+    "ventas", "contacto", "oficina", "soporte", "ayuda", "administracion", "facturacion",
+    "recepcion", "vendas", "contato", "escritorio", "suporte", "vendite", "contatti",
+    "ufficio", "amministrazione", "assistenza", "segreteria",
+    # Dutch / Nordic / Polish
+    "verkoop", "kantoor", "klantenservice", "salg", "kontor", "kundeservice", "forsaljning",
+    "kundtjanst", "sprzedaz", "biuro",
+    # meeting rooms booked as plain accounts
+    "boardroom", "meetingroom", "conferenceroom", "besprechungsraum", "konferenzraum",
+    "sitzungssaal", "salledereunion", "salareuniones",
+]
+
+
+class GenericValueSettings(Section):
+    """Values that many different people share stop linking (Senzing's "generic" values).
+
+    A value of a type in ``types`` becomes generic when the records carrying it name more
+    than ``max_people`` different people (given names that disagree after nickname, initial,
+    accent and typo folding: :mod:`idgraph.resolver.names`), or when it is seeded: a role
+    mailbox (``role_local_parts``) or a listed value (``values``). A generic value stays
+    attached to every record that carries it (lookups find it, answered as shared) but
+    links nothing; profiles it had merged are split in the same batch, and Explain shows
+    the edges with the reason.
+    """
+
+    enabled: bool = True
+    types: list[str] = ["email", "phone", "message"]
+    """Identifier kinds whose values can become generic (IDs of systems are never generic)."""
+    max_people: int = Field(default=1, ge=1)
+    """How many different people may carry one value (1: a value belongs to one person; 2
+    would let a couple share an email)."""
+    max_records_per_source: dict[str, int] = {"message": 1}
+    """Per identifier kind: how many records of one source may carry one value. A
+    Message-ID on the events of two SendGrid recipients is a message sent to both (To: a,
+    b): generic, so a reply joins neither."""
+    role_local_parts: list[str] = Field(default_factory=lambda: list(ROLE_MAILBOX_LOCAL_PARTS))
+    """Email local parts (before ``@``, after normalisation) that are role or team mailboxes:
+    generic from first sight, whoever carries them."""
+    household_local_patterns: list[str] = [
+        r"the[a-z]{2,}s",  # thesmiths
+        r"(the)?[a-z]{2,}[._-]?famil(y|ie|ia|le)",  # smithfamily, schulz.familie
+        r"famil(y|ie|ia|le)[._-]?[a-z]{2,}",  # familieschulz, familia.ortega, famille-roux
+        r"fam[._-]?[a-z]{2,}",  # famhaan
+        r"[a-z]{2,}[._-]?household",
+    ]
+    """Regular expressions a whole email local part matches when it is a household's
+    shared mailbox: generic from first sight, like the role mailboxes."""
+    values: list[str] = []
+    """Typed values (normalised ``TYPE:VALUE``) known to be shared, e.g. a company's main
+    number: generic from first sight."""
 
 
 class LinkingSettings(Section):
@@ -85,6 +195,19 @@ class LinkingSettings(Section):
     ]
     """Typed identifiers (normalised form) that never link anything."""
     blocked_email_local_parts: list[str] = ["noreply", "no-reply", "donotreply", "do-not-reply"]
+    generic: GenericValueSettings = Field(default_factory=GenericValueSettings)
+    name_conflicts: bool = True
+    """Refuse a link that would join profiles whose records name different people (given
+    names that disagree after folding, :mod:`idgraph.resolver.names`), unless the identifier
+    is of a kind in ``conflict_exempt_types``."""
+    mailbox_sources: list[str] = ["sendgrid", "mandrill", "google_calendar"]
+    """Sources whose records are keyed by an email address (a recipient, a sender, an
+    attendee): when that address is generic (``info@``, a household mailbox), the record
+    is the shared mailbox's, and nothing it carries links (a CRM ID in a SendGrid custom
+    argument, the Message-ID of a reply)."""
+    conflict_exempt_types: list[str] = ["crm", "user", "ext"]
+    """Identifier kinds that join records even when their names disagree: a CRM record ID or
+    an app user ID says the records are one (renamed) account."""
 
     def rule_for(self, identifier_type: str) -> IdentifierRule:
         """Rule of a type, falling back from ``crm:x`` to ``crm``; unknown types never link."""
@@ -101,11 +224,22 @@ class MatchingSettings(Section):
     """Score incoming records with the newest trained model (``idgraph train``)."""
     model_version: str = ""
     """Pin a model version (``v0003``); empty: the newest in ``DATA_DIR/models``."""
+    thresholds: Literal["model", "fixed"] = "model"
+    """``model``: link at the threshold the trained model derived from its own evidence
+    (its training report's ``thresholds``: the lowest probability at which its expected
+    share of false links stays within ``max_false_link_rate``, and above what one agreeing
+    field alone scores), never below ``link_threshold``; a model without one (trained
+    before) uses ``link_threshold``. ``fixed``: link at exactly ``link_threshold``."""
     link_threshold: float = Field(default=0.99, gt=0.0, lt=1.0)
-    """Match probability at or above which two records are linked automatically."""
+    """Match probability at or above which two records are linked automatically (with
+    ``thresholds = "model"``: the lowest link threshold a model may use)."""
     review_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
-    """Match probability at or above which (and below ``link_threshold``) a pair is queued
-    for review; below it nothing happens."""
+    """Match probability at or above which (and below the link threshold in use) a pair is
+    queued for review; below it nothing happens."""
+    max_false_link_rate: float = Field(default=0.005, gt=0.0, lt=0.5)
+    """Training: the model's link threshold is the lowest probability at which the model's
+    own expected share of false links among the training pairs it would link (the mean of
+    1 - probability) is at most this."""
     must_agree: list[str] = ["given_name"]
     """Comparisons that must not count against a pair for it to be linked automatically: a
     pair whose given names disagree (a negative weight for that comparison) goes to review

@@ -6,7 +6,8 @@ Input message contract (one topic per source kind, ``P.events.KIND``):
 
 - value: the source system's payload as JSON, exactly as that system delivers it
   (a Salesforce Contact, a HubSpot v3 object, a SendGrid webhook event, a Segment call, a
-  Google Calendar event), at most ``stream.max_event_bytes``;
+  Google Calendar event, a Mandrill webhook event: one element of ``mandrill_events``), at
+  most ``stream.max_event_bytes``;
 - header ``source``: the system (``salesforce``, ``hubspot``...); it may be left out when
   the topic carries a single system (``stream.source_topics``);
 - key: anything; key by the source record ID so one record's events stay in one partition

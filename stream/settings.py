@@ -11,8 +11,10 @@ from idgraph.core.sections import Section
 
 
 def _default_source_topics() -> dict[str, list[str]]:
+    # Mandrill has a topic of its own: in the email topic, SendGrid messages would need the
+    # source header, which a topic of one system lets producers leave out.
     return {"crm": ["salesforce", "hubspot"], "email": ["sendgrid"], "device": ["segment"],
-            "calendar": ["google_calendar"]}
+            "calendar": ["google_calendar"], "inbound": ["mandrill"]}
 
 
 class StreamSettings(Section):

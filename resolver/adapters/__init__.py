@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from idgraph.core.errors import InvalidPayloadError
-from idgraph.resolver.adapters import google_calendar, hubspot, salesforce, segment, sendgrid
+from idgraph.resolver.adapters import (
+    google_calendar,
+    hubspot,
+    mandrill,
+    salesforce,
+    segment,
+    sendgrid,
+)
 from idgraph.resolver.model import SOURCES, IdentityRecord
 from idgraph.resolver.normalize import Normalizer
 
@@ -31,6 +38,7 @@ ADAPTERS: dict[str, Adapter] = {
     "sendgrid": sendgrid.adapt,
     "segment": segment.adapt,
     "google_calendar": google_calendar.adapt,
+    "mandrill": mandrill.adapt,
 }
 
 _default_normalizer: Normalizer | None = None
@@ -38,7 +46,8 @@ _default_normalizer: Normalizer | None = None
 
 def adapt(source: str, payload: dict, normalizer: Normalizer | None = None) -> list[IdentityRecord]:
     """Turn one raw ``payload`` of ``source`` into identity records (usually one; a
-    Google Calendar event gives one per person, possibly none).
+    Google Calendar event gives one per person, possibly none; a Mandrill payload is one
+    element of ``mandrill_events``).
 
     Raises :class:`InvalidPayloadError` for an unknown source, a payload that is not a JSON
     object (field ``$``), a missing/mistyped required field, or a record left without any

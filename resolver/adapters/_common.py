@@ -19,6 +19,44 @@ _UTC = UTC
 _NAME_PREFIXES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"})
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "dds"})
 
+#: Words that make a display name a team/room/mailbox rather than a person.
+_NOT_PERSON_WORDS = frozenset(
+    {
+        "team",
+        "room",
+        "group",
+        "calendar",
+        "support",
+        "sales",
+        "info",
+        "admin",
+        "office",
+        "meeting",
+        "conference",
+        "marketing",
+        "dept",
+        "department",
+        "notifications",
+        "noreply",
+        "booking",
+        "bookings",
+        "reception",
+        "holidays",
+        "board",
+        "hr",
+        "it",
+        "helpdesk",
+        "service",
+        "services",
+        "all",
+        "staff",
+        "events",
+        "floor",
+        "building",
+    }
+)
+_NAME_CHARS_EXTRA = frozenset("'’-.,")
+
 
 def req_dict(source: str, obj: dict, key: str, path: str) -> dict:
     value = obj.get(key)
@@ -74,6 +112,19 @@ def opt_bool(source: str, obj: dict, key: str, path: str) -> bool | None:
     raise InvalidPayloadError(source, path, "not a boolean")
 
 
+def req_unix_time(source: str, obj: dict, key: str, path: str) -> datetime:
+    """A required Unix time in seconds (a JSON number) -> aware UTC."""
+    ts = obj.get(key)
+    if ts is None:
+        raise InvalidPayloadError(source, path, "missing")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        raise InvalidPayloadError(source, path, "not a number (unix seconds)")
+    try:
+        return datetime.fromtimestamp(ts, tz=_UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidPayloadError(source, path, "out of range") from None
+
+
 def parse_time(source: str, path: str, value: Any) -> datetime:
     """ISO 8601 text (``Z``, ``+0000``, ``+00:00``, fractional seconds) -> aware UTC."""
     if not isinstance(value, str):
@@ -124,6 +175,44 @@ def split_person_name(display: str | None) -> dict[str, str]:
     if start > 1:
         out["middle_name"] = " ".join(tokens[1:start])
     return out
+
+
+def person_name(display: str | None, norm: Normalizer) -> dict[str, str]:
+    """Name parts of a display name (an email's From name, a calendar attendee's) when it
+    looks like a person's name (2-4 words, letters only, no team/mailbox word such as
+    ``Support`` or ``Team``, no ``@``); else empty."""
+    name = norm.name(display)
+    if name is None or "@" in name:
+        return {}
+    words = name.replace(",", " ").split()
+    if not 2 <= len(words) <= 4:
+        return {}
+    for word in words:
+        if word.casefold() in _NOT_PERSON_WORDS:
+            return {}
+        if not all(c.isalpha() or c in _NAME_CHARS_EXTRA for c in word):
+            return {}
+    return split_person_name(name)
+
+
+def custom_args(
+    b: RecordBuilder, args: dict, path: str, skip: frozenset[str] = frozenset()
+) -> None:
+    """Identifiers from the custom arguments of sent email (SendGrid ``custom_args``,
+    Mandrill ``metadata``): an argument whose name ``sendgrid_custom_args`` maps gives an
+    identifier of that type; an unmapped one whose value is shaped like a Salesforce
+    Contact/Lead ID gives ``crm:salesforce``; the rest (and names in ``skip``) are ignored,
+    never recorded. Values are strings or integers; blank ones count as absent. A mapped
+    value that fails normalisation is rejected with field ``path + name``."""
+    norm = b.norm
+    for name, raw in args.items():
+        if name in skip or raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        typ = norm.custom_arg_type(name)
+        if typ is not None:
+            b.typed(typ, raw, f"{path}{name}", strict=True)
+        elif norm.is_salesforce_person_id(raw):
+            b.typed("crm:salesforce", raw, f"{path}{name}", strict=True)
 
 
 class RecordBuilder:
@@ -208,6 +297,18 @@ class RecordBuilder:
         self.add(kind, value)
         return value
 
+    def typed(self, typ: str, raw: Any, field: str, *, strict: bool = False) -> str | None:
+        """Add an identifier of any type, normalised by :meth:`Normalizer.typed_value`."""
+        if raw is None:
+            return None
+        try:
+            value = self.norm.typed_value(typ, raw, strict=strict)
+        except InvalidIdentifierError as exc:
+            self.reject(typ, field, str(exc))
+            return None
+        self.add(typ, value)
+        return value
+
     def namespaced(self, typ: str, raw: str | None, field: str) -> str | None:
         if raw is None:
             return None
@@ -232,13 +333,22 @@ class RecordBuilder:
         self.attr("family_name", norm.name(family))
 
     def text_attr(self, name: str, raw: Any) -> None:
-        self.attr(name, self.norm.text(raw))
+        """A free-text attribute; ``company`` drops values that name no company
+        (:meth:`Normalizer.company`)."""
+        norm = self.norm
+        self.attr(name, norm.company(raw) if name == "company" else norm.text(raw))
 
     def birth_date(self, raw: Any) -> None:
         for key, value in self.norm.birth_date(raw).items():
             self.attr(key, value)
 
     # result -------------------------------------------------------------------------
+
+    def key_error(self, field: str) -> InvalidPayloadError:
+        """The error for a record whose key identifier (the value at ``field``) was
+        rejected: such a record cannot be keyed, whatever other identifiers it has."""
+        reasons = "; ".join(r.reason for r in self.rejected if r.field == field)
+        return InvalidPayloadError(self.source, field, f"no usable identifier ({reasons})")
 
     def build(
         self,

@@ -12,13 +12,20 @@ segment            one event per line, or a batch object ``{"batch": [...]}`` (i
                    top-level ``sentAt``/``context`` fill in what the events lack)
 google_calendar    Events lists ``{"kind": "calendar#events", "items": [...]}``, or bare
                    Event resources
+mandrill           webhook batches: the ``mandrill_events`` JSON array of events, an
+                   object ``{"mandrill_events": [...]}`` (or its JSON text), single
+                   events; or raw webhook bodies ``mandrill_events=<url-encoded JSON>``,
+                   one per line
 =================  ==================================================================
 
 The format is detected from the content: if the first non-blank line is a complete JSON
-value the file is read as JSON lines (streamed), else as one JSON document. ``*.gz`` files
-are decompressed. Malformed content raises :class:`InvalidPayloadError` whose field names
-the location: ``<path>:line N`` for invalid JSON, ``<path>:$...`` or
-``<path>:line N:$...`` (a JSON path) for a value of the wrong shape.
+value the file is read as JSON lines (streamed), else as one JSON document; for a source
+whose webhook POSTs a form (Mandrill), a first line that is a form body makes every line
+one form body. ``*.gz`` files are decompressed. Malformed content raises
+:class:`InvalidPayloadError` whose field names the location: ``<path>:line N`` for invalid
+JSON (``<path>:line N:mandrill_events`` in a form body, ``<path>:line N`` for a form body
+without that field), ``<path>:$...`` or ``<path>:line N:$...`` (a JSON path) for a value of
+the wrong shape.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -118,13 +126,30 @@ def _calendar_page(doc: dict, jpath: str) -> Iterator[dict]:
     raise _Shape(jpath, "neither an Events list (items) nor an Event resource (id)")
 
 
+def _mandrill_page(doc: dict, jpath: str) -> Iterator[dict]:
+    if "mandrill_events" not in doc:
+        return iter((doc,))  # one event (a batch is the surrounding array)
+    events = doc["mandrill_events"]
+    jpath = f"{jpath}.mandrill_events"
+    if isinstance(events, str):  # the form field's text, stored as it was POSTed
+        try:
+            events = orjson.loads(events)
+        except orjson.JSONDecodeError as exc:
+            raise _Shape(jpath, f"invalid JSON: {exc.msg}") from None
+    return _objects(events, jpath)
+
+
 _PAGE_READERS: dict[str, Callable[[dict, str], Iterator[dict]]] = {
     "salesforce": _salesforce_page,
     "hubspot": _hubspot_page,
     "sendgrid": _sendgrid_page,
     "segment": _segment_page,
     "google_calendar": _calendar_page,
+    "mandrill": _mandrill_page,
 }
+
+#: Sources whose webhook POSTs a form: the field holding the JSON payload.
+_FORM_FIELDS = {"mandrill": "mandrill_events"}
 
 
 def iter_payloads(
@@ -166,6 +191,10 @@ def _iter_file(
                 break
         if not first:
             return  # empty file
+        field = _FORM_FIELDS.get(source)
+        if field is not None and _is_form_body(first, field):
+            yield from _form_lines(source, path, lineno, first, fh, field, page, on_error)
+            return
         try:
             doc = orjson.loads(first)
         except orjson.JSONDecodeError:
@@ -196,6 +225,54 @@ def _iter_file(
                 on_error(error, raw.decode("utf-8", "replace").rstrip("\n"))
                 continue
             yield from _line(source, path, lineno, raw, doc, page, on_error)
+
+
+def _is_form_body(line: bytes, field: str) -> bool:
+    """Whether ``line`` is an ``application/x-www-form-urlencoded`` body with ``field``."""
+    text = line.strip()
+    return not text.startswith((b"[", b"{", b'"')) and (
+        text.startswith(f"{field}=".encode()) or f"&{field}=".encode() in text
+    )
+
+
+def _form_lines(
+    source: str, path: Path, lineno: int, first: bytes, fh: Any, field: str,
+    page: Callable[[dict, str], Iterator[dict]],
+    on_error: Callable[[InvalidPayloadError, str], None] | None,
+) -> Iterator[dict]:
+    """The payloads of a file of form bodies, one per non-blank line (``first`` is line
+    ``lineno``); a malformed line is reported like a malformed JSON line."""
+    raw = first
+    while True:
+        try:
+            doc = _form_json(source, f"{path}:line {lineno}", raw, field)
+        except InvalidPayloadError as error:
+            if on_error is None:
+                raise
+            on_error(error, raw.decode("utf-8", "replace").rstrip("\n"))
+        else:
+            yield from _line(source, path, lineno, raw, doc, page, on_error)
+        for raw in fh:
+            lineno += 1
+            if raw.strip():
+                break
+        else:
+            return
+
+
+def _form_json(source: str, where: str, raw: bytes, field: str) -> Any:
+    """The JSON value of form field ``field`` in the body ``raw``."""
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InvalidPayloadError(source, where, "form body is not UTF-8") from None
+    values = parse_qs(text, keep_blank_values=True).get(field)
+    if not values:
+        raise InvalidPayloadError(source, where, f"form body without {field}")
+    try:
+        return orjson.loads(values[-1])
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPayloadError(source, f"{where}:{field}", f"invalid JSON: {exc.msg}") from None
 
 
 def _line(

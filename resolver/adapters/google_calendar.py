@@ -19,71 +19,16 @@ from idgraph.resolver.adapters._common import (
     opt_dict,
     opt_str,
     parse_time,
+    person_name,
     req_str,
-    split_person_name,
 )
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.normalize import Normalizer
 
 SOURCE = "google_calendar"
 
-#: Words that make a display name a team/room/mailbox rather than a person.
-_NOT_PERSON_WORDS = frozenset(
-    {
-        "team",
-        "room",
-        "group",
-        "calendar",
-        "support",
-        "sales",
-        "info",
-        "admin",
-        "office",
-        "meeting",
-        "conference",
-        "marketing",
-        "dept",
-        "department",
-        "notifications",
-        "noreply",
-        "booking",
-        "bookings",
-        "reception",
-        "holidays",
-        "board",
-        "hr",
-        "it",
-        "helpdesk",
-        "service",
-        "services",
-        "all",
-        "staff",
-        "events",
-        "floor",
-        "building",
-    }
-)
-_NAME_CHARS_EXTRA = frozenset("'’-.,")
-
-
 def _is_resource_address(raw: str) -> bool:
     return raw.strip().lower().rstrip(">").endswith("calendar.google.com")
-
-
-def _person_name(display: str | None, norm: Normalizer) -> dict[str, str]:
-    """Name parts when ``display`` looks like a person's name (2-4 words, letters only)."""
-    name = norm.name(display)
-    if name is None or "@" in name:
-        return {}
-    words = name.replace(",", " ").split()
-    if not 2 <= len(words) <= 4:
-        return {}
-    for word in words:
-        if word.casefold() in _NOT_PERSON_WORDS:
-            return {}
-        if not all(c.isalpha() or c in _NAME_CHARS_EXTRA for c in word):
-            return {}
-    return split_person_name(name)
 
 
 def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
@@ -152,7 +97,7 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
         b = RecordBuilder(SOURCE, norm)
         b.add("email", email)
         b.attr("email", email)
-        for key, value in _person_name(display, norm).items():
+        for key, value in person_name(display, norm).items():
             b.attr(key, value)
         records.append(
             b.build(email, f"{SOURCE}:{event_id}:{updated}:{email}", event_time, role, "email")

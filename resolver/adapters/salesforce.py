@@ -3,12 +3,14 @@
 One record -> one :class:`IdentityRecord` keyed ``salesforce:<Id>``. Identifiers: the
 record ID (``crm:salesforce``), ``Email``, the phone fields (national formats read in the
 record's country) and, for a converted Lead, its ``ConvertedContactId`` (so a Lead and the
-Contact it became share an identifier).
+Contact it became share an identifier). IDs are in their 18-character form (the API's; a
+15-character ID gets its suffix, :meth:`~idgraph.resolver.normalize.Normalizer.salesforce_id`),
+the form other sources' references to the record are normalised to.
 """
 
 from __future__ import annotations
 
-from idgraph.core.errors import InvalidPayloadError
+from idgraph.core.errors import InvalidIdentifierError, InvalidPayloadError
 from idgraph.resolver.adapters._common import (
     RecordBuilder,
     opt_bool,
@@ -39,7 +41,10 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
             SOURCE, "attributes.type", "unsupported sObject type; expected Contact or Lead"
         )
     event_type, phone_fields, prefix = kind
-    record_id = req_str(SOURCE, payload, "Id", "Id")
+    try:
+        record_id = norm.salesforce_id(req_str(SOURCE, payload, "Id", "Id"))
+    except InvalidIdentifierError as exc:
+        raise InvalidPayloadError(SOURCE, "Id", str(exc)) from None
 
     # Version stamp: event time prefers LastModifiedDate, event ID prefers SystemModstamp.
     modified = opt_str(SOURCE, payload, "LastModifiedDate", "LastModifiedDate")
@@ -60,7 +65,7 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     b = RecordBuilder(SOURCE, norm)
     b.add("crm:salesforce", record_id)
     if event_type == "lead" and opt_bool(SOURCE, payload, "IsConverted", "IsConverted"):
-        b.namespaced(
+        b.typed(
             "crm:salesforce",
             opt_str(SOURCE, payload, "ConvertedContactId", "ConvertedContactId"),
             "ConvertedContactId",

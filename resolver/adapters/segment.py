@@ -4,7 +4,9 @@ One event -> one :class:`IdentityRecord` keyed ``segment:<userId>`` (or
 ``segment:<anonymousId>`` for anonymous visitors). Identifiers: ``user:segment:<userId>``,
 ``cookie:<anonymousId>``, ``device:<context.device.id>``, the advertising ID (``idfa`` on
 iOS, ``gaid`` on Android), and the email/phone traits. So an ``identify`` carrying both
-``userId`` and ``anonymousId`` links the anonymous history to the known user.
+``userId`` and ``anonymousId`` links the anonymous history to the known user. Legacy apps
+use the user's email address as ``userId``: a ``userId`` that is a valid email address is
+also an ``email`` identifier (and the ``email`` attribute when no trait names one).
 
 Traits are customer-defined: a trait of an unexpected type is skipped (an identifier trait
 is recorded in ``rejected``) instead of failing the event. Envelope fields (``type``,
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from idgraph.core.errors import InvalidPayloadError
+from idgraph.core.errors import InvalidIdentifierError, InvalidPayloadError
 from idgraph.resolver.adapters._common import (
     RecordBuilder,
     opt_dict,
@@ -45,6 +47,17 @@ def _opt_id(payload: dict, key: str) -> str | None:
         raise InvalidPayloadError(SOURCE, key, "not a string")
     text = str(value).strip()
     return text or None
+
+
+def _email_user_id(user_id: str, norm: Normalizer) -> str | None:
+    """The normalised email when ``userId`` is a valid email address, else None (a userId
+    that is not one is no rejected email: it is an opaque ID)."""
+    if "@" not in user_id:
+        return None
+    try:
+        return norm.email(user_id)
+    except InvalidIdentifierError:
+        return None
 
 
 def _trait_str(traits: dict, *keys: str) -> Any:
@@ -85,8 +98,12 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     context = opt_dict(SOURCE, payload, "context", "context") or {}
     b = RecordBuilder(SOURCE, norm)
     id_field = "userId"
+    user_email = None
     if user_id is not None:
         b.namespaced("user:segment", user_id, "userId")
+        user_email = _email_user_id(user_id, norm)
+        if user_email is not None:
+            b.add("email", user_email)
     if typ == "alias":
         previous_id = _opt_id(payload, "previousId")
         if previous_id is None:
@@ -144,6 +161,7 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
             traits_field = "traits"
     if traits:
         _apply_traits(b, norm, traits, traits_field, context)
+    b.attr("email", user_email)
 
     source_record_id = user_id if user_id is not None else anonymous_id
     return [b.build(source_record_id, message_id, event_time, typ, id_field)]  # type: ignore[arg-type]

@@ -1,16 +1,28 @@
 """SendGrid Event Webhook events (one element of the JSON array the webhook POSTs).
 
 One event -> one :class:`IdentityRecord` about the recipient, keyed ``sendgrid:<email>``.
+Identifiers: the recipient's ``email``; the sent message's Message-ID from ``smtp-id``
+(``message``, so a reply quoting it in ``In-Reply-To`` finds the recipient); and the
+sender's custom arguments that name a user or CRM record. SendGrid puts ``custom_args``
+(``unique_args`` in the legacy APIs) as extra top-level fields of each event: every field
+that is not one of SendGrid's documented event fields is a custom argument, read by
+:func:`~idgraph.resolver.adapters._common.custom_args` (``user_id`` -> ``user:segment``,
+``salesforce_id`` or a Contact/Lead ID value -> ``crm:salesforce``...). A nested
+``unique_args``/``custom_args`` object is read the same way.
+
 Unsubscribes and spam reports withdraw email consent; a group resubscribe grants it. The
 client IP and user agent are deliberately not kept.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from idgraph.core.errors import InvalidPayloadError
-from idgraph.resolver.adapters._common import RecordBuilder, req_str
+from idgraph.resolver.adapters._common import (
+    RecordBuilder,
+    custom_args,
+    opt_str,
+    req_str,
+    req_unix_time,
+)
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.normalize import Normalizer
 
@@ -23,26 +35,78 @@ _CONSENT = {
     "group_resubscribe": True,
 }
 
+#: Fields SendGrid documents for Event Webhook events (delivery, engagement and account
+#: events, Marketing Campaigns and Single Sends): never custom arguments.
+EVENT_FIELDS = frozenset(
+    {
+        "email",
+        "timestamp",
+        "event",
+        "smtp-id",
+        "sg_event_id",
+        "sg_message_id",
+        "sg_user_id",
+        "category",
+        "useragent",
+        "ip",
+        "url",
+        "url_offset",
+        "reason",
+        "status",
+        "response",
+        "attempt",
+        "type",
+        "bounce_classification",
+        "asm_group_id",
+        "marketing_campaign_id",
+        "marketing_campaign_name",
+        "marketing_campaign_version",
+        "marketing_campaign_split_id",
+        "post_type",
+        "pool",
+        "tls",
+        "cert_err",
+        "sg_machine_open",
+        "sg_template_id",
+        "sg_template_name",
+        "sg_content_type",
+        "singlesend_id",
+        "singlesend_name",
+        "template_id",
+        "template_version_id",
+        "template_hash",
+        "mc_stats",
+        "phase_id",
+        "send_at",
+        "ab_variation_id",
+        "ab_phase_id",
+        "newsletter",
+        "unique_args",
+        "custom_args",
+    }
+)
+#: Nested custom-argument objects some senders' events carry.
+_NESTED_ARGS = ("unique_args", "custom_args")
+
 
 def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     event = req_str(SOURCE, payload, "event", "event")
     event_id = req_str(SOURCE, payload, "sg_event_id", "sg_event_id")
-    ts = payload.get("timestamp")
-    if ts is None:
-        raise InvalidPayloadError(SOURCE, "timestamp", "missing")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-        raise InvalidPayloadError(SOURCE, "timestamp", "not a number (unix seconds)")
-    try:
-        event_time = datetime.fromtimestamp(ts, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise InvalidPayloadError(SOURCE, "timestamp", "out of range") from None
+    event_time = req_unix_time(SOURCE, payload, "timestamp", "timestamp")
     raw_email = req_str(SOURCE, payload, "email", "email")
 
     b = RecordBuilder(SOURCE, norm)
     email = b.email(raw_email, "email")
+    if email is None:
+        raise b.key_error("email")
     b.attr("email", email)
+    b.typed("message", opt_str(SOURCE, payload, "smtp-id", "smtp-id"), "smtp-id")
+    custom_args(b, payload, "", skip=EVENT_FIELDS)
+    for key in _NESTED_ARGS:
+        nested = payload.get(key)
+        if isinstance(nested, dict):
+            custom_args(b, nested, f"{key}.")
     consent = _CONSENT.get(event)
     if consent is not None:
         b.consent["email"] = consent
-    record = b.build(email or "", event_id, event_time, event, "email")
-    return [record]
+    return [b.build(email, event_id, event_time, event, "email")]

@@ -27,7 +27,7 @@ from idgraph.resolver.model import (
 from idgraph.resolver.normalize import Normalizer
 
 _NAME_ATTRS = ("given_name", "middle_name", "family_name")
-_TEXT_ATTRS = ("street", "city", "state", "company", "job_title")
+_TEXT_ATTRS = ("street", "city", "state", "job_title")
 _BIRTH_PARTS = ("birth_year", "birth_month", "birth_day")
 
 
@@ -84,6 +84,8 @@ def adapt_row(source: str, record_id: str, values: Mapping[str, object], norm: N
     for name in _TEXT_ATTRS:
         if (v := norm.text(raw.get(name))) is not None:
             attrs[name] = v
+    if (v := norm.company(raw.get("company"))) is not None:
+        attrs["company"] = v
     if (v := norm.postal_code(raw.get("postal_code"))) is not None:
         attrs["postal_code"] = v
     if "birth_date" in raw:

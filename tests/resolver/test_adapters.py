@@ -13,8 +13,14 @@ from idgraph.core.errors import InvalidPayloadError
 from idgraph.resolver.adapters import ADAPTERS, adapt
 from idgraph.resolver.model import SOURCES, Identifier, IdentityRecord, RejectedIdentifier
 from idgraph.resolver.normalize import Normalizer
+from idgraph.resolver.settings import NormalizationSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: The Message-ID SendGrid's documented events carry as ``smtp-id``.
+SMTP_ID = "14c5d75ce93.dfd.64b469@ismtpd-555"
+#: A Salesforce Contact ID (18 characters, its case-check suffix matching) and its 15 form.
+SF_CONTACT = "0035e00000AbCdEAAV"
+SF_CONTACT_15 = "0035e00000AbCdE"
 
 
 def load(name: str):
@@ -50,6 +56,11 @@ def seg_events() -> list[dict]:
 @pytest.fixture()
 def cal_events() -> list[dict]:
     return load("google_calendar_events.json")["items"]
+
+
+@pytest.fixture()
+def md_events() -> list[dict]:
+    return load("mandrill_events.json")
 
 
 def one(source: str, payload: dict, norm: Normalizer) -> IdentityRecord:
@@ -195,6 +206,15 @@ def test_salesforce_bad_email_is_rejected_not_fatal(
     assert "email" not in r.attributes
     assert r.rejected == (RejectedIdentifier("email", "Email", "email: missing @"),)
     assert "bob.miller" not in r.rejected[0].reason
+
+
+def test_salesforce_15_character_ids_get_the_18_character_form(sf_records, norm) -> None:
+    # reports and the UI's URLs show 15-character IDs; the REST API returns 18
+    r = one("salesforce", dict(sf_records[0], Id=SF_CONTACT_15), norm)
+    assert r.record_key == f"salesforce:{SF_CONTACT}"
+    assert keys(r)[0] == f"crm:salesforce:{SF_CONTACT}"
+    lead = dict(sf_records[2], ConvertedContactId=SF_CONTACT_15)  # a converted Lead
+    assert f"crm:salesforce:{SF_CONTACT}" in keys(one("salesforce", lead, norm))
 
 
 def test_salesforce_time_fallbacks(sf_records: list[dict], norm: Normalizer) -> None:
@@ -343,7 +363,13 @@ def test_sendgrid_events(sg_events: list[dict], norm: Normalizer) -> None:
     assert first.source_record_id == "example@test.com"
     assert first.event_id == "rbtnWrG1DVDGGGFHFyun0A=="
     assert first.event_time == datetime(2017, 12, 15, 0, 59, 29, tzinfo=UTC)
-    assert first.identifiers == (Identifier("email", "example@test.com"),)
+    assert first.identifiers == (
+        Identifier("email", "example@test.com"),
+        Identifier("message", SMTP_ID),  # smtp-id: the sent message's Message-ID
+    )
+    assert [keys(r) for r in records[1:]] == [["email:example@test.com"]] * 4 + [
+        ["email:bounce@example.org"]
+    ]
     for r in records:
         assert set(r.attributes) == {"email"}
         assert "255.255.255.255" not in repr(r) and "Mozilla" not in repr(r)
@@ -372,6 +398,125 @@ def test_sendgrid_errors(sg_events, norm, mutate, field, problem) -> None:
     e = sg_events[0]
     mutate(e)
     expect_error("sendgrid", e, field, problem, norm)
+
+
+def test_sendgrid_bad_smtp_id_is_rejected_not_fatal(sg_events, norm) -> None:
+    r = one("sendgrid", dict(sg_events[0], **{"smtp-id": "<no-at-sign>"}), norm)
+    assert keys(r) == ["email:example@test.com"]
+    assert r.rejected == (RejectedIdentifier("message", "smtp-id", "message: missing @"),)
+
+
+def test_sendgrid_custom_args_name_identifiers(sg_events, norm) -> None:
+    # custom_args/unique_args arrive as extra top-level fields of the event
+    e = dict(
+        sg_events[2],
+        userId="97980cfeA0067",
+        sfdc_contact_id=SF_CONTACT_15,
+        hs_object_id=51,
+        customerAccountNumber="55555",
+        activationAttempt="1",
+    )
+    r = one("sendgrid", e, norm)
+    assert keys(r) == [
+        "email:example@test.com",
+        "user:segment:97980cfeA0067",
+        f"crm:salesforce:{SF_CONTACT}",  # the 18-character form the Salesforce adapter keys by
+        "crm:hubspot:51",
+    ]
+    assert r.rejected == ()
+    assert set(r.attributes) == {"email"}
+    assert r.source_record_id == "example@test.com"
+
+
+@pytest.mark.parametrize("name", ["user_id", "userId", "uid", "app_user_id", "App-User-Id"])
+def test_sendgrid_user_id_equals_the_segment_identifier(sg_events, seg_events, name, norm) -> None:
+    seg = one("segment", seg_events[1], norm)
+    (user,) = [i for i in seg.identifiers if i.type == "user:segment"]
+    assert user in one("sendgrid", dict(sg_events[0], **{name: user.value}), norm).identifiers
+
+
+@pytest.mark.parametrize("value", [SF_CONTACT, SF_CONTACT_15])
+def test_sendgrid_salesforce_id_equals_the_salesforce_identifier(
+    sg_events, sf_records, value, norm
+) -> None:
+    (sf_id,) = one("salesforce", dict(sf_records[0], Id=SF_CONTACT), norm).identifiers[:1]
+    assert sf_id == Identifier("crm:salesforce", SF_CONTACT)
+    for name in ("salesforce_id", "contact_id", "sf_lead_id", "recipientRef"):  # any name
+        assert sf_id in one("sendgrid", dict(sg_events[0], **{name: value}), norm).identifiers
+
+
+def test_sendgrid_lead_id_value_is_salesforce_whatever_its_name(sg_events, sf_records, norm):
+    lead = one("salesforce", sf_records[2], norm)
+    e = dict(sg_events[0], ref=sf_records[2]["Id"])
+    assert lead.identifiers[0] in one("sendgrid", e, norm).identifiers
+
+
+def test_sendgrid_unknown_custom_args_yield_nothing(sg_events, norm) -> None:
+    e = dict(
+        sg_events[0],
+        customerAccountNumber="55555",
+        account="0015e00000AbCdEAAV",  # an Account ID: not a person
+        ref="0035e00000AbCdEAAB",  # 003 but a wrong case-check suffix
+        order=12345,
+        note={"user_id": "7"},
+        flag=True,
+    )
+    r = one("sendgrid", e, norm)
+    assert keys(r) == ["email:example@test.com", f"message:{SMTP_ID}"]
+    assert r.rejected == ()  # never recorded either
+    assert "55555" not in repr(r)
+
+
+def test_sendgrid_documented_fields_are_not_custom_args(sg_events, norm) -> None:
+    e = dict(
+        sg_events[0],
+        marketing_campaign_id=SF_CONTACT_15,
+        singlesend_id=SF_CONTACT,
+        sg_template_id=SF_CONTACT,
+        asm_group_id=3,
+        sg_user_id=123,
+        type="bounce",
+    )
+    assert keys(one("sendgrid", e, norm)) == ["email:example@test.com", f"message:{SMTP_ID}"]
+
+
+def test_sendgrid_mapped_custom_arg_failing_normalisation_is_rejected(sg_events, norm) -> None:
+    e = dict(sg_events[0], contact_id="51", user_id=["7"], hubspot_id="  ", hs_contact_id=None)
+    r = one("sendgrid", e, norm)
+    assert keys(r) == ["email:example@test.com", f"message:{SMTP_ID}"]
+    assert r.rejected == (  # blank and null values count as absent
+        RejectedIdentifier(
+            "crm:salesforce",
+            "contact_id",
+            "crm:salesforce: not a Salesforce record ID (15 or 18 letters and digits)",
+        ),
+        RejectedIdentifier("user:segment", "user_id", "user:segment: not a string"),
+    )
+
+
+def test_sendgrid_nested_unique_args(sg_events, norm) -> None:
+    e = dict(sg_events[0], unique_args={"user_id": "42", "salesforce_id": "x"})
+    r = one("sendgrid", e, norm)
+    assert "user:segment:42" in keys(r)
+    assert [(x.type, x.field) for x in r.rejected] == [
+        ("crm:salesforce", "unique_args.salesforce_id")
+    ]
+
+
+def test_sendgrid_custom_args_follow_settings(sg_events) -> None:
+    norm = Normalizer(NormalizationSettings(sendgrid_custom_args={"member_no": "ext:club"}))
+    e = dict(sg_events[0], memberNo="M-1", user_id="7", ref=SF_CONTACT)
+    assert keys(one("sendgrid", e, norm)) == [
+        "email:example@test.com",
+        f"message:{SMTP_ID}",
+        "ext:club:M-1",
+        f"crm:salesforce:{SF_CONTACT}",  # recognised by its shape, whatever the mapping
+    ]
+
+
+def test_sendgrid_bad_email_fails_even_with_custom_args(sg_events, norm) -> None:
+    e = dict(sg_events[0], email="example(at)test.com", user_id="7")
+    expect_error("sendgrid", e, "email", "no usable identifier", norm)
 
 
 def test_sendgrid_bad_email_message_has_no_pii(sg_events: list[dict], norm: Normalizer) -> None:
@@ -421,6 +566,29 @@ def test_segment_anonymous_then_identify(seg_events: list[dict], norm: Normalize
         "country": "DE",
     }
     assert "203.0.113.7" not in repr(ident)
+
+
+def test_segment_email_user_id_is_also_an_email(seg_events, norm) -> None:
+    e = dict(seg_events[0], userId="Jane.Doe@Example.com")  # a legacy app's userId
+    r = one("segment", e, norm)
+    assert keys(r) == [
+        "user:segment:Jane.Doe@Example.com",  # stays as it was
+        "email:jane.doe@example.com",
+        "cookie:507f191e810c19729de860ea",
+    ]
+    assert r.attributes == {"email": "jane.doe@example.com"}
+    assert r.rejected == ()
+    # an email trait stays the record's primary email
+    ident = one("segment", dict(seg_events[1], userId="jane@acme.example"), norm)
+    assert {"email:jane@acme.example", "email:janeobrien@gmail.com"} <= set(keys(ident))
+    assert ident.attributes["email"] == "janeobrien@gmail.com"
+
+
+@pytest.mark.parametrize("user_id", ["97980cfea0067", "jane@localhost", "@handle", "a@b@c.com"])
+def test_segment_other_user_ids_are_no_email(seg_events, user_id, norm) -> None:
+    r = one("segment", dict(seg_events[0], userId=user_id), norm)
+    assert [i.type for i in r.identifiers] == ["user:segment", "cookie"]
+    assert r.rejected == ()
 
 
 def test_segment_ios_track(seg_events: list[dict], norm: Normalizer) -> None:
@@ -679,11 +847,200 @@ def test_calendar_errors(cal_events, norm, mutate, field, problem) -> None:
     expect_error("google_calendar", e, field, problem, norm)
 
 
+# ----------------------------------------------------------------------------- mandrill
+
+
+def test_mandrill_inbound_reply(md_events: list[dict], norm: Normalizer) -> None:
+    r = one("mandrill", md_events[0], norm)
+    assert r.source == "mandrill"
+    assert r.record_key == "mandrill:jane@example.com"  # the SENDER of the reply
+    assert r.event_type == "inbound"
+    assert r.event_id == "mandrill:CAGs=3Kq1vV0bJx7@mail.gmail.com"  # its Message-Id
+    assert r.event_time == datetime(2017, 12, 15, 1, 6, 40, tzinfo=UTC)
+    # In-Reply-To names the message SendGrid sent her (its smtp-id)
+    assert keys(r) == ["email:jane@example.com", f"message:{SMTP_ID}"]
+    assert r.attributes == {"email": "jane@example.com", "given_name": "Jane", "family_name": "Doe"}
+    assert r.consent == {} and r.rejected == ()
+
+
+def test_mandrill_reply_shares_the_message_with_the_sendgrid_recipient(
+    md_events, sg_events, norm
+) -> None:
+    sent = one("sendgrid", sg_events[0], norm)
+    reply = one("mandrill", md_events[0], norm)
+    assert set(sent.identifiers) & set(reply.identifiers) == {Identifier("message", SMTP_ID)}
+
+
+def test_mandrill_reads_neither_body_nor_references_nor_recipients(md_events, norm) -> None:
+    e = md_events[0]
+    e["msg"]["html"] = "<p>Out of office: please contact bob.smith@example.com</p>"
+    e["msg"]["headers"]["Cc"] = "Bob Smith <bob.smith@example.com>"
+    e["msg"]["headers"]["Reply-To"] = "bob.smith@example.com"
+    r = one("mandrill", e, norm)
+    assert keys(r) == ["email:jane@example.com", f"message:{SMTP_ID}"]
+    assert "bob" not in repr(r) and "0f1e2d3c" not in repr(r)  # nor References' other IDs
+    assert "support@acme.example" not in repr(r)  # the route's address is not the sender's
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"in-reply-to": "<A1@X.example>", "message-id": "<m@x>"}, ["A1@x.example"]),
+        ({"IN-REPLY-TO": "A1@X.example"}, ["A1@x.example"]),  # without brackets
+        ({"In-Reply-To": "<a@x> (Jane's message of Friday)"}, ["a@x"]),  # comment skipped
+        ({"In-Reply-To": "<a@x> <b@y>"}, ["a@x", "b@y"]),  # two parents
+        ({"In-Reply-To": ["<a@x>", "<b@y>"]}, ["a@x", "b@y"]),  # a repeated header: a list
+        ({"In-Reply-To": "   "}, []),
+        ({}, []),
+    ],
+)
+def test_mandrill_in_reply_to_variants(md_events, headers, expected, norm) -> None:
+    e = md_events[0]
+    e["msg"]["headers"] = headers
+    r = one("mandrill", e, norm)
+    assert [i.value for i in r.identifiers if i.type == "message"] == expected
+
+
+def test_mandrill_bad_in_reply_to_is_rejected_not_fatal(md_events, norm) -> None:
+    e = md_events[0]
+    e["msg"]["headers"]["In-Reply-To"] = "<no-at-sign>"
+    r = one("mandrill", e, norm)
+    assert keys(r) == ["email:jane@example.com"]
+    assert r.rejected == (
+        RejectedIdentifier("message", "msg.headers.In-Reply-To", "message: missing @"),
+    )
+
+
+@pytest.mark.parametrize("name", ["Message-Id", "Message-ID", "message-id"])
+def test_mandrill_event_id_from_message_id_header(md_events, name, norm) -> None:
+    e = md_events[0]
+    headers = e["msg"]["headers"]
+    value = headers.pop("Message-Id")
+    headers[name] = [value, "<second@x>"] if name == "message-id" else value  # first one wins
+    assert one("mandrill", e, norm).event_id == "mandrill:CAGs=3Kq1vV0bJx7@mail.gmail.com"
+
+
+def test_mandrill_event_id_without_message_id_is_a_stable_hash(md_events, norm) -> None:
+    e = md_events[1]
+    r = one("mandrill", e, norm)
+    prefix = "mandrill:sha256:"
+    assert r.event_id.startswith(prefix) and len(r.event_id) == len(prefix) + 32
+    assert one("mandrill", copy.deepcopy(e), Normalizer()).event_id == r.event_id
+    e["msg"]["headers"]["Message-Id"] = "<not an id>"  # unusable: the hash again
+    assert one("mandrill", e, norm).event_id == r.event_id
+    for change in ({"ts": 1513300101}, {"msg": dict(e["msg"], subject="Order 4712")},
+                   {"msg": dict(e["msg"], from_email="other@initech.example")}):
+        assert one("mandrill", dict(e, **change), norm).event_id != r.event_id
+
+
+def test_mandrill_team_sender_name_is_not_a_person(md_events, norm) -> None:
+    r = one("mandrill", md_events[1], norm)  # "Acme Procurement Team"
+    assert r.attributes == {"email": "procurement@initech.example"}
+    assert keys(r) == ["email:procurement@initech.example"]
+
+
+def test_mandrill_message_events(md_events, norm) -> None:
+    send, opened, unsub = (one("mandrill", e, norm) for e in md_events[2:])
+    assert [r.event_type for r in (send, opened, unsub)] == ["send", "open", "unsub"]
+    assert {r.record_key for r in (send, opened, unsub)} == {"mandrill:jane.doe@example.com"}
+    assert send.event_id == "mandrill:7761629aa4a9480bbf4e5f7f3c8bbd5e:send:1513299001"
+    assert opened.event_time == datetime(2017, 12, 15, 0, 56, 40, tzinfo=UTC)
+    # msg.metadata is read like SendGrid's custom args
+    assert keys(send) == ["email:jane.doe@example.com", "user:segment:97980cfea0067"]
+    assert keys(unsub) == ["email:jane.doe@example.com", f"crm:salesforce:{SF_CONTACT}"]
+    assert [r.consent for r in (send, opened, unsub)] == [{}, {}, {"email": False}]
+    assert "255.255.255.255" not in repr(opened) and "INV-2017" not in repr(send)
+
+
+@pytest.mark.parametrize("event", ["hard_bounce", "hard-bounce", "soft_bounce", "spam", "reject"])
+def test_mandrill_other_message_events(md_events, event, norm) -> None:
+    r = one("mandrill", dict(md_events[2], event=event), norm)
+    assert r.event_type == event.replace("-", "_")
+    assert r.consent == ({"email": False} if event == "spam" else {})
+
+
+def test_mandrill_message_event_without_id_or_metadata(md_events, norm) -> None:
+    e = md_events[2]
+    del e["_id"], e["msg"]["_id"]
+    e["msg"]["metadata"] = []  # an empty object as PHP encodes it
+    r = one("mandrill", e, norm)
+    assert r.event_id.startswith("mandrill:sha256:")
+    assert keys(r) == ["email:jane.doe@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("index", "mutate", "field", "problem"),
+    [
+        (0, lambda e: e.update(event="bounce"), "event", "unsupported event type"),
+        (0, lambda e: e.pop("event"), "event", "missing"),
+        (0, lambda e: e.update(ts="1513300000"), "ts", "not a number"),
+        (0, lambda e: e.pop("ts"), "ts", "missing"),
+        (0, lambda e: e.pop("msg"), "msg", "missing"),
+        (0, lambda e: e.update(msg="raw"), "msg", "not an object"),
+        (0, lambda e: e["msg"].pop("from_email"), "msg.from_email", "missing"),
+        (0, lambda e: e["msg"].update(from_email=["a@b.com"]), "msg.from_email", "not a string"),
+        (0, lambda e: e["msg"].update(from_email="jane(at)example.com"), "msg.from_email",
+         "no usable identifier (email: missing @)"),
+        (0, lambda e: e["msg"].update(from_name=7), "msg.from_name", "not a string"),
+        (0, lambda e: e["msg"].update(headers=[]), "msg.headers", "not an object"),
+        (0, lambda e: e["msg"]["headers"].update({"In-Reply-To": 7}), "msg.headers.In-Reply-To",
+         "not a string or a list of strings"),
+        (0, lambda e: e["msg"]["headers"].update({"In-Reply-To": ["<a@x>", None]}),
+         "msg.headers.In-Reply-To[1]", "not a string"),
+        (2, lambda e: e["msg"].pop("email"), "msg.email", "missing"),
+        (2, lambda e: e["msg"].update(email="nobody"), "msg.email", "no usable identifier"),
+        (2, lambda e: e["msg"].update(metadata="user_id=7"), "msg.metadata", "not an object"),
+        (2, lambda e: e.update(_id=7), "_id", "not a string"),
+        # an allowlist/denylist sync event names no message
+        (0, lambda e: (e.clear(), e.update(type="blacklist", action="add", ts=1513300000)),
+         "event", "sync event"),
+    ],
+)
+def test_mandrill_errors(md_events, norm, index, mutate, field, problem) -> None:
+    e = md_events[index]
+    mutate(e)
+    expect_error("mandrill", e, field, problem, norm)
+
+
+# ----------------------------------------------------------------------------- companies
+
+
+@pytest.mark.parametrize("company", ["Self-employed", "[N/A]", "Privatperson", "individual"])
+def test_placeholder_company_gives_no_company(
+    sf_records, hs_contacts, seg_events, company, norm
+) -> None:
+    lead = dict(sf_records[2], Company=company)
+    contact = dict(sf_records[0], Account={"Name": company})
+    hs = copy.deepcopy(hs_contacts[0])
+    hs["properties"]["company"] = company
+    seg = copy.deepcopy(seg_events[1])
+    seg["traits"]["company"] = {"name": company}
+    for source, payload in (("salesforce", lead), ("salesforce", contact), ("hubspot", hs),
+                            ("segment", seg)):
+        assert "company" not in one(source, payload, norm).attributes, source
+    assert one("salesforce", dict(lead, Company="Initech AG"), norm).attributes["company"] == (
+        "Initech AG"
+    )
+
+
+def test_file_row_placeholder_company_gives_no_company(norm: Normalizer) -> None:
+    from idgraph.resolver.adapters.tabular import adapt_row
+
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    row = {"given_name": "Jane", "company": "Self-Employed", "city": "Berlin"}
+    assert adapt_row("file:crm", "1", row, norm, at).attributes == {
+        "given_name": "Jane",
+        "city": "Berlin",
+    }
+    row["company"] = "Acme GmbH"
+    assert adapt_row("file:crm", "1", row, norm, at).attributes["company"] == "Acme GmbH"
+
+
 # ----------------------------------------------------------------------------- all sources
 
 
 def test_fixture_records_are_utc_and_canonical(
-    sf_records, hs_contacts, sg_events, seg_events, cal_events, norm
+    sf_records, hs_contacts, sg_events, seg_events, cal_events, md_events, norm
 ) -> None:
     from idgraph.resolver.model import CANONICAL_ATTRIBUTES
 
@@ -693,6 +1050,7 @@ def test_fixture_records_are_utc_and_canonical(
         + [("sendgrid", p) for p in sg_events]
         + [("segment", p) for p in seg_events]
         + [("google_calendar", p) for p in cal_events]
+        + [("mandrill", p) for p in md_events]
     )
     count = 0
     for source, payload in payloads:
@@ -706,4 +1064,4 @@ def test_fixture_records_are_utc_and_canonical(
             assert all(isinstance(v, str) and v for v in r.attributes.values())
             assert r.region is None
         assert payload == before  # adapters do not mutate their input
-    assert count == 3 + 2 + 6 + 5 + 5
+    assert count == 3 + 2 + 6 + 5 + 5 + 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -191,6 +192,84 @@ def test_calendar_wrong_top_level(tmp_path: Path) -> None:
     assert info.value.field == f"{path}:$[0]"
 
 
+# ----------------------------------------------------------------------------- mandrill
+
+
+def form_body(events) -> str:
+    """A Mandrill webhook POST body: the form field ``mandrill_events`` (JSON, url-encoded)."""
+    return urlencode({"mandrill_events": json.dumps(events)})
+
+
+def test_mandrill_events_array_and_wrapped(tmp_path: Path) -> None:
+    events = fixture("mandrill_events.json")
+    assert list(iter_payloads("mandrill", FIXTURES / "mandrill_events.json")) == events
+    wrapped = write(tmp_path / "w.json", json.dumps({"mandrill_events": events}, indent=2))
+    assert list(iter_payloads("mandrill", wrapped)) == events
+    as_text = write(tmp_path / "t.jsonl", jsonl({"mandrill_events": json.dumps(events)}, events[0]))
+    assert list(iter_payloads("mandrill", as_text)) == [*events, events[0]]
+
+
+def test_mandrill_raw_webhook_bodies(tmp_path: Path) -> None:
+    events = fixture("mandrill_events.json")
+    body = form_body(events[:2])
+    assert body.startswith("mandrill_events=%5B%7B%22event%22")
+    one_body = write(tmp_path / "post.txt", body)
+    assert list(iter_payloads("mandrill", one_body)) == events[:2]
+    content = "\n".join([body, "", form_body(events[2:]), ""])
+    assert list(iter_payloads("mandrill", write(tmp_path / "posts.txt", content))) == events
+    gz = write(tmp_path / "posts.txt.gz", gzip.compress(b"\xef\xbb\xbf" + content.encode()))
+    assert list(iter_payloads("mandrill", gz)) == events
+    other_field_first = write(tmp_path / "o.txt", "x=1&" + body)
+    assert list(iter_payloads("mandrill", other_field_first)) == events[:2]
+
+
+def test_mandrill_bad_webhook_bodies(tmp_path: Path) -> None:
+    events = fixture("mandrill_events.json")
+    lines = [
+        form_body(events[:1]),
+        "mandrill_events=%5B%7Boops",  # line 2: invalid JSON
+        "other=1",  # line 3: no mandrill_events
+        form_body([events[1], "jane@example.com"]),  # line 4: an element that is no event
+        form_body(events[2:3]),
+    ]
+    path = write(tmp_path / "posts.txt", "\n".join(lines))
+    with pytest.raises(InvalidPayloadError) as info:
+        list(iter_payloads("mandrill", path))
+    assert (info.value.source, info.value.field) == ("mandrill", f"{path}:line 2:mandrill_events")
+    assert info.value.problem.startswith("invalid JSON")
+
+    errors = []
+    got = list(iter_payloads("mandrill", path, on_error=lambda e, line: errors.append((e, line))))
+    assert got == [events[0], events[1], events[2]]  # line 4's good event comes before its bad one
+    assert [(e.field, e.problem) for e, _ in errors] == [
+        (f"{path}:line 2:mandrill_events", errors[0][0].problem),
+        (f"{path}:line 3", "form body without mandrill_events"),
+        (f"{path}:line 4:$[1]", "not an object or array"),
+    ]
+    assert errors[1][1] == "other=1"
+    assert all("jane@example.com" not in str(e) for e, _ in errors)
+
+
+def test_mandrill_wrapped_events_of_the_wrong_shape(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.json", json.dumps({"mandrill_events": "[{oops"}))
+    with pytest.raises(InvalidPayloadError) as info:
+        list(iter_payloads("mandrill", path))
+    assert info.value.field == f"{path}:line 1:$.mandrill_events"
+    assert info.value.problem.startswith("invalid JSON")
+    path = write(tmp_path / "y.json", json.dumps({"mandrill_events": {"event": "inbound"}}))
+    with pytest.raises(InvalidPayloadError) as info:
+        list(iter_payloads("mandrill", path))
+    assert info.value.field == f"{path}:line 1:$.mandrill_events"
+    assert info.value.problem == "not a list"
+
+
+def test_form_bodies_are_only_read_for_mandrill(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.txt", form_body([{"event": "open"}]))
+    with pytest.raises(InvalidPayloadError) as info:
+        list(iter_payloads("sendgrid", path))
+    assert info.value.problem.startswith("invalid JSON")
+
+
 # ----------------------------------------------------------------------------- common
 
 
@@ -244,6 +323,7 @@ def test_missing_file(tmp_path: Path) -> None:
         ("sendgrid", "sendgrid_batch.json", 6),
         ("segment", "segment_events.jsonl", 5),
         ("google_calendar", "google_calendar_events.json", 5),
+        ("mandrill", "mandrill_events.json", 5),
     ],
 )
 def test_files_feed_adapters(source: str, name: str, records: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idgraph.core.errors import InvalidIdentifierError
+from idgraph.core.errors import ConfigError, InvalidIdentifierError
 from idgraph.resolver.model import Identifier
 from idgraph.resolver.normalize import Normalizer
 from idgraph.resolver.settings import NormalizationSettings
@@ -103,7 +103,7 @@ def test_email_rules_follow_settings() -> None:
         ("07911 123456", "UK", "+447911123456"),
         ("07911 123456", "United Kingdom", "+447911123456"),  # names are mapped too
         ("49 151 12345678", None, "+4915112345678"),  # international without the "+"
-        ("(415) 555-2671 ext. 12", "US", "+14155552671"),
+        ("(415) 555-2671 ext. 12", "US", "+14155552671;ext=12"),  # extension kept
     ],
 )
 def test_phone_e164(norm: Normalizer, raw: str, country: str | None, expected: str) -> None:
@@ -148,6 +148,38 @@ def test_phone_default_region_from_settings() -> None:
     assert de.phone("0151 12345678") == "+4915112345678"
     # an unknown country falls back to the default region
     assert de.phone("0151 12345678", "Narnia") == "+4915112345678"
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("+49 30 1234567 Durchwahl 204", None, "+49301234567;ext=204"),
+        ("030 1234567 Durchwahl: 204", "DE", "+49301234567;ext=204"),
+        ("+49 30 1234567 DW 204", None, "+49301234567;ext=204"),  # was misread as +49301234567204
+        ("+49 30 1234567 Dw. 204", None, "+49301234567;ext=204"),
+        ("+49 30 1234567 Apparat 204", None, "+49301234567;ext=204"),
+        ("+33 1 23 45 67 89 poste 204", None, "+33123456789;ext=204"),
+        ("(415) 555-2671 ext. 204", "US", "+14155552671;ext=204"),
+        ("415-555-2671 extension 204", "US", "+14155552671;ext=204"),
+        ("415-555-2671 x204", "US", "+14155552671;ext=204"),
+        ("415.555.2671x204", "US", "+14155552671;ext=204"),
+        ("+1 415 555 2671;ext=204", None, "+14155552671;ext=204"),
+        ("tel:+1-415-555-2671;ext=204", None, "+14155552671;ext=204"),
+        ("+14155552671;ext=204", None, "+14155552671;ext=204"),  # the canonical form is stable
+    ],
+)
+def test_phone_extension_kept(norm: Normalizer, raw: str, country: str | None, expected: str):
+    assert norm.phone(raw, country) == expected
+
+
+def test_phone_extension_is_not_the_switchboard(norm: Normalizer) -> None:
+    main = norm.phone("+49 30 1234567")
+    assert main == "+49301234567"
+    assert norm.phone("+49 30 1234567 Durchwahl 204") != main
+    assert norm.phone("+49 30 1234567 Durchwahl 205") != norm.phone("+49 30 1234567 DW 204")
+    assert norm.identifier("phone:+49 30 1234567 ext. 204") == Identifier(
+        "phone", "+49301234567;ext=204"
+    )
 
 
 def test_phone_failures_are_cached_and_still_raise(norm: Normalizer) -> None:
@@ -253,6 +285,12 @@ def test_cookie_keeps_case(norm: Normalizer) -> None:
         ("CRM:HubSpot:51", Identifier("crm:hubspot", "51")),
         ("user:segment:97980cfeA0067", Identifier("user:segment", "97980cfeA0067")),
         ("ext:shopify:8472", Identifier("ext:shopify", "8472")),
+        (
+            "message:<14c5d75ce93.dfd.64b469@ISMTPD-555>",
+            Identifier("message", "14c5d75ce93.dfd.64b469@ismtpd-555"),
+        ),
+        # a 15-character Salesforce ID is looked up in the 18-character form records carry
+        ("crm:salesforce:0035e00000AbCdE", Identifier("crm:salesforce", "0035e00000AbCdEAAV")),
     ],
 )
 def test_identifier_parses_and_normalises(
@@ -275,6 +313,7 @@ def test_identifier_parses_and_normalises(
         ("device:unknown", "device: placeholder"),
         ("cookie:null", "cookie: placeholder"),
         ("crm:salesforce:" + "x" * 300, "crm:salesforce: longer than"),
+        ("message:no-at-sign", "message: missing @"),
     ],
 )
 def test_identifier_errors_name_type_and_problem(
@@ -448,3 +487,180 @@ def test_text_and_postal_code(norm: Normalizer) -> None:
 )
 def test_birth_date(norm: Normalizer, raw: str | None, expected: dict) -> None:
     assert norm.birth_date(raw) == expected
+
+
+# ----------------------------------------------------------------------------- Message-IDs
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("<14c5d75ce93.dfd.64b469@ismtpd-555>", "14c5d75ce93.dfd.64b469@ismtpd-555"),
+        ("  <14c5d75ce93.dfd.64b469@ismtpd-555>\r\n", "14c5d75ce93.dfd.64b469@ismtpd-555"),
+        ("14c5d75ce93.dfd.64b469@ismtpd-555", "14c5d75ce93.dfd.64b469@ismtpd-555"),
+        # the local part keeps its case, the domain part is lower-cased
+        ("<CAGs=3Kq1vV0bJx7@Mail.Gmail.COM>", "CAGs=3Kq1vV0bJx7@mail.gmail.com"),
+        ("< 518d4a28.5080@mail115.example.com >", "518d4a28.5080@mail115.example.com"),
+    ],
+)
+def test_message_id_normalises(norm: Normalizer, raw: str, expected: str) -> None:
+    assert norm.message_id(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("", "message: empty"),
+        ("<>", "message: empty"),
+        ("<secret-id.example.com>", "message: missing @"),
+        ("<@example.com>", "message: empty part before the @"),
+        ("<secret-id@>", "message: empty domain"),
+        ("<secret id@example.com>", "message: contains whitespace"),
+        ("<secret@x> <other@y>", "message: contains whitespace, angle brackets"),
+        ("<" + "x" * 300 + "@example.com>", "message: longer than"),
+        (42, "message: not a string"),
+    ],
+)
+def test_message_id_rejects_without_leaking_value(norm: Normalizer, raw, problem: str) -> None:
+    with pytest.raises(InvalidIdentifierError) as info:
+        norm.message_id(raw)
+    assert str(info.value).startswith(problem)
+    assert "secret" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- Salesforce IDs
+
+
+def test_salesforce_id_15_gets_the_18_character_form(norm: Normalizer) -> None:
+    # the suffix encodes which of the first 15 characters are upper case
+    assert norm.salesforce_id("0035e00000AbCdE") == "0035e00000AbCdEAAV"
+    assert norm.salesforce_id(" 00Q5e00000LmNoP ") == "00Q5e00000LmNoPEAV"
+    assert norm.salesforce_id("003000000000000") == "003000000000000AAA"
+    assert norm.salesforce_id("0035e00000AbCdEAAV") == "0035e00000AbCdEAAV"
+    assert norm.salesforce_id("0035e00000AbCdEAAB") == "0035e00000AbCdEAAB"  # 18 kept as is
+    assert norm.salesforce_id("51") == "51"  # not an ID: kept (the adapter's Id, lookups)
+
+
+def test_salesforce_id_strict(norm: Normalizer) -> None:
+    assert norm.salesforce_id("0035e00000AbCdE", strict=True) == "0035e00000AbCdEAAV"
+    for raw in ("51", "0035e00000AbCdEAA", "0035e00000AbC-EAAV"):
+        with pytest.raises(InvalidIdentifierError, match="crm:salesforce: not a Salesforce"):
+            norm.salesforce_id(raw, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0035e00000AbCdE", True),  # Contact, 15 characters
+        ("0035e00000AbCdEAAV", True),  # Contact, 18 with its suffix
+        ("0035e00000abcdeAAA", True),
+        ("00Q5e00000LmNoPEAV", True),  # Lead
+        ("00Q5e00000LmNoPeav", True),  # suffix compared case-insensitively
+        ("0035e00000AbCdEAAB", False),  # wrong case-check suffix
+        ("0015e00000AbCdEAAV", False),  # an Account
+        ("003-5e00000AbCdE", False),
+        ("0035e00000AbCd", False),
+        (3512345678901234, False),
+        (None, False),
+    ],
+)
+def test_is_salesforce_person_id(norm: Normalizer, raw, expected: bool) -> None:
+    assert norm.is_salesforce_person_id(raw) is expected
+
+
+# ----------------------------------------------------------------------------- custom arguments
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("user_id", "user:segment"),
+        ("userId", "user:segment"),
+        ("USER-ID", "user:segment"),
+        ("uid", "user:segment"),
+        ("appUserId", "user:segment"),
+        ("salesforce_id", "crm:salesforce"),
+        ("sfdcContactId", "crm:salesforce"),
+        ("salesforce_contact_id", "crm:salesforce"),
+        ("sf_lead_id", "crm:salesforce"),
+        ("contact_id", "crm:salesforce"),
+        ("leadId", "crm:salesforce"),
+        ("hubspot_id", "crm:hubspot"),
+        ("hs_contact_id", "crm:hubspot"),
+        ("hubspotContactId", "crm:hubspot"),
+        ("hs_object_id", "crm:hubspot"),
+        ("customerAccountNumber", None),
+        ("campaign", None),
+        ("user", None),
+    ],
+)
+def test_custom_arg_type(norm: Normalizer, name: str, expected: str | None) -> None:
+    assert norm.custom_arg_type(name) == expected
+
+
+def test_custom_arg_types_follow_settings() -> None:
+    custom = Normalizer(NormalizationSettings(sendgrid_custom_args={"Member No": "ext:club"}))
+    assert custom.custom_arg_type("member_no") == "ext:club"
+    assert custom.custom_arg_type("user_id") is None  # the mapping replaces the defaults
+
+
+@pytest.mark.parametrize("typ", ["crm", "twitter", "user:segment:x", ""])
+def test_custom_arg_types_must_be_identifier_types(typ: str) -> None:
+    with pytest.raises(ConfigError, match="normalization.sendgrid_custom_args.member"):
+        Normalizer(NormalizationSettings(sendgrid_custom_args={"member": typ}))
+
+
+# ----------------------------------------------------------------------------- company
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Individual",
+        "PRIVATE",
+        "self",
+        "Self-employed",
+        "self employed",
+        "(Self-Employed)",
+        "N/A",
+        "NA",
+        "n.a.",
+        "[N/A]",
+        "none",
+        "-",
+        "--",
+        "[not provided]",
+        "Not Provided",
+        "unknown",
+        "Privat",
+        "Privatperson",
+        "particulier",
+        "Home",
+        "[Test]",
+        "  test ",
+    ],
+)
+def test_company_placeholders_name_no_company(norm: Normalizer, raw: str) -> None:
+    assert norm.company(raw) is None
+    assert norm.text(raw) is None or norm.text(raw) == raw.strip()  # text() is unchanged
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Acme GmbH", "Acme GmbH"),
+        ("  Home Depot ", "Home Depot"),
+        ("Private Equity Partners", "Private Equity Partners"),
+        ("Individual Systems Inc.", "Individual Systems Inc."),
+        ("3M", "3M"),
+        (None, None),
+    ],
+)
+def test_company_keeps_real_companies(norm: Normalizer, raw, expected) -> None:
+    assert norm.company(raw) == expected
+
+
+def test_placeholder_companies_follow_settings() -> None:
+    custom = Normalizer(NormalizationSettings(placeholder_companies=["Freelance"]))
+    assert custom.company("[FREELANCE]") is None
+    assert custom.company("Self-employed") == "Self-employed"
