@@ -22,6 +22,7 @@ class ProfileEvent:
     related_ids: list[str]
     at: float  # event time of the batch's newest event that caused it
     seq: int  # graph log sequence number (orders history deterministically)
+    reason: str = ""  # why, when the graph knows more than the kind (a split by a generic value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,21 @@ class ComponentInfo:
     component: str  # opaque token, equal for nodes of one component
     type_counts: dict[str, int]  # distinct linked identifiers per type
     known: bool  # holds a linked identifier of a non-shareable type
+    names: frozenset[str] = frozenset()
+    """Name signatures (:func:`idgraph.resolver.names.name_signature`) of its records."""
+    emails: frozenset[str] = frozenset()
+    """Its linked email addresses (normalised values, without the ``email:`` prefix)."""
+
+
+@dataclass(slots=True)
+class IdentifierEvidence:
+    """Who carries an identifier: what generic-value learning reads."""
+
+    carriers: dict[str, str]
+    """Record key -> name signature ("" when the record names nobody), for every record with
+    an edge to the identifier, linked or not."""
+    generic: str = ""
+    """Why the identifier is generic (it no longer links anything), "" when it is not."""
 
 
 @dataclass(slots=True)
@@ -117,6 +133,10 @@ class GraphComponents(ABC):
         A key is absent when the node is unknown or (for an identifier) in no component,
         i.e. it has no linked edge. Nodes of one component share one ``ComponentInfo``.
         """
+
+    @abstractmethod
+    def identifier_evidence(self, identifiers: Iterable[str]) -> dict[str, IdentifierEvidence]:
+        """The records carrying each identifier and its generic mark (absent if unknown)."""
 
     @abstractmethod
     def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:

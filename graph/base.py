@@ -22,7 +22,7 @@ applies them. ``apply`` is idempotent: an edge that already exists is left as it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from idgraph.core.errors import DriverErrorBoundary
 from idgraph.core.links import (
@@ -32,6 +32,7 @@ from idgraph.core.links import (
     GraphComponents,
     GraphProfiles,
     GraphReads,
+    IdentifierEvidence,
     LinkEdge,
     MatchEdge,
     ProfileEvent,
@@ -39,7 +40,8 @@ from idgraph.core.links import (
 
 __all__ = [  # the seam: its roles, and the link vocabulary of core.links it speaks
     "ComponentInfo", "EdgeExplanation", "GraphChanges", "GraphComponents", "GraphExplain",
-    "GraphProfiles", "GraphReads", "GraphView", "IdentityGraph", "LinkEdge", "MatchEdge",
+    "GraphProfiles", "GraphReads", "GraphView", "IdentifierEvidence", "IdentityGraph",
+    "LinkEdge", "MatchEdge",
     "ProfileEvent",
 ]
 
@@ -86,13 +88,18 @@ class IdentityGraph(GraphView, DriverErrorBoundary):
 
     @abstractmethod
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
-              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+              matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
+              generic: Mapping[str, str] | None = None) -> GraphChanges:
         """Add records ``(record_key, event time)``, identifier edges and match edges
-        durably, as one step.
+        durably, as one step; in the same step set record name signatures (``names``:
+        record key -> signature) and mark identifiers generic (``generic``: identifier ->
+        reason).
 
         Existing records and edges are left unchanged (idempotent; a match edge is the
-        unordered pair). Every record ends in a profile; the returned changes name the
-        profiles to materialise again.
+        unordered pair), except that every linked edge to a newly generic identifier becomes
+        attached only (rule ``rejected``, the reason), which may split the profile it joined.
+        Every record ends in a profile; the returned changes name the profiles to
+        materialise again.
         """
 
     @abstractmethod

@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import pairwise
 
 import networkx as nx
 
 from idgraph.core.links import ProfileEvent
-from idgraph.graph.base import ComponentInfo, EdgeExplanation, GraphChanges, LinkEdge, MatchEdge
+from idgraph.graph.base import (
+    ComponentInfo,
+    EdgeExplanation,
+    GraphChanges,
+    IdentifierEvidence,
+    LinkEdge,
+    MatchEdge,
+)
 from idgraph.graph.ids import profile_id_for
 
 R = "r|"
@@ -33,8 +40,10 @@ I = "i|"
 
 #: One op of a write, as the link log stores it:
 #: (op, rec, ident, itype, linked, rule, reason, source, event_id, at, detail). ``op`` is
-#: record | edge | match | unlink | remove_record | commit; a ``match`` row has the second
-#: record in ``ident`` and its detail (weight, probability, model, contributions) as JSON.
+#: record | edge | match | name | generic | unlink | remove_record | commit; a ``match`` row
+#: has the second record in ``ident`` and its detail (weight, probability, model,
+#: contributions) as JSON; a ``name`` row the record's name signature in ``detail``; a
+#: ``generic`` row the identifier in ``ident`` and why in ``reason``.
 LogRow = tuple
 
 
@@ -63,13 +72,17 @@ class ComponentState:
         self._pending: set[int] = set()
         self._batch_at = 0.0  # newest event time of the batch being applied (for history)
         self._changes = GraphChanges()
+        self._relinked: set[tuple[str, str]] = set()  # (record, identifier) edges demoted
 
     # ------------------------------------------------------------------ write ops
 
     def apply_ops(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
-                  matches: Iterable[MatchEdge] = ()) -> list[LogRow]:
-        """Add what is new of the records, edges and matches; the log rows of what was
-        new (existing records and edges are left as they were). Call :meth:`commit` after."""
+                  matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
+                  generic: Mapping[str, str] | None = None) -> list[LogRow]:
+        """Add what is new of the records, edges and matches, set record ``names`` (record
+        key -> name signature) and mark ``generic`` identifiers (key -> reason; their linked
+        edges stop linking and the components they joined split); the log rows of what
+        changed (existing records and edges are left as they were). Call :meth:`commit` after."""
         rows: list[LogRow] = []
         self._batch_at = max([at for _, at in new_records] + [e.at for e in edges] + [0.0])
         for key, at in new_records:
@@ -95,7 +108,43 @@ class ComponentState:
                                m.event_id, m.at, detail):
                 rows.append(("match", m.record_a, m.record_b, "record", int(m.linked), m.rule,
                              m.reason, m.source, m.event_id, m.at, json.dumps(detail)))
+        for key, sig in (names or {}).items():
+            if self._set_name(key, sig):
+                rows.append(("name", key, None, None, None, None, None, None, None,
+                             self._batch_at, sig))
+        for ident, reason in (generic or {}).items():
+            if self._mark_generic(ident, reason, self._batch_at):
+                rows.append(("generic", None, ident, None, None, None, reason, None, None,
+                             self._batch_at, None))
         return rows
+
+    def _set_name(self, key: str, sig: str) -> bool:
+        """Set a known record's name signature; False if unknown or unchanged."""
+        node = self._g.nodes.get(R + key)
+        if node is None or node.get("name", "") == sig:
+            return False
+        node["name"] = sig
+        return True
+
+    def _mark_generic(self, ident: str, reason: str, at: float) -> bool:
+        """Mark an identifier generic: every linked edge to it becomes attached only (rule
+        ``rejected``, the reason), and its component splits into what stays linked without
+        it. False if the identifier is unknown or already generic."""
+        inode = I + ident
+        g = self._g
+        if inode not in g or g.nodes[inode].get("generic"):
+            return False
+        g.nodes[inode]["generic"] = reason
+        cid = self._comp.get(inode)
+        for rn, d in g._adj[inode].items():
+            if d["linked"]:
+                d["linked"] = False
+                d["rule"] = "rejected"
+                d["reason"] = reason
+                self._relinked.add((rn, inode))
+        if cid is not None:
+            self._resplit(cid, at, f"{reason} ({g.nodes[inode]['type']})")
+        return True
 
     def unlink_op(self, record_key: str, identifier: str, at: float) -> bool:
         """Remove one record-identifier edge; False if there is none."""
@@ -128,7 +177,25 @@ class ComponentState:
 
         recs = {k: info(c) for k in record_keys if (c := self._comp.get(R + k)) is not None}
         ids = {k: info(c) for k in identifiers if (c := self._comp.get(I + k)) is not None}
+        nodes = self._g.nodes
+        for cid, found in infos.items():
+            members = self._members[cid]
+            found.names = frozenset(
+                sig for n in members if n[0] == "r" and (sig := nodes[n].get("name")))
+            found.emails = frozenset(n[8:] for n in members if n.startswith("i|email:"))
         return recs, ids
+
+    def identifier_evidence(self, identifiers: Iterable[str]) -> dict[str, IdentifierEvidence]:
+        out: dict[str, IdentifierEvidence] = {}
+        g = self._g
+        nodes = g.nodes
+        for k in identifiers:
+            inode = I + k
+            if inode in g:
+                out[k] = IdentifierEvidence(
+                    carriers={rn[2:]: nodes[rn].get("name", "") for rn in g._adj[inode]},
+                    generic=nodes[inode].get("generic", ""))
+        return out
 
     def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
         return self._neighbours(record_keys, "i", keep_empty=True)
@@ -421,8 +488,9 @@ class ComponentState:
             parts.append(part)
         return parts
 
-    def _resplit(self, cid: int, at: float) -> None:
-        """Recompute the component ``cid`` after a removal and assign IDs to its parts."""
+    def _resplit(self, cid: int, at: float, reason: str = "") -> None:
+        """Recompute the component ``cid`` after a removal (or demotion: ``reason``) and
+        assign IDs to its parts."""
         pid = self._cid_pid.get(cid)
         parts = self._linked_parts(self._members[cid])
         with_records = [p for p in parts if any(n.startswith(R) for n in p)]
@@ -476,4 +544,5 @@ class ComponentState:
             self._cid_pid[new_cid] = part_pid
             self._pid_cid[part_pid] = new_cid
         if new_ids:
-            self._changes.history.append(ProfileEvent("split", pid, new_ids, at, self._seq))
+            self._changes.history.append(
+                ProfileEvent("split", pid, new_ids, at, self._seq, reason))

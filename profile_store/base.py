@@ -21,6 +21,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import orjson
+
 from idgraph.core.errors import DriverErrorBoundary
 from idgraph.core.links import ProfileEvent
 
@@ -270,3 +272,20 @@ class ProfileStore(ProfileReader, ChangeOutbox, DriverErrorBoundary):
     @abstractmethod
     def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of ``event_ids`` not yet recorded as processed."""
+
+
+def encode_related(event: ProfileEvent) -> bytes:
+    """The stored ``related`` cell of a history row: the related IDs as a JSON list, or,
+    when the event has a reason, ``{"ids": [...], "reason": "..."}``."""
+    if event.reason:
+        return orjson.dumps({"ids": event.related_ids, "reason": event.reason})
+    return orjson.dumps(event.related_ids)
+
+
+def decode_event(kind: str, subject: str, related: bytes | str, at: float,
+                 seq: int) -> ProfileEvent:
+    """A history row back into a :class:`ProfileEvent` (both forms of ``related``)."""
+    value = orjson.loads(related)
+    if isinstance(value, dict):
+        return ProfileEvent(kind, subject, list(value["ids"]), at, seq, value.get("reason", ""))
+    return ProfileEvent(kind, subject, value, at, seq)

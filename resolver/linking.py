@@ -19,15 +19,49 @@ Rules, per identifier type (``LinkingSettings.identifier_rules``):
   anonymous profile (one without any non-shareable identifier) to another profile, but
   never two known profiles: a household tablet does not merge the family. The link is
   rejected and the identifier stays attached to both.
+
+Two guards read who the records are (name signatures, :mod:`idgraph.resolver.names`):
+
+* **generic values** (``LinkingSettings.generic``): a value of an email, phone or message
+  type carried by records naming more than ``max_people`` different people (a company
+  switchboard, a household landline, ``thesmiths@``), or seeded as one (role mailboxes such
+  as ``info@``/``kontakt@``, listed values), links nothing any more. The batch's plan names
+  the newly generic values (:attr:`LinkPlan.generic`); the graph demotes their linked
+  edges in the same write, which splits the profiles they had merged. The decision is
+  made for the whole batch before any link, so the order of the batch does not matter.
+* **name conflicts** (``LinkingSettings.name_conflicts``): an edge that would join two
+  profiles whose records name different people is rejected, unless the identifier is a CRM
+  or user ID (``conflict_exempt_types``): a shared phone does not join ``John Smith`` and
+  ``Mary Smith``. :meth:`LinkPlanner.match_blockers` applies the same guard to
+  probabilistic and reviewed links.
+* **shared mailbox records**: a record of a source keyed by an email address
+  (``mailbox_sources``: SendGrid, Mandrill, Calendar) whose address is generic belongs to
+  the mailbox, not to a person: none of its new edges link (a CRM ID in a custom argument
+  of mail sent to ``info@``, the Message-ID a colleague replies to). Edges it linked
+  before its address became generic stay linked (limitation).
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from idgraph.core.links import GraphComponents, LinkEdge
+from idgraph.resolver.domains import company_domain
 from idgraph.resolver.model import Identifier, IdentityRecord
+from idgraph.resolver.names import NameJudge, name_signature
 from idgraph.resolver.settings import IdentifierRule, LinkingSettings
+
+CONFLICT_REASON = "conflict: the profiles name different people"
+ADDRESS_CONFLICT_REASON = "conflict: the profiles have different addresses at one company"
+
+
+def record_signature(record: IdentityRecord) -> str:
+    """The name signature of what one event says the record's person is called."""
+    attrs = record.attributes
+    return name_signature(attrs.get("given_name"), attrs.get("family_name"))
 
 
 @dataclass(slots=True)
@@ -41,6 +75,13 @@ class LinkPlan:
     record_edges: dict[str, dict[str, bool]] = field(default_factory=dict)
     """record key -> identifier -> linked, for every edge each planned record has once the
     plan is applied (its existing edges and the new ones)."""
+    names: dict[str, str] = field(default_factory=dict)
+    """record key -> name signature, for the batch's records that name someone."""
+    generic: dict[str, str] = field(default_factory=dict)
+    """Identifiers this batch found generic -> why (the graph demotes their edges)."""
+    demoted: list[tuple[str, str]] = field(default_factory=list)
+    """(identifier, record key) of existing edges that stop linking because of ``generic``
+    (for the identifier index)."""
 
     @property
     def rejected_links(self) -> list[LinkEdge]:
@@ -55,6 +96,19 @@ class LinkPlanner:
         self._rules: dict[str, IdentifierRule] = {}
         self._blocked = frozenset(v.strip().lower() for v in settings.blocked_values)
         self._blocked_local = frozenset(p.lower() for p in settings.blocked_email_local_parts)
+        gen = settings.generic
+        self._generic_on = gen.enabled
+        self._generic_kinds = frozenset(gen.types)
+        self._generic_max_people = gen.max_people
+        self._role_locals = frozenset(_local_key(p) for p in gen.role_local_parts)
+        self._generic_values = frozenset(v.strip().lower() for v in gen.values)
+        self._max_per_source = dict(gen.max_records_per_source)
+        self._household_local = re.compile(
+            "|".join(f"(?:{p})" for p in gen.household_local_patterns) or r"(?!)")
+        self._mailbox_sources = frozenset(settings.mailbox_sources)
+        self._conflicts_on = settings.name_conflicts
+        self._conflict_exempt = frozenset(settings.conflict_exempt_types)
+        self.judge = NameJudge()
 
     def rule(self, identifier_type: str) -> IdentifierRule:
         rule = self._rules.get(identifier_type)
@@ -73,18 +127,25 @@ class LinkPlanner:
         return None
 
     def plan(self, records: list[IdentityRecord], graph: GraphComponents) -> LinkPlan:
-        """Decide every new edge of ``records`` (in order); existing edges are kept as they are."""
+        """Decide every new edge of ``records`` (in order); existing edges are kept as they
+        are, except those to values this batch finds generic."""
         rec_keys = list(dict.fromkeys(r.record_key for r in records))
         ident_keys = list(dict.fromkeys(i.key for r in records for i in r.identifiers))
         rec_info, ident_info = graph.component_info(rec_keys, ident_keys)
         existing = graph.edges_of(rec_keys)
         components = _Components()
         for info in (*rec_info.values(), *ident_info.values()):
-            components.add(info.component, info.type_counts, info.known)
+            components.add(info.component, info.type_counts, info.known, info.names,
+                           _company_addresses(info.emails))
         token_of_rec = {k: i.component for k, i in rec_info.items()}
         token_of_ident = {k: i.component for k, i in ident_info.items()}
 
         plan = LinkPlan(record_edges=existing)
+        for rec in records:  # the newest name an event gives a record wins
+            sig = record_signature(rec)
+            if sig:
+                plan.names[rec.record_key] = sig
+        generic = self._generic(records, graph, plan, existing)
         for rec in records:
             rk = rec.record_key
             token = token_of_rec.get(rk)
@@ -92,7 +153,16 @@ class LinkPlanner:
                 token = token_of_rec[rk] = "new:" + rk
                 components.add(token, {}, False)
                 plan.new_records.append((rk, rec.event_ts))
+            sig = plan.names.get(rk)
+            if sig:
+                components.add_name(components.find(token), sig)
             have = existing.setdefault(rk, {})
+            own = frozenset(i.value for i in rec.identifiers
+                            if i.type == "email" and company_domain(i.value))
+            mailbox = ""
+            if rec.source in self._mailbox_sources:
+                why = generic.get("email:" + rec.source_record_id)
+                mailbox = f"shared mailbox record ({why})" if why else ""
             for ident in self._by_priority(rec.identifiers):
                 if ident.key in have:
                     continue
@@ -100,8 +170,12 @@ class LinkPlanner:
                 if reason is not None:
                     plan.blocked.setdefault(rk, {})[ident.key] = reason
                     continue
-                linked, why = self._decide(ident, components.find(token), token_of_ident,
-                                           components)
+                reason = generic.get(ident.key) or mailbox
+                if reason:
+                    linked, why = False, reason
+                else:
+                    linked, why = self._decide(ident, components.find(token), token_of_ident,
+                                               components, own)
                 have[ident.key] = linked
                 plan.edges.append(LinkEdge(
                     record_key=rk, identifier=ident.key, identifier_type=ident.type,
@@ -110,6 +184,87 @@ class LinkPlanner:
                 ))
         return plan
 
+    def _generic(self, records: list[IdentityRecord], graph: GraphComponents, plan: LinkPlan,
+                 existing: dict[str, dict[str, bool]]) -> dict[str, str]:
+        """Every generic value among the batch's identifiers -> why: those marked before
+        and those the batch's evidence makes generic (recorded in ``plan.generic`` and
+        ``plan.demoted``, and set unlinked in ``existing``)."""
+        if not self._generic_on:
+            return {}
+        carried: dict[str, set[str]] = {}  # candidate identifier -> batch records carrying it
+        for rec in records:
+            for ident in rec.identifiers:
+                if ident.kind in self._generic_kinds:
+                    carried.setdefault(ident.key, set()).add(rec.record_key)
+        if not carried:
+            return {}
+        evidence = graph.identifier_evidence(list(carried))
+        out: dict[str, str] = {}
+        for key, batch_carriers in carried.items():
+            ev = evidence.get(key)
+            if ev is not None and ev.generic:
+                out[key] = ev.generic
+                continue
+            reason = self._seeded(key)
+            per_source = self._max_per_source.get(key.split(":", 1)[0])
+            if reason is None and per_source is not None:
+                sources = Counter(k.split(":", 1)[0] for k in
+                                  {*batch_carriers, *(ev.carriers if ev is not None else ())})
+                if max(sources.values()) > per_source:
+                    reason = "generic value: carried by several records of one source"
+            if reason is None:
+                names = {plan.names.get(rk) or sig
+                         for rk, sig in (ev.carriers.items() if ev is not None else ())}
+                names.update(plan.names[rk] for rk in batch_carriers if rk in plan.names)
+                names.discard("")
+                people = self.judge.groups(names) if len(names) > 1 else len(names)
+                if people > self._generic_max_people:
+                    reason = (f"generic value: carried by records of {people} different "
+                              f"people")
+            if reason is None:
+                continue
+            out[key] = plan.generic[key] = reason
+            for rk in (ev.carriers if ev is not None else ()):
+                plan.demoted.append((key, rk))
+                edges = existing.get(rk)
+                if edges is not None and key in edges:
+                    edges[key] = False
+        return out
+
+    def _seeded(self, key: str) -> str | None:
+        """Why a value is generic from first sight (a role mailbox, a listed value), or None."""
+        if key.lower() in self._generic_values:
+            return "generic value: listed as shared"
+        if key.startswith("email:"):
+            local = key[6:].rsplit("@", 1)[0]
+            if _local_key(local) in self._role_locals:
+                return "generic value: role mailbox"
+            if self._household_local.fullmatch(local):
+                return "generic value: household mailbox"
+        return None
+
+    def _conflict_reason(self, components: _Components, a: str, b: str,
+                         own: frozenset[str] = frozenset()) -> str:
+        """Why components ``a`` and ``b`` are different people ('' if nothing says so):
+        their records name different people, or they hold different addresses at one
+        company domain (the company gives each person one: ``john.smith@acme.com`` and
+        ``john.smith2@acme.com`` are two colleagues of the same name), unless both
+        addresses are ``own``: carried by the one record being linked (a contact's
+        additional emails, an alias)."""
+        names_a, names_b = components.names[a], components.names[b]
+        if names_a and names_b and self.judge.any_disagree(names_a, names_b) is not None:
+            return CONFLICT_REASON
+        addr_a, addr_b = components.addresses[a], components.addresses[b]
+        if addr_a and addr_b:
+            by_domain: dict[str, set[str]] = {}
+            for x in addr_a:
+                by_domain.setdefault(x.rpartition("@")[2], set()).add(x)
+            for y in addr_b - addr_a:
+                for x in by_domain.get(y.rpartition("@")[2], ()):
+                    if x not in addr_b and not (x in own and y in own):
+                        return ADDRESS_CONFLICT_REASON
+        return ""
+
     def _by_priority(self, identifiers: list[Identifier]) -> list[Identifier]:
         """Strong identifiers first, so the limits reject the weaker ones (stable)."""
         if len(identifiers) < 2:
@@ -117,7 +272,7 @@ class LinkPlanner:
         return sorted(identifiers, key=lambda i: -self.rule(i.type).priority)
 
     def _decide(self, ident: Identifier, root: str, token_of_ident: dict[str, str],
-                components: _Components) -> tuple[bool, str]:
+                components: _Components, own: frozenset[str] = frozenset()) -> tuple[bool, str]:
         """Whether the edge from the record in component ``root`` to ``ident`` links, and
         why not; a link is applied to ``components`` at once, so later decisions see it."""
         rule = self.rule(ident.type)
@@ -129,6 +284,8 @@ class LinkPlanner:
                 return False, (f"limit: profile already has {rule.max_per_profile} "
                                f"{ident.type} identifier(s)")
             components.add_identifier(root, ident.type, known=not rule.shareable)
+            if ident.type == "email" and company_domain(ident.value):
+                components.addresses[root].add(ident.value)
             token_of_ident[ident.key] = root
             return True, ""
         other = components.find(other)
@@ -139,17 +296,25 @@ class LinkPlanner:
                                   ident.type)
         if why:
             return False, why
+        if self._conflicts_on and ident.kind not in self._conflict_exempt:
+            why = self._conflict_reason(components, root, other, own)
+            if why:
+                return False, why
         components.union(root, other)
         return True, ""
 
     def match_blockers(self, pairs: list[tuple[str, str]], graph: GraphComponents,
-                       exempt: frozenset[str] = frozenset()) -> list[str]:
+                       exempt: frozenset[str] = frozenset(),
+                       check_names: Sequence[bool] | None = None) -> list[str]:
         """For record pairs to be linked in order, why each is refused ('' if it links).
 
-        Applies the per-type identifier limits to the profiles a pair would join, replaying
-        the earlier pairs of the list as links (shareability does not apply: no identifier
-        is involved). Limits of identifier kinds in ``exempt`` (``crm``, ``user``) are not
-        applied.
+        Applies the per-type identifier limits and the name-conflict guard to the profiles a
+        pair would join, replaying the earlier pairs of the list as links (shareability does
+        not apply: no identifier is involved). Limits of identifier kinds in ``exempt``
+        (``crm``, ``user``) are not applied; the name-conflict guard is, to the pairs whose
+        ``check_names`` entry is True (default: all). The callers leave it out for a pair a
+        personal comparison supports (same birth date, national ID or email: a typo'd given
+        name, not a relative) and for a steward's accepted review (a person decided).
         """
         keys = list(dict.fromkeys(k for pair in pairs for k in pair))
         rec_info, _ = graph.component_info(keys, ())
@@ -162,12 +327,16 @@ class LinkPlanner:
                 components.add(token[k], {}, False)
             else:
                 token[k] = info.component
-                components.add(info.component, info.type_counts, info.known)
+                components.add(info.component, info.type_counts, info.known, info.names,
+                               _company_addresses(info.emails))
         out = []
-        for a, b in pairs:
+        checks = [True] * len(pairs) if check_names is None else list(check_names)
+        for (a, b), check in zip(pairs, checks, strict=True):
             ta, tb = components.find(token[a]), components.find(token[b])
             why = "" if ta == tb else self._limit_blocker(components.counts[ta],
                                                           components.counts[tb], exempt)
+            if ta != tb and not why and self._conflicts_on and check:
+                why = self._conflict_reason(components, ta, tb)
             if ta != tb and not why:
                 components.union(ta, tb)
             out.append(why)
@@ -196,19 +365,28 @@ class _Components:
     over component tokens, with each root's count of distinct linked identifiers per type
     and whether it holds a non-shareable (known) identifier."""
 
-    __slots__ = ("counts", "known", "parent")
+    __slots__ = ("addresses", "counts", "known", "names", "parent")
 
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = {}
         self.known: dict[str, bool] = {}
+        self.names: dict[str, set[str]] = {}
+        self.addresses: dict[str, set[str]] = {}  # company email addresses
 
-    def add(self, token: str, type_counts: dict[str, int], known: bool) -> None:
+    def add(self, token: str, type_counts: dict[str, int], known: bool,
+            names: frozenset[str] = frozenset(),
+            addresses: frozenset[str] = frozenset()) -> None:
         """A component as the graph has it (ignored when already added)."""
         if token not in self.parent:
             self.parent[token] = token
             self.counts[token] = dict(type_counts)
             self.known[token] = known
+            self.names[token] = set(names)
+            self.addresses[token] = set(addresses)
+
+    def add_name(self, root: str, sig: str) -> None:
+        self.names[root].add(sig)
 
     def find(self, token: str) -> str:
         """The root token of ``token``'s component (compressing the path)."""
@@ -232,3 +410,14 @@ class _Components:
         for identifier_type, n in self.counts.pop(other).items():
             counts[identifier_type] = counts.get(identifier_type, 0) + n
         self.known[into] = self.known[into] or self.known.pop(other)
+        self.names[into] |= self.names.pop(other)
+        self.addresses[into] |= self.addresses.pop(other)
+
+
+def _local_key(local: str) -> str:
+    """An email local part compared with the role list: lower case, ``.-_`` dropped."""
+    return local.lower().replace(".", "").replace("-", "").replace("_", "")
+
+
+def _company_addresses(emails: frozenset[str]) -> frozenset[str]:
+    return frozenset(e for e in emails if company_domain(e))

@@ -6,10 +6,12 @@ sends nothing that is not listed in :data:`STATEMENTS`.
 
 The data model:
 
-- ``(:Record {key, seq, pid})``: a source record; ``seq`` orders records by first sight,
-  ``pid`` is the live profile ID of its component.
-- ``(:Identifier {key, type, pid})``: ``pid`` is set while the identifier has a linked
-  edge (it is then in that profile's component), null otherwise.
+- ``(:Record {key, seq, pid, name})``: a source record; ``seq`` orders records by first
+  sight, ``pid`` is the live profile ID of its component, ``name`` its name signature
+  (:func:`idgraph.resolver.names.name_signature`, absent when it names nobody).
+- ``(:Identifier {key, type, pid, generic})``: ``pid`` is set while the identifier has a
+  linked edge (it is then in that profile's component), null otherwise; ``generic`` says
+  why the value no longer links anything (absent when it still does).
 - ``(:Record)-[:LINKS {linked, rule, reason, source, event_id, at}]->(:Identifier)``: an
   identifier edge that links; ``:CARRIES`` with the same properties when it does not (the
   identifier is attached to the record without joining anything).
@@ -54,14 +56,15 @@ SET_SEQ = "MATCH (m:GraphMeta {name: 'graph'}) SET m.seq = $seq"
 PIDS_OF_RECORDS = "UNWIND $keys AS k MATCH (r:Record {key: k}) RETURN r.pid AS pid"
 IDENTIFIERS_BY_KEY = (
     "UNWIND $keys AS k MATCH (i:Identifier {key: k}) RETURN i.key AS key, i.type AS type, "
-    "i.pid AS pid"
+    "i.pid AS pid, i.generic AS generic"
 )
 RECORDS_OF_PIDS = (
-    "UNWIND $pids AS p MATCH (r:Record {pid: p}) RETURN r.key AS key, r.seq AS seq, r.pid AS pid"
+    "UNWIND $pids AS p MATCH (r:Record {pid: p}) RETURN r.key AS key, r.seq AS seq, "
+    "r.pid AS pid, r.name AS name"
 )
 IDENTIFIERS_OF_PIDS = (
     "UNWIND $pids AS p MATCH (i:Identifier {pid: p}) "
-    "RETURN i.key AS key, i.type AS type, i.pid AS pid"
+    "RETURN i.key AS key, i.type AS type, i.pid AS pid, i.generic AS generic"
 )
 HAS_EDGES_OF_RECORDS = (
     "UNWIND $keys AS k MATCH (r:Record {key: k})-[e:LINKS|CARRIES]->(i:Identifier) "
@@ -109,6 +112,10 @@ MERGE_IDENTIFIERS = (
     "UNWIND $rows AS r MERGE (n:Identifier {key: r.key}) SET n.type = r.type, n.pid = r.pid"
 )
 SET_RECORD_PIDS = "UNWIND $rows AS r MATCH (n:Record {key: r.key}) SET n.pid = r.pid"
+SET_RECORD_NAMES = "UNWIND $rows AS r MATCH (n:Record {key: r.key}) SET n.name = r.name"
+SET_IDENTIFIER_GENERIC = (
+    "UNWIND $rows AS r MATCH (n:Identifier {key: r.key}) SET n.generic = r.generic"
+)
 SET_IDENTIFIER_PIDS = "UNWIND $rows AS r MATCH (n:Identifier {key: r.key}) SET n.pid = r.pid"
 _IDENTIFIER_EDGE = (
     "UNWIND $rows AS r MATCH (a:Record {key: r.rec}) MATCH (b:Identifier {key: r.ident}) "
@@ -132,7 +139,7 @@ MERGE_PROFILES = (
 )
 CREATE_HISTORY = (
     "UNWIND $rows AS r CREATE (:ProfileHistory {pid: r.pid, seq: r.seq, kind: r.kind, "
-    "subject: r.subject, related: r.related, at: r.at})"
+    "subject: r.subject, related: r.related, at: r.at, reason: r.reason})"
 )
 
 # ------------------------------------------------------------------------------- reads
@@ -141,6 +148,19 @@ RECORD_PIDS = "UNWIND $keys AS k MATCH (r:Record {key: k}) RETURN r.key AS key, 
 IDENTIFIER_PIDS = (
     "UNWIND $keys AS k MATCH (i:Identifier {key: k}) WHERE i.pid IS NOT NULL "
     "RETURN i.key AS key, i.pid AS pid"
+)
+RECORD_NAMES_OF_PIDS = (
+    "UNWIND $pids AS p MATCH (r:Record {pid: p}) WHERE r.name IS NOT NULL AND r.name <> '' "
+    "RETURN p AS pid, r.name AS name"
+)
+EMAILS_OF_PIDS = (
+    "UNWIND $pids AS p MATCH (i:Identifier {pid: p}) WHERE i.type = 'email' "
+    "RETURN p AS pid, i.key AS key"
+)
+CARRIERS_OF_IDENTIFIERS = (
+    "UNWIND $keys AS k MATCH (i:Identifier {key: k}) "
+    "OPTIONAL MATCH (r:Record)-[:LINKS|CARRIES]->(i) "
+    "RETURN k AS key, i.generic AS generic, r.key AS rec, r.name AS name"
 )
 TYPE_COUNTS = (
     "UNWIND $pids AS p MATCH (i:Identifier {pid: p}) RETURN p AS pid, i.type AS type, "
@@ -162,7 +182,8 @@ RESOLVE = "MATCH (m:Profile {pid: $pid}) RETURN m.live AS live, m.alias_of AS al
 LIVE_PROFILES = "MATCH (m:Profile {live: true}) RETURN m.pid AS pid ORDER BY m.pid"
 HISTORY_OF = (
     "MATCH (h:ProfileHistory {pid: $pid}) RETURN h.kind AS kind, h.subject AS subject, "
-    "h.related AS related, h.at AS at, h.seq AS seq ORDER BY h.seq, h.kind, h.subject"
+    "h.related AS related, h.at AS at, h.seq AS seq, h.reason AS reason "
+    "ORDER BY h.seq, h.kind, h.subject"
 )
 # the relationship types limit the search itself to linked edges
 SHORTEST_LINKED_PATH = (

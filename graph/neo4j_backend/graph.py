@@ -40,7 +40,7 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tenacity import (
@@ -57,6 +57,7 @@ from idgraph.graph.base import (
     ComponentInfo,
     EdgeExplanation,
     GraphChanges,
+    IdentifierEvidence,
     IdentityGraph,
     LinkEdge,
     MatchEdge,
@@ -119,7 +120,8 @@ class _WorkingSet(ComponentState):
         self._used: dict[str, bool] = {}
         self.loaded_nodes: dict[str, str | None] = {}  # node -> pid as loaded
         self.foreign: set[str] = set()  # nodes of components not loaded: never written
-        self.loaded_edges: set[tuple[str, str]] = set()
+        self.loaded_edges: set[tuple[str, str]] = set()  # _edge_key pairs
+        self.loaded_attrs: dict[str, str | None] = {}  # record name / identifier generic mark
         self.loaded_profiles: dict[str, tuple[bool, str | None]] = {}  # pid -> (live, alias_of)
 
     def _is_used(self, pid: str) -> bool:
@@ -141,10 +143,10 @@ class _WorkingSet(ComponentState):
         """Load the components of the given nodes, whole, with their aliases."""
         tx = self._tx
         pids = {r["pid"] for r in _run(tx, cypher.PIDS_OF_RECORDS, keys=record_keys)}
-        loose: list[tuple[str, str]] = []
+        loose: list[tuple[str, str, str | None]] = []
         for r in _run(tx, cypher.IDENTIFIERS_BY_KEY, keys=identifiers):
             if r["pid"] is None:
-                loose.append((r["key"], r["type"]))
+                loose.append((r["key"], r["type"], r["generic"]))
             else:
                 pids.add(r["pid"])
         pids.discard(None)
@@ -154,16 +156,19 @@ class _WorkingSet(ComponentState):
         for r in _run(tx, cypher.RECORDS_OF_PIDS, pids=plist):
             node = R + r["key"]
             g.add_node(node)
+            self._load_attr(node, "name", r["name"])
             self._rec_seq[node] = r["seq"]
             members[r["pid"]].add(node)
             self.loaded_nodes[node] = r["pid"]
         for r in _run(tx, cypher.IDENTIFIERS_OF_PIDS, pids=plist):
             node = I + r["key"]
             g.add_node(node, type=r["type"])
+            self._load_attr(node, "generic", r["generic"])
             members[r["pid"]].add(node)
             self.loaded_nodes[node] = r["pid"]
-        for key, itype in loose:
+        for key, itype, generic in loose:
             g.add_node(I + key, type=itype)
+            self._load_attr(I + key, "generic", generic)
             self.loaded_nodes[I + key] = None
         keys = [n[2:] for n in self.loaded_nodes if n[0] == "r"]
         for r in _run(tx, cypher.HAS_EDGES_OF_RECORDS, keys=keys):
@@ -173,7 +178,7 @@ class _WorkingSet(ComponentState):
                 self.foreign.add(inode)
             g.add_edge(rn, inode, linked=r["linked"], rule=r["rule"], reason=r["reason"],
                        source=r["source"], event_id=r["event_id"], at=r["at"])
-            self.loaded_edges.add((rn, inode))
+            self.loaded_edges.add(_edge_key(rn, inode))
         for r in _run(tx, cypher.MATCH_EDGES_OF_RECORDS, keys=keys):
             an, bn = R + r["rec"], R + r["other"]
             if bn not in g:
@@ -198,6 +203,16 @@ class _WorkingSet(ComponentState):
             if r["alias_of"] is not None:
                 self._alias[r["pid"]] = r["alias_of"]
                 self._alias_children.setdefault(r["alias_of"], set()).add(r["pid"])
+
+    def _load_attr(self, node: str, attr: str, value: str | None) -> None:
+        if value:
+            self._g.nodes[node][attr] = value
+        self.loaded_attrs[node] = value or None
+
+    def changed_attr(self, node: str, attr: str) -> str | None:
+        """The node's ``attr`` if this write changed it (or set it on a new node), else None."""
+        value = self._g.nodes[node].get(attr)
+        return value if value and value != self.loaded_attrs.get(node) else None
 
     def pid_of_node(self, node: str) -> str | None:
         cid = self._comp.get(node)
@@ -319,8 +334,11 @@ class Neo4jGraph(IdentityGraph):
                 _run(tx, query, **{name: chunk})
 
         final_edges = {_edge_key(u, v) for u, v in g.edges()}
-        gone_edges = ws.loaded_edges - final_edges
-        send(cypher.DELETE_HAS, [{"rec": u[2:], "ident": v[2:]} for u, v in sorted(gone_edges)
+        # loaded edges a generic mark demoted: rewritten as CARRIES with their new reason
+        demoted = {_edge_key(u, v) for u, v in ws._relinked} & ws.loaded_edges & final_edges
+        gone_edges = (ws.loaded_edges - final_edges) | demoted
+        # an identifier edge's key is (identifier, record): "i|" sorts before "r|"
+        send(cypher.DELETE_HAS, [{"rec": v[2:], "ident": u[2:]} for u, v in sorted(gone_edges)
                                  if u[0] != v[0]])
         send(cypher.DELETE_MATCHED, [{"a": u[2:], "b": v[2:]} for u, v in sorted(gone_edges)
                                      if u[0] == v[0]])
@@ -346,9 +364,20 @@ class Neo4jGraph(IdentityGraph):
         send(cypher.MERGE_IDENTIFIERS, new_idents)
         send(cypher.SET_RECORD_PIDS, moved_records)
         send(cypher.SET_IDENTIFIER_PIDS, moved_idents)
+        names, generic = [], []
+        for node in g.nodes:
+            if not ws.own(node):
+                continue
+            if node[0] == "r":
+                if (name := ws.changed_attr(node, "name")) is not None:
+                    names.append({"key": node[2:], "name": name})
+            elif (why := ws.changed_attr(node, "generic")) is not None:
+                generic.append({"key": node[2:], "generic": why})
+        send(cypher.SET_RECORD_NAMES, names)
+        send(cypher.SET_IDENTIFIER_GENERIC, generic)
 
         has_rows, match_rows = [], []
-        for u, v in sorted(final_edges - ws.loaded_edges):
+        for u, v in sorted((final_edges - ws.loaded_edges) | demoted):
             d = g.edges[u, v]
             common = {"linked": d["linked"], "rule": d["rule"], "reason": d["reason"],
                       "source": d["source"], "event_id": d["event_id"], "at": d["at"]}
@@ -376,6 +405,7 @@ class Neo4jGraph(IdentityGraph):
         send(cypher.MERGE_PROFILES, profile_rows)
         send(cypher.CREATE_HISTORY, [
             {"pid": pid, "seq": h.seq, "kind": h.kind, "related": list(h.related_ids),
+             "reason": h.reason,
              "at": h.at, "subject": h.profile_id}
             for h in changes.history for pid in [h.profile_id, *h.related_ids]])
         _run(tx, cypher.SET_SEQ, seq=ws._seq)
@@ -383,19 +413,22 @@ class Neo4jGraph(IdentityGraph):
     # ------------------------------------------------------------------ writes
 
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
-              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+              matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
+              generic: Mapping[str, str] | None = None) -> GraphChanges:
         matches = list(matches)
+        names = dict(names or {})
+        generic = dict(generic or {})
         records = list(dict.fromkeys(
             [k for k, _ in new_records] + [e.record_key for e in edges]
-            + [k for m in matches for k in (m.record_a, m.record_b)]))
-        identifiers = list(dict.fromkeys(e.identifier for e in edges))
-        if not records:
+            + [k for m in matches for k in (m.record_a, m.record_b)] + list(names)))
+        identifiers = list(dict.fromkeys([e.identifier for e in edges] + list(generic)))
+        if not records and not identifiers:
             return GraphChanges()
 
         def work(ws: _WorkingSet) -> None:
             ws.load(records, identifiers)
             ws.prefetch_used([_first_pid(k) for k in records if (R + k) not in ws._g])
-            ws.apply_ops(new_records, edges, matches)
+            ws.apply_ops(new_records, edges, matches, names, generic)
 
         return self._write(work, "apply")
 
@@ -430,8 +463,30 @@ class Neo4jGraph(IdentityGraph):
             t = r["type"]
             if not (t in self._shareable or t.split(":", 1)[0] in self._shareable):
                 info.known = True
+        names: dict[str, set[str]] = {}
+        for r in self._read(cypher.RECORD_NAMES_OF_PIDS, pids=pids):
+            names.setdefault(r["pid"], set()).add(r["name"])
+        for pid, found in names.items():
+            infos[pid].names = frozenset(found)
+        emails: dict[str, set[str]] = {}
+        for r in self._read(cypher.EMAILS_OF_PIDS, pids=pids):
+            emails.setdefault(r["pid"], set()).add(r["key"][6:])
+        for pid, found in emails.items():
+            infos[pid].emails = frozenset(found)
         return ({k: infos[p] for k, p in rec_pids.items() if p is not None},
                 {k: infos[p] for k, p in id_pids.items()})
+
+    def identifier_evidence(self, identifiers: Iterable[str]) -> dict[str, IdentifierEvidence]:
+        out: dict[str, IdentifierEvidence] = {}
+        for r in self._read(cypher.CARRIERS_OF_IDENTIFIERS,
+                            keys=list(dict.fromkeys(identifiers))):
+            if r["rec"] is None:
+                continue  # a node no record carries any more is as good as unknown
+            ev = out.get(r["key"])
+            if ev is None:
+                ev = out[r["key"]] = IdentifierEvidence(carriers={}, generic=r["generic"] or "")
+            ev.carriers[r["rec"]] = r["name"] or ""
+        return out
 
     def edges_of(self, record_keys: Iterable[str]) -> dict[str, dict[str, bool]]:
         out: dict[str, dict[str, bool]] = {}
@@ -491,7 +546,8 @@ class Neo4jGraph(IdentityGraph):
 
     def history_of(self, profile_id: str) -> list[ProfileEvent]:
         """The merge/split history naming ``profile_id`` (as the store keeps it), in order."""
-        return [ProfileEvent(r["kind"], r["subject"], list(r["related"] or []), r["at"], r["seq"])
+        return [ProfileEvent(r["kind"], r["subject"], list(r["related"] or []), r["at"], r["seq"],
+                             r["reason"] or "")
                 for r in self._read(cypher.HISTORY_OF, pid=profile_id)]
 
     def profile_edges(self, profile_id: str) -> list[EdgeExplanation]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from idgraph.core.errors import BackendError
@@ -41,9 +41,10 @@ class NetworkxGraph(ComponentState, IdentityGraph):
         self._replay()
 
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
-              matches: Iterable[MatchEdge] = ()) -> GraphChanges:
+              matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
+              generic: Mapping[str, str] | None = None) -> GraphChanges:
         self._check_writable()
-        rows = self.apply_ops(new_records, edges, matches)
+        rows = self.apply_ops(new_records, edges, matches, names, generic)
         if rows:
             self._append(rows)
         return self.commit()
@@ -91,6 +92,10 @@ class NetworkxGraph(ComponentState, IdentityGraph):
             elif op == "match":
                 self._add_match(rec, ident, bool(linked), rule, reason, source, event_id, at,
                                 json.loads(detail) if detail else {})
+            elif op == "name":
+                self._set_name(rec, detail)
+            elif op == "generic":
+                self._mark_generic(ident, reason, at)
             elif op == "unlink":
                 self._remove_link(rec, ident, at)
             elif op == "remove_record":

@@ -31,8 +31,12 @@ from idgraph.core.errors import ConfigError, InvalidPayloadError
 from idgraph.graph.base import MatchEdge
 from idgraph.resolver.adapters.tabular import adapt_row, check_mapping
 from idgraph.resolver.model import CANONICAL_ATTRIBUTES
-from idgraph.resolver.probabilistic.features import COLUMNS, match_row
-from idgraph.resolver.probabilistic.matcher import Decisions
+from idgraph.resolver.probabilistic.features import (
+    COLUMNS,
+    different_addresses_at_one_company,
+    match_row,
+)
+from idgraph.resolver.probabilistic.matcher import Decisions, personally_supported
 from idgraph.resolver.probabilistic.model import read_model
 from idgraph.resolver.probabilistic.scorer import weight_of
 from idgraph.resolver.probabilistic.training import TrainingReport, train_model
@@ -212,7 +216,8 @@ def train(engine: Any, frame: Any | None = None, trained_on: str = "stored recor
     if len(frame) > cfg.train_max_records:
         sample = frame.sample(n=cfg.train_max_records, random_state=seed)
     model, report = train_model(sample, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed,
-                                blocking_frame=frame)
+                                blocking_frame=frame,
+                                max_false_link_rate=cfg.max_false_link_rate)
     version = engine.models.save(model, report, trained_on)
     engine.load_model()
     return version, report
@@ -237,6 +242,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     version, model = engine.models.load(model_version)
     spec = read_model(model)
     cfg = engine.settings.matching
+    decisions = Decisions(cfg, engine.models.report(version).get("thresholds"))
     result = MatchPassResult(version)
     if len(frame) < 2:
         return result
@@ -251,7 +257,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     scored = relation.select("unique_id_l", "unique_id_r", "match_probability").fetchall()
     cols = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]
     cols += [f"gamma_{n}" for n in names] + [f"mw_{n}" for n in names]
-    table = relation.filter(f"match_probability >= {float(cfg.review_threshold)!r}").select(
+    table = relation.filter(f"match_probability >= {float(decisions.review_threshold)!r}").select(
         *cols).fetchall()
     predictions.drop_table_from_database_and_remove_from_cache()
     result.seconds_predict = time.perf_counter() - started
@@ -270,8 +276,9 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     links: list[tuple[float, str, str, tuple, float]] = []
     reviews = []
     decided = engine.reviews.decided_pairs()
+    address = {key: {"email_user": user, "email_domain": domain} for key, user, domain in zip(
+        frame["unique_id"], frame["email_user"], frame["email_domain"], strict=True)}
     k = len(names)
-    decisions = Decisions(cfg)
     for row in table:
         a, b, weight, prob = row[0], row[1], row[2], row[3]
         if a > b:
@@ -283,14 +290,16 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
             continue  # already one person (a deterministic link): nothing to decide
         contrib = tuple((names[i], labels[i].get(row[4 + i], ""), row[4 + k + i])
                         for i in range(k))
-        if decisions.decide(prob, contrib) == "link":
+        if decisions.decide(prob, contrib) == "link" and not different_addresses_at_one_company(
+                address[a], address[b]):
             links.append((weight, a, b, contrib, prob))
         else:  # the query kept only pairs at or above the review threshold
             reviews.append((a, b, weight, prob, version, contrib))
     del table
     links.sort(key=lambda t: (-t[0], t[1], t[2]))
-    blockers = engine.planner.match_blockers([(a, b) for _, a, b, _, _ in links], graph,
-                                             decisions.limit_exempt)
+    blockers = engine.planner.match_blockers(
+        [(a, b) for _, a, b, _, _ in links], graph, decisions.limit_exempt,
+        check_names=[not personally_supported(decisions, c) for _, _, _, c, _ in links])
     now = time.time()
     edges = [MatchEdge(record_a=a, record_b=b, linked=not why, rule=f"probabilistic:{version}",
                        reason=why, match_weight=w, probability=p, model_version=version,

@@ -121,7 +121,8 @@ class IngestPipeline:
                 r.region = self.region_policy.region_of(r.source, r.attributes.get("country"))
 
         plan = self.planner.plan(fresh, self.graph)
-        changes = self.graph.apply(plan.new_records, plan.edges)
+        changes = self.graph.apply(plan.new_records, plan.edges, names=plan.names,
+                                   generic=plan.generic)
 
         keys = list(dict.fromkeys(r.record_key for r in fresh))
         states = self.materialiser.load_records(keys)
@@ -140,6 +141,18 @@ class IngestPipeline:
                 self.materialiser.remember(state)
             apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region)
 
+        # records outside the batch whose edge to a newly generic value stopped linking
+        demoted = [(ident, rk) for ident, rk in plan.demoted if rk not in states]
+        if demoted:
+            others = self.materialiser.load_records(list(dict.fromkeys(rk for _, rk in demoted)))
+            for ident, rk in demoted:
+                state = others.get(rk)
+                if state is not None and ident in state.identifiers:
+                    first, last, _linked = state.identifiers[ident]
+                    state.identifiers[ident] = (first, last, False)
+                    state.rejected[ident] = plan.generic[ident]
+            states.update(others)
+
         matched = self.matching.match(keys, states, fresh)
         if matched is not None:
             changes.extend(matched[0])
@@ -148,8 +161,11 @@ class IngestPipeline:
         # crash between the graph and store writes, redelivered events add no new edges,
         # yet the index rows of the lost write must still appear (upserts: idempotent)
         links = [(ident, rk, linked) for rk in keys for ident, linked in edges.get(rk, {}).items()]
+        links += [(ident, rk, False) for ident, rk in demoted]
+        written = {k: states[k] for k in keys}
+        written.update((rk, states[rk]) for _, rk in demoted if rk in states)
         result.changes = self.materialiser.write(
-            changes, {k: states[k] for k in keys}, [r.event_id for r in fresh],
+            changes, written, [r.event_id for r in fresh],
             identifier_links=links, at=max(r.event_ts for r in fresh))
 
         if matched is not None:

@@ -18,7 +18,7 @@ from idgraph.profile_store.base import ProfileReader, StoredRecord
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.probabilistic.features import match_row
-from idgraph.resolver.probabilistic.matcher import Matcher, MatchPlan
+from idgraph.resolver.probabilistic.matcher import Decisions, Matcher, MatchPlan
 from idgraph.resolver.settings import MatchingSettings
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,23 @@ log = logging.getLogger(__name__)
 _ROWS_PER_READ = 50_000
 
 
+#: Why-not-linked prefixes of values that are not the record's person's own (generic values,
+#: a shared mailbox's record): the model does not weigh them.
+_NOT_THE_PERSONS = ("generic value", "shared mailbox record")
+
+
 def row_of(state: StoredRecord) -> dict | None:
-    """The matching row of a stored record (see :mod:`idgraph.resolver.probabilistic.features`)."""
-    return match_row({a: v for a, (v, _t) in state.attributes.items()}, state.identifiers)
+    """The matching row of a stored record (see :mod:`idgraph.resolver.probabilistic.features`),
+    without the email and phone values the linker found generic: a switchboard number or
+    ``info@`` agreeing says nothing about two records being one person."""
+    attributes = {a: v for a, (v, _t) in state.attributes.items()}
+    shared = {k for k, why in state.rejected.items() if why.startswith(_NOT_THE_PERSONS)}
+    if not shared:
+        return match_row(attributes, state.identifiers)
+    for kind in ("email", "phone"):
+        if f"{kind}:{attributes.get(kind)}" in shared:
+            del attributes[kind]
+    return match_row(attributes, [i for i in state.identifiers if i not in shared])
 
 
 class MatchingService:
@@ -65,6 +79,7 @@ class MatchingService:
         from idgraph.resolver.probabilistic.scorer import RealtimeScorer
 
         matcher = Matcher(RealtimeScorer(model, version), self.planner, cfg)
+        matcher.decisions = Decisions(cfg, self.models.report(version).get("thresholds"))
         matcher.decided = self.reviews.decided_pairs()
         self.matcher = matcher
         self._index_ready = False
@@ -117,14 +132,15 @@ class MatchingService:
 
     def accepted_review_edges(self) -> tuple[list[MatchEdge], list[str]]:
         """Match edges for the reviews accepted and not yet applied (at most 1,000), and
-        their review IDs. The per-type limits still apply: a pair they refuse becomes an
-        unlinked edge with the reason."""
+        their review IDs. The per-type limits still apply (a pair they refuse becomes an
+        unlinked edge with the reason); the name-conflict guard does not: a steward decided."""
         accepted = self.reviews.list("accepted", limit=1000)
         if not accepted:
             return [], []
         pairs = [(r.record_a, r.record_b) for r in accepted]
         blockers = self.planner.match_blockers(
-            pairs, self.graph, frozenset(self.settings.limit_exempt_types))
+            pairs, self.graph, frozenset(self.settings.limit_exempt_types),
+            check_names=[False] * len(pairs))
         now = time.time()
         edges = [MatchEdge(record_a=r.record_a, record_b=r.record_b, linked=not why,
                            rule=f"review:{r.model_version}", reason=why,

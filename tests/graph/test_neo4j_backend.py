@@ -24,11 +24,13 @@ from idgraph.graph.networkx_backend import NetworkxGraph
 from tests.graph.test_graph_contract import SHAREABLE, _snapshot
 
 TYPES = ["email", "phone", "device", "cookie", "crm:salesforce"]
+NAMES = ["anna|meyer", "tom|berg", "jo|lee", ""]
 
 
 def _random_ops(seed: int, n_ops: int, prefix: str = "", pool: int = 60):
-    """A reproducible mix of batches (records, identifier edges linked or not, matches),
-    unlinks and record removals, over a small identifier pool so components merge often."""
+    """A reproducible mix of batches (records, identifier edges linked or not, matches,
+    record names, generic marks), unlinks and record removals, over a small identifier
+    pool so components merge often."""
     rng = random.Random(seed)
     records: list[str] = []
     ops = []
@@ -57,7 +59,11 @@ def _random_ops(seed: int, n_ops: int, prefix: str = "", pool: int = 60):
                 matches.append(MatchEdge(a, b, linked, "probabilistic:v1" if linked else "rej",
                                          "" if linked else "below", 11.0, 0.995, "v1",
                                          (("name", "exact", 11.0),), "splink", f"m-{a}-{b}", t))
-            ops.append(("apply", [(k, t) for k in new], edges, matches))
+            names = {k: rng.choice(NAMES) for k in new if rng.random() < 0.5}
+            generic = {}
+            if edges and rng.random() < 0.15:
+                generic[rng.choice(edges).identifier] = "generic value: test"
+            ops.append(("apply", [(k, t) for k in new], edges, matches, names, generic))
         elif roll < 0.88:
             rec = rng.choice(records)
             ops.append(("unlink", rec, f"{rng.choice(TYPES)}:v{rng.randint(1, pool)}", t))
@@ -68,7 +74,7 @@ def _random_ops(seed: int, n_ops: int, prefix: str = "", pool: int = 60):
 
 def _run_op(g: IdentityGraph, op) -> GraphChanges:
     if op[0] == "apply":
-        return g.apply(op[1], op[2], op[3])
+        return g.apply(op[1], op[2], op[3], names=op[4], generic=op[5])
     if op[0] == "unlink":
         return g.remove_link(op[1], op[2], op[3])
     return g.remove_record(op[1], op[2])
@@ -84,7 +90,8 @@ def _state(g: IdentityGraph, records: list[str], identifiers: list[str]) -> dict
     token_pid = {i.component: g.profile_of(r) for r, i in recs.items()}
     return {
         **_snapshot(g, records),
-        "counts": {r: (i.type_counts, i.known) for r, i in recs.items()},
+        "counts": {r: (i.type_counts, i.known, i.names, i.emails) for r, i in recs.items()},
+        "evidence": g.identifier_evidence(identifiers),
         # component tokens are opaque: compare the profile each identifier's component is
         "id_profiles": {k: token_pid[i.component] for k, i in ids.items()},
     }

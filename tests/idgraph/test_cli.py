@@ -53,6 +53,27 @@ def test_export_has_one_row_per_source_record(ingested):
     assert all(r["profile_id"].startswith("p_") for r in rows)
 
 
+def test_export_events_gives_the_profile_each_event_landed_in(ingested):
+    root, files, data = ingested
+    out = idgraph("export", str(root / "events.csv"), "--events",
+                  *[f"--source={s}={files / n}" for s, n in SOURCES.items()], data_dir=data)
+    assert out.returncode == 0, out.stderr
+    with open(root / "events.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    records = idgraph("export", str(root / "records.csv"), data_dir=data)
+    assert records.returncode == 0, records.stderr
+    with open(root / "records.csv", newline="") as fh:
+        profile_of = {(r["source"], r["source_record_id"]): r["profile_id"]
+                      for r in csv.DictReader(fh)}
+    assert len(rows) > len(profile_of)  # records get several events each
+    assert {r["source"] for r in rows} == set(SOURCES)
+    assert all(r["profile_id"] == profile_of[(r["source"], r["source_record_id"])]
+               for r in rows)
+    assert len({(r["source"], r["event_id"], r["source_record_id"]) for r in rows}) == len(rows)
+    bad = idgraph("export", str(root / "x.csv"), "--events", data_dir=data)
+    assert bad.returncode == 2 and "--source KIND" in bad.stderr
+
+
 def test_ingesting_the_same_files_again_changes_nothing(ingested):
     root, files, data = ingested
     before = idgraph("export", str(root / "before.csv"), data_dir=data)

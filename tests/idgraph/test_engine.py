@@ -330,3 +330,37 @@ def test_a_batch_is_applied_in_event_time_order_not_arrival_order(tmp_path):
         stored = engine.store.get_records(["hubspot:A", "hubspot:B"])
         assert stored["hubspot:B"].identifiers["email:shared@x.org"][2] is True
         assert stored["hubspot:A"].identifiers["email:shared@x.org"][2] is False
+
+
+def test_a_value_found_generic_splits_the_profile_it_merged_everywhere(tmp_path):
+    """A company number first joins Anna's contact and an app user that names nobody;
+    then Tom's contact carries it too. In that batch the number stops linking: the profile
+    splits (history says so), Explain shows why, the store's index no longer treats the
+    number as linking, and a lookup by it answers with every profile that carries it."""
+    number = "phone:+4930123456"
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        engine.ingest([
+            record("salesforce", "003A", "e1", 1, ["crm:salesforce:003A", number],
+                   given_name="Anna", family_name="Meyer"),
+            record("segment", "u1", "e2", 2, ["user:segment:u1", number]),
+        ])
+        anna = engine.graph.profile_of("salesforce:003A")
+        assert engine.graph.profile_of("segment:u1") == anna
+        result = engine.ingest([record("salesforce", "003B", "e3", 3, ["crm:salesforce:003B",
+                                                                     number],
+                                       given_name="Tom", family_name="Berg")])
+        assert result.splits == 1 and result.rejection_reasons["generic value"] == 1
+        app = engine.graph.profile_of("segment:u1")
+        assert app != anna and engine.graph.profile_of("salesforce:003A") == anna
+        split = engine.store.history(anna)[-1]
+        assert split.kind == "split" and split.related_ids == [app]
+        assert split.reason == "generic value: carried by records of 2 different people (phone)"
+        why = {e.record_key: e.reason for e in engine.graph.profile_edges(anna)
+               if e.identifier == number}
+        assert why == {"salesforce:003A": "generic value: carried by records of 2 different people"}
+        stored = engine.store.get_records(["salesforce:003A", "segment:u1"])
+        assert stored["salesforce:003A"].identifiers[number][2] is False
+        found = engine.queries.lookup(number)
+        assert found.shared
+        assert {found.profile.profile_id, *found.other_profile_ids} == {
+            anna, app, engine.graph.profile_of("salesforce:003B")}

@@ -307,3 +307,56 @@ def test_an_accepted_review_still_obeys_the_identifier_limits(settings):
         edge = _match_edge(engine, "salesforce:003J", "hubspot:77")
         assert not edge.linked and edge.event_id == review
         assert edge.reason == "limit: merge would give 2 device identifiers (max 1)"
+
+
+def test_namesakes_with_different_addresses_at_one_company_go_to_review(settings):
+    """Same name, company and office, but two different Quantix Labs addresses and nothing
+    personal in common: two colleagues more often than one person, so a reviewer decides."""
+    colleague = record("hubspot", "79", "hs-c", 200,
+                       ["crm:hubspot:79", "email:jon.whitfield2@quantixlabs.io"],
+                       given_name="Jonathan", family_name="Whitfield", company="Quantix Labs",
+                       street="12 Park Row", postal_code="LS1 5HD", city="Leeds", country="GB")
+    with Engine(settings) as engine:
+        result = engine.ingest([JON_SF, colleague])
+        assert result.probabilistic_links == 0 and result.reviews_queued == 1
+        assert engine.graph.profile_of("hubspot:79") != engine.graph.profile_of("salesforce:003J")
+
+
+def test_a_birth_date_in_common_lifts_the_name_guard_on_a_model_link(settings):
+    """Jon's profile also holds a Lead converted into his contact under another given name
+    (the CRM ID joins them whatever the names). The model's pair, Jonathan and Jonathon
+    with one birth date, is linked although the two profiles' names disagree: a personal
+    comparison supports it."""
+    renamed = record("salesforce", "00QH", "sf-h", 150, ["crm:salesforce:00QH",
+                                                         "crm:salesforce:003J"],
+                     given_name="Hugo", family_name="Whitfield")
+    with Engine(settings) as engine:
+        engine.ingest([JON_SF, renamed])
+        assert engine.graph.profile_of("salesforce:00QH") == engine.graph.profile_of(
+            "salesforce:003J")
+        result = engine.ingest([JON_HS])
+        assert result.probabilistic_links == 1, result.rejection_reasons
+        assert engine.graph.profile_of("hubspot:77") == engine.graph.profile_of("salesforce:003J")
+
+
+def test_the_model_does_not_weigh_a_generic_value():
+    """A switchboard number agreeing says nothing about two records being one person."""
+    from idgraph.engine.matching_service import row_of
+    from idgraph.profile_store.base import StoredRecord
+
+    def stored(rejected: dict[str, str]) -> StoredRecord:
+        return StoredRecord(
+            record_key="salesforce:003A", source="salesforce", source_record_id="003A",
+            region="eu", profile_id="p", identifiers={"phone:+4930123456": (1.0, 1.0, False),
+                                                      "email:info@acme.de": (1.0, 1.0, False)},
+            attributes={"phone": ("+4930123456", 1.0), "email": ("info@acme.de", 1.0),
+                        "given_name": ("Anna", 1.0)},
+            consent={}, event_count=1, first_seen=1.0, last_seen=1.0, rejected=rejected)
+
+    plain = row_of(stored({}))
+    assert plain["phone"] == "+4930123456" and plain["email"] == "info@acme.de"
+    shared = row_of(stored({"phone:+4930123456": "generic value: carried by records of 2 "
+                                                 "different people",
+                            "email:info@acme.de": "generic value: role mailbox"}))
+    assert shared["phone"] is None and shared["email"] is None
+    assert shared["given_name"] == "anna"

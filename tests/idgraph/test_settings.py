@@ -77,9 +77,9 @@ ANN = [  # three sources sharing an email
     record("sendgrid", "ann@acme.com", "sg-1", 300, ["email:ann@acme.com"]),
 ]
 PHONE_ONLY = [  # two people whose records share only a phone
-    record("salesforce", "003B", "sf-2", 100, ["crm:salesforce:003B", "email:bo@acme.com",
+    record("salesforce", "003B", "sf-2", 100, ["crm:salesforce:003B", "email:bo.lee@gmail.com",
                                                 "phone:+14155550100"]),
-    record("hubspot", "52", "hs-2", 200, ["crm:hubspot:52", "email:al@acme.com",
+    record("hubspot", "52", "hs-2", 200, ["crm:hubspot:52", "email:al.lee@outlook.com",
                                           "phone:+14155550100"]),
 ]
 

@@ -247,7 +247,8 @@ def test_split_revives_the_alias_in_its_own_region(store_factory):
                  rec("crm:2", "p2", "us", ["email:2@x.com"], 2.0)],
         identifier_links=links(bridge), unlinked=[("email:2@x.com", "crm:3")],
         heads=[ProfileHead("p1", "eu", 40.0), ProfileHead("p2", "us", 40.0)],
-        removed_aliases=["p2"], history=[ProfileEvent("split", "p1", ["p2"], 4.0, 6),
+        removed_aliases=["p2"], history=[ProfileEvent("split", "p1", ["p2"], 4.0, 6,
+                                                      "generic value: role mailbox (email)"),
                                          ProfileEvent("revived", "p2", [], 4.0, 6)]))
     p1, p2 = store.get_profile("p1"), store.get_profile("p2")
     assert (p1.head, p1.aliases) == (ProfileHead("p1", "eu", 40.0), [])
@@ -256,6 +257,10 @@ def test_split_revives_the_alias_in_its_own_region(store_factory):
     assert [(r.record_key, r.home_region) for r in p2.records] == [("crm:2", "us")]
     assert store.lookup("email:2@x.com") == [IdentifierMatch("p2", "us", 2.0, True, 40.0)]
     assert [h.kind for h in store.history("p2")] == ["created", "merged", "revived", "split"]
+    # a split keeps why it happened (and its related IDs), other events have no reason
+    assert [(h.related_ids, h.reason) for h in store.history("p1")][-1:] == [
+        (["p2"], "generic value: role mailbox (email)")]
+    assert store.history("p1")[0].reason == ""
     eu = store_factory(["eu"], readonly=True)
     assert eu.get_profile("p2") is None and eu.lookup("email:2@x.com") == []
 

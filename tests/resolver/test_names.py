@@ -1,0 +1,64 @@
+"""Whether two names belong to different people (the evidence of the name guards)."""
+
+from __future__ import annotations
+
+import pytest
+
+from idgraph.resolver.names import NameJudge, name_signature
+
+SAME = [
+    (("Robert", "Miller"), ("Bob", "Miller")),  # nickname (nicknames package)
+    (("William", "Hart"), ("Bill", "Hart")),
+    (("Elizabeth", "Ng"), ("Liz", "Ng")),
+    (("Katharina", "Weber"), ("Katja", "Weber")),  # nickname (EXTRA_NICKNAMES)
+    (("Alexander", "Ivanov"), ("Sasha", "Ivanov")),
+    (("Giuseppe", "Rossi"), ("Beppe", "Rossi")),
+    (("Jörg", "Müller"), ("Joerg", "Mueller")),  # umlaut spellings
+    (("José", "García"), ("Jose", "Garcia")),  # accents
+    (("Anna", "Schmidt"), ("Schmidt", "Anna")),  # swapped fields
+    (("J.", "Smith"), ("John", "Smith")),  # initial
+    (("Chris", "Lee"), ("Christopher", "Lee")),  # short form by prefix
+    (("Jonathan", "Whitfield"), ("Jonathon", "Whitfield")),  # typo
+    (("Sandra", "Lewis"), ("Sadnra", "Lewis")),  # transposition
+    (("Anna Maria", "Rossi"), ("Maria", "Rossi")),  # second given name
+    (("Anna", "Meyer"), ("Anna", "Schulz")),  # family name changed (marriage)
+    (("Anna", "Meyer"), ("", "")),  # nobody named: no evidence
+    (("Sahsa", "Cox"), ("Alexander", "Cox")),  # a typo in a nickname
+    (("Thhomas", "Schmitt"), ("Tom", "Schmitt")),
+    (("S.", "Jung"), ("Basti", "Jung")),  # initial of the formal name of a nickname
+    (("Pul", "Bailey"), ("Paul", "Bailey")),  # a letter left out of a short name
+    (("Josef", "Möller"), ("Sepp", "Moller")),
+    (("Willem", "Smits"), ("Wim", "Smits")),
+]
+DIFFERENT = [
+    (("John", "Smith"), ("Mary", "Smith")),  # household
+    (("Anna", "Meyer"), ("Tom", "Berg")),  # colleagues on a switchboard
+    (("Luca", "Bianchi"), ("Marco", "Bianchi")),
+    (("Jan", "Novak"), ("Eva", "Novak")),
+    (("Tom", "Fischer"), ("Tim", "Fischer")),  # short names: no substitution forgiven
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME)
+def test_one_person_written_differently_does_not_disagree(a, b):
+    assert not NameJudge.disagree(name_signature(*a), name_signature(*b))
+    assert not NameJudge.disagree(name_signature(*b), name_signature(*a))
+
+
+@pytest.mark.parametrize(("a", "b"), DIFFERENT)
+def test_different_given_names_disagree(a, b):
+    assert NameJudge.disagree(name_signature(*a), name_signature(*b))
+    assert NameJudge.disagree(name_signature(*b), name_signature(*a))
+
+
+def test_signature_folds_case_accents_and_umlaut_spellings():
+    assert name_signature("JÖRG", "Müller") == name_signature("joerg", "MUELLER") == "jorg|muller"
+    assert name_signature(None, "Smith") == "" and name_signature("Ann", None) == "ann|"
+
+
+def test_groups_count_mutually_disagreeing_people():
+    judge = NameJudge()
+    sigs = {name_signature("Robert", "Miller"), name_signature("Bob", "Miller"),
+            name_signature("Mary", "Miller"), name_signature("Tom", "Berg")}
+    assert judge.groups(sigs) == 3
+    assert judge.groups(set()) == 0
