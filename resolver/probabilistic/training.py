@@ -20,10 +20,25 @@ Training follows Splink's guidance: the prior (probability that two random recor
 from deterministic rules with an assumed recall, u by random sampling, and m by
 expectation maximisation on blocks where true matches are a fair share of the pairs
 (same full name; same birth date / email / phone / national ID), so every comparison is
-estimated by a session that does not block on it.
+estimated by a session that does not block on it. The prior's deterministic rules are the
+identifiers (email, phone, national ID) that at least :data:`MIN_SHARED_PAIRS` pairs of
+named records share, else the full name with the birth date.
 
-:func:`check_model` then refuses a degenerate result (see its docstring) with
-:class:`DegenerateModelError` naming what went wrong.
+A degenerate result is refused with :class:`DegenerateModelError` naming what went wrong:
+
+* :func:`check_model`: a comparison never estimated or carrying no evidence, EM collapsed
+  onto one field, an impossible prior;
+* when an identifier is shared by enough pairs: those pairs must score as matches
+  (:func:`_check_sure_matches`); a file without one (names and birth dates) is not
+  judged on a handful of pairs that happen to share a phone;
+* always: records scored against an exact copy of themselves must match
+  (:func:`_check_exact_duplicates`), and the model must be sure of some pair of its
+  training data (:func:`_check_sure_of_some_pair`).
+
+An identifier column too sparse to estimate (a few rows filled) is left out with a
+warning instead. Last, :func:`model_thresholds` derives the link threshold the model's
+own evidence supports (its expected false-link rate, and no single agreeing field), saved
+in the training report for the matcher (``matching.thresholds = "model"``).
 """
 
 from __future__ import annotations
@@ -68,7 +83,12 @@ class TrainingReport:
     blocking_pairs: dict[str, int] = field(default_factory=dict)
     """Pairs each candidate rule generates on the training data (dropped ones included)."""
     sure_match_share: float | None = None
-    """Share of the pairs agreeing on an exact strong identifier scored >= 0.5."""
+    """Share of the named pairs sharing an identifier (email, phone, national ID; one that
+    at least ``MIN_SHARED_PAIRS`` pairs share) scored >= 0.5; None when none qualifies."""
+    duplicate_match_share: float | None = None
+    """Share of the sampled complete records scored >= 0.5 against an exact copy."""
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    """The model's own link threshold and its basis (:func:`model_thresholds`)."""
 
 
 def _comparisons(columns: set[str]) -> list:
@@ -270,15 +290,25 @@ def filled_columns(frame: Any) -> set[str]:
 
 def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float = 5e6,
                 seed: int = 42, deterministic_recall: float = 0.7,
-                blocking_frame: Any = None) -> tuple[dict, TrainingReport]:
+                blocking_frame: Any = None, max_false_link_rate: float = 0.005,
+                leave_out: frozenset[str] = frozenset()) -> tuple[dict, TrainingReport]:
     """Train on a pandas frame of matching rows (``unique_id`` + feature columns).
 
     For ``link_only`` the frame needs a ``source_dataset`` column. When ``frame`` is a
     sample, ``blocking_frame`` is the whole data set the model will predict on: blocking
     rules are kept or dropped by the pairs they make there (pair counts grow with the
     square of the data, so a sample understates them). Returns Splink's model
-    dict (what ``save_model_to_json`` writes) and the report. Raises
-    :class:`DegenerateModelError` when the data or the result cannot make a usable model.
+    dict (what ``save_model_to_json`` writes) and the report, whose ``thresholds`` is
+    the model's own link threshold and its basis (:func:`model_thresholds`, with
+    ``max_false_link_rate``). Raises :class:`DegenerateModelError` when the data or the
+    result cannot make a usable model.
+
+    An identifier column (email, phone, national ID) that fewer than
+    :data:`MIN_SHARED_PAIRS` pairs of named records share, and whose comparison EM could
+    not estimate or found no evidence in (a column filled in a few rows, a household's
+    landline), is left out (``leave_out``) and the model trained again without it, with a
+    warning: it cannot be judged either way, and refusing the model for it would refuse a
+    file of names and birth dates for a column it barely has.
     """
     from splink import DuckDBAPI, Linker, block_on
 
@@ -287,7 +317,7 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
         raise DegenerateModelError(
             f"too few records to train on: {len(frame)} (at least 20 with names, email, "
             "phone or birth date)")
-    columns = filled_columns(frame)
+    columns = filled_columns(frame) - leave_out
     rules, pair_counts = choose_blocking_rules(
         frame if blocking_frame is None else blocking_frame, columns)
     settings = build_settings(columns, link_type, rules)
@@ -300,15 +330,16 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
     else:
         linker = Linker(db.register(frame), settings, log_level=logging.ERROR)
 
-    exact = [block_on(c) for c in ("email", "phone", "national_id") if c in columns]
-    if not exact and {"given_name", "family_name", "birth_date"} <= columns:
-        exact = [block_on("given_name", "family_name", "birth_date")]
-    if not exact:
+    shared = shared_identifier_pairs(frame, columns)
+    identifiers = [c for c, n in shared.items() if n >= MIN_SHARED_PAIRS]
+    prior_rules = _prior_rules(columns, identifiers, shared)
+    if sum(blocking_pair_counts(frame, prior_rules).values()) == 0:
         raise DegenerateModelError(
-            "cannot estimate the prior: no email, phone, national_id, or full name with "
-            f"birth date to count sure matches on (filled: {sorted(columns)})")
+            "cannot estimate the prior: no two records share "
+            + " or ".join("the same " + ", ".join(r) for r in prior_rules)
+            + f" (filled: {sorted(columns)})")
     linker.training.estimate_probability_two_random_records_match(
-        exact, recall=deterministic_recall)
+        [block_on(*r) for r in prior_rules], recall=deterministic_recall)
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
 
     em_rules: list[str] = []
@@ -350,30 +381,113 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
         refused: DegenerateModelError | None = problem
     else:
         refused = None
+    unusable = sorted(c for c, n in shared.items() if n < MIN_SHARED_PAIRS
+                      and report.separation.get(c, 0.0) < MIN_SEPARATION)
+    if unusable:
+        model, again = train_model(
+            frame, link_type=link_type, max_pairs=max_pairs, seed=seed,
+            deterministic_recall=deterministic_recall, blocking_frame=blocking_frame,
+            max_false_link_rate=max_false_link_rate, leave_out=leave_out | set(unusable))
+        n = max(1, len(frame))
+        again.warnings[:0] = [
+            f"{c}: left out of the model: filled in {frame[c].notna().sum() / n:.1%} of the "
+            f"rows and shared by {shared[c]} pairs of named records, too few to estimate it"
+            for c in unusable]
+        return model, again
+    data = tables if link_type == "link_only" else db.register(frame)
     # a collapse is the more telling diagnosis when both apply, so it is checked first
-    _check_sure_matches(linker, tables if link_type == "link_only" else db.register(frame),
-                        exact, report)
+    if identifiers:
+        _check_sure_matches(linker, data, identifiers, shared, report)
+    else:
+        report.warnings.append(
+            "no identifier (email, phone, national ID) shared by at least "
+            f"{MIN_SHARED_PAIRS} pairs of named records "
+            f"({', '.join(f'{c}: {n}' for c, n in shared.items()) or 'none filled'}): "
+            "the model is checked on exact duplicates only")
     if refused is not None:
         raise refused
+    _check_exact_duplicates(linker, db, frame, columns, seed, report)
+    report.thresholds = model_thresholds(linker, data, model, max_false_link_rate)
+    _check_sure_of_some_pair(report.thresholds)
     report.seconds = round(time.perf_counter() - started, 2)
     return model, report
 
 
-#: Share of the pairs agreeing exactly on a strong identifier (email, phone, national ID)
-#: that a usable model must score as matches (probability >= 0.5).
+#: Columns whose values identify one person: two records sharing one are nearly always
+#: the same person, which makes them the prior's sure matches and the model's check.
+IDENTIFIERS = ("email", "phone", "national_id")
+#: An identifier counts sure matches (the prior) and checks the model only when at least
+#: this many pairs of named records share a value: a handful of pairs (a column filled in
+#: a few rows) says nothing about the model, and a prior counted on them is far too low.
+MIN_SHARED_PAIRS = 30
+#: Share of the pairs sharing an identifier that a usable model must score as matches
+#: (probability >= 0.5).
 MIN_SURE_MATCH_SHARE = 0.5
+#: Share of the records whose exact copy a usable model must score as a match.
+MIN_DUPLICATE_SHARE = 0.9
+#: Records copied for the exact-duplicate check (a seeded sample).
+DUPLICATE_SAMPLE = 2000
+#: A column counts towards a "complete" record when at least this share of rows fill it.
+COMPLETE_FILL = 0.5
 
 
-def _check_sure_matches(linker: Any, tables: Any, rules: list, report: TrainingReport) -> None:
-    """Refuse a model that does not recognise the pairs the prior counted as sure matches.
+def _named(columns: set[str]) -> list[str]:
+    return [c for c in ("given_name", "family_name") if c in columns]
+
+
+def shared_identifier_pairs(frame: Any, columns: set[str]) -> dict[str, int]:
+    """identifier column -> pairs of records sharing a value of it, both records carrying
+    every filled name column (the pairs :func:`_check_sure_matches` judges)."""
+    import duckdb
+
+    named = _named(columns)
+    con = duckdb.connect()
+    con.register("frame", frame)
+    out = {}
+    for column in IDENTIFIERS:
+        if column not in columns:
+            continue
+        where = " AND ".join(f"{c} IS NOT NULL" for c in (column, *named))
+        (pairs,) = con.execute(
+            f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM (SELECT count(*) AS n FROM frame "
+            f"WHERE {where} GROUP BY {column})").fetchall()[0]
+        out[column] = int(pairs)
+    con.close()
+    return out
+
+
+def _prior_rules(columns: set[str], identifiers: list[str],
+                 shared: dict[str, int]) -> list[tuple[str, ...]]:
+    """Deterministic rules whose pairs are the prior's sure matches: the identifiers
+    enough pairs share; else the full name with the birth date; else any identifier."""
+    if identifiers:
+        return [(c,) for c in identifiers]
+    if {"given_name", "family_name", "birth_date"} <= columns:
+        return [("given_name", "family_name", "birth_date")]
+    if shared:
+        return [(c,) for c in shared]
+    raise DegenerateModelError(
+        "cannot estimate the prior: no email, phone, national_id, or full name with "
+        f"birth date to count sure matches on (filled: {sorted(columns)})")
+
+
+def _check_sure_matches(linker: Any, tables: Any, identifiers: list[str],
+                        shared: dict[str, int], report: TrainingReport) -> None:
+    """Refuse a model that does not recognise the pairs sharing an identifier.
 
     Pairs sharing an exact email, phone or national ID, both records named, are nearly all
     the same person. When EM collapses onto other fields (the "match" class it found is
     "agrees on the name", or on the household), those pairs score low: that is the symptom
-    checked here.
+    checked here. Only identifiers that at least :data:`MIN_SHARED_PAIRS` named pairs share
+    are used (``identifiers``); a full name with a birth date is not an identifier (that
+    pair is an exact duplicate in a names-and-birth-dates file, which
+    :func:`_check_exact_duplicates` judges).
     """
+    from splink import block_on
+
     scored = linker.inference.predict_within(
-        tables, blocking_rules_to_generate_predictions=rules, warning_mode="never")
+        tables, blocking_rules_to_generate_predictions=[block_on(c) for c in identifiers],
+        warning_mode="never")
     rel = scored.as_duckdbpyrelation()
     # records with little besides the identifier (an email-only SendGrid recipient) score
     # near the prior whatever the model; judge on pairs where both sides carry names
@@ -385,14 +499,166 @@ def _check_sure_matches(linker: Any, tables: Any, rules: list, report: TrainingR
     scored.drop_table_from_database_and_remove_from_cache()
     report.sure_match_share = round(sure / total, 4) if total else None
     if total and sure / total < MIN_SURE_MATCH_SHARE:
-        strong = {"email", "phone", "national_id"}
-        leaders = sorted((n for n in report.separation if n not in strong),
+        leaders = sorted((n for n in report.separation if n not in IDENTIFIERS),
                          key=lambda n: -report.separation[n])[:2]
         raise DegenerateModelError(
             f"degenerate model refused: EM collapsed onto {', '.join(leaders) or 'other fields'}"
             f": only {sure / total:.0%} of the {total} pairs that share an exact "
-            f"{' / '.join(n for n in report.separation if n in strong) or 'identifier'}"
-            " score as matches, so the model measures agreement on those fields, not identity")
+            f"{' / '.join(identifiers)} score as matches, so the model measures agreement "
+            "on those fields, not identity")
+
+
+def _check_exact_duplicates(linker: Any, db: Any, frame: Any, columns: set[str], seed: int,
+                            report: TrainingReport) -> None:
+    """Refuse a model that does not score two identical records as a match.
+
+    A seeded sample of the "complete" records (those filling every column that at least
+    :data:`COMPLETE_FILL` of the rows fill) is scored, by Splink, against an exact copy of
+    itself. Such a pair agrees on every column, whatever the data: a model that does not
+    call it a match (its prior outweighs all its agreement weights, as when the prior was
+    counted on far too few sure pairs) would link nothing. The check needs no identifier
+    and no duplicates in the data. It does not see a collapse (a model collapsed onto
+    one field still matches exact copies): :func:`check_model` and
+    :func:`_check_sure_of_some_pair` do.
+    """
+    import pandas as pd
+    from splink import block_on
+
+    n = max(1, len(frame))
+    regular = [c for c in sorted(columns) if frame[c].notna().sum() / n >= COMPLETE_FILL]
+    complete = frame
+    for c in regular:
+        complete = complete[complete[c].notna()]
+    if len(complete) == 0:
+        return
+    if len(complete) > DUPLICATE_SAMPLE:
+        complete = complete.sample(n=DUPLICATE_SAMPLE, random_state=seed)
+    complete = complete.drop(columns=[c for c in ("source_dataset",) if c in complete.columns])
+    original = complete.assign(_copy_of=complete["unique_id"])
+    copy = original.assign(unique_id=original["unique_id"].astype(str) + "\x00copy")
+    table = db.register(pd.concat([original, copy], ignore_index=True))
+    scored = linker.inference.predict_within(
+        table, link_type="dedupe_only",
+        blocking_rules_to_generate_predictions=[block_on("_copy_of")], warning_mode="never")
+    total, matched = scored.as_duckdbpyrelation().aggregate(
+        "count(*), count(*) FILTER (WHERE match_probability >= 0.5)").fetchall()[0]
+    scored.drop_table_from_database_and_remove_from_cache()
+    report.duplicate_match_share = round(matched / total, 4) if total else None
+    if total and matched / total < MIN_DUPLICATE_SHARE:
+        raise DegenerateModelError(
+            f"degenerate model refused: only {matched / total:.0%} of {total} records score "
+            "as a match with an exact copy of themselves (agreeing on "
+            f"{', '.join(regular) or 'every column'}): the prior outweighs all agreement, "
+            "so the model would link nothing")
+
+
+#: A usable model scores at least one pair of its training data at this probability or
+#: above. Measured: sound models of common names and birth dates reach 0.997, models whose
+#: names are noise or whose prior drowns all agreement at most 0.57.
+MIN_BEST_PROBABILITY = 0.95
+
+
+def _check_sure_of_some_pair(thresholds: dict[str, Any]) -> None:
+    """Refuse a model sure of none of its training pairs.
+
+    When not even the model's best pair scores :data:`MIN_BEST_PROBABILITY`, EM found no
+    class of pairs it is confident are one person. Measured on names-and-birth-date files
+    whose names are noise: EM then takes "same names" inside the birth-date block for the
+    match class, every comparison seems to separate, exact copies still score as
+    matches, and only this shows it. (Independent of ``max_false_link_rate``: a strict
+    rate makes a sound model link nothing on its own, it does not make it degenerate.)
+    """
+    best = thresholds["best_probability"]
+    if best is not None and best >= MIN_BEST_PROBABILITY:
+        return
+    why = ("no pair of the training data scores as a match (probability >= 0.5)"
+           if best is None else f"its best pair scores {best:.4f}")
+    raise DegenerateModelError(
+        f"degenerate model refused: it is sure of none of its training pairs ({why}, below "
+        f"{MIN_BEST_PROBABILITY}): EM found no pairs it is confident are one person")
+
+
+#: Bits by which the link threshold exceeds the weight of a pair only one field agrees on
+#: (strictly above it; far below the weight of any comparison level).
+SINGLE_FIELD_MARGIN = 0.001
+
+
+def model_thresholds(linker: Any, tables: Any, model: dict, max_false_link_rate: float
+                     ) -> dict[str, Any]:
+    """The link threshold the model's own evidence supports, and its basis.
+
+    * ``false_link_rate_threshold``: the lowest match probability t such that, over the
+      blocked pairs of the training data scored at or above t, the model's expected share
+      of false links (the mean of 1 - p, from its own posterior) is at most
+      ``max_false_link_rate``; t is never below 0.5 (more likely a non-match than a match).
+      Pairs are taken best first, and each adds a share of false links no smaller than
+      those before it, so the mean only grows as t falls.
+    * ``single_field_weight``: the match weight of a pair on which only the model's
+      strongest comparison agrees (its best level) and every other comparison is NULL: the
+      prior plus that level's weight (swapped names, which come with two disagreeing
+      names, never agree alone). Fellegi-Sunter probabilities are overconfident when
+      the fields are not independent, so no one agreeing field (one shared phone, one
+      shared email, one shared address) may link two records alone: the link threshold
+      lies above this weight (by :data:`SINGLE_FIELD_MARGIN` bits).
+
+    ``link`` (a probability; ``link_weight`` in bits, None when not even the best pair is
+    within the rate, or no pair scores 0.5: nothing would link) is the larger of the two,
+    and at least 0.5. ``pairs_scored`` counts the training pairs scoring at least 0.5. The
+    matcher links at it when ``matching.thresholds = "model"``, never below the
+    configured ``link_threshold``. Also recorded: how many training pairs score at or
+    above it and the model's expected false-link rate among them.
+    """
+    from idgraph.resolver.probabilistic.model import read_model
+    from idgraph.resolver.probabilistic.scorer import probability_of
+
+    spec = read_model(model)
+    # a rare-event comparison (names swapped) never agrees alone: its pairs disagree on
+    # both name comparisons
+    best = {c.name: max(lvl.weight for lvl in c.levels
+                        if not lvl.is_null and math.isfinite(lvl.weight))
+            for c in spec.comparisons if c.name not in _RARE_EVENT_COMPARISONS}
+    strongest = max(best, key=lambda name: best[name])
+    single = spec.prior_weight + best[strongest]
+    scored = linker.inference.predict_within(tables, threshold_match_probability=0.5,
+                                             warning_mode="never")
+    rel = scored.as_duckdbpyrelation()
+    ranked = rel.query("scored", """
+        SELECT match_weight, match_probability,
+               sum(1 - match_probability) OVER w / count(*) OVER w AS false_rate
+        FROM scored
+        WINDOW w AS (ORDER BY match_weight DESC
+                     RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""")
+    pairs, within, lowest, best_p = ranked.aggregate(
+        f"count(*), count(*) FILTER (WHERE false_rate <= {float(max_false_link_rate)!r}), "
+        f"min(match_weight) FILTER (WHERE false_rate <= {float(max_false_link_rate)!r}), "
+        "max(match_probability)").fetchall()[0]
+    if within == 0:
+        rate_weight = math.inf  # not even the best pair is (or none scores 0.5): no link
+    elif within == pairs:
+        rate_weight = 0.0  # every pair above 0.5 is within the rate: the bound is 0.5
+    else:
+        rate_weight = float(lowest)
+    link_weight = max(rate_weight, single + SINGLE_FIELD_MARGIN, 0.0)
+    at_or_above = f"WHERE match_weight >= {link_weight!r}"
+    linked, expected = (rel.aggregate(
+        f"count(*) FILTER ({at_or_above}), "
+        f"coalesce(sum(1 - match_probability) FILTER ({at_or_above}), 0)").fetchall()[0]
+        if math.isfinite(link_weight) else (0, 0.0))
+    scored.drop_table_from_database_and_remove_from_cache()
+    finite = math.isfinite(link_weight)
+    return {
+        "link": probability_of(link_weight) if finite else 1.0,
+        "link_weight": round(link_weight, 6) if finite else None,
+        "max_false_link_rate": max_false_link_rate,
+        "false_link_rate_threshold": (probability_of(rate_weight)
+                                      if math.isfinite(rate_weight) else 1.0),
+        "single_field_weight": round(single, 6),
+        "strongest_comparison": strongest,
+        "pairs_scored": int(pairs),
+        "best_probability": float(best_p) if best_p is not None else None,
+        "pairs_at_or_above_link": int(linked),
+        "expected_false_link_rate": round(float(expected) / linked, 6) if linked else None,
+    }
 
 
 @contextmanager
