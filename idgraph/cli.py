@@ -328,6 +328,14 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"comparisons: {', '.join(report.separation)}; EM blocks: "
           f"{'; '.join(report.em_blocking_rules)}")
     print(f"saved {settings.data_dir / 'models' / f'model-{version}.json'} (Splink JSON)")
+    th = report.thresholds
+    if th:
+        floor = settings.matching.link_threshold
+        used = max(th["link"], floor) if settings.matching.thresholds == "model" else floor
+        print(f"link threshold {used:.4f} (the model's own {th['link']:.4f}: expected "
+              f"false-link rate <= {th['max_false_link_rate']:.2%} and more weight than "
+              f"{th['strongest_comparison']} alone gives; floor {floor}; "
+              f"thresholds = {settings.matching.thresholds!r})")
     for w in report.warnings:
         print(f"  note: {w}")
     return 0

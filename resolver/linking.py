@@ -252,7 +252,7 @@ class LinkPlanner:
         addresses are ``own``: carried by the one record being linked (a contact's
         additional emails, an alias)."""
         names_a, names_b = components.names[a], components.names[b]
-        if names_a and names_b and self.judge.any_disagree(names_a, names_b) is not None:
+        if self.judge.sets_disagree(names_a, names_b):
             return CONFLICT_REASON
         addr_a, addr_b = components.addresses[a], components.addresses[b]
         if addr_a and addr_b:

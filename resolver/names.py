@@ -187,14 +187,15 @@ class NameJudge:
         return not (family_a and family_b and _compatible(given_a, family_b)
                     and _compatible(family_a, given_b))
 
-    def any_disagree(self, names_a: frozenset[str] | set[str],
-                     names_b: frozenset[str] | set[str]) -> tuple[str, str] | None:
-        """A pair of signatures, one from each set, that disagree; None if none does."""
-        for a in names_a:
-            for b in names_b:
-                if self.disagree(a, b):
-                    return a, b
-        return None
+    def sets_disagree(self, names_a: frozenset[str] | set[str],
+                      names_b: frozenset[str] | set[str]) -> bool:
+        """True when both sets name someone and no name of one agrees with a name of the
+        other: two profiles of different people. A profile whose records already hold a
+        stray name (a data-entry slip, a relative's record joined by a CRM ID) still
+        agrees with a profile of its main name."""
+        if not names_a or not names_b:
+            return False
+        return all(self.disagree(a, b) for a in names_a for b in names_b)
 
     def groups(self, names: set[str] | frozenset[str]) -> int:
         """How many mutually disagreeing people ``names`` hold (1 when none disagree, 0 when

