@@ -251,6 +251,10 @@ def _realtime_vs_backfill(engine, truth: Mapping[str, str], backfill_of: dict[st
     only_realtime = [(a, b) for a, b in realtime_links - backfill_links
                      if backfill_of[a] != backfill_of[b]]
     for a, b in only_realtime:
+        if rows.get(a) is None or rows.get(b) is None:
+            # a record whose only person column became a generic value has no row now
+            final["no_row_now"] += 1
+            continue
         score = scorer.score(rows[a], rows[b])
         final[decisions.decide(score.probability, score.contributions) or "none"] += 1
     queued = {(r.record_a, r.record_b) for r in engine.reviews.list("all", limit=10**9)}

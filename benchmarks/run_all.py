@@ -13,6 +13,7 @@ from benchmarks import (
     ingest_throughput,
     lookup_latency,
     matching_accuracy,
+    real_world_accuracy,
     realtime_scoring,
     stream_freshness,
     stream_throughput,
@@ -38,6 +39,7 @@ RUNS = [
     (graph_backends, ["--records", "100000"]),
     (cassandra_store, ["--records", "20000"]),
     (matching_accuracy, []),
+    (real_world_accuracy, []),
     (batch_resolution, ["--records", "200000", "--output", "batch_resolution_200k"]),
     (batch_resolution, ["--records", "1000000"]),
 ]
