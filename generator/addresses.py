@@ -1,17 +1,21 @@
 """Street lines and postal codes as each country writes them.
 
-Contract: :func:`street` and :func:`postal_code` draw from the ``random.Random`` they are given
-and nothing else; the number and order of draws per call is part of the generator's output
+Contract: :func:`street`, :func:`postal_code` and :func:`home` draw from the ``random.Random``
+they are given and nothing else; the number and order of draws per call is part of the generator's output
 for a seed (change it and every later value changes).
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from idgraph.generator.countries import City, Country
 
-__all__ = ["postal_code", "street"]
+if TYPE_CHECKING:
+    from idgraph.generator.model import Person
+
+__all__ = ["home", "postal_code", "street"]
 
 
 def street(rng: random.Random, cc: Country, city: City) -> str:
@@ -76,3 +80,16 @@ def postal_code(rng: random.Random, cc: Country, city: City) -> str:
     if code == "SG":
         return f"{rng.choice(('01', '04', '23', '24', '31', '46', '56', '64', '23'))}{rng.randrange(10000):04d}"
     return p
+
+
+def home(
+    rng: random.Random, cc: Country, head: Person | None
+) -> tuple[City, str, str, str | None, str]:
+    """(city, street, city name, state, postal code) of a new person in ``cc``: those of
+    ``head``, the household they join, or a new address in a random city."""
+    if head is not None:
+        street_, city_name, state, postal = head.street, head.city, head.state, head.postal_code
+        city = next((c for c in cc.cities if c.name == city_name), cc.cities[0])
+        return city, street_, city_name, state, postal
+    city = rng.choice(cc.cities)
+    return city, street(rng, cc, city), city.name, city.state, postal_code(rng, cc, city)

@@ -5,13 +5,16 @@ records are queued; each event yields one record per distinct attendee email (or
 included), keyed ``google_calendar:<normalised email>``, and none for meeting rooms
 (``resource`` attendees). Organisers and attendees are people with a work email; internal
 meetings are mostly among colleagues of one company. Event times are local weekday office
-hours in the organiser's time zone, a few days after the event was created. What
+hours in the organiser's time zone, a few days after the event was created
+(:func:`meeting_times`; the resource itself: :func:`event_resource`, also used by
+:mod:`idgraph.generator.realworld.calendar`). What
 :mod:`idgraph.resolver.adapters.google_calendar` reads back.
 """
 
 from __future__ import annotations
 
 import base64
+import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +22,7 @@ from idgraph.generator.events import EventStream, Owners
 from idgraph.generator.ids import hex_id
 from idgraph.generator.model import Person
 
-__all__ = ["CalendarSource"]
+__all__ = ["CalendarSource", "event_id", "event_resource", "meeting_times"]
 
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"
 
@@ -55,6 +58,67 @@ def _zone(name: str) -> ZoneInfo:
     if z is None:
         z = _ZONES[name] = ZoneInfo(name)
     return z
+
+
+def event_id(rng: random.Random) -> str:
+    """A 26-character base32hex event ``id``."""
+    return "".join(_B32HEX[rng.getrandbits(5)] for _ in range(26))
+
+
+def meeting_times(stream: EventStream, ms: int, timezone: str) -> tuple[datetime, datetime]:
+    """(start, end) of a meeting created at ``ms``: office hours in ``timezone`` on a weekday
+    a few days later, 15-90 minutes long."""
+    rng, ri = stream.rng, stream.ri
+    tz = _zone(timezone)
+    local = datetime.fromtimestamp(ms / 1000, tz) + timedelta(days=ri(1, 15))
+    if local.weekday() >= 5:  # meetings happen on weekdays
+        local += timedelta(days=7 - local.weekday())
+    start = local.replace(hour=ri(8, 18), minute=rng.choice((0, 0, 30)), second=0, microsecond=0)
+    start = datetime.fromtimestamp(start.timestamp(), tz)  # re-resolve the UTC offset
+    end = start + timedelta(minutes=rng.choice((15, 30, 30, 45, 60, 60, 90)))
+    return start, end
+
+
+def event_resource(
+    stream: EventStream,
+    eid: str,
+    ms: int,
+    organizer: str,
+    creator: dict,
+    summary: str,
+    times: tuple[datetime, datetime],
+    timezone: str,
+    attendees: list[dict],
+) -> dict:
+    """The ``calendar#event`` resource of event ``eid`` created at ``ms`` by ``organizer``'s
+    calendar (a Meet link on 60% of them)."""
+    rng = stream.rng
+    start, end = times
+    stamp = stream.clock.z(ms)
+    eid_b64 = base64.urlsafe_b64encode(f"{eid} {organizer}".encode()).decode().rstrip("=")
+    payload = {
+        "kind": "calendar#event",
+        "etag": f'"{3400000000000000 + ms}"',
+        "id": eid,
+        "status": "confirmed",
+        "htmlLink": f"https://www.google.com/calendar/event?eid={eid_b64}",
+        "created": stamp,
+        "updated": stamp,
+        "summary": summary,
+        "creator": creator,
+        "organizer": {"email": organizer, "self": True},
+        "start": {"dateTime": start.isoformat(), "timeZone": timezone},
+        "end": {"dateTime": end.isoformat(), "timeZone": timezone},
+        "iCalUID": f"{eid}@google.com",
+        "sequence": 0,
+        "attendees": attendees,
+        "reminders": {"useDefault": True},
+        "eventType": "default",
+    }
+    if rng.random() < 0.6:
+        code = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(10))
+        payload["hangoutLink"] = f"https://meet.google.com/{code[:3]}-{code[3:7]}-{code[7:]}"
+    return payload
 
 
 class CalendarSource:
@@ -104,7 +168,7 @@ class CalendarSource:
         self, org: Person, chosen: list[Person], ms: int, internal: bool
     ) -> tuple[dict, Owners]:
         rng = self.rng
-        eid = "".join(_B32HEX[rng.getrandbits(5)] for _ in range(26))
+        eid = event_id(rng)
         org_email = org.work_email
         assert org_email is not None
         attendees: list[dict] = []
@@ -146,15 +210,7 @@ class CalendarSource:
                     "responseStatus": "accepted",
                 }
             )
-        tz = _zone(org.timezone)
-        local = datetime.fromtimestamp(ms / 1000, tz) + timedelta(days=self.ri(1, 15))
-        if local.weekday() >= 5:  # meetings happen on weekdays
-            local += timedelta(days=7 - local.weekday())
-        start = local.replace(
-            hour=self.ri(8, 18), minute=rng.choice((0, 0, 30)), second=0, microsecond=0
-        )
-        start = datetime.fromtimestamp(start.timestamp(), tz)  # re-resolve the UTC offset
-        end = start + timedelta(minutes=rng.choice((15, 30, 30, 45, 60, 60, 90)))
+        times = meeting_times(self.stream, ms, org.timezone)
         if internal:
             summary = rng.choice(_MEETING_TITLES_INTERNAL)
         else:
@@ -162,28 +218,8 @@ class CalendarSource:
             a_name = org.company.short if org.company else org.family_name
             b_name = other.company.short if other.company else other.family_name
             summary = rng.choice(_MEETING_TITLES_EXTERNAL).format(a=a_name, b=b_name)
-        stamp = self.clock.z(ms)
-        eid_b64 = base64.urlsafe_b64encode(f"{eid} {org_email}".encode()).decode().rstrip("=")
-        payload = {
-            "kind": "calendar#event",
-            "etag": f'"{3400000000000000 + ms}"',
-            "id": eid,
-            "status": "confirmed",
-            "htmlLink": f"https://www.google.com/calendar/event?eid={eid_b64}",
-            "created": stamp,
-            "updated": stamp,
-            "summary": summary,
-            "creator": {"email": org_email, "self": True},
-            "organizer": {"email": org_email, "self": True},
-            "start": {"dateTime": start.isoformat(), "timeZone": org.timezone},
-            "end": {"dateTime": end.isoformat(), "timeZone": org.timezone},
-            "iCalUID": f"{eid}@google.com",
-            "sequence": 0,
-            "attendees": attendees,
-            "reminders": {"useDefault": True},
-            "eventType": "default",
-        }
-        if rng.random() < 0.6:
-            code = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(10))
-            payload["hangoutLink"] = f"https://meet.google.com/{code[:3]}-{code[3:7]}-{code[7:]}"
+        creator = {"email": org_email, "self": True}
+        payload = event_resource(
+            self.stream, eid, ms, org_email, creator, summary, times, org.timezone, attendees
+        )
         return payload, tuple(owners)

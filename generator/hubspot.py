@@ -15,7 +15,25 @@ from idgraph.generator.model import Person
 from idgraph.generator.names import promoted_title
 from idgraph.generator.variation import Variation
 
-__all__ = ["HubSpotSource"]
+__all__ = ["HubSpotSource", "contact_object", "contact_version"]
+
+
+def contact_object(hid: str, props: dict, created_z: str, updated_z: str) -> dict:
+    """A contact object: ``id``, ``properties``, ``createdAt``/``updatedAt``, not archived."""
+    return {
+        "id": hid,
+        "properties": props,
+        "createdAt": created_z,
+        "updatedAt": updated_z,
+        "archived": False,
+    }
+
+
+def contact_version(prev: dict, props: dict, z: str) -> dict:
+    """A later version of contact object ``prev`` with properties ``props``, modified at ``z``
+    (``lastmodifieddate`` and ``updatedAt``)."""
+    props["lastmodifieddate"] = z
+    return contact_object(prev["id"], props, prev["createdAt"], z)
 
 
 class HubSpotSource:
@@ -47,33 +65,28 @@ class HubSpotSource:
             extra = ";".join(self.vary.email_variant(e) for e in others)
         created = self.stream.created_before(ms)
         created_z, updated_z = self.clock.z(created), self.clock.z(ms)
-        payload = {
-            "id": hid,
-            "properties": {
-                "address": addr["street"],
-                "city": addr["city"],
-                "company": self.vary.company_variant(p.company)
-                if p.company and rng.random() < 0.85
-                else None,
-                "country": addr["country"],
-                "createdate": created_z,
-                "date_of_birth": p.birth_date.isoformat() if rng.random() < 0.25 else None,
-                "email": email,
-                "firstname": self.vary.name_variant(p, True),
-                "hs_additional_emails": extra,
-                "hs_object_id": hid,
-                "jobtitle": p.job_title if rng.random() < 0.7 else None,
-                "lastmodifieddate": updated_z,
-                "lastname": self.vary.name_variant(p, False),
-                "mobilephone": mob,
-                "phone": phone,
-                "state": addr["state"],
-                "zip": addr["postal"],
-            },
-            "createdAt": created_z,
-            "updatedAt": updated_z,
-            "archived": False,
+        props = {
+            "address": addr["street"],
+            "city": addr["city"],
+            "company": self.vary.company_variant(p.company)
+            if p.company and rng.random() < 0.85
+            else None,
+            "country": addr["country"],
+            "createdate": created_z,
+            "date_of_birth": p.birth_date.isoformat() if rng.random() < 0.25 else None,
+            "email": email,
+            "firstname": self.vary.name_variant(p, True),
+            "hs_additional_emails": extra,
+            "hs_object_id": hid,
+            "jobtitle": p.job_title if rng.random() < 0.7 else None,
+            "lastmodifieddate": updated_z,
+            "lastname": self.vary.name_variant(p, False),
+            "mobilephone": mob,
+            "phone": phone,
+            "state": addr["state"],
+            "zip": addr["postal"],
         }
+        payload = contact_object(hid, props, created_z, updated_z)
         key = f"hubspot:{hid}"
         self.emit(ms, "hubspot", payload, key, p.person_id)
         n = 0 if rng.random() < 0.8 else (1 if rng.random() < 0.75 else 2)
@@ -93,14 +106,6 @@ class HubSpotSource:
             else:
                 props["firstname"] = p.given_name
                 props["lastname"] = p.family_name
-            z = self.clock.z(ms)
-            props["lastmodifieddate"] = z
-            new = {
-                "id": hid,
-                "properties": props,
-                "createdAt": prev["createdAt"],
-                "updatedAt": z,
-                "archived": False,
-            }
+            new = contact_version(prev, props, self.clock.z(ms))
             self.emit(ms, "hubspot", new, key, p.person_id)
             prev = new

@@ -3,7 +3,8 @@
 Contract: plain data plus pure helpers, no randomness of its own. :data:`NAME_POOLS` maps a
 name pool (``Country.name_pool``) to (male given names, female given names, family names);
 :data:`NICKNAMES` maps a formal given name to the informal forms some systems hold;
-:func:`promoted_title` draws a later job title from the ``random.Random`` it is given.
+:func:`promoted_title` draws a later job title and :func:`family_name` a family name from the
+``random.Random`` it is given.
 
 Every table is read by position (``rng.choice``), so reordering or editing an entry changes
 the population drawn for a seed.
@@ -21,6 +22,7 @@ __all__ = [
     "MIDDLE_NAMES_EN",
     "NAME_POOLS",
     "NICKNAMES",
+    "family_name",
     "promoted_title",
 ]
 
@@ -255,6 +257,17 @@ JOB_TITLES = tuple(
     )
 )
 _SENIOR_PREFIXES = ("Senior ", "Lead ", "Principal ", "Head of ")
+
+
+def family_name(rng: random.Random, country: str, names: list[str]) -> str:
+    """A family name from ``names`` (a pool's family names); in Spain (``country == "ES"``)
+    half the time two different ones, ``García López``."""
+    family = rng.choice(names)
+    if country == "ES" and rng.random() < 0.5:
+        second = rng.choice(names)
+        if second != family:
+            family = f"{family} {second}"
+    return family
 
 
 def promoted_title(rng: random.Random, title: str | None) -> str:

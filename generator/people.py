@@ -58,6 +58,7 @@ from idgraph.generator.names import (
     MIDDLE_NAMES_EN,
     NAME_POOLS,
     NICKNAMES,
+    family_name,
     promoted_title,
 )
 from idgraph.generator.phones import (
@@ -212,11 +213,7 @@ class PeopleFactory:
         if head is not None and rng.random() < 0.75:
             family = head.family_name
         else:
-            family = rng.choice(fam)
-            if cc.code == "ES" and rng.random() < 0.5:
-                second = rng.choice(fam)
-                if second != family:
-                    family = f"{family} {second}"
+            family = family_name(rng, cc.code, fam)
         middle = None
         if cc.name_pool == "en" and rng.random() < 0.35:
             middle = rng.choice(MIDDLE_NAMES_EN)
@@ -230,13 +227,7 @@ class PeopleFactory:
             cc.locales[0] if len(cc.locales) == 1 or rng.random() < 0.8 else rng.choice(cc.locales)
         )
 
-        if head is not None:
-            street, city_name, state, postal = head.street, head.city, head.state, head.postal_code
-            city = next((c for c in cc.cities if c.name == city_name), cc.cities[0])
-        else:
-            city = rng.choice(cc.cities)
-            street = addresses.street(rng, cc, city)
-            city_name, state, postal = city.name, city.state, addresses.postal_code(rng, cc, city)
+        city, street, city_name, state, postal = addresses.home(rng, cc, head)
 
         german = cc.code == "DE"
         employed = rng.random() < 0.85

@@ -1,6 +1,7 @@
 """Google Calendar API v3 Event resources of the real world, in the shape of
-:mod:`idgraph.generator.google_calendar` (``calendar#event`` with ``organizer``, ``creator``
-and ``attendees``).
+:mod:`idgraph.generator.google_calendar` and built by its helpers (``calendar#event`` with
+``organizer``, ``creator`` and ``attendees``; :func:`~idgraph.generator.google_calendar.meeting_times`,
+:func:`~idgraph.generator.google_calendar.event_resource`).
 
 Contract: :meth:`RealCalendar.fill` queues meetings organised by people with an employer
 (their work address at the meeting time: the old one before a job change, the new one
@@ -15,37 +16,20 @@ Draws only from the stream's ``random.Random``.
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from idgraph.generator.events import EventStream
-from idgraph.generator.realworld.ledger import Ledger, Marks
-from idgraph.generator.realworld.spelling import Spelling
-from idgraph.generator.realworld.world import Human, Org, World
+from idgraph.generator.google_calendar import event_id, event_resource, meeting_times
+from idgraph.generator.realworld.ledger import Builder, Marks
+from idgraph.generator.realworld.world import Human, Org
 
 __all__ = ["RealCalendar"]
 
-_B32HEX = "0123456789abcdefghijklmnopqrstuv"
 _INTERNAL = ("Weekly sync", "1:1", "Sprint planning", "Retro", "Roadmap review",
              "Hiring debrief", "Budget review", "Standup", "Design review", "All hands")
 _EXTERNAL = ("Intro call: {a} <> {b}", "{a} / {b} – demo", "QBR {b}", "Contract review with {b}",
              "{b} onboarding", "Partnership chat", "Follow-up: {b} pilot", "Joint workshop")
 
 
-class RealCalendar:
+class RealCalendar(Builder):
     """Meetings inside one company and across several."""
-
-    def __init__(self, world: World, stream: EventStream, spelling: Spelling, ledger: Ledger
-                 ) -> None:
-        self.world = world
-        self.stream = stream
-        self.spell = spelling
-        self.ledger = ledger
-        self.rng = stream.rng
-        self.ri = stream.ri
-        self.clock = stream.clock
-        self._zones: dict[str, ZoneInfo] = {}
 
     def _staff(self, org: Org, ms: int, exclude: list[Human]) -> list[Human]:
         return [m for m in org.staff if m.org_at(ms) is org and m not in exclude]
@@ -85,7 +69,7 @@ class RealCalendar:
         rng = self.rng
         marks = Marks()
         norm = self.stream.email_key
-        eid = "".join(_B32HEX[rng.getrandbits(5)] for _ in range(26))
+        eid = event_id(rng)
         host_email = host.work_email_at(ms)
         assert host_email is not None
         owner: dict[str, str] = {}
@@ -129,20 +113,13 @@ class RealCalendar:
                 marks.add("room_account_attendee")
             attendees.append(a)
         creator = {"email": host_email, "self": True}
-        assistants = [m for m in org.staff if m.org_at(ms) is org and m not in people]
+        assistants = self._staff(org, ms, people)
         if assistants and rng.random() < 0.06:
             helper = rng.choice(assistants)
             creator = {"email": helper.work_email_at(ms)}
             marks.add("assistant_created_event")
 
-        tz = self._zone(host.p.timezone)
-        local = datetime.fromtimestamp(ms / 1000, tz) + timedelta(days=self.ri(1, 15))
-        if local.weekday() >= 5:
-            local += timedelta(days=7 - local.weekday())
-        start = local.replace(hour=self.ri(8, 18), minute=rng.choice((0, 0, 30)), second=0,
-                              microsecond=0)
-        start = datetime.fromtimestamp(start.timestamp(), tz)
-        end = start + timedelta(minutes=rng.choice((15, 30, 30, 45, 60, 60, 90)))
+        times = meeting_times(self.stream, ms, host.p.timezone)
         if internal:
             summary = rng.choice(_INTERNAL)
         else:
@@ -150,34 +127,7 @@ class RealCalendar:
             guest_org = guest.org_at(ms)
             b = guest_org.company.short if guest_org is not None else guest.p.family_name
             summary = rng.choice(_EXTERNAL).format(a=org.company.short, b=b)
-        stamp = self.clock.z(ms)
-        eid_b64 = base64.urlsafe_b64encode(f"{eid} {host_email}".encode()).decode().rstrip("=")
-        payload = {
-            "kind": "calendar#event",
-            "etag": f'"{3400000000000000 + ms}"',
-            "id": eid,
-            "status": "confirmed",
-            "htmlLink": f"https://www.google.com/calendar/event?eid={eid_b64}",
-            "created": stamp,
-            "updated": stamp,
-            "summary": summary,
-            "creator": creator,
-            "organizer": {"email": host_email, "self": True},
-            "start": {"dateTime": start.isoformat(), "timeZone": host.p.timezone},
-            "end": {"dateTime": end.isoformat(), "timeZone": host.p.timezone},
-            "iCalUID": f"{eid}@google.com",
-            "sequence": 0,
-            "attendees": attendees,
-            "reminders": {"useDefault": True},
-            "eventType": "default",
-        }
-        if rng.random() < 0.6:
-            code = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(10))
-            payload["hangoutLink"] = f"https://meet.google.com/{code[:3]}-{code[3:7]}-{code[7:]}"
+        payload = event_resource(
+            self.stream, eid, ms, host_email, creator, summary, times, host.p.timezone, attendees
+        )
         self.ledger.emit(ms, "google_calendar", payload, owner, marks)
-
-    def _zone(self, name: str) -> ZoneInfo:
-        z = self._zones.get(name)
-        if z is None:
-            z = self._zones[name] = ZoneInfo(name)
-        return z

@@ -22,11 +22,13 @@ personal address kept on one of them) and the old Contact marked bounced
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from idgraph.generator.emails import canonical_email
 from idgraph.generator.events import DAY_MS, HOUR_MS, MIN_MS, EventStream
+from idgraph.generator.hubspot import contact_object, contact_version
 from idgraph.generator.names import promoted_title
-from idgraph.generator.realworld.ledger import Ledger, Marks
+from idgraph.generator.realworld.ledger import Builder, Ledger, Marks
 from idgraph.generator.realworld.spelling import Spelling
 from idgraph.generator.realworld.traps import Tally
 from idgraph.generator.realworld.world import Human, Org, World
@@ -54,7 +56,19 @@ class CrmRecord:
     ms: int  # first seen
 
 
-class CrmSource:
+class _Fields(NamedTuple):
+    """The person values of one CRM record, as written (drawn by :meth:`CrmSource._fields`)."""
+
+    addr: dict[str, str | None]
+    known: bool
+    first: str
+    last: str
+    phone: str | None
+    mobile: str | None
+    home: str | None
+
+
+class CrmSource(Builder):
     """Salesforce Contacts/Leads and HubSpot contacts, person by person."""
 
     def __init__(
@@ -66,15 +80,9 @@ class CrmSource:
         ledger: Ledger,
         tally: Tally,
     ) -> None:
-        self.world = world
-        self.stream = stream
+        super().__init__(world, stream, spelling, ledger)
         self.vary = vary
-        self.spell = spelling
-        self.ledger = ledger
         self.tally = tally
-        self.rng = stream.rng
-        self.ri = stream.ri
-        self.clock = stream.clock
         self.ids = SalesforceSource(stream, vary)  # Salesforce ID allocation
         self.accounts: dict[str, str] = {}  # company domain / placeholder name -> Account Id
         self.records: list[CrmRecord] = []
@@ -181,6 +189,23 @@ class CrmSource:
             home = self.vary.phone_text(own_line, known)
         return phone, mob, home
 
+    def _fields(self, h: Human, org: Org | None, ms: int, p_known: float, marks: Marks
+                ) -> _Fields:
+        """Address fields (as known with probability ``p_known``), name and phones of a
+        record of ``h`` at ``ms``."""
+        addr, known = self.vary.address_fields(h.p, p_known)
+        first, last = self.spell.name(h, marks)
+        return _Fields(addr, known, first, last, *self._phones(h, org, ms, known, marks))
+
+    def _queue(self, source: str, record_id: str, payload: dict, email: str | None, h: Human,
+               ms: int, marks: Marks) -> bool:
+        """Emit the first version of a record of ``h`` and list it in :attr:`records`;
+        False when ``ms`` is past the window."""
+        if not self.ledger.emit(ms, source, payload, h.entity, marks):
+            return False
+        self.records.append(CrmRecord(source, record_id, email, h, ms))
+        return True
+
     def _account(self, key: str) -> str:
         aid = self.accounts.get(key)
         if aid is None:
@@ -204,9 +229,8 @@ class CrmSource:
         rng = self.rng
         marks = Marks()
         sid = self.ids.new_id("003")
-        addr, known = self.vary.address_fields(h.p, 0.75)
-        first, last = self.spell.name(h, marks)
-        phone, mob, home = self._phones(h, org, ms, known, marks)
+        f = self._fields(h, org, ms, 0.75, marks)
+        addr = f.addr
         if email is None:
             email = self.crm_email(h, ms, 0.3 if duplicate else (0.8 if org else 0.0), marks)
         else:
@@ -230,13 +254,13 @@ class CrmSource:
         payload = {
             "attributes": {"type": "Contact", "url": f"{_SF_API}/sobjects/Contact/{sid}"},
             "Id": sid,
-            "FirstName": first,
+            "FirstName": f.first,
             "MiddleName": h.p.middle_name if h.p.middle_name and rng.random() < 0.4 else None,
-            "LastName": last,
+            "LastName": f.last,
             "Email": email,
-            "Phone": phone,
-            "MobilePhone": mob,
-            "HomePhone": home,
+            "Phone": f.phone,
+            "MobilePhone": f.mobile,
+            "HomePhone": f.home,
             "Title": h.title_at(ms) if org is not None else None,
             "Birthdate": h.p.birth_date.isoformat() if rng.random() < 0.3 else None,
             "MailingStreet": addr["street"],
@@ -246,18 +270,11 @@ class CrmSource:
             "MailingCountry": addr["country"],
             "AccountId": aid,
             "Account": account,
-            "HasOptedOutOfEmail": False,
-            "EmailBouncedReason": None,
-            "EmailBouncedDate": None,
-            "CreatedDate": self.clock.sf(created),
-            "LastModifiedDate": stamp,
-            "SystemModstamp": stamp,
-            "IsDeleted": False,
+            **self._sf_flags(created, stamp),
         }
-        if not self.ledger.emit(ms, "salesforce", payload, h.entity, marks):
+        if not self._queue("salesforce", sid, payload, email, h, ms, marks):
             return None
-        self.records.append(CrmRecord("salesforce", sid, email, h, ms))
-        self._sf_updates(h, payload, ms, known)
+        self._sf_updates(h, payload, ms, f.known)
         return sid
 
     def sf_lead(
@@ -274,9 +291,8 @@ class CrmSource:
         rng = self.rng
         marks = Marks()
         sid = self.ids.new_id("00Q")
-        addr, known = self.vary.address_fields(h.p, 0.6)
-        first, last = self.spell.name(h, marks)
-        phone, mob, home = self._phones(h, org, ms, known, marks)
+        f = self._fields(h, org, ms, 0.6, marks)
+        addr = f.addr
         email = self.crm_email(h, ms, 0.5, marks)
         if org is not None:
             company = self.vary.company_variant(org.company)
@@ -294,12 +310,12 @@ class CrmSource:
         payload = {
             "attributes": {"type": "Lead", "url": f"{_SF_API}/sobjects/Lead/{sid}"},
             "Id": sid,
-            "FirstName": first,
+            "FirstName": f.first,
             "MiddleName": None,
-            "LastName": last,
+            "LastName": f.last,
             "Email": email,
-            "Phone": phone or home,
-            "MobilePhone": mob,
+            "Phone": f.phone or f.home,
+            "MobilePhone": f.mobile,
             "Title": h.title_at(ms) if org is not None and rng.random() < 0.7 else None,
             "Company": company,
             "Street": addr["street"],
@@ -315,6 +331,18 @@ class CrmSource:
                 self.accounts.get(org.company.domain) if converted_to and org else None
             ),
             "ConvertedDate": stamp[:10] if converted_to else None,
+            **self._sf_flags(created, stamp),
+        }
+        if not self._queue("salesforce", sid, payload, email, h, ms, marks):
+            return None
+        if converted_to is None:
+            self._sf_updates(h, payload, ms, f.known)
+        return sid
+
+    def _sf_flags(self, created: int, stamp: str) -> dict:
+        """The fields that end every Contact and Lead: opt-out and bounce flags (not yet),
+        ``CreatedDate`` and the modification stamps."""
+        return {
             "HasOptedOutOfEmail": False,
             "EmailBouncedReason": None,
             "EmailBouncedDate": None,
@@ -323,12 +351,6 @@ class CrmSource:
             "SystemModstamp": stamp,
             "IsDeleted": False,
         }
-        if not self.ledger.emit(ms, "salesforce", payload, h.entity, marks):
-            return None
-        self.records.append(CrmRecord("salesforce", sid, email, h, ms))
-        if converted_to is None:
-            self._sf_updates(h, payload, ms, known)
-        return sid
 
     def _sf_updates(self, h: Human, payload: dict, ms: int, known: bool) -> None:
         """Later versions of a record: 0-2 edits, and the bounce flag once a job changer's
@@ -388,9 +410,8 @@ class CrmSource:
             self._hs_next = self.ri(1000, 90000)
         self._hs_next += self.ri(1, 60)
         hid = str(self._hs_next)
-        addr, known = self.vary.address_fields(h.p, 0.55)
-        first, last = self.spell.name(h, marks)
-        office, mob, home = self._phones(h, org, ms, known, marks)
+        f = self._fields(h, org, ms, 0.55, marks)
+        addr = f.addr
         if email is None:
             email = self.crm_email(h, ms, 0.55 if org else 0.0, marks)
         else:
@@ -413,34 +434,28 @@ class CrmSource:
             company = None
         created = ms if fresh else self.stream.created_before(ms)
         created_z, updated_z = self.clock.z(created), self.clock.z(ms)
-        payload = {
-            "id": hid,
-            "properties": {
-                "address": addr["street"],
-                "city": addr["city"],
-                "company": company,
-                "country": addr["country"],
-                "createdate": created_z,
-                "date_of_birth": h.p.birth_date.isoformat() if rng.random() < 0.2 else None,
-                "email": email,
-                "firstname": first,
-                "hs_additional_emails": additional,
-                "hs_object_id": hid,
-                "jobtitle": h.title_at(ms) if org is not None and rng.random() < 0.7 else None,
-                "lastmodifieddate": updated_z,
-                "lastname": last,
-                "mobilephone": mob,
-                "phone": office or home,
-                "state": addr["state"],
-                "zip": addr["postal"],
-            },
-            "createdAt": created_z,
-            "updatedAt": updated_z,
-            "archived": False,
+        props = {
+            "address": addr["street"],
+            "city": addr["city"],
+            "company": company,
+            "country": addr["country"],
+            "createdate": created_z,
+            "date_of_birth": h.p.birth_date.isoformat() if rng.random() < 0.2 else None,
+            "email": email,
+            "firstname": f.first,
+            "hs_additional_emails": additional,
+            "hs_object_id": hid,
+            "jobtitle": h.title_at(ms) if org is not None and rng.random() < 0.7 else None,
+            "lastmodifieddate": updated_z,
+            "lastname": f.last,
+            "mobilephone": f.mobile,
+            "phone": f.phone or f.home,
+            "state": addr["state"],
+            "zip": addr["postal"],
         }
-        if not self.ledger.emit(ms, "hubspot", payload, h.entity, marks):
+        payload = contact_object(hid, props, created_z, updated_z)
+        if not self._queue("hubspot", hid, payload, email, h, ms, marks):
             return None
-        self.records.append(CrmRecord("hubspot", hid, email, h, ms))
         n = 0 if rng.random() < 0.8 else (1 if rng.random() < 0.75 else 2)
         prev = payload
         for _ in range(n):
@@ -450,19 +465,11 @@ class CrmSource:
             if r < 0.4 and props.get("jobtitle"):
                 props["jobtitle"] = promoted_title(rng, props["jobtitle"])
             elif r < 0.7 and h.p.phones:
-                props["phone"] = self.vary.phone_text(rng.choice(h.p.phones), known)
+                props["phone"] = self.vary.phone_text(rng.choice(h.p.phones), f.known)
             else:
                 props["firstname"] = h.p.given_name
                 props["lastname"] = h.p.family_name
-            z = self.clock.z(ms)
-            props["lastmodifieddate"] = z
-            new = {
-                "id": hid,
-                "properties": props,
-                "createdAt": prev["createdAt"],
-                "updatedAt": z,
-                "archived": False,
-            }
+            new = contact_version(prev, props, self.clock.z(ms))
             if not self.ledger.emit(ms, "hubspot", new, h.entity):
                 break
             prev = new

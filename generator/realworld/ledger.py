@@ -11,19 +11,27 @@ and event IDs are exactly the engine's. A source without an adapter yet (``mandr
 by its documented rule (:func:`mandrill_record`). Record truth is the entity of most of a
 record's events (the first seen on a tie) unless a builder fixed it
 (:attr:`Ledger.record_owner`: a device's anonymous record belongs to its first user).
+:class:`Builder` is what the source builders that spell values share: the world, the stream
+(and its ``rng``/``ri``/``clock``), the :class:`~idgraph.generator.realworld.spelling.Spelling`
+and the ledger they emit to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from idgraph.core.errors import InvalidPayloadError
 from idgraph.generator.events import EventStream
 from idgraph.generator.realworld.traps import Tally
 from idgraph.resolver.normalize import Normalizer
 
-__all__ = ["Ledger", "Marks", "Owner", "mandrill_record"]
+if TYPE_CHECKING:
+    from idgraph.generator.realworld.spelling import Spelling
+    from idgraph.generator.realworld.world import World
+
+__all__ = ["Builder", "Ledger", "Marks", "Owner", "mandrill_record"]
 
 #: Who a payload's records are about: an entity ID, or normalised email -> entity ID.
 Owner = str | Mapping[str, str]
@@ -128,3 +136,17 @@ class Ledger:
                 best = max(per.values())
                 truth[key] = next(e for e, n in per.items() if n == best)
         return events, rows, truth
+
+
+class Builder:
+    """A source builder: the world, the stream, the spelling and the ledger it emits to."""
+
+    def __init__(self, world: World, stream: EventStream, spelling: Spelling, ledger: Ledger
+                 ) -> None:
+        self.world = world
+        self.stream = stream
+        self.spell = spelling
+        self.ledger = ledger
+        self.rng = stream.rng
+        self.ri = stream.ri
+        self.clock = stream.clock

@@ -21,12 +21,10 @@ import base64
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from idgraph.generator.events import EventStream
 from idgraph.generator.ids import hex_id, uuid4_str
-from idgraph.generator.realworld.ledger import Ledger, Marks
+from idgraph.generator.realworld.ledger import Builder, Marks
 from idgraph.generator.realworld.sendgrid import Message
-from idgraph.generator.realworld.spelling import Spelling
-from idgraph.generator.realworld.world import Human, World
+from idgraph.generator.realworld.world import Human
 
 __all__ = ["INBOUND_ADDRESS", "MandrillSource"]
 
@@ -86,17 +84,8 @@ _REPLIES = (
 _REPLY_RATE = {"sales_sequence": 0.1, "transactional": 0.02, "hubspot": 0.04}
 
 
-class MandrillSource:
+class MandrillSource(Builder):
     """Inbound replies and auto-replies to delivered SendGrid messages."""
-
-    def __init__(self, world: World, stream: EventStream, spelling: Spelling, ledger: Ledger
-                 ) -> None:
-        self.world = world
-        self.stream = stream
-        self.spell = spelling
-        self.ledger = ledger
-        self.rng = stream.rng
-        self.ri = stream.ri
 
     def replies(self, messages: list[Message]) -> None:
         rng = self.rng

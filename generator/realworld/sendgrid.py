@@ -31,7 +31,7 @@ from idgraph.generator.emails import canonical_email
 from idgraph.generator.events import EventStream
 from idgraph.generator.ids import hex_id
 from idgraph.generator.realworld.crm import CrmRecord
-from idgraph.generator.realworld.ledger import Ledger, Marks
+from idgraph.generator.realworld.ledger import Builder, Ledger, Marks
 from idgraph.generator.realworld.spelling import Spelling
 from idgraph.generator.realworld.traps import Tally
 from idgraph.generator.realworld.world import Human, Mailbox, World
@@ -92,7 +92,7 @@ class Message:
     category: list[str]
 
 
-class RealSendGrid:
+class RealSendGrid(Builder):
     """Mail to people's and shared addresses, with custom arguments."""
 
     def __init__(
@@ -103,13 +103,8 @@ class RealSendGrid:
         ledger: Ledger,
         tally: Tally,
     ) -> None:
-        self.world = world
-        self.stream = stream
-        self.spell = spelling
-        self.ledger = ledger
+        super().__init__(world, stream, spelling, ledger)
         self.tally = tally
-        self.rng = stream.rng
-        self.ri = stream.ri
         self.delivered: list[Message] = []
         self._dead: dict[str, int] = {}  # canonical address -> dies at (unix s)
         self._bounced: set[str] = set()

@@ -41,6 +41,7 @@ from idgraph.generator.names import (
     MIDDLE_NAMES_EN,
     NAME_POOLS,
     NICKNAMES,
+    family_name,
     promoted_title,
 )
 from idgraph.generator.people import PeopleFactory
@@ -430,11 +431,7 @@ class _Builder:
                 elif pool == "de" and rng.random() < 0.07:
                     family = "Müller"
                 else:
-                    family = rng.choice(fam)
-                    if cc.code == "ES" and rng.random() < 0.5:
-                        second = rng.choice(fam)
-                        if second != family:
-                            family = f"{family} {second}"
+                    family = family_name(rng, cc.code, fam)
         middle = None
         if pool == "en" and rng.random() < 0.3:
             middle = rng.choice(MIDDLE_NAMES_EN)
@@ -442,15 +439,9 @@ class _Builder:
         locale = cc.locales[0] if len(cc.locales) == 1 or rng.random() < 0.8 else (
             rng.choice(cc.locales)
         )
-        if head is not None:
-            street, city_name, state, postal = (
-                head.p.street, head.p.city, head.p.state, head.p.postal_code
-            )
-            city = next((c for c in cc.cities if c.name == city_name), cc.cities[0])
-        else:
-            city = rng.choice(cc.cities)
-            street = addresses.street(rng, cc, city)
-            city_name, state, postal = city.name, city.state, addresses.postal_code(rng, cc, city)
+        city, street, city_name, state, postal = addresses.home(
+            rng, cc, head.p if head is not None else None
+        )
 
         german = cc.code == "DE"
         org: Org | None = None
