@@ -545,6 +545,102 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segment_file(path: str) -> dict:
+    """Named definitions from a TOML file: ``[segments."NAME"] definition = \"\"\"...\"\"\"``.
+
+    Raises ConfigError naming the file, the segment and, for the definition's text, its
+    line and column."""
+    import tomllib
+
+    from idgraph.segments import SegmentError, parse
+
+    _check_inputs([path])
+    with _on_path(path), open(path, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not TOML: {exc}") from None
+    table = data.get("segments")
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f'{path}: no [segments."NAME"] tables with a definition')
+    out = {}
+    for name, body in table.items():
+        text = body.get("definition") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            raise ConfigError(f"{path}: segment {name!r}: definition must be a string")
+        try:
+            out[name] = parse(text)
+        except SegmentError as exc:
+            raise ConfigError(f"{path}: segment {name!r}: {exc}") from None
+    return out
+
+
+def cmd_segments_check(args: argparse.Namespace) -> int:
+    """Parse a definitions file; print each definition's canonical text and JSON."""
+    from idgraph.segments import SegmentDependencies, SegmentError, to_json, to_text
+
+    definitions = _segment_file(args.file)
+    try:
+        order = SegmentDependencies(definitions).evaluation_order()
+    except SegmentError as exc:
+        raise ConfigError(f"{args.file}: {exc}") from None
+    print(json.dumps({name: {"text": to_text(definitions[name]),
+                             "json": to_json(definitions[name])} for name in order}, indent=2))
+    return 0
+
+
+def cmd_segments_preview(args: argparse.Namespace) -> int:
+    """The exact count of each definition over the stored profiles, sample members with
+    why they matched, identifier types and overlaps (reads the store only)."""
+    from datetime import UTC, datetime
+
+    from idgraph.engine.segment_preview import live_profiles, preview
+    from idgraph.segments import SegmentError
+
+    definitions = _segment_file(args.file)
+    settings = _settings(args)
+    store = _open_reader(settings)
+    try:
+        queries = _queries(settings, store)
+
+        def fold(pid: str):
+            try:
+                return queries.profile(pid)
+            except NotFoundError:
+                return None
+
+        pids = sorted(set(store.record_profiles().values()))
+        try:
+            views, evaluated = preview(definitions, live_profiles(pids, fold),
+                                       datetime.now(UTC), samples=args.samples)
+        except SegmentError as exc:
+            raise ConfigError(f"{args.file}: {exc}") from None
+    finally:
+        store.close()
+    names = [args.name] if args.name else list(views)
+    if args.name and args.name not in views:
+        raise ConfigError(f"{args.file}: no segment named {args.name!r}")
+    report = {name: {"count": views[name].count, "profiles_evaluated": evaluated,
+                     "identifier_types": dict(views[name].identifier_types.most_common()),
+                     "overlap": dict(views[name].overlap.most_common()),
+                     "samples": [{"profile_id": m.profile_id, "region": m.region,
+                                  "why": m.clauses} for m in views[name].samples]}
+              for name in names}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for name, r in report.items():
+        print(f"{name}: {r['count']} of {evaluated} profiles")
+        if r["identifier_types"]:
+            print("  members with: " + ", ".join(f"{t} {n}" for t, n in
+                                                 r["identifier_types"].items()))
+        if r["overlap"]:
+            print("  also in: " + ", ".join(f"{o} {n}" for o, n in r["overlap"].items()))
+        for m in r["samples"]:
+            print(f"  {m['profile_id']} ({m['region']}): " + "; ".join(m["why"]))
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Print the effective settings (defaults, file, environment and flags merged) as JSON;
     secrets (passwords, tokens) are shown as ``**********``."""
@@ -681,6 +777,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("segments", help="segment definitions: check a file, preview it")
+    seg = p.add_subparsers(dest="segments_command", required=True)
+    s = seg.add_parser("check", parents=[common],
+                       help='parse a TOML file of [segments."NAME"] definitions')
+    s.add_argument("file")
+    s.set_defaults(func=cmd_segments_check)
+    s = seg.add_parser("preview", parents=[common],
+                       help="exact counts over the stored profiles, samples with why")
+    s.add_argument("file")
+    s.add_argument("--name", help="only this segment (the file's others may be used by it)")
+    s.add_argument("--samples", type=int, default=20)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_segments_preview)
 
     p = sub.add_parser("settings", parents=[common],
                        help="print the effective settings as JSON (secrets masked)")

@@ -1,0 +1,118 @@
+"""Segments over stored profiles: what a segment sees of a profile, the exact preview and
+the CLI's check and preview commands (the real engine and store, no fake)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from helpers import record
+
+from idgraph.cli import main
+from idgraph.engine import Engine
+from idgraph.engine.segment_preview import preview, profile_facts
+from idgraph.segments import parse
+from idgraph.settings import Settings
+
+PEOPLE = [
+    # an EU contact who may be emailed, with a CRM ID and a phone
+    record("salesforce", "003A", "e1", 100, ["crm:salesforce:003A", "email:anna@acme.de",
+                                            "phone:+4930123456"],
+           consent={"email": True}, given_name="Anna", family_name="Meyer", country="DE"),
+    # an EU app user who withdrew email consent
+    record("segment", "u1", "e2", 200, ["user:segment:u1", "email:jo@x.fr"],
+           consent={"email": False}, given_name="Jo", country="FR"),
+    # a US contact, consent never asked
+    record("hubspot", "51", "e3", 300, ["crm:hubspot:51", "email:sam@x.com"],
+           given_name="Sam", country="US"),
+]
+FILE = """
+[segments."EU with CRM"]
+definition = '''region in ("eu") and has_identifier(crm)'''
+
+[segments."EU mailable"]
+definition = '''
+(region in ("eu") or in_segment("EU with CRM"))
+and consent("email") = granted
+'''
+
+[segments."Not asked"]
+definition = '''consent("email") = unknown and not in_segment("EU with CRM")'''
+"""
+
+
+@pytest.fixture()
+def stored(tmp_path) -> Settings:
+    settings = Settings(data_dir=tmp_path / "d")
+    with Engine(settings) as engine:
+        engine.ingest(PEOPLE)
+    return settings
+
+
+def test_profile_facts_are_what_the_profile_shows(stored):
+    with Engine(stored) as engine:
+        anna = engine.queries.lookup("email:anna@acme.de").profile
+    facts = profile_facts(anna, lambda _name: False)
+    assert facts.region == "eu" and facts.consent == {"email": True}
+    assert ("crm:salesforce", "003A") in facts.identifiers
+    assert ("phone", "+4930123456") in facts.identifiers
+    assert facts.identifier_sources == {"salesforce"}
+    assert facts.attributes["given_name"] == "Anna"
+
+
+def test_preview_counts_match_a_computation_over_the_profiles(stored, tmp_path):
+    path = tmp_path / "segments.toml"
+    path.write_text(FILE)
+    with Engine(stored) as engine:
+        profiles = [engine.queries.profile(p) for p in engine.graph.profile_ids()]
+    definitions = {
+        "EU with CRM": parse('region in ("eu") and has_identifier(crm)'),
+        "EU mailable": parse('(region in ("eu") or in_segment("EU with CRM")) '
+                             'and consent("email") = granted'),
+        "Not asked": parse('consent("email") = unknown and not in_segment("EU with CRM")'),
+    }
+    views, evaluated = preview(definitions, profiles, datetime.now(UTC))
+    # the same questions asked of the profiles directly
+    eu_crm = {p.profile_id for p in profiles if p.region == "eu"
+              and any(i.type.startswith("crm:") for i in p.identifiers)}
+    mailable = {p.profile_id for p in profiles if p.consent.get("email") is True
+                and (p.region == "eu" or p.profile_id in eu_crm)}
+    not_asked = {p.profile_id for p in profiles if "email" not in p.consent} - eu_crm
+    assert evaluated == 3
+    assert {m.profile_id for m in views["EU with CRM"].samples} == eu_crm and len(eu_crm) == 1
+    assert views["EU mailable"].count == len(mailable) == 1
+    assert views["Not asked"].count == len(not_asked) == 1
+    assert views["EU with CRM"].overlap == {"EU mailable": 1}
+    assert views["EU with CRM"].samples[0].clauses == ['region in ("eu")',
+                                                       "has_identifier(crm)"]
+
+
+def test_cli_check_and_preview(stored, tmp_path, capsys):
+    path = tmp_path / "segments.toml"
+    path.write_text(FILE)
+    data = ["--data-dir", str(stored.data_dir)]
+    assert main(["segments", "check", str(path), *data]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert list(checked) == ["EU with CRM", "EU mailable", "Not asked"]  # dependency order
+    assert checked["EU with CRM"]["json"]["kind"] == "and"
+    assert main(["segments", "preview", str(path), "--json", *data]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {n: r["count"] for n, r in report.items()} == {
+        "EU with CRM": 1, "EU mailable": 1, "Not asked": 1}
+    assert report["EU with CRM"]["samples"][0]["why"] == ['region in ("eu")',
+                                                          "has_identifier(crm)"]
+
+
+def test_cli_names_the_segment_line_and_column_of_a_bad_definition(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[segments."Broken"]\ndefinition = """\nregion in ("eu")\nand country = = 3\n"""\n')
+    assert main(["segments", "check", str(path), "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "segment 'Broken'" in err and "line 2, column" in err and "expected" in err
+    loop = tmp_path / "loop.toml"
+    loop.write_text('[segments.A]\ndefinition = \'in_segment("B")\'\n'
+                    '[segments.B]\ndefinition = \'in_segment("A")\'\n')
+    assert main(["segments", "check", str(loop), "--data-dir", str(tmp_path / "d")]) == 2
+    cycle = capsys.readouterr().err
+    assert "'A' -> 'B' -> 'A'" in cycle or "'B' -> 'A' -> 'B'" in cycle
