@@ -603,11 +603,7 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
     try:
         queries = _queries(settings, store)
 
-        def fold(pid: str):
-            try:
-                return queries.profile(pid)
-            except NotFoundError:
-                return None
+        fold = queries.profile_with_all_events
 
         pids = sorted(set(store.record_profiles().values()))
         try:

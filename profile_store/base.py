@@ -13,6 +13,12 @@ profile's home region; writing or reading a profile of another region raises
 :class:`idgraph.core.errors.ResidencyError` (writes) or finds nothing (reads).
 
 Times are POSIX seconds (float, UTC).
+
+A record's doc (its stored form, :func:`dump_record` / :func:`record_events`) is the
+:class:`StoredRecord` as JSON, each of its ``events`` a positional array
+``[type, source, at, event_id, {properties}]`` rather than an object, so that a record
+holding hundreds of events stays compact. A doc written before events existed has no
+``events``: it loads with none.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -85,9 +92,29 @@ class ProfileChange:
     """Unique per change (set by the store's outbox): consumers deduplicate on it."""
 
 
+class RecordEvent(NamedTuple):
+    """One event of a source record, as the profile's timeline and segments see it.
+
+    ``type``: what happened (the record's :attr:`~idgraph.resolver.model.IdentityRecord.activity`:
+    ``Order Completed``, ``open``, ``contact``...); ``source``: the source kind; ``at``: event
+    time (POSIX seconds); ``event_id``: the source event's ID (unique per event);
+    ``properties``: its bounded properties (text or float values)."""
+
+    type: str
+    source: str
+    at: float
+    event_id: str
+    properties: dict[str, str | float]
+
+
 @dataclass(slots=True)
 class Profile:
-    """One person: a connected component of the identity graph, materialised."""
+    """One person: a connected component of the identity graph, materialised.
+
+    ``events`` is the activity timeline: the events of all its records merged in time
+    order (oldest first, newest last; ties by event ID), at most the newest
+    ``SurvivorshipSettings.profile_events_limit`` of them
+    (:meth:`~idgraph.profile_store.survivorship.ProfileBuilder.build`)."""
 
     profile_id: str
     region: str
@@ -101,6 +128,7 @@ class Profile:
     last_seen: float = 0.0
     event_count: int = 0
     updated_at: float = 0.0  # wall-clock time of the write that produced this version
+    events: list[RecordEvent] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -124,6 +152,9 @@ class StoredRecord:
     """identifier (or ``TYPE (field)`` when no value survived) -> why it was not attached."""
     home_region: str = ""
     """Home region of the profile the record belongs to: where the record is stored."""
+    events: list[RecordEvent] = field(default_factory=list)
+    """The record's events, in time order (oldest first; ties by event ID), bounded by
+    retention and count (:func:`~idgraph.profile_store.survivorship.add_event`)."""
 
 
 @dataclass(slots=True)
@@ -289,3 +320,21 @@ def decode_event(kind: str, subject: str, related: bytes | str, at: float,
     if isinstance(value, dict):
         return ProfileEvent(kind, subject, list(value["ids"]), at, seq, value.get("reason", ""))
     return ProfileEvent(kind, subject, value, at, seq)
+
+
+def _encode_event(obj: Any) -> Any:
+    """orjson ``default``: a :class:`RecordEvent` as its positional array."""
+    if type(obj) is RecordEvent:
+        return tuple(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def dump_record(record: StoredRecord) -> bytes:
+    """The stored doc of a record (module docstring): what both backends write."""
+    return orjson.dumps(record, default=_encode_event)
+
+
+def record_events(doc: dict) -> list[RecordEvent]:
+    """The events of a loaded record doc (none when the doc predates them)."""
+    raw = doc.get("events")
+    return list(map(RecordEvent._make, raw)) if raw else []

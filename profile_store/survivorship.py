@@ -5,6 +5,11 @@ that carried it, by *event time*, not arrival order: an older event arriving lat
 overwrite a newer value (it still counts as an event). Consent per purpose follows the same
 rule. Identifiers keep first and last seen.
 
+Events (:func:`add_event`): a record keeps its events in time order (ties by event ID),
+each once per event ID (a redelivered event carries its ID and time, and applying it again
+changes nothing), the ones at most ``event_retention_days`` older than the record's newest
+event, at most ``max_events_per_record`` (the newest), each with its properties bounded.
+
 Profile (:meth:`ProfileBuilder.build`): a fold over the profile's records. For each
 attribute the configured rule picks one value among the records' values:
 
@@ -14,16 +19,24 @@ attribute the configured rule picks one value among the records' values:
 * ``most_frequent``: the value held by most records; ties: most recent, then source.
 
 Every chosen value carries its provenance (source, record, event time, rule).
+
+The profile's ``events`` (its activity timeline) are its records' events merged in time
+order, the newest ``profile_events_limit`` of them (or all with ``all_events``); ties by
+event ID, so the same records give the same timeline whatever order they are read in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from itertools import islice
 
 from idgraph.profile_store.base import (
     AttributeValue,
     Profile,
     ProfileIdentifier,
+    RecordEvent,
     SourceCounter,
     StoredRecord,
 )
@@ -40,10 +53,71 @@ def new_record_state(rec: IdentityRecord, region: str) -> StoredRecord:
     )
 
 
+_DEFAULTS = SurvivorshipSettings()
+_DAY = 86_400.0
+
+
+def _event_order(event: RecordEvent) -> tuple[float, str]:
+    return event.at, event.event_id
+
+
+def add_event(events: list[RecordEvent], event: RecordEvent, retention_seconds: float,
+              max_events: int) -> bool:
+    """Insert ``event`` into ``events`` (kept in (time, event ID) order), then drop the
+    events more than ``retention_seconds`` older than the newest one and the oldest beyond
+    ``max_events``. Returns False, changing nothing, when an event with the same ID and
+    time is already there; True otherwise (even when the event itself is too old to keep)."""
+    key = (event.at, event.event_id)
+    if not events or key > _event_order(events[-1]):
+        events.append(event)  # the usual case: the newest event so far
+    else:
+        i = bisect_left(events, key, key=_event_order)
+        if i < len(events) and _event_order(events[i]) == key:
+            return False
+        events.insert(i, event)
+    cutoff = events[-1].at - retention_seconds
+    if events[0].at < cutoff:
+        del events[:bisect_left(events, cutoff, key=lambda e: e.at)]
+    if len(events) > max_events:
+        del events[:len(events) - max_events]
+    return True
+
+
+def bounded_properties(properties: dict[str, str | float], max_properties: int,
+                       max_chars: int) -> dict[str, str | float]:
+    """``properties`` without text (values or names) longer than ``max_chars``, and without
+    those beyond the first ``max_properties``."""
+    if len(properties) <= max_properties and all(
+            len(k) <= max_chars and (not isinstance(v, str) or len(v) <= max_chars)
+            for k, v in properties.items()):
+        return properties
+    out: dict[str, str | float] = {}
+    for k, v in properties.items():
+        if len(out) >= max_properties:
+            break
+        if len(k) <= max_chars and (not isinstance(v, str) or len(v) <= max_chars):
+            out[k] = v
+    return out
+
+
 def apply_event(state: StoredRecord, rec: IdentityRecord, linked: dict[str, bool],
-                blocked: dict[str, str] | None, region: str) -> None:
-    """Fold one event into its record's state (the event is known to be new)."""
+                blocked: dict[str, str] | None, region: str,
+                settings: SurvivorshipSettings | None = None) -> bool:
+    """Fold one event into its record's state and its events (bounded by ``settings``'
+    event fields; the defaults when None).
+
+    Returns False, changing nothing, when the record already holds this event (its ID and
+    time): a redelivered event is not counted twice even if it gets past the processed
+    event IDs."""
+    s = settings if settings is not None else _DEFAULTS
     t = rec.event_ts
+    props = rec.properties
+    if props:
+        props = bounded_properties(props, s.max_event_properties, s.max_event_property_chars)
+    event = RecordEvent(rec.activity, rec.source, t, rec.event_id, props)
+    if not add_event(state.events, event, s.event_retention_days * _DAY,
+                     s.max_events_per_record):
+        return False
     state.event_count += 1
     state.first_seen = min(state.first_seen, t)
     newest = t >= state.last_seen
@@ -73,6 +147,24 @@ def apply_event(state: StoredRecord, rec: IdentityRecord, linked: dict[str, bool
         state.rejected.update(blocked)
     for rej in rec.rejected:
         state.rejected[f"{rej.type} ({rej.field})"] = rej.reason
+    return True
+
+
+def merge_events(per_record: Sequence[list[RecordEvent]], limit: int | None
+                 ) -> list[RecordEvent]:
+    """Records' event lists (each in (time, event ID) order) merged into one in that order:
+    all of them (``limit`` None) or the newest ``limit``."""
+    lists = [events for events in per_record if events]
+    if not lists or limit == 0:
+        return []
+    if len(lists) == 1:
+        return lists[0][-limit:] if limit is not None else list(lists[0])
+    if limit is None:
+        return list(heapq.merge(*lists, key=_event_order))
+    newest = list(islice(heapq.merge(*map(reversed, lists), key=_event_order, reverse=True),
+                         limit))
+    newest.reverse()
+    return newest
 
 
 def identifier_type(key: str) -> str:
@@ -98,7 +190,9 @@ class ProfileBuilder:
         return rule
 
     def build(self, profile_id: str, region: str, records: Iterable[StoredRecord],
-              aliases: list[str], now: float) -> Profile:
+              aliases: list[str], now: float, *, all_events: bool = False) -> Profile:
+        """The folded profile; its ``events`` are the newest ``profile_events_limit`` of
+        its records' events, or every stored one with ``all_events`` (segment evaluation)."""
         unlisted = len(self._rank)
         # attribute -> value -> [record count, best source rank, latest time, record, source]
         cands: dict[str, dict[str, list]] = {}
@@ -106,10 +200,12 @@ class ProfileBuilder:
         counters: dict[str, list] = {}  # source -> [events, records, first, last]
         consent: dict[str, tuple[bool, float]] = {}
         record_keys: list[str] = []
+        timelines: list[list[RecordEvent]] = []
         first = last = None
         events = 0
         for rec in records:
             record_keys.append(rec.record_key)
+            timelines.append(rec.events)
             src = rec.source
             rank = self._rank.get(src, unlisted)
             for name, (value, t) in rec.attributes.items():
@@ -179,4 +275,6 @@ class ProfileBuilder:
             last_seen=last or 0.0,
             event_count=events,
             updated_at=now,
+            events=merge_events(
+                timelines, None if all_events else self._settings.profile_events_limit),
         )

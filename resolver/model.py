@@ -51,6 +51,16 @@ CANONICAL_ATTRIBUTES = (
     "national_id",  # a social-security/tax number from a file given to ``idgraph resolve``
 )
 
+#: An event property's value: text, or a number (every JSON number becomes a float).
+PropertyValue = str | float
+
+#: Default bounds of :attr:`IdentityRecord.properties` (what one event may carry): at most
+#: this many properties, each text value (and name) at most this many characters. Beyond
+#: them a property is dropped, never an error. Adapters apply them through
+#: :class:`~idgraph.resolver.adapters._common.RecordBuilder` (``property_limits``).
+MAX_EVENT_PROPERTIES = 16
+MAX_PROPERTY_CHARS = 256
+
 #: Source kinds the adapters understand.
 SOURCES = ("salesforce", "hubspot", "sendgrid", "segment", "google_calendar", "mandrill")
 
@@ -127,6 +137,14 @@ class IdentityRecord:
     (:data:`CANONICAL_ATTRIBUTES`) to display-normalised strings. ``region`` is filled by
     the engine's region policy when the adapter could not tell. ``consent`` maps a purpose
     (``email``, ``ads``, ``analytics``...) to granted/withdrawn as the source reported it.
+
+    ``event_type`` is what the adapter calls the event (``contact``, ``open``, ``track``,
+    ``attendee``...); ``event_name`` names what happened when the type is a generic call
+    (a Segment ``track``'s ``event``, ``Order Completed``), else empty; :attr:`activity`
+    is the type an event is kept under on the profile's timeline. ``properties`` are a
+    bounded set of event properties read from documented payload fields (an order's
+    ``revenue``, an email's ``campaign``; each adapter's docstring lists its own), bounded
+    by :data:`MAX_EVENT_PROPERTIES` and :data:`MAX_PROPERTY_CHARS`.
     """
 
     source: str
@@ -139,6 +157,13 @@ class IdentityRecord:
     consent: dict[str, bool] = field(default_factory=dict)
     event_type: str = ""
     rejected: tuple[RejectedIdentifier, ...] = ()
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
+    event_name: str = ""
+
+    @property
+    def activity(self) -> str:
+        """The event's type on the timeline: ``event_name`` when set, else ``event_type``."""
+        return self.event_name or self.event_type
 
     @property
     def record_key(self) -> str:

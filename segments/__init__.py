@@ -52,9 +52,9 @@ order)::
     event("purchase").within(90d).sum(amount) >= 500
     event("purchase").within(1d).max(amount) > 1000
     event("purchase").min(amount) < 5
-    event("email_opened").last(campaign) = "spring-sale"
+    event("open").last(campaign) = "spring-sale"
     event("page_viewed").within(7d).distinct(url) >= 10
-    event("email_opened").within(30d)          # at least once (same as .count() >= 1)
+    event("open").within(30d)          # at least once (same as .count() >= 1)
     did_not event("login").within(14d)         # not once in the last 14 days
     event("signup") then event("purchase") within 2h
     event("cart_added") then event("checkout") then event("purchase") within 1d
@@ -86,7 +86,7 @@ days and are not churned"::
 
     region in ("eu")
     and has_identifier(crm)
-    and event("email_opened").within(30d)
+    and event("open").within(30d)
     and consent("email") = granted
     and not in_segment("Churned")
 

@@ -106,7 +106,8 @@ class Engine:
                                                 backends.reviews, self.planner, backends.graph,
                                                 backends.store)
                 self.pipeline = IngestPipeline(self.planner, self.region_policy, backends.graph,
-                                               backends.store, self.materialiser, self.matching)
+                                               backends.store, self.materialiser, self.matching,
+                                               settings.survivorship)
                 self.session.catch_up = self._catch_up
                 self.session.abandon = self.materialiser.clear
                 self.materialiser.reconcile()

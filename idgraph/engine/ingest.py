@@ -17,6 +17,7 @@ from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
 from idgraph.graph.base import IdentityGraph
 from idgraph.profile_store.base import ProfileChange, ProfileStore
+from idgraph.profile_store.settings import SurvivorshipSettings
 from idgraph.profile_store.survivorship import apply_event, new_record_state
 from idgraph.resolver.adapters import adapt
 from idgraph.resolver.linking import LinkPlanner
@@ -88,8 +89,10 @@ class IngestPipeline:
 
     def __init__(self, planner: LinkPlanner, region_policy: RegionPolicy, graph: IdentityGraph,
                  store: ProfileStore, materialiser: Materialiser,
-                 matching: MatchingService) -> None:
+                 matching: MatchingService,
+                 survivorship: SurvivorshipSettings | None = None) -> None:
         self.planner = planner
+        self.survivorship = survivorship or SurvivorshipSettings()
         self.region_policy = region_policy
         self.graph = graph
         self.store = store
@@ -139,7 +142,8 @@ class IngestPipeline:
             if state is None:
                 state = states[rk] = new_record_state(r, r.region)
                 self.materialiser.remember(state)
-            apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region)
+            apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region,
+                        self.survivorship)
 
         # records outside the batch whose edge to a newly generic value stopped linking
         demoted = [(ident, rk) for ident, rk in plan.demoted if rk not in states]

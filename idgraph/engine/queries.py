@@ -52,13 +52,19 @@ class ProfileQueries:
         self._normalizer = normalizer
         self._builder = ProfileBuilder(survivorship or SurvivorshipSettings())
 
-    def _fold(self, profile_id: str) -> Profile | None:
+    def _fold(self, profile_id: str, all_events: bool = False) -> Profile | None:
         stored = self._store.get_profile(profile_id)
         if stored is None or not stored.records:
             return None
         head = stored.head
         return self._builder.build(head.profile_id, head.region, stored.records, stored.aliases,
-                                   head.updated_at)
+                                   head.updated_at, all_events=all_events)
+
+    def profile_with_all_events(self, profile_id: str) -> Profile | None:
+        """The folded live profile with every stored event of its records (what segment
+        evaluation reads; ``profile`` shows the newest ``profile_events_limit``); None if
+        gone."""
+        return self._fold(profile_id, all_events=True)
 
     def locate(self, identifier: str) -> Located:
         """Which profile (and which version of it) a typed identifier resolves to, without

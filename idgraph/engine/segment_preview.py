@@ -39,7 +39,7 @@ def profile_facts(profile: Profile, memberships: Callable[[str], bool]) -> Profi
     identifiers = [(i.type, i.identifier[len(i.type) + 1:]) for i in profile.identifiers]
     sources = {s for i in profile.identifiers for s in i.sources}
     events = [Event(e.type, e.source, datetime.fromtimestamp(e.at, UTC), dict(e.properties))
-              for e in getattr(profile, "events", ())]
+              for e in profile.events]
     return ProfileFacts(
         attributes={name: v.value for name, v in profile.attributes.items()},
         identifiers=identifiers, identifier_sources=sources, consent=dict(profile.consent),

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from idgraph.core.errors import BackendError, ResidencyError
-from idgraph.profile_store.base import StoreBatch, encode_related
+from idgraph.profile_store.base import StoreBatch, dump_record, encode_related
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.survivorship import identifier_type
 
@@ -216,11 +216,10 @@ class _Planner:
             self.heads[alias] = None
         for h in b.heads:
             self.heads[h.profile_id] = (h.region, h.updated_at, UNJUDGED)
-        dumps = orjson.dumps
         for r in b.records:
             old = self.records.get(r.record_key)
             self.records[r.record_key] = _Rec(
-                r.home_region, r.profile_id, r.last_seen, dumps(r),
+                r.home_region, r.profile_id, r.last_seen, dump_record(r),
                 old.idx if old is not None else {}, written=True, identifiers=r.identifiers)
         for ident, key, linked in b.identifier_links:
             rec = self.records.get(key)

@@ -76,6 +76,7 @@ from idgraph.profile_store.base import (
     StoredProfile,
     StoredRecord,
     decode_event,
+    record_events,
 )
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.clock import Clock
@@ -123,7 +124,7 @@ def _record_from_doc(doc: bytes, profile_id: str, home_region: str) -> StoredRec
         attributes={k: (v[0], v[1]) for k, v in d["attributes"].items()},
         consent={k: (v[0], v[1]) for k, v in d["consent"].items()},
         event_count=d["event_count"], first_seen=d["first_seen"], last_seen=d["last_seen"],
-        rejected=d.get("rejected", {}), home_region=home_region,
+        rejected=d.get("rejected", {}), home_region=home_region, events=record_events(d),
     )
 
 

@@ -36,7 +36,9 @@ from idgraph.profile_store.base import (
     StoredProfile,
     StoredRecord,
     decode_event,
+    dump_record,
     encode_related,
+    record_events,
 )
 
 _SCHEMA = """
@@ -102,6 +104,7 @@ def _record_from_doc(doc: dict, profile_id: str, home_region: str) -> StoredReco
         last_seen=doc["last_seen"],
         rejected=doc.get("rejected", {}),
         home_region=home_region,
+        events=record_events(doc),
     )
 
 
@@ -207,7 +210,7 @@ class SqliteProfileStore(ProfileStore):
                 db.executemany(
                     "INSERT OR REPLACE INTO records (record_key, profile_id, region, last_seen, doc)"
                     " VALUES (?,?,?,?,?)",
-                    [(r.record_key, r.profile_id, r.home_region, r.last_seen, dumps(r))
+                    [(r.record_key, r.profile_id, r.home_region, r.last_seen, dump_record(r))
                      for r in batch.records])
                 db.executemany(
                     "INSERT OR REPLACE INTO identifiers (identifier, record_key, linked)"

@@ -6,11 +6,19 @@ never contain field values.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from idgraph.core.errors import InvalidIdentifierError, InvalidPayloadError
-from idgraph.resolver.model import Identifier, IdentityRecord, RejectedIdentifier
+from idgraph.resolver.model import (
+    MAX_EVENT_PROPERTIES,
+    MAX_PROPERTY_CHARS,
+    Identifier,
+    IdentityRecord,
+    PropertyValue,
+    RejectedIdentifier,
+)
 from idgraph.resolver.normalize import NAME_PARTICLES, Normalizer
 
 _UTC = UTC
@@ -215,11 +223,53 @@ def custom_args(
             b.typed("crm:salesforce", raw, f"{path}{name}", strict=True)
 
 
+def property_value(raw: Any, *, text: bool = False,
+                   max_chars: int = MAX_PROPERTY_CHARS) -> PropertyValue | None:
+    """An event property's value, or None when it is unusable (dropped, never an error).
+
+    Numbers become floats (NaN and infinities are dropped); with ``text`` (IDs such as an
+    order or campaign ID) a number becomes its text instead (``1234``, not ``1234.0``).
+    Booleans become ``"true"``/``"false"``. Text is stripped; blank text and text longer
+    than ``max_chars`` are dropped (never truncated: a cut URL would be another URL). A list
+    is joined with ``,`` (SendGrid ``category``: ``["newsletter", "spring"]`` ->
+    ``"newsletter,spring"``) from its usable text items. Objects are dropped."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, (int, float)):
+        number = float(raw)
+        if not math.isfinite(number):
+            return None
+        if text:
+            return str(int(number)) if number.is_integer() else repr(number)
+        return number
+    if isinstance(raw, str):
+        value = raw.strip()
+    elif isinstance(raw, list):
+        parts = [p.strip() for p in raw if isinstance(p, str) and p.strip()]
+        value = ",".join(parts)
+    else:
+        return None
+    if not value or len(value) > max_chars:
+        return None
+    return value
+
+
 class RecordBuilder:
     """Collects one record's identifiers (deduplicated, in order), rejected identifiers,
-    attributes and consent, then builds the :class:`IdentityRecord`."""
+    attributes, consent and event properties, then builds the :class:`IdentityRecord`.
 
-    __slots__ = ("_seen", "attributes", "consent", "identifiers", "norm", "rejected", "source")
+    Properties are bounded by ``max_properties`` and ``max_property_chars`` (class
+    attributes, :data:`~idgraph.resolver.model.MAX_EVENT_PROPERTIES` and
+    :data:`~idgraph.resolver.model.MAX_PROPERTY_CHARS` unless set on an instance): the
+    first ones set are kept, the rest dropped."""
+
+    __slots__ = ("_seen", "attributes", "consent", "event_name", "identifiers", "norm",
+                 "properties", "rejected", "source")
+
+    max_properties = MAX_EVENT_PROPERTIES
+    max_property_chars = MAX_PROPERTY_CHARS
 
     def __init__(self, source: str, norm: Normalizer) -> None:
         self.source = source
@@ -229,6 +279,8 @@ class RecordBuilder:
         self.rejected: list[RejectedIdentifier] = []
         self.attributes: dict[str, str] = {}
         self.consent: dict[str, bool] = {}
+        self.properties: dict[str, PropertyValue] = {}
+        self.event_name = ""
 
     # identifiers --------------------------------------------------------------------
 
@@ -342,6 +394,30 @@ class RecordBuilder:
         for key, value in self.norm.birth_date(raw).items():
             self.attr(key, value)
 
+    # event properties ---------------------------------------------------------------
+
+    def prop(self, name: str, raw: Any, *, text: bool = False, number: bool = False) -> None:
+        """Set event property ``name`` from a raw payload value (:func:`property_value`),
+        unless it is already set, unusable, or the record already has ``max_properties``.
+        ``number``: a numeric string (``"27.50"``) becomes a float and other text is
+        dropped (amounts); ``text``: numbers become text (IDs)."""
+        props = self.properties
+        if name in props or len(props) >= self.max_properties:
+            return
+        if len(name) > self.max_property_chars or not name.strip():
+            return
+        value = property_value(raw, text=text, max_chars=self.max_property_chars)
+        if value is None:
+            return
+        if number and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return
+            if not math.isfinite(value):
+                return
+        props[name] = value
+
     # result -------------------------------------------------------------------------
 
     def key_error(self, field: str) -> InvalidPayloadError:
@@ -373,4 +449,6 @@ class RecordBuilder:
             consent=self.consent,
             event_type=event_type,
             rejected=tuple(self.rejected),
+            properties=self.properties,
+            event_name=self.event_name,
         )

@@ -8,6 +8,10 @@ other resources (``resource: true``, ``*.calendar.google.com`` addresses such as
 An event without any person (only rooms/calendars, or the ``{"id", "status":
 "cancelled"}`` stub an incremental sync returns for a deleted event) yields no records.
 When people are listed but none has a usable email, the payload is rejected.
+
+Event type: the person's role (``organizer`` or ``attendee``). Event properties: ``status``
+(the event's: ``confirmed``, ``tentative``, ``cancelled``) and ``response_status`` (the
+person's ``responseStatus``: ``accepted``, ``declined``, ``tentative``, ``needsAction``).
 """
 
 from __future__ import annotations
@@ -37,16 +41,16 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
         raise InvalidPayloadError(SOURCE, "kind", "not a calendar#event resource")
     event_id = req_str(SOURCE, payload, "id", "id")
     # "status" may be "cancelled": still valid, its people were on the invitation.
-    opt_str(SOURCE, payload, "status", "status")
+    status = opt_str(SOURCE, payload, "status", "status")
 
-    # Candidates: (field path, raw email, display name, role).
-    candidates: list[tuple[str, str, str | None, str]] = []
+    # Candidates: (field path, raw email, display name, role, response status).
+    candidates: list[tuple[str, str, str | None, str, object]] = []
     organizer = opt_dict(SOURCE, payload, "organizer", "organizer")
     if organizer is not None:
         email = opt_str(SOURCE, organizer, "email", "organizer.email")
         if email is not None and not _is_resource_address(email):
             display = opt_str(SOURCE, organizer, "displayName", "organizer.displayName")
-            candidates.append(("organizer.email", email, display, "organizer"))
+            candidates.append(("organizer.email", email, display, "organizer", None))
     attendees = payload.get("attendees")
     if attendees is not None and not isinstance(attendees, list):
         raise InvalidPayloadError(SOURCE, "attendees", "not a list")
@@ -62,7 +66,8 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
         display = opt_str(SOURCE, attendee, "displayName", f"{path}.displayName")
         is_organizer = opt_bool(SOURCE, attendee, "organizer", f"{path}.organizer")
         role = "organizer" if is_organizer else "attendee"
-        candidates.append((f"{path}.email", email, display, role))
+        candidates.append((f"{path}.email", email, display, role,
+                           attendee.get("responseStatus")))
 
     if not candidates:
         return []
@@ -74,7 +79,7 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     # Deduplicate people by normalised email; the organiser role and a display name win.
     people: dict[str, list] = {}
     rejected: list[tuple[str, str]] = []
-    for field, raw, display, role in candidates:
+    for field, raw, display, role, response in candidates:
         try:
             email = norm.email(raw)
         except InvalidIdentifierError as exc:
@@ -82,23 +87,27 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
             continue
         person = people.get(email)
         if person is None:
-            people[email] = [display, role]
+            people[email] = [display, role, response]
         else:
             if person[0] is None:
                 person[0] = display
             if role == "organizer":
                 person[1] = "organizer"
+            if person[2] is None:
+                person[2] = response
     if not people:
         reasons = "; ".join(reason for _, reason in rejected)
         raise InvalidPayloadError(SOURCE, "attendees", f"no usable identifier ({reasons})")
 
     records = []
-    for email, (display, role) in people.items():
+    for email, (display, role, response) in people.items():
         b = RecordBuilder(SOURCE, norm)
         b.add("email", email)
         b.attr("email", email)
         for key, value in person_name(display, norm).items():
             b.attr(key, value)
+        b.prop("status", status)
+        b.prop("response_status", response)
         records.append(
             b.build(email, f"{SOURCE}:{event_id}:{updated}:{email}", event_time, role, "email")
         )

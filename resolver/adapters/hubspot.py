@@ -2,6 +2,8 @@
 
 One contact -> one :class:`IdentityRecord` keyed ``hubspot:<id>``. Property values are
 strings or null, as HubSpot delivers them (``hs_email_optout`` is ``"true"``/``"false"``).
+Event properties (type ``contact``): ``lifecycle_stage`` (``lifecyclestage``: ``lead``,
+``customer``...) and ``lead_status`` (``hs_lead_status``), as HubSpot's internal values.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     b.attr("postal_code", norm.postal_code(prop("zip")))
     b.attr("country", country)
     b.birth_date(prop("date_of_birth"))
+
+    b.prop("lifecycle_stage", prop("lifecyclestage"))
+    b.prop("lead_status", prop("hs_lead_status"))
 
     optout = opt_bool(SOURCE, props, "hs_email_optout", "properties.hs_email_optout")
     if optout is not None:

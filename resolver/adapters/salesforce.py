@@ -6,6 +6,9 @@ record's country) and, for a converted Lead, its ``ConvertedContactId`` (so a Le
 Contact it became share an identifier). IDs are in their 18-character form (the API's; a
 15-character ID gets its suffix, :meth:`~idgraph.resolver.normalize.Normalizer.salesforce_id`),
 the form other sources' references to the record are normalised to.
+
+Event properties (type ``contact`` or ``lead``): ``lead_source`` (``LeadSource``) and, for a
+Lead, ``lead_status`` (``Status``), as the org's picklist values.
 """
 
 from __future__ import annotations
@@ -101,6 +104,10 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
             b.text_attr("company", opt_str(SOURCE, account, "Name", "Account.Name"))
     b.text_attr("job_title", opt_str(SOURCE, payload, "Title", "Title"))
     b.birth_date(opt_str(SOURCE, payload, "Birthdate", "Birthdate"))
+
+    b.prop("lead_source", opt_str(SOURCE, payload, "LeadSource", "LeadSource"))
+    if event_type == "lead":
+        b.prop("lead_status", opt_str(SOURCE, payload, "Status", "Status"))
 
     opted_out = opt_bool(SOURCE, payload, "HasOptedOutOfEmail", "HasOptedOutOfEmail")
     if opted_out is not None:

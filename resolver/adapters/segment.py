@@ -8,6 +8,18 @@ iOS, ``gaid`` on Android), and the email/phone traits. So an ``identify`` carryi
 use the user's email address as ``userId``: a ``userId`` that is a valid email address is
 also an ``email`` identifier (and the ``email`` attribute when no trait names one).
 
+Event type and properties (the profile's timeline, what segments count): a ``track`` keeps
+its ``event`` name (``Order Completed``) as ``event_name``, so its timeline type is that
+name; ``page`` and ``screen`` stay ``page``/``screen``. Properties of ``track``, ``page``
+and ``screen`` calls, read from ``properties`` (``name`` and ``category`` also from the
+call itself, as ``page``/``screen`` carry them): first the spec's own names, amounts as
+numbers (``revenue``, ``total``, ``amount``, ``value``, ``price``; a numeric string counts)
+and then ``currency``, ``order_id``, ``product_id``, ``category``, ``name``, ``url``,
+``path``; then the call's other properties whose values are text, numbers or booleans, in
+payload order (names ending in ``_id``/``Id`` keep numbers as text), until the record's
+bound (:data:`~idgraph.resolver.model.MAX_EVENT_PROPERTIES`). Objects and lists (an order's
+``products``) are not kept. ``identify``, ``group`` and ``alias`` carry no properties.
+
 Traits are customer-defined: a trait of an unexpected type is skipped (an identifier trait
 is recorded in ``rejected``) instead of failing the event. Envelope fields (``type``,
 ``messageId``, IDs, timestamps, ``context``) are checked strictly.
@@ -23,6 +35,7 @@ from idgraph.resolver.adapters._common import (
     opt_dict,
     opt_str,
     parse_time,
+    property_value,
     req_str,
     split_person_name,
 )
@@ -36,6 +49,11 @@ _IOS = frozenset({"ios", "ipados", "iphone os", "tvos"})
 _ANDROID = frozenset({"android"})
 #: Segment consent categories -> consent purposes.
 _CONSENT_PURPOSES = {"advertising": "ads", "marketing": "marketing", "analytics": "analytics"}
+#: Calls whose properties become event properties.
+_PROPERTY_CALLS = frozenset({"track", "page", "screen"})
+#: Spec properties read first: amounts (numbers), then text.
+_AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value", "price")
+_TEXT_PROPERTIES = ("currency", "order_id", "product_id", "category", "name", "url", "path")
 
 
 def _opt_id(payload: dict, key: str) -> str | None:
@@ -162,9 +180,31 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     if traits:
         _apply_traits(b, norm, traits, traits_field, context)
     b.attr("email", user_email)
+    if typ in _PROPERTY_CALLS:
+        _event_properties(b, payload, typ)
 
     source_record_id = user_id if user_id is not None else anonymous_id
     return [b.build(source_record_id, message_id, event_time, typ, id_field)]  # type: ignore[arg-type]
+
+
+def _event_properties(b: RecordBuilder, payload: dict, typ: str) -> None:
+    """The call's event name and properties (module docstring); never fails the event."""
+    if typ == "track":
+        name = property_value(payload.get("event"), max_chars=b.max_property_chars)
+        if isinstance(name, str):
+            b.event_name = name
+    props = payload.get("properties")
+    props = props if isinstance(props, dict) else {}
+    for key in _AMOUNT_PROPERTIES:
+        b.prop(key, props.get(key), number=True)
+    for key in _TEXT_PROPERTIES:
+        b.prop(key, props.get(key), text=True)
+        if key in ("name", "category") and typ != "track":
+            b.prop(key, payload.get(key), text=True)
+    for key, value in props.items():
+        if (isinstance(key, str) and isinstance(value, (str, int, float, bool))
+                and key not in _AMOUNT_PROPERTIES):  # an amount that is no number: dropped
+            b.prop(key, value, text=key.endswith(("_id", "Id")))
 
 
 def _apply_traits(

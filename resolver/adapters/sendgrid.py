@@ -10,6 +10,14 @@ that is not one of SendGrid's documented event fields is a custom argument, read
 ``salesforce_id`` or a Contact/Lead ID value -> ``crm:salesforce``...). A nested
 ``unique_args``/``custom_args`` object is read the same way.
 
+Event properties (the timeline's, what segments count), by SendGrid's field names:
+``category`` (a string, or a list joined with ``,`` in its order: ``["newsletter",
+"spring"]`` -> ``"newsletter,spring"``, so ``category contains "spring"`` finds it),
+``campaign`` and ``campaign_id`` (``marketing_campaign_name``/``marketing_campaign_id``;
+a Single Send's ``singlesend_name``/``singlesend_id`` when there is no campaign),
+``url`` (the link of a ``click``) and ``template`` (``sg_template_name``). The event type is
+SendGrid's ``event`` (``delivered``, ``open``, ``click``, ``bounce``...).
+
 Unsubscribes and spam reports withdraw email consent; a group resubscribe grants it. The
 client IP and user agent are deliberately not kept.
 """
@@ -106,6 +114,12 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
         nested = payload.get(key)
         if isinstance(nested, dict):
             custom_args(b, nested, f"{key}.")
+    b.prop("category", payload.get("category"))
+    b.prop("campaign", payload.get("marketing_campaign_name") or payload.get("singlesend_name"))
+    b.prop("campaign_id", payload.get("marketing_campaign_id") or payload.get("singlesend_id"),
+           text=True)
+    b.prop("url", payload.get("url"))
+    b.prop("template", payload.get("sg_template_name"))
     consent = _CONSENT.get(event)
     if consent is not None:
         b.consent["email"] = consent

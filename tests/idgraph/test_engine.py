@@ -364,3 +364,60 @@ def test_a_value_found_generic_splits_the_profile_it_merged_everywhere(tmp_path)
         assert found.shared
         assert {found.profile.profile_id, *found.other_profile_ids} == {
             anna, app, engine.graph.profile_of("salesforce:003B")}
+
+
+# -- events: each record keeps its events; a profile's timeline merges them ----------------
+
+
+def _track(message_id: str, when: str, event: str, **properties) -> dict:
+    return {"type": "track", "event": event, "messageId": message_id, "userId": "u77",
+            "properties": properties, "timestamp": when}
+
+
+def _sendgrid_open(event_id: str, unix: int) -> dict:
+    return {"email": "Ann@X.com", "timestamp": unix, "event": "open", "sg_event_id": event_id,
+            "category": ["newsletter", "spring"], "marketing_campaign_name": "Spring Sale"}
+
+
+def test_a_profile_timeline_merges_its_records_events_in_time_order(engine):
+    # 2024-05-01T10:00Z = 1714557600; two records, two profiles; events out of time order
+    engine.ingest_payloads([("sendgrid", _sendgrid_open("sg-2", 1714557600 + 3600)),
+                            ("segment", _track("m-3", "2024-05-01T12:00:00Z", "Logout"))])
+    engine.ingest_payloads([("segment", _track("m-1", "2024-05-01T09:00:00Z", "Order Completed",
+                                               total=27.5, currency="EUR"))])
+    ann = engine.queries.lookup("email:ann@x.com").profile
+    user = engine.queries.lookup("user:segment:u77").profile
+    assert ann.profile_id != user.profile_id
+    assert [e.type for e in user.events] == ["Order Completed", "Logout"]
+
+    # an identify gives the Segment user Ann's email: the two profiles merge
+    identify = {"type": "identify", "messageId": "m-2", "userId": "u77",
+                "traits": {"email": "ann@x.com"}, "timestamp": "2024-05-01T10:30:00Z"}
+    assert engine.ingest_payloads([("segment", identify)]).merges == 1
+    merged = engine.queries.lookup("email:ann@x.com").profile
+    assert merged.profile_id == engine.queries.lookup("user:segment:u77").profile.profile_id
+    assert [(e.type, e.source, e.event_id) for e in merged.events] == [
+        ("Order Completed", "segment", "m-1"),
+        ("identify", "segment", "m-2"),
+        ("open", "sendgrid", "sg-2"),
+        ("Logout", "segment", "m-3"),
+    ]
+    times = [e.at for e in merged.events]
+    assert times == sorted(times) and times[0] == 1714554000.0
+    assert merged.events[0].properties == {"total": 27.5, "currency": "EUR"}
+    assert merged.events[2].properties == {"category": "newsletter,spring",
+                                           "campaign": "Spring Sale"}
+
+    # a redelivered event changes nothing; the store kept the events (a restart reads them)
+    engine.ingest_payloads([("segment", _track("m-1", "2024-05-01T09:00:00Z", "Order Completed",
+                                                total=27.5, currency="EUR"))])
+    assert engine.store.get_records(["segment:u77"])["segment:u77"].events == [
+        e for e in merged.events if e.source == "segment"]
+
+    # a split keeps each record's events with its record
+    engine.unlink("segment:u77", "email:ann@x.com")
+    user = engine.queries.lookup("user:segment:u77").profile
+    ann = engine.queries.lookup("email:ann@x.com").profile
+    assert user.profile_id != ann.profile_id
+    assert [e.event_id for e in user.events] == ["m-1", "m-2", "m-3"]
+    assert [e.event_id for e in ann.events] == ["sg-2"]

@@ -4,7 +4,7 @@ the CLI's check and preview commands (the real engine and store, no fake)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import record
@@ -116,3 +116,43 @@ def test_cli_names_the_segment_line_and_column_of_a_bad_definition(tmp_path, cap
     assert main(["segments", "check", str(loop), "--data-dir", str(tmp_path / "d")]) == 2
     cycle = capsys.readouterr().err
     assert "'A' -> 'B' -> 'A'" in cycle or "'B' -> 'A' -> 'B'" in cycle
+
+
+def _opened(email: str, event_id: str, when: datetime, campaign: str):
+    from idgraph.resolver.model import Identifier, IdentityRecord
+
+    return IdentityRecord(source="sendgrid", source_record_id=email, event_id=event_id,
+                          event_time=when, identifiers=(Identifier("email", email),),
+                          attributes={"email": email}, event_type="open",
+                          properties={"campaign": campaign})
+
+
+def test_event_segments_count_the_records_events(tmp_path):
+    """Opens stored on the records are what event conditions count; an open older than
+    the window does not count."""
+    now = datetime.now(UTC)
+    settings = Settings(data_dir=tmp_path / "d")
+    with Engine(settings) as engine:
+        engine.ingest(PEOPLE[:1] + [
+            _opened("anna@acme.de", "o1", now - timedelta(days=2), "spring"),
+            _opened("anna@acme.de", "o2", now - timedelta(days=5), "spring"),
+            _opened("sam@x.com", "o3", now - timedelta(days=45), "winter"),
+        ])
+        profiles = [engine.queries.profile_with_all_events(p)
+                    for p in engine.graph.profile_ids()]
+    views, _ = preview({"Opened twice": parse('event("open").within(30d).count() >= 2'),
+                        "Spring": parse('event("open").last(campaign) = "spring"'),
+                        "Opened lately": parse('event("open").within(30d)')}, profiles, now)
+    assert {n: v.count for n, v in views.items()} == {"Opened twice": 1, "Spring": 1,
+                                                       "Opened lately": 1}
+
+
+def test_ingest_keeps_events_within_the_configured_cap(tmp_path):
+    now = datetime.now(UTC)
+    settings = Settings(data_dir=tmp_path / "d")
+    settings.survivorship = settings.survivorship.model_copy(update={"max_events_per_record": 2})
+    with Engine(settings) as engine:
+        engine.ingest([_opened("kim@x.com", f"k{i}", now - timedelta(hours=i), "c")
+                       for i in range(3)])
+        events = engine.store.get_records(["sendgrid:kim@x.com"])["sendgrid:kim@x.com"].events
+    assert [e.event_id for e in events] == ["k1", "k0"]  # the newest two, oldest first

@@ -404,3 +404,29 @@ def test_read_only_store_refuses_writes(store_factory):
         reader.write(StoreBatch(processed_event_ids=["e"]))
     assert reader.get_profile("p1").head.region == "eu"
     assert reader.unprocessed(["e"]) == {"e"}
+
+
+# -- record events (the activity timeline) -------------------------------------------------
+
+
+def test_record_events_round_trip_and_follow_their_record(store_factory):
+    from idgraph.profile_store.base import RecordEvent
+
+    store = store_factory()
+    a = rec("segment:u1", "p1", "eu", ["user:segment:u1"], 5.0)
+    a.events = [RecordEvent("Order Completed", "segment", 1.5, "m-1",
+                            {"total": 27.5, "currency": "EUR", "order_id": "50314"}),
+                RecordEvent("page", "segment", 5.0, "m-2", {"path": "/pricing"})]
+    b = rec("sendgrid:b@x.com", "p2", "eu", ["email:b@x.com"], 3.0)
+    b.events = [RecordEvent("open", "sendgrid", 3.0, "sg-1", {"category": "news,spring"})]
+    seed(store, a, b)
+    assert store.get_records(["segment:u1"])["segment:u1"].events == a.events
+    assert store.get_profile("p2").records[0].events == b.events
+
+    # an upsert replaces the list; a merge moves the record with its events
+    a.events = [*a.events, RecordEvent("Logout", "segment", 6.0, "m-3", {})]
+    store.write(StoreBatch(records=[a], reassign=[("p2", "p1")], aliases={"p2": "p1"},
+                           heads=[ProfileHead("p1", "eu", 11.0)]))
+    merged = {r.record_key: r.events for r in store.get_profile("p2").records}
+    assert merged == {"segment:u1": a.events, "sendgrid:b@x.com": b.events}
+    assert all(isinstance(e, RecordEvent) for events in merged.values() for e in events)

@@ -1065,3 +1065,99 @@ def test_fixture_records_are_utc_and_canonical(
             assert r.region is None
         assert payload == before  # adapters do not mutate their input
     assert count == 3 + 2 + 6 + 5 + 5 + 5
+
+
+# -- event properties (the profile's timeline, what segments count) ------------------------
+
+
+def test_segment_track_keeps_its_event_name_and_spec_properties(seg_events, norm) -> None:
+    r = one("segment", seg_events[2], norm)
+    assert r.event_type == "track"  # the call type, as before
+    assert r.event_name == "Order Completed" and r.activity == "Order Completed"
+    assert r.properties == {"total": 27.5, "order_id": "50314b8e9bcf000000000000"}
+    order = dict(seg_events[2], properties={
+        "checkout_id": 9001, "revenue": "25.00", "price": 19, "value": "n/a", "currency": "EUR",
+        "product_id": 507, "category": "Games", "coupon": "SPRING", "gift": True,
+        "products": [{"product_id": "1"}], "shipping": {"method": "dhl"}, "discount": 2.5})
+    assert one("segment", order, norm).properties == {
+        # spec amounts first (a numeric string is a number; "n/a" is no amount: dropped)
+        "revenue": 25.0, "price": 19.0,
+        # spec text, IDs kept as text
+        "currency": "EUR", "product_id": "507", "category": "Games",
+        # then the others in payload order (no objects or lists); *_id numbers as text
+        "checkout_id": "9001", "coupon": "SPRING", "gift": "true", "discount": 2.5,
+    }
+
+
+def test_segment_page_and_screen_properties(seg_events, norm) -> None:
+    page = one("segment", seg_events[0], norm)
+    assert page.activity == "page" and page.event_name == ""
+    assert page.properties == {"name": "Pricing", "url": "https://example.com/pricing",
+                               "path": "/pricing"}
+    screen = one("segment", seg_events[3], norm)
+    assert screen.activity == "screen" and screen.properties == {"name": "Home"}
+    # identify and alias carry none
+    assert one("segment", seg_events[1], norm).properties == {}
+    assert one("segment", seg_events[4], norm).properties == {}
+
+
+def test_segment_drops_over_long_and_excess_properties(seg_events, norm) -> None:
+    many = {f"p{n:02d}": n for n in range(30)}
+    payload = dict(seg_events[2], properties={
+        "url": "https://example.com/" + "x" * 300, "total": 10, **many,
+        "k" * 300: "long name"})
+    r = one("segment", payload, norm)
+    assert "url" not in r.properties  # longer than 256 characters: dropped, not cut
+    assert len(r.properties) == 16
+    assert list(r.properties)[:3] == ["total", "p00", "p01"]
+    assert list(r.properties)[-1] == "p14"
+    # a track name longer than the bound leaves the type "track"
+    long_name = one("segment", dict(seg_events[2], event="E" * 300), norm)
+    assert long_name.activity == "track"
+
+
+def test_sendgrid_event_properties(sg_events, norm) -> None:
+    processed, opened, clicked = (one("sendgrid", e, norm) for e in sg_events[:3])
+    assert processed.properties == {"category": "cat facts"}
+    assert opened.properties == {"category": "cat facts,newsletter"}  # a list, joined
+    assert clicked.activity == "click"
+    assert clicked.properties == {"url": "http://www.sendgrid.com/"}
+    campaign = dict(sg_events[1], marketing_campaign_name="Spring Sale",
+                    marketing_campaign_id=12345, sg_template_name="Spring v2")
+    assert one("sendgrid", campaign, norm).properties == {
+        "category": "cat facts,newsletter", "campaign": "Spring Sale", "campaign_id": "12345",
+        "template": "Spring v2"}
+    single = dict(sg_events[1], category=None, singlesend_name="Weekly",
+                  singlesend_id="27f3-a1")
+    assert one("sendgrid", single, norm).properties == {"campaign": "Weekly",
+                                                       "campaign_id": "27f3-a1"}
+    too_long = dict(sg_events[2], url="https://x.example/" + "a" * 400)
+    assert one("sendgrid", too_long, norm).properties == {}
+
+
+def test_crm_lifecycle_properties(hs_contacts, sf_records, norm) -> None:
+    contact = copy.deepcopy(hs_contacts[0])
+    contact["properties"].update(lifecyclestage="customer", hs_lead_status="CONNECTED")
+    r = one("hubspot", contact, norm)
+    assert r.activity == "contact"
+    assert r.properties == {"lifecycle_stage": "customer", "lead_status": "CONNECTED"}
+    assert one("hubspot", hs_contacts[0], norm).properties == {}
+
+    lead = dict(sf_records[2], LeadSource="Web", Status="Working - Contacted")
+    r = one("salesforce", lead, norm)
+    assert r.activity == "lead"
+    assert r.properties == {"lead_source": "Web", "lead_status": "Working - Contacted"}
+    # a Contact's Status is no lead status
+    contact_sf = dict(sf_records[0], LeadSource="Partner Referral", Status="ignored")
+    assert one("salesforce", contact_sf, norm).properties == {"lead_source": "Partner Referral"}
+
+
+def test_calendar_event_status_and_response(cal_events, norm) -> None:
+    records = {r.source_record_id: r for r in adapt("google_calendar", cal_events[0], norm)}
+    bob, jane = records["bob.miller@example.org"], records["janeobrien@gmail.com"]
+    assert bob.activity == "organizer"
+    assert bob.properties == {"status": "confirmed", "response_status": "accepted"}
+    assert jane.properties == {"status": "confirmed", "response_status": "accepted"}
+    cancelled = dict(cal_events[0], status="cancelled")
+    assert {r.properties["status"] for r in adapt("google_calendar", cancelled, norm)} == {
+        "cancelled"}
