@@ -146,15 +146,23 @@ class Journal:
         """Write the planned rows: unlogged batches per region, all at once."""
         from cassandra.query import BatchStatement, BatchType
 
-        calls: list[tuple[BatchStatement, None, str]] = []
+        calls: list[tuple[object, object, str]] = []
         for region, mutations in sorted(plan.items()):
             batch, size = None, 0
             for code, values in sorted(mutations, key=lambda m: m[0]):
-                if batch is None or len(batch) >= BATCH_STATEMENTS or size >= BATCH_BYTES:
+                stmt = self._db.prepared(region, code)
+                n = sum(len(v) for v in values if isinstance(v, bytes | str))
+                if n >= BATCH_BYTES:
+                    # a row this large (a record holding hundreds of events) goes alone, as
+                    # a plain statement: Cassandra 2.2+ refuses batches over 50 kB
+                    # (batch_size_fail_threshold_in_kb), whatever they hold
+                    calls.append((stmt, values, region))
+                    continue
+                if batch is None or len(batch) >= BATCH_STATEMENTS or size + n > BATCH_BYTES:
                     batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
                     calls.append((batch, None, region))
-                batch.add(self._db.prepared(region, code), values)
-                size += sum(len(v) for v in values if isinstance(v, bytes | str))
+                batch.add(stmt, values)
+                size += n
         self._db.execute(calls, "write")
 
     def put_processed(self, events: list[bytes], ts: int) -> None:

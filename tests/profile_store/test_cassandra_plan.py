@@ -119,3 +119,33 @@ def test_a_journal_decodes_to_the_mutations_encoded():
         (q.DEL_HIST, (TS, "eu", "p1", 2**40, "merged", "p1")),
     ]
     assert decode_journal(encode_journal(mutations)) == mutations
+
+
+def test_a_row_too_large_for_a_batch_is_written_alone():
+    """Cassandra 2.2+ refuses any batch over 50 kB: a mutation of 48 kB or more goes as a
+    plain statement, and a batch closes before a row would take it past 48 kB."""
+    from cassandra.query import BatchStatement, SimpleStatement
+
+    from idgraph.profile_store.cassandra_backend.journal import BATCH_BYTES, Journal
+
+    class Recorder:  # the driver's side of the journal: statements, and what is sent
+        def __init__(self):
+            self.calls = []
+
+        def prepared(self, region, code):
+            return SimpleStatement("INSERT INTO records (region, key, doc) VALUES (%s, %s, %s)")
+
+        def execute(self, calls, operation):
+            self.calls.extend(calls)
+
+    db = Recorder()
+    journal = Journal(db, frozenset({"eu"}), lambda: 1, writable=False)
+    big = b"x" * BATCH_BYTES
+    half = b"y" * (BATCH_BYTES // 2 + 1)
+    journal.apply({"eu": [("put_record", ("eu", "k1", big)), ("put_record", ("eu", "k2", half)),
+                          ("put_record", ("eu", "k3", half)), ("put_record", ("eu", "k4", b"z"))]})
+    alone = [c for c in db.calls if not isinstance(c[0], BatchStatement)]
+    batches = [c[0] for c in db.calls if isinstance(c[0], BatchStatement)]
+    assert [values[1] for _stmt, values, _region in alone] == ["k1"]
+    # the two halves would pass 48 kB together: two batches
+    assert sorted(len(b) for b in batches) == [1, 2]

@@ -430,3 +430,17 @@ def test_record_events_round_trip_and_follow_their_record(store_factory):
     merged = {r.record_key: r.events for r in store.get_profile("p2").records}
     assert merged == {"segment:u1": a.events, "sendgrid:b@x.com": b.events}
     assert all(isinstance(e, RecordEvent) for events in merged.values() for e in events)
+
+
+def test_a_record_at_the_event_cap_is_written_and_read_whole(store_factory):
+    """A busy record (500 events with properties: a document far over the 50 kB Cassandra
+    2.2+ refuses in a batch) is written whole and reads back the same."""
+    from idgraph.profile_store.base import RecordEvent
+
+    store = store_factory()
+    busy = rec("segment:u9", "p9", "eu", ["user:segment:u9"], 600.0)
+    busy.events = [RecordEvent("Product Viewed", "segment", float(i), f"m-{i:04d}",
+                               {"product_id": f"sku-{i:06d}", "url": f"https://shop.example/p/{i}"})
+                   for i in range(500)]
+    seed(store, busy)
+    assert store.get_records(["segment:u9"])["segment:u9"].events == busy.events
