@@ -89,15 +89,18 @@ class IdentityGraph(GraphView, DriverErrorBoundary):
     @abstractmethod
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
               matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
-              generic: Mapping[str, str] | None = None) -> GraphChanges:
+              generic: Mapping[str, str] | None = None,
+              detached: Mapping[str, str] | None = None) -> GraphChanges:
         """Add records ``(record_key, event time)``, identifier edges and match edges
         durably, as one step; in the same step set record name signatures (``names``:
         record key -> signature) and mark identifiers generic (``generic``: identifier ->
         reason).
 
         Existing records and edges are left unchanged (idempotent; a match edge is the
-        unordered pair), except that every linked edge to a newly generic identifier becomes
-        attached only (rule ``rejected``, the reason), which may split the profile it joined.
+        unordered pair), except that every linked edge to a newly generic identifier, and
+        every linked edge of a ``detached`` record (record key -> reason: a shared mailbox's
+        record), becomes attached only (rule ``rejected``, the reason), which may split the
+        profile it joined.
         Every record ends in a profile; the returned changes name the profiles to
         materialise again.
         """

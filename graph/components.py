@@ -40,10 +40,11 @@ I = "i|"
 
 #: One op of a write, as the link log stores it:
 #: (op, rec, ident, itype, linked, rule, reason, source, event_id, at, detail). ``op`` is
-#: record | edge | match | name | generic | unlink | remove_record | commit; a ``match`` row
-#: has the second record in ``ident`` and its detail (weight, probability, model,
-#: contributions) as JSON; a ``name`` row the record's name signature in ``detail``; a
-#: ``generic`` row the identifier in ``ident`` and why in ``reason``.
+#: record | edge | match | name | generic | detach | unlink | remove_record | commit; a
+#: ``match`` row has the second record in ``ident`` and its detail (weight, probability,
+#: model, contributions) as JSON; a ``name`` row the record's name signature in ``detail``;
+#: a ``generic`` row the identifier in ``ident`` and why in ``reason``; a ``detach`` row the
+#: record in ``rec`` and why in ``reason``.
 LogRow = tuple
 
 
@@ -78,11 +79,14 @@ class ComponentState:
 
     def apply_ops(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
                   matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
-                  generic: Mapping[str, str] | None = None) -> list[LogRow]:
+                  generic: Mapping[str, str] | None = None,
+                  detached: Mapping[str, str] | None = None) -> list[LogRow]:
         """Add what is new of the records, edges and matches, set record ``names`` (record
-        key -> name signature) and mark ``generic`` identifiers (key -> reason; their linked
-        edges stop linking and the components they joined split); the log rows of what
-        changed (existing records and edges are left as they were). Call :meth:`commit` after."""
+        key -> name signature), mark ``generic`` identifiers (key -> reason; their linked
+        edges stop linking and the components they joined split) and detach records
+        (``detached``: record key -> reason; every linked edge of the record stops linking);
+        the log rows of what changed (existing records and edges are left as they were
+        otherwise). Call :meth:`commit` after."""
         rows: list[LogRow] = []
         self._batch_at = max([at for _, at in new_records] + [e.at for e in edges] + [0.0])
         for key, at in new_records:
@@ -116,7 +120,30 @@ class ComponentState:
             if self._mark_generic(ident, reason, self._batch_at):
                 rows.append(("generic", None, ident, None, None, None, reason, None, None,
                              self._batch_at, None))
+        for key, reason in (detached or {}).items():
+            if self._detach_record(key, reason, self._batch_at):
+                rows.append(("detach", key, None, None, None, None, reason, None, None,
+                             self._batch_at, None))
         return rows
+
+    def _detach_record(self, key: str, reason: str, at: float) -> bool:
+        """Every linked edge of a record (identifier or match) becomes attached only (rule
+        ``rejected``, the reason); its component splits. False if unknown or nothing linked."""
+        rn = R + key
+        g = self._g
+        if rn not in g:
+            return False
+        demoted = False
+        for other, d in g._adj[rn].items():
+            if d["linked"]:
+                d["linked"] = False
+                d["rule"] = "rejected"
+                d["reason"] = reason
+                self._relinked.add((rn, other))
+                demoted = True
+        if demoted:
+            self._resplit(self._comp[rn], at, reason)
+        return demoted
 
     def _set_name(self, key: str, sig: str) -> bool:
         """Set a known record's name signature; False if unknown or unchanged."""

@@ -37,8 +37,9 @@ Two guards read who the records are (name signatures, :mod:`idgraph.resolver.nam
 * **shared mailbox records**: a record of a source keyed by an email address
   (``mailbox_sources``: SendGrid, Mandrill, Calendar) whose address is generic belongs to
   the mailbox, not to a person: none of its new edges link (a CRM ID in a custom argument
-  of mail sent to ``info@``, the Message-ID a colleague replies to). Edges it linked
-  before its address became generic stay linked (limitation).
+  of mail sent to ``info@``, the Message-ID a colleague replies to), and when the address
+  becomes generic the record is detached (:attr:`LinkPlan.detached`): every edge it had
+  linked stops linking in the same graph write.
 """
 
 from __future__ import annotations
@@ -79,9 +80,12 @@ class LinkPlan:
     """record key -> name signature, for the batch's records that name someone."""
     generic: dict[str, str] = field(default_factory=dict)
     """Identifiers this batch found generic -> why (the graph demotes their edges)."""
+    detached: dict[str, str] = field(default_factory=dict)
+    """Records of a shared mailbox found this batch -> why: every linked edge they have
+    stops linking (the graph applies it with ``generic``)."""
     demoted: list[tuple[str, str]] = field(default_factory=list)
     """(identifier, record key) of existing edges that stop linking because of ``generic``
-    (for the identifier index)."""
+    or ``detached`` (for the identifier index)."""
 
     @property
     def rejected_links(self) -> list[LinkEdge]:
@@ -229,7 +233,31 @@ class LinkPlanner:
                 edges = existing.get(rk)
                 if edges is not None and key in edges:
                     edges[key] = False
+            if key.startswith("email:"):
+                self._detach_mailbox_records(key, reason, {*batch_carriers, *(
+                    ev.carriers if ev is not None else ())}, graph, plan, existing)
         return out
+
+    def _detach_mailbox_records(self, key: str, reason: str, carriers: set[str],
+                                graph: GraphComponents, plan: LinkPlan,
+                                existing: dict[str, dict[str, bool]]) -> None:
+        """The records keyed by a newly generic address (``sendgrid:info@...``) are the
+        mailbox's: whatever they linked before (a CRM ID from a custom argument, a reply's
+        Message-ID) stops linking."""
+        address = key[len("email:"):]
+        why = f"shared mailbox record ({reason})"
+        mailbox = [rk for rk in carriers if rk.split(":", 1)[0] in self._mailbox_sources
+                   and rk.split(":", 1)[1] == address]
+        if not mailbox:
+            return
+        have = graph.edges_of(mailbox)
+        for rk in mailbox:
+            plan.detached[rk] = why
+            for ident, linked in have.get(rk, {}).items():
+                if linked and ident != key:
+                    plan.demoted.append((ident, rk))
+            for ident in existing.get(rk, {}):
+                existing[rk][ident] = False
 
     def _seeded(self, key: str) -> str | None:
         """Why a value is generic from first sight (a role mailbox, a listed value), or None."""

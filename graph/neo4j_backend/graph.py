@@ -414,13 +414,16 @@ class Neo4jGraph(IdentityGraph):
 
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
               matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
-              generic: Mapping[str, str] | None = None) -> GraphChanges:
+              generic: Mapping[str, str] | None = None,
+              detached: Mapping[str, str] | None = None) -> GraphChanges:
         matches = list(matches)
         names = dict(names or {})
         generic = dict(generic or {})
+        detached = dict(detached or {})
         records = list(dict.fromkeys(
             [k for k, _ in new_records] + [e.record_key for e in edges]
-            + [k for m in matches for k in (m.record_a, m.record_b)] + list(names)))
+            + [k for m in matches for k in (m.record_a, m.record_b)] + list(names)
+            + list(detached)))
         identifiers = list(dict.fromkeys([e.identifier for e in edges] + list(generic)))
         if not records and not identifiers:
             return GraphChanges()
@@ -428,7 +431,7 @@ class Neo4jGraph(IdentityGraph):
         def work(ws: _WorkingSet) -> None:
             ws.load(records, identifiers)
             ws.prefetch_used([_first_pid(k) for k in records if (R + k) not in ws._g])
-            ws.apply_ops(new_records, edges, matches, names, generic)
+            ws.apply_ops(new_records, edges, matches, names, generic, detached)
 
         return self._write(work, "apply")
 

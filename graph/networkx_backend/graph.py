@@ -42,9 +42,10 @@ class NetworkxGraph(ComponentState, IdentityGraph):
 
     def apply(self, new_records: list[tuple[str, float]], edges: list[LinkEdge],
               matches: Iterable[MatchEdge] = (), names: Mapping[str, str] | None = None,
-              generic: Mapping[str, str] | None = None) -> GraphChanges:
+              generic: Mapping[str, str] | None = None,
+              detached: Mapping[str, str] | None = None) -> GraphChanges:
         self._check_writable()
-        rows = self.apply_ops(new_records, edges, matches, names, generic)
+        rows = self.apply_ops(new_records, edges, matches, names, generic, detached)
         if rows:
             self._append(rows)
         return self.commit()
@@ -96,6 +97,8 @@ class NetworkxGraph(ComponentState, IdentityGraph):
                 self._set_name(rec, detail)
             elif op == "generic":
                 self._mark_generic(ident, reason, at)
+            elif op == "detach":
+                self._detach_record(rec, reason, at)
             elif op == "unlink":
                 self._remove_link(rec, ident, at)
             elif op == "remove_record":

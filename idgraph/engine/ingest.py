@@ -125,7 +125,7 @@ class IngestPipeline:
 
         plan = self.planner.plan(fresh, self.graph)
         changes = self.graph.apply(plan.new_records, plan.edges, names=plan.names,
-                                   generic=plan.generic)
+                                   generic=plan.generic, detached=plan.detached)
 
         keys = list(dict.fromkeys(r.record_key for r in fresh))
         states = self.materialiser.load_records(keys)
@@ -154,7 +154,7 @@ class IngestPipeline:
                 if state is not None and ident in state.identifiers:
                     first, last, _linked = state.identifiers[ident]
                     state.identifiers[ident] = (first, last, False)
-                    state.rejected[ident] = plan.generic[ident]
+                    state.rejected[ident] = plan.generic.get(ident) or plan.detached[rk]
             states.update(others)
 
         matched = self.matching.match(keys, states, fresh)

@@ -343,3 +343,24 @@ def test_generic_mark_demotes_links_splits_and_survives_a_restart(open_graph):
     assert g.identifier_evidence(["phone:+4930123456"])["phone:+4930123456"].generic == (
         "generic value: carried by 2 people")
     assert g.component_info(["crm:1"], [])[0]["crm:1"].names == frozenset({"anna|schmidt"})
+
+
+def test_a_detached_record_links_nothing_and_survives_a_restart(open_graph):
+    g = open_graph()
+    g.apply([("crm:1", 1.0), ("mail:1", 1.0)],
+            [edge("crm:1", "crm:c1"), edge("mail:1", "crm:c1"), edge("mail:1", "email:m@x.com")],
+            [match("mail:1", "crm:1")])
+    person = g.profile_of("crm:1")
+    assert g.profile_of("mail:1") == person
+    changes = g.apply([], [], detached={"mail:1": "shared mailbox record (test)"})
+    assert g.profile_of("crm:1") == person and g.profile_of("mail:1") != person
+    [split] = [h for h in changes.history if h.kind == "split"]
+    assert split.reason == "shared mailbox record (test)"
+    assert g.edges_of(["mail:1"]) == {"mail:1": {"crm:c1": False, "email:m@x.com": False}}
+    assert g.matches_of(["mail:1"]) == {"mail:1": {"crm:1": False}}
+    state = _snapshot(g, ["crm:1", "mail:1"])
+    g.close()
+    g = open_graph()
+    assert _snapshot(g, ["crm:1", "mail:1"]) == state
+    # detaching again changes nothing
+    assert g.apply([], [], detached={"mail:1": "again"}).history == []

@@ -63,7 +63,11 @@ def _random_ops(seed: int, n_ops: int, prefix: str = "", pool: int = 60):
             generic = {}
             if edges and rng.random() < 0.15:
                 generic[rng.choice(edges).identifier] = "generic value: test"
-            ops.append(("apply", [(k, t) for k in new], edges, matches, names, generic))
+            detached = {}
+            if records and rng.random() < 0.1:
+                detached[rng.choice(records)] = "shared mailbox record (test)"
+            ops.append(("apply", [(k, t) for k in new], edges, matches, names, generic,
+                        detached))
         elif roll < 0.88:
             rec = rng.choice(records)
             ops.append(("unlink", rec, f"{rng.choice(TYPES)}:v{rng.randint(1, pool)}", t))
@@ -74,7 +78,7 @@ def _random_ops(seed: int, n_ops: int, prefix: str = "", pool: int = 60):
 
 def _run_op(g: IdentityGraph, op) -> GraphChanges:
     if op[0] == "apply":
-        return g.apply(op[1], op[2], op[3], names=op[4], generic=op[5])
+        return g.apply(op[1], op[2], op[3], names=op[4], generic=op[5], detached=op[6])
     if op[0] == "unlink":
         return g.remove_link(op[1], op[2], op[3])
     return g.remove_record(op[1], op[2])

@@ -24,7 +24,8 @@ def graph(tmp_path, planner):
 
 def run(planner, graph, records):
     plan = planner.plan(records, graph)
-    graph.apply(plan.new_records, plan.edges, names=plan.names, generic=plan.generic)
+    graph.apply(plan.new_records, plan.edges, names=plan.names, generic=plan.generic,
+                detached=plan.detached)
     return plan
 
 
@@ -332,3 +333,21 @@ def test_one_record_carrying_two_company_addresses_joins_them(planner, graph):
     run(planner, graph, [contact("00QL", 3, ["email:jane.doe@acme.com", "email:j.doe@acme.com"],
                                  "Jane", "Doe")])
     assert graph.profile_of("salesforce:003A") == graph.profile_of("hubspot:51")
+
+
+def test_a_mailbox_found_shared_later_is_detached_from_the_person_it_joined(planner, graph):
+    """Mail to the Smiths' address carries John's CRM ID (a custom argument) and joins
+    him; when Mary's contact shows the address is shared, the mailbox's record leaves John."""
+    run(planner, graph, [contact("003J", 1, ["email:js.home@mail.co.uk"], "John", "Smith")])
+    run(planner, graph, [record("sendgrid", "js.home@mail.co.uk", "e2", 2,
+                                ["email:js.home@mail.co.uk", "crm:salesforce:003J"])])
+    assert graph.profile_of("sendgrid:js.home@mail.co.uk") == graph.profile_of("salesforce:003J")
+    plan = run(planner, graph, [contact("003M", 3, ["email:js.home@mail.co.uk"], "Mary",
+                                        "Smith")])
+    assert plan.detached == {"sendgrid:js.home@mail.co.uk": "shared mailbox record (generic "
+                             "value: carried by records of 2 different people)"}
+    assert ("crm:salesforce:003J", "sendgrid:js.home@mail.co.uk") in plan.demoted
+    mailbox = graph.profile_of("sendgrid:js.home@mail.co.uk")
+    assert mailbox not in {graph.profile_of("salesforce:003J"), graph.profile_of("salesforce:003M")}
+    assert graph.edges_of(["sendgrid:js.home@mail.co.uk"])["sendgrid:js.home@mail.co.uk"] == {
+        "email:js.home@mail.co.uk": False, "crm:salesforce:003J": False}
