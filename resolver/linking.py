@@ -55,6 +55,12 @@ from idgraph.resolver.model import Identifier, IdentityRecord
 from idgraph.resolver.names import NameJudge, name_signature
 from idgraph.resolver.settings import IdentifierRule, LinkingSettings
 
+GENERIC = "generic value"
+"""Reason prefix of an edge to a generic value."""
+SHARED_MAILBOX = "shared mailbox record"
+"""Reason prefix of an edge of a shared mailbox's record."""
+NOT_THE_PERSONS = (GENERIC, SHARED_MAILBOX)
+"""Reason prefixes of values that are not the record's person's own (the model skips them)."""
 CONFLICT_REASON = "conflict: the profiles name different people"
 ADDRESS_CONFLICT_REASON = "conflict: the profiles have different addresses at one company"
 
@@ -166,7 +172,7 @@ class LinkPlanner:
             mailbox = ""
             if rec.source in self._mailbox_sources:
                 why = generic.get("email:" + rec.source_record_id)
-                mailbox = f"shared mailbox record ({why})" if why else ""
+                mailbox = _mailbox_reason(why) if why else ""
             for ident in self._by_priority(rec.identifiers):
                 if ident.key in have:
                     continue
@@ -215,16 +221,15 @@ class LinkPlanner:
                 sources = Counter(k.split(":", 1)[0] for k in
                                   {*batch_carriers, *(ev.carriers if ev is not None else ())})
                 if max(sources.values()) > per_source:
-                    reason = "generic value: carried by several records of one source"
+                    reason = f"{GENERIC}: carried by several records of one source"
             if reason is None:
                 names = {plan.names.get(rk) or sig
                          for rk, sig in (ev.carriers.items() if ev is not None else ())}
                 names.update(plan.names[rk] for rk in batch_carriers if rk in plan.names)
                 names.discard("")
-                people = self.judge.groups(names) if len(names) > 1 else len(names)
+                people = self.judge.groups(names)
                 if people > self._generic_max_people:
-                    reason = (f"generic value: carried by records of {people} different "
-                              f"people")
+                    reason = f"{GENERIC}: carried by records of {people} different people"
             if reason is None:
                 continue
             out[key] = plan.generic[key] = reason
@@ -245,7 +250,7 @@ class LinkPlanner:
         mailbox's: whatever they linked before (a CRM ID from a custom argument, a reply's
         Message-ID) stops linking."""
         address = key[len("email:"):]
-        why = f"shared mailbox record ({reason})"
+        why = _mailbox_reason(reason)
         mailbox = [rk for rk in carriers if rk.split(":", 1)[0] in self._mailbox_sources
                    and rk.split(":", 1)[1] == address]
         if not mailbox:
@@ -262,13 +267,13 @@ class LinkPlanner:
     def _seeded(self, key: str) -> str | None:
         """Why a value is generic from first sight (a role mailbox, a listed value), or None."""
         if key.lower() in self._generic_values:
-            return "generic value: listed as shared"
+            return f"{GENERIC}: listed as shared"
         if key.startswith("email:"):
             local = key[6:].rsplit("@", 1)[0]
             if _local_key(local) in self._role_locals:
-                return "generic value: role mailbox"
+                return f"{GENERIC}: role mailbox"
             if self._household_local.fullmatch(local):
-                return "generic value: household mailbox"
+                return f"{GENERIC}: household mailbox"
         return None
 
     def _conflict_reason(self, components: _Components, a: str, b: str,
@@ -449,3 +454,8 @@ def _local_key(local: str) -> str:
 
 def _company_addresses(emails: frozenset[str]) -> frozenset[str]:
     return frozenset(e for e in emails if company_domain(e))
+
+
+def _mailbox_reason(why: str) -> str:
+    """Why an edge of a shared mailbox's record does not link (its address's reason)."""
+    return f"{SHARED_MAILBOX} ({why})"

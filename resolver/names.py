@@ -101,6 +101,7 @@ def _fold(text: str) -> str:
     return key
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_signature(given: str | None, family: str | None) -> str:
     """``given|family`` in folded form; ``""`` when the record names nobody (no given name)."""
     g = _fold(given) if given else ""

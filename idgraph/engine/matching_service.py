@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from idgraph.coordination import ModelRegistry, ReviewQueue
 from idgraph.graph.base import GraphChanges, IdentityGraph, MatchEdge
 from idgraph.profile_store.base import ProfileReader, StoredRecord
-from idgraph.resolver.linking import LinkPlanner
+from idgraph.resolver.linking import NOT_THE_PERSONS, LinkPlanner
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.probabilistic.features import match_row
 from idgraph.resolver.probabilistic.matcher import Decisions, Matcher, MatchPlan
@@ -26,17 +26,12 @@ log = logging.getLogger(__name__)
 _ROWS_PER_READ = 50_000
 
 
-#: Why-not-linked prefixes of values that are not the record's person's own (generic values,
-#: a shared mailbox's record): the model does not weigh them.
-_NOT_THE_PERSONS = ("generic value", "shared mailbox record")
-
-
 def row_of(state: StoredRecord) -> dict | None:
     """The matching row of a stored record (see :mod:`idgraph.resolver.probabilistic.features`),
     without the email and phone values the linker found generic: a switchboard number or
     ``info@`` agreeing says nothing about two records being one person."""
     attributes = {a: v for a, (v, _t) in state.attributes.items()}
-    shared = {k for k, why in state.rejected.items() if why.startswith(_NOT_THE_PERSONS)}
+    shared = {k for k, why in state.rejected.items() if why.startswith(NOT_THE_PERSONS)}
     if not shared:
         return match_row(attributes, state.identifiers)
     for kind in ("email", "phone"):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from idgraph.resolver.domains import FREE_MAIL as _FREE_MAIL
+from idgraph.resolver.domains import is_company_domain
 from idgraph.resolver.normalize import Normalizer
 
 #: Columns of a matching row, in the order Splink tables use.
@@ -68,14 +68,14 @@ def different_addresses_at_one_company(row_a: Mapping, row_b: Mapping) -> bool:
     colleagues with the same name (``john.smith@`` and ``john.smith2@``, or ``frank.richter@``
     and ``frankrichter@``) more often than one person: never linked without a reviewer."""
     domain = row_a.get("email_domain")
-    return (bool(domain) and domain == row_b.get("email_domain") and domain not in _FREE_MAIL
+    return (is_company_domain(domain) and domain == row_b.get("email_domain")
             and row_a.get("email_user") != row_b.get("email_user"))
 
 
 def domain_company(domain: str) -> str | None:
     """Company key of a work domain (``polarsoft-ventures.io`` -> ``polarsoft ventures``);
     None for free-mail providers."""
-    if not domain or domain in _FREE_MAIL:
+    if not is_company_domain(domain):
         return None
     labels = domain.split(".")
     if len(labels) > 2 and labels[-2] in _SECOND_LEVEL:
