@@ -32,6 +32,12 @@ import orjson
 
 from idgraph.core.errors import DriverErrorBoundary
 from idgraph.core.links import ProfileEvent
+from idgraph.profile_store.segment_state import (
+    Membership,
+    SegmentBuild,
+    SegmentChange,
+    SegmentReader,
+)
 
 
 @dataclass(slots=True)
@@ -217,12 +223,23 @@ class StoreBatch:
     """aliases revived as live profiles by a split."""
     history: list[ProfileEvent] = field(default_factory=list)
     processed_event_ids: list[str] = field(default_factory=list)
-    changes: list[ProfileChange] = field(default_factory=list)
+    changes: list[ProfileChange | SegmentChange] = field(default_factory=list)
     """Change notifications to put in the outbox (in the same atomic write)."""
+    memberships: list[Membership] = field(default_factory=list)
+    """Segment membership rows to upsert (applied after the removals below)."""
+    removed_memberships: list[tuple[str, str, str]] = field(default_factory=list)
+    """(region, segment, profile ID) membership rows to delete."""
+    segment_changes: list[SegmentChange] = field(default_factory=list)
+    """Membership changes to append to the segment change log."""
+    segment_builds: list[SegmentBuild] = field(default_factory=list)
+    """Build progress rows to upsert."""
+    segment_log_before: float = 0.0
+    """When > 0: change-log entries older than this (wall clock) may be dropped."""
 
 
-class ProfileReader(ABC):
-    """Reads of profiles, records, history and the identifier index (what readers get)."""
+class ProfileReader(SegmentReader):
+    """Reads of profiles, records, history and the identifier index, and of segments
+    (:class:`~idgraph.profile_store.segment_state.SegmentReader`): what readers get."""
 
     regions: frozenset[str]
     """The regions this store serves: rows of other regions are neither read nor written."""
@@ -270,10 +287,11 @@ class ProfileReader(ABC):
 
 
 class ChangeOutbox(ABC):
-    """The profile-change outbox, written with each batch and drained by a publisher."""
+    """The change outbox (profile changes and segment membership changes), written with
+    each batch and drained by a publisher."""
 
     @abstractmethod
-    def pending_changes(self, limit: int) -> list[ProfileChange]:
+    def pending_changes(self, limit: int) -> list[ProfileChange | SegmentChange]:
         """The oldest ``limit`` outbox entries of served regions not yet acknowledged, oldest
         first, each with its ``change_id``. Entries stay until :meth:`ack_changes`: a publisher that dies
         before acknowledging publishes them again (at-least-once)."""
@@ -320,6 +338,21 @@ def decode_event(kind: str, subject: str, related: bytes | str, at: float,
     if isinstance(value, dict):
         return ProfileEvent(kind, subject, list(value["ids"]), at, seq, value.get("reason", ""))
     return ProfileEvent(kind, subject, value, at, seq)
+
+
+def dump_change(change: ProfileChange | SegmentChange) -> bytes:
+    """The stored outbox doc of a change (:func:`load_change` reads it back)."""
+    return orjson.dumps(change)
+
+
+def load_change(doc: bytes | str, change_id: str) -> ProfileChange | SegmentChange:
+    """An outbox doc as the change it holds (a segment change has a ``segment``), with
+    its ``change_id``."""
+    fields = orjson.loads(doc)
+    fields["change_id"] = change_id
+    if "segment" in fields:
+        return SegmentChange(**fields)
+    return ProfileChange(**fields)
 
 
 def _encode_event(obj: Any) -> Any:

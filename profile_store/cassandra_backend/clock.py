@@ -3,8 +3,10 @@
 Cassandra keeps, of a cell's writes, the one with the highest write timestamp: a batch's
 rows all carry one timestamp (:mod:`.plan`) and a replayed journal binds the same ones
 again (:mod:`.journal`), so timestamps must grow even when the system clock steps back.
-Time UUIDs (version 1, with a random node and clock sequence per store) name batches and
-outbox changes, in time order (:mod:`.outbox` files a change under the hour of its UUID).
+Time UUIDs (version 1, with a random node and clock sequence per store) name batches,
+outbox changes and segment change-log rows, in time order (:mod:`.outbox` files a change
+under the hour of its UUID). A change-log row's UUID must also follow the region's last
+one, whoever wrote it (:meth:`Clock.next_uuid` takes that as ``floor``).
 """
 
 from __future__ import annotations
@@ -39,10 +41,14 @@ class Clock:
             self._last_ts = max(time.time_ns() // 1000, self._last_ts + 1)
             return self._last_ts
 
-    def next_uuid(self) -> uuid.UUID:
-        """A version-1 UUID whose time is above every one this clock made (time order)."""
+    def next_uuid(self, floor: uuid.UUID | None = None) -> uuid.UUID:
+        """A version-1 UUID whose time is above every one this clock made (time order)
+        and, given a ``floor`` (a version-1 UUID another writer may have made), at least a
+        microsecond above the floor's time."""
         with self._lock:
             t = max(time.time_ns() // 100 + UUID_EPOCH, self._last_uuid_time + 1)
+            if floor is not None:
+                t = max(t, floor.time + 10)
             self._last_uuid_time = t
         seq = self._uuid_clock_seq
         return uuid.UUID(fields=(t & 0xFFFFFFFF, (t >> 32) & 0xFFFF,

@@ -28,6 +28,10 @@ raising it) becomes :class:`BackendError` naming the operation and the region he
 (:meth:`Statements.run`, :func:`backend_error`). Either says what failed (consistency,
 replicas alive, hosts tried), never a key or a value.
 
+Schema. :func:`ensure_schema` creates (or, read-only, requires) keyspaces and tables and
+refuses a keyspace replicated otherwise than the settings say; the store and the segment
+catalog (:mod:`.segment_catalog`, which opens the global keyspace alone) both use it.
+
 The driver is imported by the functions that need it (and by the store's module, which
 the package imports on first use), never by importing this package: a missing driver is a
 ConfigError naming the extra to install.
@@ -45,6 +49,8 @@ from idgraph.core.errors import BackendError, ConfigError
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
+DDL_TIMEOUT = 120.0  # a schema change waits for every node to agree (seconds on 2.1)
+DDL_CONCURRENCY = 8  # tables created at once (2.1 applies them one by one anyway)
 _DC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DRIVER_HINT = "install the project's cassandra extra: pip install 'idgraph[cassandra]'"
 _DRIVER_MISSING = f"profile_store_backend=cassandra needs cassandra-driver: {_DRIVER_HINT}"
@@ -179,10 +185,75 @@ def connect(cfg: CassandraSettings, regions: Sequence[str]) -> tuple[Any, Any]:
     return cluster, session
 
 
-def backend_error(operation: str, region: str | None, exc: BaseException) -> BackendError:
+SchemaTarget = tuple[str | None, str, dict[str, str], dict[str, int]]
+"""(region or None for the global keyspace, keyspace name, table -> DDL, replication)."""
+
+
+def ensure_schema(cluster: Any, session: Any, targets: Sequence[SchemaTarget],
+                  readonly: bool, what: str = "profile store") -> None:
+    """Create the keyspaces and tables of ``targets`` that are missing (read-only:
+    BackendError naming ``what`` when one is), and refuse (ConfigError naming the field) a
+    keyspace replicated otherwise than its target says."""
+    errors = driver_error_types()
+    metadata = cluster.metadata
+
+    def execute(cql: str, operation: str, region: str | None) -> None:
+        try:
+            session.execute(cql, execution_profile=profile_name(None), timeout=DDL_TIMEOUT)
+        except errors as exc:
+            raise backend_error(operation, region, exc, what) from exc
+
+    def refresh() -> None:
+        try:
+            cluster.refresh_schema_metadata()
+        except errors as exc:
+            raise backend_error("schema agreement", None, exc, what) from exc
+
+    created = False
+    for region, ks, _, want in targets:
+        existing = metadata.keyspaces.get(ks)
+        if existing is None:
+            if readonly:
+                raise BackendError(f"{what}: keyspace {ks} does not exist (run an ingest first)")
+            execute(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
+                    f"{q.replication_cql(want)}", "create keyspace", region)
+            created = True
+            continue
+        check_replication(ks, existing, want, region)
+    if created:
+        refresh()
+    missing = [(region, ddl.format(ks=ks)) for region, ks, ddls, _ in targets
+               for table, ddl in ddls.items()
+               if table not in metadata.keyspaces[ks].tables]
+    if missing and readonly:
+        raise BackendError(f"{what}: {len(missing)} table(s) missing (run an ingest first)")
+    if missing:
+        results = Runner(session, DDL_CONCURRENCY).run(
+            [(cql, None, profile_name(None)) for _, cql in missing], timeout=DDL_TIMEOUT)
+        for (region, _), res in zip(missing, results, strict=True):
+            if isinstance(res, BaseException):
+                raise backend_error("create table", region, res, what)
+        refresh()
+
+
+def check_replication(ks: str, meta: Any, want: dict[str, int], region: str | None) -> None:
+    """ConfigError naming the settings field when keyspace ``ks`` (its metadata ``meta``)
+    is not replicated as ``want``."""
+    strategy = meta.replication_strategy
+    have = getattr(strategy, "dc_replication_factors", None)
+    if have != want:
+        field = f"region_datacenters.{region}" if region else "region_datacenters"
+        raise ConfigError(
+            f"cassandra.{field}: keyspace {ks} is replicated as {have or strategy!r}, "
+            f"the settings say {want}; ALTER KEYSPACE it or fix the settings (rows are "
+            "never written where the settings do not allow them)")
+
+
+def backend_error(operation: str, region: str | None, exc: BaseException,
+                  what: str = "profile store") -> BackendError:
     """A :class:`BackendError` for a driver failure: operation, region, what failed."""
     where = f" in region {region!r}" if region else ""
-    return BackendError(f"profile store: {operation}{where} failed: {describe(exc)}")
+    return BackendError(f"{what}: {operation}{where} failed: {describe(exc)}")
 
 
 def describe(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""The change outbox: the profile changes a store has written and not yet seen acknowledged.
+"""The change outbox: the profile changes and segment membership changes a store has
+written and not yet seen acknowledged.
 
 Contract (what :meth:`Outbox.pending` and :meth:`Outbox.ack` give the seam's
 ``pending_changes`` and ``ack_changes``). A change notification is a row of its region's
@@ -6,9 +7,11 @@ Contract (what :meth:`Outbox.pending` and :meth:`Outbox.ack` give the seam's
 planner emits it, :mod:`.plan`, under the ID :meth:`Outbox.new_change` gives; the batch
 goes through :mod:`.journal`), so a change is pending exactly when its batch has landed.
 Changes of a region the store does not serve are never written. A change's ID is
-``REGION:TIMEUUID``: unique across regions and ordered by time. :meth:`Outbox.pending`
-returns the oldest ones of the served regions first, merged; :meth:`Outbox.ack` deletes
-the given ones and ignores IDs it does not know or that name a region it does not serve.
+``REGION:TIMEUUID``: unique across regions and ordered by time. A row's ``change`` is
+the change's :func:`~idgraph.profile_store.base.dump_change` doc (a profile change or a
+segment change), read back with ``load_change``. :meth:`Outbox.pending` returns the
+oldest ones of the served regions first, merged; :meth:`Outbox.ack` deletes the given
+ones and ignores IDs it does not know or that name a region it does not serve.
 
 Buckets. Rows are filed in hourly buckets (the hour of the change's UUID): a partition per
 region and hour. A region's ``meta`` row ``outbox_low`` is the oldest bucket that may hold
@@ -23,11 +26,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-import orjson
-
-from idgraph.profile_store.base import ProfileChange
+from idgraph.profile_store.base import ProfileChange, load_change
 from idgraph.profile_store.cassandra_backend.clock import uuid_seconds
 from idgraph.profile_store.cassandra_backend.connection import Statements
+from idgraph.profile_store.segment_state import SegmentChange
 
 BUCKET_SECONDS = 3600
 OUTBOX_LOW = "outbox_low"  # the ``meta`` row naming a region's oldest bucket in use
@@ -66,7 +68,7 @@ class Outbox:
         u = self._next_uuid()
         return bucket_of(u), u
 
-    def pending(self, limit: int) -> list[ProfileChange]:
+    def pending(self, limit: int) -> list[ProfileChange | SegmentChange]:
         """Up to ``limit`` unacknowledged changes of the served regions, oldest first."""
         if limit <= 0:
             return []
@@ -94,12 +96,7 @@ class Outbox:
                 self._db.run([(region, "meta_put", (region, OUTBOX_LOW, str(low_now)))],
                              "outbox read")
         found.sort(key=lambda f: (f[0].time, f[0].bytes))
-        out = []
-        for u, region, doc in found[:limit]:
-            d = orjson.loads(doc)
-            d["change_id"] = f"{region}:{u}"
-            out.append(ProfileChange(**d))
-        return out
+        return [load_change(doc, f"{region}:{u}") for u, region, doc in found[:limit]]
 
     def ack(self, change_ids: Iterable[str]) -> None:
         """Delete the given changes (IDs not known, or of a region not served, are

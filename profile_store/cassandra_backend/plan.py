@@ -15,6 +15,10 @@ to it and the history of its ID and of its aliases. A row of a profile that chan
 differs) moves with it, so the store reads all of such a profile's rows first
 (:func:`profiles_to_load`).
 
+Segment rows (memberships, their indexes, the change log, builds) are planned by
+:mod:`.segments` from the membership rows the store read (:attr:`Snapshot.memberships`),
+in the same diff and with the same timestamp.
+
 Anonymous profiles (``ttl > 0``): a profile none of whose records carries an identifier
 of a non-shareable type (only devices, advertising IDs, cookies) is anonymous; all its
 rows are rewritten with the TTL whenever it changes, so they expire together, that TTL
@@ -26,14 +30,21 @@ read in full.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
 
 from idgraph.core.errors import BackendError, ResidencyError
-from idgraph.profile_store.base import StoreBatch, dump_record, encode_related
+from idgraph.profile_store.base import StoreBatch, dump_change, dump_record, encode_related
 from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.clock import Clock
+from idgraph.profile_store.cassandra_backend.segments import (
+    Position,
+    StoredMembership,
+    diff_segments,
+)
 from idgraph.profile_store.survivorship import identifier_type
 
 KNOWN, ANONYMOUS, UNJUDGED = 0, 1, -1
@@ -79,7 +90,13 @@ class Snapshot:
     history: dict[str, tuple[str, list[HistoryRow]]] = field(default_factory=dict)
     """profile ID -> (region, its history rows), for the profiles read in full."""
     loaded: set[str] = field(default_factory=set)
-    """Profiles whose every row was read (records with content, aliases, history)."""
+    """Profiles whose every row was read (records with content, aliases, history and,
+    with a TTL, memberships)."""
+    memberships: dict[tuple[str, str], StoredMembership] = field(default_factory=dict)
+    """(segment, profile ID) -> its stored membership row, for the profiles
+    :func:`membership_ids` names (and the loaded ones, with a TTL)."""
+    segment_log_last: dict[str, Position] = field(default_factory=dict)
+    """Region -> its last change-log position, for the regions the batch logs changes of."""
 
 
 def ids_of(batch: StoreBatch) -> tuple[set[str], set[str]]:
@@ -96,12 +113,25 @@ def ids_of(batch: StoreBatch) -> tuple[set[str], set[str]]:
         pids.add(h.profile_id)
         pids.update(h.related_ids)
     pids.update(r.profile_id for r in batch.records if r.profile_id)
+    pids.update(membership_ids(batch))  # their heads give the TTL of their rows
     keys: set[str] = {r.record_key for r in batch.records}
     keys.update(batch.deleted_records)
     keys.update(k for _, k in batch.unlinked)
     keys.update(k for _, k, _ in batch.identifier_links)
     pids.discard("")
     return pids, keys
+
+
+def membership_ids(batch: StoreBatch) -> set[str]:
+    """Profiles whose stored membership rows planning ``batch`` needs."""
+    pids = {m.profile_id for m in batch.memberships}
+    pids.update(pid for _, _, pid in batch.removed_memberships)
+    return pids
+
+
+def log_regions(batch: StoreBatch, regions: frozenset[str]) -> set[str]:
+    """Served regions ``batch`` logs segment changes of (their last position is read)."""
+    return {c.region for c in batch.segment_changes if c.region in regions}
 
 
 def old_region(snap: Snapshot, pid: str) -> str | None:
@@ -173,9 +203,11 @@ class _Planner:
 
     def __init__(self, batch: StoreBatch, snap: Snapshot, regions: frozenset[str], ts: int,
                  ttl: int, shareable: frozenset[str],
-                 new_change_id: Callable[[], tuple[int, object]]) -> None:
+                 new_change_id: Callable[[], tuple[int, object]],
+                 new_log_id: Callable[[uuid.UUID | None], uuid.UUID], log_ttl: int) -> None:
         self.batch, self.snap, self.regions, self.ts = batch, snap, regions, ts
         self.ttl, self.shareable, self.new_change_id = ttl, shareable, new_change_id
+        self.new_log_id, self.log_ttl = new_log_id, log_ttl
         self.out: dict[str, list[Mutation]] = {}
         self.heads: dict[str, tuple[str, float, int] | None] = dict(snap.heads)
         self.aliases: dict[str, str | None] = {a: t for a, (_, t) in snap.aliases.items()}
@@ -305,6 +337,9 @@ class _Planner:
         self._diff_records()
         self._diff_history()
         self._outbox()
+        diff_segments(self.batch, self.snap.memberships, self.snap.segment_log_last,
+                      self.regions, self.ts, self.emit, self.ttl_of, self.rewrite_all,
+                      self.new_log_id, self.log_ttl)
         return self.out
 
     def _diff_heads(self) -> None:
@@ -420,21 +455,28 @@ class _Planner:
             if c.region not in self.regions:
                 continue  # like the SQLite outbox: never published by a store of these regions
             bucket, change_id = self.new_change_id()
-            doc = orjson.dumps(c)
+            doc = dump_change(c)
             self.emit(c.region, q.PUT_OUTBOX, c.region, bucket, change_id, doc, self.ts)
 
 
 def plan_batch(batch: StoreBatch, snap: Snapshot, regions: frozenset[str], ts: int, ttl: int,
-               shareable: frozenset[str],
-               new_change_id: Callable[[], tuple[int, object]]) -> dict[str, list[Mutation]]:
+               shareable: frozenset[str], new_change_id: Callable[[], tuple[int, object]],
+               new_log_id: Callable[[uuid.UUID | None], uuid.UUID] | None = None,
+               log_ttl: int = 0) -> dict[str, list[Mutation]]:
     """Mutations per region that turn the stored state in ``snap`` into the state after
     ``batch``, all at write timestamp ``ts`` (microseconds).
 
     ``snap`` must hold every stored row ``ids_of(batch)`` names and, in full, every
-    profile :func:`profiles_to_load` returns. ``new_change_id`` gives the outbox (hour
-    bucket, timeuuid) of the next change, in order. Raises ResidencyError when a row
-    would land in a region outside ``regions``.
+    profile :func:`profiles_to_load` returns, and the segment rows
+    (:attr:`Snapshot.memberships`, :attr:`Snapshot.segment_log_last`). ``new_change_id``
+    gives the outbox (hour bucket, timeuuid) of the next change, in order;
+    ``new_log_id(floor)`` the time UUID of a change-log row above ``floor`` (default: a
+    fresh :class:`.clock.Clock`'s); change-log rows live ``log_ttl`` seconds (0: for ever).
+    Raises ResidencyError when a row would land in a region outside ``regions``.
     """
-    planner = _Planner(batch, snap, regions, ts, ttl, shareable, new_change_id)
+    if new_log_id is None:
+        new_log_id = Clock().next_uuid
+    planner = _Planner(batch, snap, regions, ts, ttl, shareable, new_change_id, new_log_id,
+                       log_ttl)
     planner.simulate()
     return planner.diff()

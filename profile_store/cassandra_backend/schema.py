@@ -25,16 +25,41 @@ table                     primary key                            columns
 ``journal``               ``((region, batch_id), part)``         ``data`` (redo log of a
                                                                  batch, see ``journal.py``)
 ``meta``                  ``((region, name))``                   ``value`` (in-flight batch,
-                                                                 outbox low-water bucket)
+                                                                 outbox and deadline
+                                                                 low-water buckets, last
+                                                                 change-log row)
+``memberships``           ``((region, profile_id), segment)``    ``member``, ``next_change``,
+                                                                 ``deadline_bucket``, ``doc``
+``segment_members``       ``((region, segment, shard),           ``doc`` (members only)
+                          profile_id)``
+``segment_deadlines``     ``((region, bucket), next_change,      ``doc`` (hourly buckets)
+                          segment, profile_id)``
+``segment_log``           ``((region, bucket), log_id)``         ``n``, ``changes`` (hourly
+                                                                 buckets, TTL)
+``segment_builds``        ``((region), segment)``                ``doc``
 ========================  =====================================  ==========================
+
+Segments (see :mod:`.segments` for how the planner keeps these tables consistent).
+``memberships`` is the row of record: one per (profile, segment) while the profile is a
+member or has a pending deadline; ``segment_members`` and ``segment_deadlines`` are the
+two indexes the store keeps beside it in the same atomic batch (2.1 has no materialized
+views, and a secondary index on ``next_change`` could not answer a range): the members of
+a segment spread over :data:`MEMBER_SHARDS` partitions by a hash of the profile ID, and
+each pending deadline filed under the hour it falls due (or, for a deadline already past
+when written, the hour it was written). ``segment_log`` holds one row per batch and region
+with every membership change of that batch (compressed JSON, ``n`` changes), so a batch's
+changes become visible together.
 
 A head and an alias share the ``profiles`` table (an ID is one or the other), so one read
 per region resolves an ID; both are written with ``UPDATE`` (no row marker), so deleting
 a head's cells or an alias's cell removes the row once nothing else is set.
 
 The keyspace ``{keyspace_prefix}_global`` holds no personal data: ``processed_events``
-(SHA-256 of event IDs, which may embed an email address) and ``batches`` (batch state,
-the regions a batch touches and those hashes). It is replicated to every data centre of
+(SHA-256 of event IDs, which may embed an email address), ``batches`` (batch state,
+the regions a batch touches and those hashes) and ``segment_catalog`` (segment
+definitions, one partition: the catalog version row ``('c', '', 0)``, the current version
+of each name ``('h', name, 0)`` and every version ``('v', name, version)``, so a define is
+one conditional batch on one partition). It is replicated to every data centre of
 ``region_datacenters`` so a writer in any of them dedupes at its local quorum.
 
 Only what Cassandra 2.1 has: no ``date``/``smallint``, no ``UNSET_VALUE`` (every write
@@ -48,8 +73,13 @@ import re
 from idgraph.core.errors import ConfigError
 
 REGION_TABLES = ("profiles", "records", "profile_links", "identifiers", "history", "outbox",
-                 "journal", "meta")
-GLOBAL_TABLES = ("processed_events", "batches")
+                 "journal", "meta", "memberships", "segment_members", "segment_deadlines",
+                 "segment_log", "segment_builds")
+GLOBAL_TABLES = ("processed_events", "batches", "segment_catalog")
+MEMBER_SHARDS = 8
+"""Partitions the members of one segment in one region are spread over (by CRC-32 of the
+profile ID): a segment of millions stays out of a single wide partition. Part of the
+stored layout: changing it needs the members rewritten."""
 GLOBAL_SUFFIX = "global"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_KEYSPACE_NAME = 48  # Cassandra's limit
@@ -81,12 +111,31 @@ REGION_DDL = {
                " part int, data blob, PRIMARY KEY ((region, batch_id), part))",
     "meta": "CREATE TABLE IF NOT EXISTS {ks}.meta (region text, name text, value text,"
             " PRIMARY KEY ((region, name)))",
+    "memberships": "CREATE TABLE IF NOT EXISTS {ks}.memberships (region text,"
+                   " profile_id text, segment text, member boolean, next_change double,"
+                   " deadline_bucket bigint, doc blob,"
+                   " PRIMARY KEY ((region, profile_id), segment))" + _POINT_READS,
+    "segment_members": "CREATE TABLE IF NOT EXISTS {ks}.segment_members (region text,"
+                       " segment text, shard int, profile_id text, doc blob,"
+                       " PRIMARY KEY ((region, segment, shard), profile_id))",
+    "segment_deadlines": "CREATE TABLE IF NOT EXISTS {ks}.segment_deadlines (region text,"
+                         " bucket bigint, next_change double, segment text, profile_id text,"
+                         " doc blob, PRIMARY KEY ((region, bucket), next_change, segment,"
+                         " profile_id))",
+    "segment_log": "CREATE TABLE IF NOT EXISTS {ks}.segment_log (region text, bucket bigint,"
+                   " log_id timeuuid, n int, changes blob,"
+                   " PRIMARY KEY ((region, bucket), log_id))",
+    "segment_builds": "CREATE TABLE IF NOT EXISTS {ks}.segment_builds (region text,"
+                      " segment text, doc blob, PRIMARY KEY ((region), segment))",
 }
 GLOBAL_DDL = {
     "processed_events": "CREATE TABLE IF NOT EXISTS {ks}.processed_events"
                         " (event_hash blob PRIMARY KEY)",
     "batches": "CREATE TABLE IF NOT EXISTS {ks}.batches (batch_id timeuuid PRIMARY KEY,"
                " state text, regions text, events blob)",
+    "segment_catalog": "CREATE TABLE IF NOT EXISTS {ks}.segment_catalog (part int, kind text,"
+                       " name text, version int, value bigint, doc blob,"
+                       " PRIMARY KEY ((part), kind, name, version))",
 }
 
 # -- mutations: the statements a batch is made of (journaled, then applied) --------------
@@ -111,6 +160,15 @@ DEL_IDENT = "del_ident"
 PUT_HIST = "put_hist"
 DEL_HIST = "del_hist"
 PUT_OUTBOX = "put_outbox"
+PUT_MEMBERSHIP = "put_membership"
+DEL_MEMBERSHIP = "del_membership"
+PUT_MEMBER = "put_member"
+DEL_MEMBER = "del_member"
+PUT_DEADLINE = "put_deadline"
+DEL_DEADLINE = "del_deadline"
+PUT_SEGMENT_LOG = "put_segment_log"
+PUT_SEGMENT_LOG_LAST = "put_segment_log_last"
+PUT_BUILD = "put_build"
 
 def _cql(kinds: str, text: str) -> tuple[str, str]:
     """(CQL, kinds); checks there is one kind per bind marker."""
@@ -162,6 +220,34 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     PUT_OUTBOX: _cql(
         "vvubv", "INSERT INTO {ks}.outbox (region, bucket, change_id, change)"
         " VALUES (?, ?, ?, ?) USING TIMESTAMP ?"),
+    PUT_MEMBERSHIP: _cql(
+        "vvvvvvbvv", "INSERT INTO {ks}.memberships (region, profile_id, segment, member,"
+        " next_change, deadline_bucket, doc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " USING TTL ? AND TIMESTAMP ?"),
+    DEL_MEMBERSHIP: _cql(
+        "vvvv", "DELETE FROM {ks}.memberships USING TIMESTAMP ? WHERE region = ?"
+        " AND profile_id = ? AND segment = ?"),
+    PUT_MEMBER: _cql(
+        "vvvvbvv", "INSERT INTO {ks}.segment_members (region, segment, shard, profile_id,"
+        " doc) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"),
+    DEL_MEMBER: _cql(
+        "vvvvv", "DELETE FROM {ks}.segment_members USING TIMESTAMP ? WHERE region = ?"
+        " AND segment = ? AND shard = ? AND profile_id = ?"),
+    PUT_DEADLINE: _cql(
+        "vvvvvbvv", "INSERT INTO {ks}.segment_deadlines (region, bucket, next_change,"
+        " segment, profile_id, doc) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"),
+    DEL_DEADLINE: _cql(
+        "vvvvvv", "DELETE FROM {ks}.segment_deadlines USING TIMESTAMP ? WHERE region = ?"
+        " AND bucket = ? AND next_change = ? AND segment = ? AND profile_id = ?"),
+    PUT_SEGMENT_LOG: _cql(
+        "vvuvbvv", "INSERT INTO {ks}.segment_log (region, bucket, log_id, n, changes)"
+        " VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"),
+    PUT_SEGMENT_LOG_LAST: _cql(
+        "vvvv", "UPDATE {ks}.meta USING TIMESTAMP ? SET value = ? WHERE region = ?"
+        " AND name = ?"),
+    PUT_BUILD: _cql(
+        "vvbv", "INSERT INTO {ks}.segment_builds (region, segment, doc) VALUES (?, ?, ?)"
+        " USING TIMESTAMP ?"),
 }
 
 # -- reads and bookkeeping of a region keyspace ------------------------------------------
@@ -195,6 +281,24 @@ REGION_QUERIES: dict[str, str] = {
     "scan_profiles": "SELECT updated_at, alias_of FROM {ks}.profiles",
     "count_records": "SELECT count(*) FROM {ks}.records",
     "count_identifiers": "SELECT count(*) FROM {ks}.identifiers",
+    # segments
+    "memberships_in": "SELECT profile_id, segment, member, next_change, deadline_bucket, doc"
+                      " FROM {ks}.memberships WHERE region = ? AND profile_id IN ?",
+    "members_from": "SELECT profile_id, doc FROM {ks}.segment_members WHERE region = ?"
+                    " AND segment = ? AND shard = ? AND profile_id > ? LIMIT ?",
+    "count_members": "SELECT count(*) FROM {ks}.segment_members WHERE region = ?"
+                     " AND segment = ? AND shard = ?",
+    "deadlines_due": "SELECT next_change, segment, profile_id, doc FROM {ks}.segment_deadlines"
+                     " WHERE region = ? AND bucket = ? AND next_change > 0"
+                     " AND next_change <= ? LIMIT ?",
+    "segment_log_from": "SELECT log_id, n, changes FROM {ks}.segment_log WHERE region = ?"
+                        " AND bucket = ? AND log_id >= ? LIMIT ?",
+    "segment_log": "SELECT log_id, n, changes FROM {ks}.segment_log WHERE region = ?"
+                   " AND bucket = ? LIMIT ?",
+    "segment_builds": "SELECT doc FROM {ks}.segment_builds WHERE region = ?",
+    "profile_ids_first": "SELECT profile_id, updated_at FROM {ks}.profiles LIMIT ?",
+    "profile_ids_after": "SELECT profile_id, updated_at FROM {ks}.profiles"
+                         " WHERE token(region, profile_id) > token(?, ?) LIMIT ?",
 }
 
 GLOBAL_QUERIES: dict[str, str] = {
@@ -206,6 +310,21 @@ GLOBAL_QUERIES: dict[str, str] = {
                  " VALUES (?, ?, ?, ?) USING TTL ?",
     "batch": "SELECT state, regions, events FROM {ks}.batches WHERE batch_id = ?",
     "batch_delete": "DELETE FROM {ks}.batches WHERE batch_id = ?",
+    # segment definitions (:mod:`.segment_catalog`)
+    "catalog": "SELECT kind, name, value, doc FROM {ks}.segment_catalog WHERE part = 0"
+               " AND kind < 'v'",
+    "catalog_versions": "SELECT doc FROM {ks}.segment_catalog WHERE part = 0 AND kind = 'v'"
+                        " AND name = ?",
+    "catalog_head": "SELECT doc FROM {ks}.segment_catalog WHERE part = 0 AND kind = 'h'"
+                    " AND name = ?",
+    "catalog_version": "SELECT value FROM {ks}.segment_catalog WHERE part = 0 AND kind = 'c'"
+                       " AND name = '' AND version = 0",
+    "catalog_init": "INSERT INTO {ks}.segment_catalog (part, kind, name, version, value)"
+                    " VALUES (0, 'c', '', 0, 0) IF NOT EXISTS",
+    "catalog_bump": "UPDATE {ks}.segment_catalog SET value = ? WHERE part = 0 AND kind = 'c'"
+                    " AND name = '' AND version = 0 IF value = ?",
+    "catalog_put": "INSERT INTO {ks}.segment_catalog (part, kind, name, version, doc)"
+                   " VALUES (0, ?, ?, ?, ?)",
 }
 
 

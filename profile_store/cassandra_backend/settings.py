@@ -44,3 +44,7 @@ class CassandraSettings(Section):
     anonymous_identifier_types: list[str] = ["device", "idfa", "gaid", "cookie"]
     """Identifier kinds that do not make a profile known (for ``anonymous_ttl_seconds``):
     the default linking rules' shareable types."""
+    segment_log_ttl_seconds: int = Field(default=86_400, ge=60)
+    """TTL of the segment change log's rows (what ``WatchSegment`` resumes from): keep it
+    at least ``segments.log_retention_hours``; this store ignores that setting's pruning
+    hint (``StoreBatch.segment_log_before``) and lets the rows expire instead."""

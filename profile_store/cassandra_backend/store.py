@@ -41,8 +41,19 @@ Anonymous profiles (``anonymous_ttl_seconds`` > 0): see :mod:`.plan`. Which iden
 kinds do not identify a person is ``cassandra.anonymous_identifier_types`` (by default
 the types the default linking rules call shareable: device, idfa, gaid, cookie).
 
-Outbox. Change notifications are rows of each region's ``outbox``, written in the batch
-they describe; :meth:`pending_changes` and :meth:`ack_changes` are :mod:`.outbox`'s.
+Outbox. Change notifications (profile changes and segment membership changes) are rows
+of each region's ``outbox``, written in the batch they describe; :meth:`pending_changes`
+and :meth:`ack_changes` are :mod:`.outbox`'s.
+
+Segments. Membership rows, their indexes (members by segment, deadlines by hour), the
+change log and build rows live in the profile's home region keyspace and are planned and
+journaled with the profile rows of the batch (:mod:`.segments`); the reads are
+:mod:`.segment_reads`'s. Definitions are in the global keyspace
+(:mod:`.segment_catalog`: the store reads them, a
+:class:`~.segment_catalog.CassandraSegmentCatalog` changes them). Writing a membership (or
+removing one, or a build row) of a region outside S raises ResidencyError like a head;
+segment changes of such a region are neither logged nor put in the outbox (as the outbox
+always did).
 
 Driver errors. The class declares the driver's exception classes and how to describe one
 (:func:`.connection.describe`: no keys or values) at the seam's boundary
@@ -65,7 +76,7 @@ from typing import Any
 
 import orjson
 
-from idgraph.core.errors import BackendError, ConfigError, ResidencyError, translate_driver_errors
+from idgraph.core.errors import BackendError, ResidencyError, translate_driver_errors
 from idgraph.profile_store.base import (
     IdentifierMatch,
     ProfileChange,
@@ -82,15 +93,14 @@ from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.clock import Clock
 from idgraph.profile_store.cassandra_backend.connection import (
     NamedCall,
-    Runner,
     Statements,
     backend_error,
     chunks,
     connect,
     describe,
     driver_error_types,
+    ensure_schema,
     global_replication,
-    profile_name,
 )
 from idgraph.profile_store.cassandra_backend.journal import Journal
 from idgraph.profile_store.cassandra_backend.outbox import Outbox
@@ -99,13 +109,21 @@ from idgraph.profile_store.cassandra_backend.plan import (
     Snapshot,
     StoredRow,
     ids_of,
+    log_regions,
+    membership_ids,
     plan_batch,
     profiles_to_load,
 )
+from idgraph.profile_store.cassandra_backend.segment_catalog import read_catalog, read_versions
+from idgraph.profile_store.cassandra_backend.segment_reads import SegmentReads
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
+from idgraph.profile_store.segment_state import (
+    Membership,
+    SegmentBuild,
+    SegmentChange,
+    SegmentDefinition,
+)
 
-DDL_TIMEOUT = 120.0  # a schema change waits for every node to agree (seconds on 2.1)
-DDL_CONCURRENCY = 8  # tables created at once (2.1 applies them one by one anyway)
 REGION_HINTS = 200_000  # profile IDs whose region a reader remembers
 IN_CHUNK = 100  # keys per IN query: bounds the coordinator's work per request
 
@@ -159,6 +177,8 @@ class CassandraProfileStore(ProfileStore):
                                 writable=not readonly)
         self._outbox = Outbox(self._db, self.regions, self._clock.next_uuid,
                               writable=not readonly)
+        self._segments = SegmentReads(self._db, self.regions, writable=not readonly,
+                                      log_ttl=settings.segment_log_ttl_seconds)
         try:
             self._ensure_schema()
         except BaseException as exc:
@@ -184,62 +204,13 @@ class CassandraProfileStore(ProfileStore):
         return dict(self.settings.region_datacenters[region])
 
     def _ensure_schema(self) -> None:
-        targets = [(r, self._ks[r], q.REGION_DDL) for r in sorted(self.regions)]
-        targets.append((None, self._global_ks, q.GLOBAL_DDL))
-        metadata = self._cluster.metadata
-        created = False
-        for region, ks, _ in targets:
-            want = self._replication_of(region)
-            existing = metadata.keyspaces.get(ks)
-            if existing is None:
-                if self._readonly:
-                    raise BackendError(f"profile store: keyspace {ks} does not exist "
-                                       "(run an ingest first)")
-                self._execute(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
-                              f"{q.replication_cql(want)}", "create keyspace", region)
-                created = True
-                continue
-            self._check_replication(ks, existing, want, region)
-        if created:
-            self._refresh_schema()
-        missing = [(region, ddl.format(ks=ks)) for region, ks, ddls in targets
-                   for table, ddl in ddls.items()
-                   if table not in metadata.keyspaces[ks].tables]
-        if missing and self._readonly:
-            raise BackendError(f"profile store: {len(missing)} table(s) missing "
-                               "(run an ingest first)")
-        if missing:
-            results = Runner(self._session, DDL_CONCURRENCY).run(
-                [(cql, None, profile_name(None)) for _, cql in missing], timeout=DDL_TIMEOUT)
-            for (region, _), res in zip(missing, results, strict=True):
-                if isinstance(res, BaseException):
-                    raise backend_error("create table", region, res)
-            self._refresh_schema()
+        targets = [(r, self._ks[r], q.REGION_DDL, self._replication_of(r))
+                   for r in sorted(self.regions)]
+        targets.append((None, self._global_ks, q.GLOBAL_DDL, self._replication_of(None)))
+        ensure_schema(self._cluster, self._session, targets, self._readonly)
         if not self._readonly:
             self._outbox.open()
-
-    def _refresh_schema(self) -> None:
-        try:
-            self._cluster.refresh_schema_metadata()
-        except self.driver_errors as exc:
-            raise backend_error("schema agreement", None, exc) from exc
-
-    def _check_replication(self, ks: str, meta: Any, want: dict[str, int],
-                           region: str | None) -> None:
-        strategy = meta.replication_strategy
-        have = getattr(strategy, "dc_replication_factors", None)
-        if have != want:
-            field = f"region_datacenters.{region}" if region else "region_datacenters"
-            raise ConfigError(
-                f"cassandra.{field}: keyspace {ks} is replicated as {have or strategy!r}, "
-                f"the settings say {want}; ALTER KEYSPACE it or fix the settings (rows are "
-                "never written where the settings do not allow them)")
-
-    def _execute(self, cql: str, operation: str, region: str | None) -> None:
-        try:
-            self._session.execute(cql, execution_profile=profile_name(None), timeout=DDL_TIMEOUT)
-        except self.driver_errors as exc:
-            raise backend_error(operation, region, exc) from exc
+            self._segments.open()
 
     # ------------------------------------------------------------------ reading regions
 
@@ -288,12 +259,19 @@ class CassandraProfileStore(ProfileStore):
             self._check_region(region, "move profile")
         for r in batch.records:
             self._check_region(r.home_region, "write record")
+        for m in batch.memberships:
+            self._check_region(m.region, "write membership")
+        for region, _, _ in batch.removed_memberships:
+            self._check_region(region, "remove membership")
+        for b in batch.segment_builds:
+            self._check_region(b.region, "write segment build")
         with self._journal.lock:
             self._journal.recover_if_needed()
             ts = self._clock.next_ts()
             snap = self._snapshot(batch)
             plan = plan_batch(batch, snap, self.regions, ts, self._ttl, self._shareable,
-                              self._outbox.new_change)
+                              self._outbox.new_change, self._clock.next_uuid,
+                              self.settings.segment_log_ttl_seconds)
             events = sorted({_event_hash(e) for e in batch.processed_event_ids})
             if not plan:
                 self._journal.put_processed(events, ts)
@@ -308,14 +286,22 @@ class CassandraProfileStore(ProfileStore):
         snap = Snapshot()
         id_calls = self._in_calls("ids_in", pids)
         rec_calls = self._in_calls("record_locations_in", keys)
-        results = self._db.run(id_calls + rec_calls, "write (read stored rows)")
-        for (region, _, _), rows in zip(id_calls, results[:len(id_calls)], strict=True):
+        mem_calls = self._segments.membership_calls(membership_ids(batch))
+        log_calls = self._segments.log_last_calls(log_regions(batch, self.regions))
+        results = self._db.run(id_calls + rec_calls + mem_calls + log_calls,
+                               "write (read stored rows)")
+        n_ids, n_recs, n_mems = len(id_calls), len(rec_calls), len(mem_calls)
+        snap.memberships = self._segments.stored_memberships(
+            mem_calls, results[n_ids + n_recs:n_ids + n_recs + n_mems])
+        snap.segment_log_last = self._segments.log_last(
+            log_calls, results[n_ids + n_recs + n_mems:])
+        for (region, _, _), rows in zip(id_calls, results[:n_ids], strict=True):
             for pid, updated_at, alias_of, anonymous in rows:
                 if updated_at is not None:
                     snap.heads[pid] = (region, updated_at, -1 if anonymous is None else anonymous)
                 if alias_of is not None:
                     snap.aliases[pid] = (region, alias_of)
-        for (region, _, _), rows in zip(rec_calls, results[len(id_calls):], strict=True):
+        for (region, _, _), rows in zip(rec_calls, results[n_ids:n_ids + n_recs], strict=True):
             for key, pid, idx in rows:
                 snap.records[key] = StoredRow(region, pid, orjson.loads(idx) if idx else {})
         wanted = profiles_to_load(batch, snap, self._ttl)
@@ -343,13 +329,19 @@ class CassandraProfileStore(ProfileStore):
             snap.loaded.add(pid)
         rec_calls = [c for region, keys in sorted(members.items())
                      for c in self._in_calls("records_in", keys, [region])]
-        results = self._db.run(rec_calls + alias_calls, "write (read profiles)")
+        # with a TTL, a profile's membership rows are rewritten with its other rows
+        mem_calls = self._segments.membership_calls(wanted) if self._ttl > 0 else []
+        results = self._db.run(rec_calls + alias_calls + mem_calls, "write (read profiles)")
+        n_recs, n_aliases = len(rec_calls), len(alias_calls)
+        for key, row in self._segments.stored_memberships(
+                mem_calls, results[n_recs + n_aliases:]).items():
+            snap.memberships.setdefault(key, row)
         for (region, _, _), rows in zip(rec_calls, results[:len(rec_calls)], strict=True):
             for key, pid, last_seen, doc, idx in rows:
                 snap.records[key] = StoredRow(region, pid, orjson.loads(idx) if idx else {},
                                               doc, last_seen)
-        for (region, _, (_, alias)), rows in zip(alias_calls, results[len(rec_calls):],
-                                                 strict=True):
+        for (region, _, (_, alias)), rows in zip(
+                alias_calls, results[n_recs:n_recs + n_aliases], strict=True):
             snap.history.setdefault(alias, (region, [HistoryRow(*row) for row in rows]))
 
     # ------------------------------------------------------------------ journal, outbox
@@ -361,7 +353,7 @@ class CassandraProfileStore(ProfileStore):
         self._require_writable()
         return self._journal.recover()
 
-    def pending_changes(self, limit: int) -> list[ProfileChange]:
+    def pending_changes(self, limit: int) -> list[ProfileChange | SegmentChange]:
         self._journal.recover_if_needed()
         return self._outbox.pending(limit)
 
@@ -561,6 +553,55 @@ class CassandraProfileStore(ProfileStore):
             if n:
                 out[region] = n
         return out
+
+    # ------------------------------------------------------------------ segments
+
+    def segment_catalog(self) -> tuple[int, dict[str, SegmentDefinition]]:
+        return read_catalog(self._db)
+
+    def segment_versions(self, name: str) -> list[SegmentDefinition]:
+        return read_versions(self._db, name)
+
+    def memberships(self, profile_ids: Iterable[str]) -> dict[str, list[Membership]]:
+        self._journal.recover_if_needed()
+        return self._segments.memberships(profile_ids)
+
+    def segment_members(self, segment: str, after: str = "", limit: int = 1000
+                        ) -> list[Membership]:
+        self._journal.recover_if_needed()
+        return self._segments.segment_members(segment, after, limit)
+
+    def count_segment(self, segment: str) -> dict[str, int]:
+        self._journal.recover_if_needed()
+        return self._segments.count_segment(segment)
+
+    def due_memberships(self, now: float, limit: int) -> list[Membership]:
+        self._journal.recover_if_needed()
+        return self._segments.due_memberships(now, limit)
+
+    def segment_log_position(self) -> str:
+        """A cursor at the end of the change log now: per served region, its last row
+        (:mod:`.segments` describes the format)."""
+        self._journal.recover_if_needed()
+        return self._segments.segment_log_position()
+
+    def segment_changes_after(self, cursor: str, limit: int
+                              ) -> tuple[list[SegmentChange], str]:
+        """Changes after ``cursor`` across the served regions, oldest first. The cursor
+        holds a position per served region (:mod:`.segments`): one this store did not
+        give (malformed, or naming other regions) is a ValueError."""
+        self._journal.recover_if_needed()
+        return self._segments.segment_changes_after(cursor, limit)
+
+    def profile_ids_after(self, region: str, after: str, limit: int) -> list[str]:
+        """Live profile IDs of ``region`` in token order: a stable total order, not the
+        lexicographic one (:mod:`.segment_reads`)."""
+        self._journal.recover_if_needed()
+        return self._segments.profile_ids_after(region, after, limit)
+
+    def segment_builds(self) -> list[SegmentBuild]:
+        self._journal.recover_if_needed()
+        return self._segments.segment_builds()
 
     def close(self) -> None:
         cluster, self._cluster = self._cluster, None

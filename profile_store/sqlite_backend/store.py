@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -36,9 +37,22 @@ from idgraph.profile_store.base import (
     StoredProfile,
     StoredRecord,
     decode_event,
+    dump_change,
     dump_record,
     encode_related,
+    load_change,
     record_events,
+)
+from idgraph.profile_store.segment_state import (
+    Membership,
+    SegmentBuild,
+    SegmentChange,
+    SegmentDefinition,
+)
+from idgraph.profile_store.sqlite_backend.segment_catalog import (
+    SEGMENT_CATALOG_SCHEMA,
+    read_catalog,
+    read_versions,
 )
 
 _SCHEMA = """
@@ -86,7 +100,33 @@ CREATE TABLE IF NOT EXISTS outbox (
     region TEXT NOT NULL,
     change BLOB NOT NULL
 );
-"""
+-- segment memberships (a row per member, or per pending deadline), their change log and
+-- the progress of full evaluations; definitions are in SEGMENT_CATALOG_SCHEMA
+CREATE TABLE IF NOT EXISTS memberships (
+    segment TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    member INTEGER NOT NULL,
+    next_change REAL NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (segment, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memberships_by_profile ON memberships (profile_id);
+CREATE INDEX IF NOT EXISTS memberships_by_deadline ON memberships (next_change)
+    WHERE next_change > 0;
+CREATE TABLE IF NOT EXISTS segment_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    region TEXT NOT NULL,
+    logged_at REAL NOT NULL,
+    change BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment_builds (
+    region TEXT NOT NULL,
+    segment TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (region, segment)
+) WITHOUT ROWID;
+""" + SEGMENT_CATALOG_SCHEMA
 
 
 def _record_from_doc(doc: dict, profile_id: str, home_region: str) -> StoredRecord:
@@ -173,7 +213,12 @@ class SqliteProfileStore(ProfileStore):
             self._check_region(region, "move profile")
         for r in batch.records:
             self._check_region(r.home_region, "write record")
-        dumps = orjson.dumps
+        for m in batch.memberships:
+            self._check_region(m.region, "write membership")
+        for region, _segment, _pid in batch.removed_memberships:
+            self._check_region(region, "remove membership")
+        for b in batch.segment_builds:
+            self._check_region(b.region, "write segment build")
         with self._write_lock:
             db = self._writer
             try:
@@ -224,7 +269,8 @@ class SqliteProfileStore(ProfileStore):
                                [(e,) for e in batch.processed_event_ids])
                 if batch.changes:
                     db.executemany("INSERT INTO outbox (region, change) VALUES (?,?)",
-                                   [(c.region, dumps(c)) for c in batch.changes])
+                                   [(c.region, dump_change(c)) for c in batch.changes])
+                self._write_segments(db, batch)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
@@ -233,16 +279,36 @@ class SqliteProfileStore(ProfileStore):
                     f"profile store: write of {len(batch.records)} records failed: {exc}"
                 ) from exc
 
-    def pending_changes(self, limit: int) -> list[ProfileChange]:
+    def _write_segments(self, db: sqlite3.Connection, batch: StoreBatch) -> None:
+        """The segment rows of ``batch``, inside its transaction (regions checked before)."""
+        if batch.removed_memberships:
+            db.executemany(
+                "DELETE FROM memberships WHERE segment = ? AND profile_id = ? AND region = ?",
+                [(seg, pid, region) for region, seg, pid in batch.removed_memberships])
+        if batch.memberships:
+            db.executemany(
+                "INSERT OR REPLACE INTO memberships (segment, profile_id, region, member,"
+                " next_change, doc) VALUES (?,?,?,?,?,?)",
+                [(m.segment, m.profile_id, m.region, int(m.member), m.next_change,
+                  orjson.dumps(m)) for m in batch.memberships])
+        if batch.segment_changes:
+            now = time.time()
+            db.executemany(
+                "INSERT INTO segment_log (region, logged_at, change) VALUES (?,?,?)",
+                [(c.region, now, dump_change(c)) for c in batch.segment_changes])
+        if batch.segment_builds:
+            db.executemany(
+                "INSERT OR REPLACE INTO segment_builds (region, segment, doc) VALUES (?,?,?)",
+                [(b.region, b.segment, orjson.dumps(b)) for b in batch.segment_builds])
+        if batch.segment_log_before > 0:
+            db.execute("DELETE FROM segment_log WHERE logged_at < ?",
+                       (batch.segment_log_before,))
+
+    def pending_changes(self, limit: int) -> list[ProfileChange | SegmentChange]:
         rows = self._reader().execute(
             f"SELECT seq, change FROM outbox WHERE region IN ({self._region_sql})"
             " ORDER BY seq LIMIT ?", (*self._region_args, limit)).fetchall()
-        out = []
-        for seq, blob in rows:
-            doc = orjson.loads(blob)
-            doc["change_id"] = str(seq)
-            out.append(ProfileChange(**doc))
-        return out
+        return [load_change(blob, str(seq)) for seq, blob in rows]
 
     def ack_changes(self, change_ids: Iterable[str]) -> None:
         if self._writer is None:
@@ -367,6 +433,79 @@ class SqliteProfileStore(ProfileStore):
             f"SELECT region, count(*) FROM profiles WHERE region IN ({self._region_sql})"
             " GROUP BY region ORDER BY region", self._region_args).fetchall()
         return dict(rows)
+
+    # -------------------------------------------------------------------- segments
+
+    def segment_catalog(self) -> tuple[int, dict[str, SegmentDefinition]]:
+        return read_catalog(self._reader())
+
+    def segment_versions(self, name: str) -> list[SegmentDefinition]:
+        return read_versions(self._reader(), name)
+
+    def memberships(self, profile_ids: Iterable[str]) -> dict[str, list[Membership]]:
+        out: dict[str, list[Membership]] = {}
+        for (doc,) in self._select_in(
+                "SELECT doc FROM memberships WHERE profile_id IN ({in})"
+                f" AND region IN ({self._region_sql}) ORDER BY profile_id, segment",
+                list(dict.fromkeys(profile_ids)), self._region_args):
+            m = Membership(**orjson.loads(doc))
+            out.setdefault(m.profile_id, []).append(m)
+        return out
+
+    def segment_members(self, segment: str, after: str = "", limit: int = 1000
+                        ) -> list[Membership]:
+        rows = self._reader().execute(
+            "SELECT doc FROM memberships WHERE segment = ? AND member = 1 AND profile_id > ?"
+            f" AND region IN ({self._region_sql}) ORDER BY profile_id LIMIT ?",
+            (segment, after, *self._region_args, limit)).fetchall()
+        return [Membership(**orjson.loads(doc)) for (doc,) in rows]
+
+    def count_segment(self, segment: str) -> dict[str, int]:
+        rows = self._reader().execute(
+            "SELECT region, count(*) FROM memberships WHERE segment = ? AND member = 1"
+            f" AND region IN ({self._region_sql}) GROUP BY region",
+            (segment, *self._region_args)).fetchall()
+        return dict(rows)
+
+    def due_memberships(self, now: float, limit: int) -> list[Membership]:
+        rows = self._reader().execute(
+            "SELECT doc FROM memberships WHERE next_change > 0 AND next_change <= ?"
+            f" AND region IN ({self._region_sql}) ORDER BY next_change LIMIT ?",
+            (now, *self._region_args, limit)).fetchall()
+        return [Membership(**orjson.loads(doc)) for (doc,) in rows]
+
+    def segment_log_position(self) -> str:
+        row = self._reader().execute("SELECT max(seq) FROM segment_log").fetchone()
+        return str(row[0] or 0)
+
+    def segment_changes_after(self, cursor: str, limit: int
+                              ) -> tuple[list[SegmentChange], str]:
+        try:
+            after = int(cursor or 0)
+        except ValueError:
+            raise ValueError("not a change-log cursor of this store") from None
+        rows = self._reader().execute(
+            f"SELECT seq, change FROM segment_log WHERE seq > ? AND region IN"
+            f" ({self._region_sql}) ORDER BY seq LIMIT ?",
+            (after, *self._region_args, limit)).fetchall()
+        if not rows:
+            return [], str(after)
+        changes = [load_change(blob, str(seq)) for seq, blob in rows]
+        return changes, str(rows[-1][0])  # type: ignore[return-value]
+
+    def profile_ids_after(self, region: str, after: str, limit: int) -> list[str]:
+        if region not in self.regions:
+            return []
+        rows = self._reader().execute(
+            "SELECT profile_id FROM profiles WHERE region = ? AND profile_id > ?"
+            " ORDER BY profile_id LIMIT ?", (region, after, limit)).fetchall()
+        return [pid for (pid,) in rows]
+
+    def segment_builds(self) -> list[SegmentBuild]:
+        rows = self._reader().execute(
+            f"SELECT doc FROM segment_builds WHERE region IN ({self._region_sql})"
+            " ORDER BY segment, region", self._region_args).fetchall()
+        return [SegmentBuild(**orjson.loads(doc)) for (doc,) in rows]
 
     def close(self) -> None:
         if self._writer is not None:
