@@ -27,7 +27,7 @@ Attributes (``given_name``, ``family_name``, ``birth_date``, ``city``, ``country
     company contains "GmbH"
     email ends_with "@example.com"
     job_title starts_with "Head of"
-    postal_code matches "^10[0-9]{3}$" # a regular expression, found anywhere in the value
+    postal_code matches "^10[0-9]{3}$" # a regular expression (RE2), found anywhere in the value
     phone exists
     company absent                     # no company at all
     birth_date before "2000-01-01"
@@ -95,7 +95,7 @@ Invalid text is refused with its line, column and what was expected, for example
 '''
 
 from idgraph.segments.ast import Node, from_json, to_json
-from idgraph.segments.dependencies import SegmentDependencies, references
+from idgraph.segments.dependencies import SegmentDependencies, event_types, references
 from idgraph.segments.errors import (
     InvalidSegmentError,
     SegmentCycleError,
@@ -120,6 +120,7 @@ __all__ = [
     "SegmentSyntaxError",
     "UnknownSegmentError",
     "evaluate",
+    "event_types",
     "from_json",
     "parse",
     "references",

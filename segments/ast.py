@@ -26,11 +26,12 @@ The text form is :mod:`idgraph.segments.language`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
+
+import re2
 
 from idgraph.segments.errors import InvalidSegmentError
 
@@ -149,10 +150,24 @@ def _pattern(value: Any) -> str:
         raise InvalidSegmentError(f"regular expression is {len(value)} characters long; "
                                   f"at most {MAX_PATTERN_LENGTH} are allowed")
     try:
-        re.compile(value)
-    except re.error as exc:
-        raise InvalidSegmentError(f"invalid regular expression {value!r}: {exc}") from None
+        compile_pattern(value)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise InvalidSegmentError(f"invalid regular expression {value!r}: {reason} (RE2 "
+                                  "syntax: no backreferences or lookaround)") from None
     return value
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error is raised with its reason; no C++ log line
+
+
+def compile_pattern(pattern: str) -> re2._Regexp:
+    """``pattern`` compiled by RE2: matching takes time linear in the value's length, so a
+    definition cannot make evaluation hang (Python's ``re`` backtracks: ``(a+)+$`` on a
+    long value never ends). RE2 syntax is Python's without backreferences and
+    lookaround."""
+    return re2.compile(pattern, options=_RE2_OPTIONS)
 
 
 def _node(value: Any) -> Node:
@@ -290,7 +305,7 @@ class TextMatch(Node):
 
 @_validated
 class Matches(Node):
-    """``attribute matches "regex"`` (Python syntax, found anywhere in the value)."""
+    """``attribute matches "regex"`` (RE2 syntax, found anywhere in the value)."""
 
     kind = "matches"
     attribute: str

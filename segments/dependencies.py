@@ -40,6 +40,17 @@ def references(node: Node) -> frozenset[str]:
     return frozenset(n.segment for n in walk(node) if isinstance(n, InSegment))
 
 
+def event_types(node: Node) -> frozenset[str]:
+    """The event types ``node`` counts (what an evaluator must read of a timeline)."""
+    found: set[str] = set()
+    for n in walk(node):
+        if isinstance(n, EventAggregate | DidNot):
+            found.add(n.query.event)
+        elif isinstance(n, EventSequence):
+            found.update(q.event for q in n.steps)
+    return frozenset(found)
+
+
 class SegmentDependencies:
     """The ``in_segment`` graph of a set of definitions (validated when built)."""
 

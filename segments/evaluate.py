@@ -14,7 +14,8 @@ Comparison rules (``=  !=  <  <=  >  >=  between  in  not_in`` and ``last()``):
 A missing attribute makes every condition on it false except ``absent``: ``country != "DE"``
 does not hold for a profile without a country, and neither does ``not_in``. ``exists`` means
 the attribute is present (whatever its value). ``contains``, ``starts_with``, ``ends_with``
-compare text case-sensitively; ``matches`` finds the regular expression anywhere in the
+compare text case-sensitively; ``matches`` finds the regular expression (RE2: linear time,
+no backreferences or lookaround) anywhere in the
 value (anchor it with ``^...$`` for the whole value). ``before``/``after`` and the date
 windows hold only for values that are dates.
 
@@ -40,8 +41,7 @@ from __future__ import annotations
 
 import math
 import operator
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -70,6 +70,7 @@ from idgraph.segments.ast import (
     Region,
     TextMatch,
     Value,
+    compile_pattern,
     parse_iso_date,
 )
 from idgraph.segments.language import to_text
@@ -113,6 +114,16 @@ class ProfileFacts:
     region: str = ""
     events: list[Event] = field(default_factory=list)
     memberships: Callable[[str], bool] = _no_memberships
+    _by_type: dict[str, list[Event]] | None = field(default=None, repr=False, compare=False)
+
+    def events_of(self, event_type: str) -> list[Event]:
+        """The events of one type (indexed on first use; ``events`` must not change after)."""
+        if self._by_type is None:
+            index: dict[str, list[Event]] = {}
+            for event in self.events:
+                index.setdefault(event.type, []).append(event)
+            self._by_type = index
+        return self._by_type.get(event_type, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +225,8 @@ def compare(actual: PropertyValue, op: str, expected: Value) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)  # valid and bounded in length: checked by the Matches node
+def _regex(pattern: str):  # re2._Regexp
+    return compile_pattern(pattern)  # valid and bounded: checked by the Matches node
 
 
 # --- conditions on attributes (profile attributes, or an event's properties) -----------------
@@ -288,16 +299,15 @@ _ATTRIBUTE_TESTS: dict[type, Callable[[Node, PropertyValue], bool]] = {
 # --- events ---------------------------------------------------------------------------------
 
 
-def _matching(query: EventQuery, events: Iterable[Event], now: datetime
+def _matching(query: EventQuery, facts: ProfileFacts, now: datetime
               ) -> tuple[list[Event], datetime | None]:
     """The events ``query`` selects at ``now`` (in its window, not in the future) and the
     earliest instant one of its events enters or leaves the window."""
     span = None if query.within is None else timedelta(seconds=query.within.seconds)
     selected: list[Event] = []
     deadline: datetime | None = None
-    for event in events:
-        if event.type != query.event or (query.source is not None
-                                         and event.source != query.source):
+    for event in facts.events_of(query.event):
+        if query.source is not None and event.source != query.source:
             continue
         if query.where is not None and not attribute_holds(query.where, event.properties,
                                                            now)[0]:
@@ -333,13 +343,13 @@ def _aggregate(node: EventAggregate, events: list[Event]) -> PropertyValue | Non
 
 
 def _event_aggregate(node: EventAggregate, facts: ProfileFacts, now: datetime) -> _Leaf:
-    events, deadline = _matching(node.query, facts.events, now)
+    events, deadline = _matching(node.query, facts, now)
     value = _aggregate(node, events)
     return (value is not None and compare(value, node.op, node.value)), deadline
 
 
 def _did_not(node: DidNot, facts: ProfileFacts, now: datetime) -> _Leaf:
-    events, deadline = _matching(node.query, facts.events, now)
+    events, deadline = _matching(node.query, facts, now)
     return not events, deadline
 
 
@@ -347,7 +357,7 @@ def _sequence(node: EventSequence, facts: ProfileFacts, now: datetime) -> _Leaf:
     order = {id(event): i for i, event in enumerate(facts.events)}
     steps, deadlines = [], []
     for query in node.steps:
-        events, deadline = _matching(query, facts.events, now)
+        events, deadline = _matching(query, facts, now)
         steps.append(sorted((event.at, order[id(event)]) for event in events))
         deadlines.append(deadline)
     limit = None if node.within is None else timedelta(seconds=node.within.seconds)

@@ -171,3 +171,23 @@ def test_naive_times_are_utc():
     facts = ProfileFacts(events=[Event("open", "web", datetime(2024, 5, 31, 12, 0))])
     result = evaluate(parse('event("open").within(2d)'), facts, datetime(2024, 6, 1, 12, 0))
     assert result.matched and result.next_change == datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
+
+
+def test_matches_runs_in_linear_time_on_a_pattern_that_backtracks_in_python():
+    import time
+
+    # with Python's re, (a+)+$ on 30 a's and a b takes minutes; RE2 answers at once
+    facts = ProfileFacts(attributes={"code": "a" * 30_000 + "b"})
+    started = time.perf_counter()
+    result = evaluate(parse('code matches "(a+)+$"'), facts, NOW)
+    assert not result.matched
+    assert time.perf_counter() - started < 0.5
+
+
+def test_matches_refuses_what_re2_cannot_run_in_linear_time():
+    from idgraph.segments import SegmentError
+
+    with pytest.raises(SegmentError, match="backreferences"):
+        parse(r'code matches "(a)\\1"')
+    with pytest.raises(SegmentError, match="lookaround"):
+        parse('code matches "(?=x)y"')
