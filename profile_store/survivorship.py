@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from itertools import islice
 
 from idgraph.profile_store.base import (
@@ -190,9 +190,11 @@ class ProfileBuilder:
         return rule
 
     def build(self, profile_id: str, region: str, records: Iterable[StoredRecord],
-              aliases: list[str], now: float, *, all_events: bool = False) -> Profile:
+              aliases: list[str], now: float, *, all_events: bool = False,
+              event_types: Collection[str] | None = None) -> Profile:
         """The folded profile; its ``events`` are the newest ``profile_events_limit`` of
-        its records' events, or every stored one with ``all_events`` (segment evaluation)."""
+        its records' events, or every stored one with ``all_events`` (segment evaluation),
+        only of ``event_types`` when given (what the segments evaluated count)."""
         unlisted = len(self._rank)
         # attribute -> value -> [record count, best source rank, latest time, record, source]
         cands: dict[str, dict[str, list]] = {}
@@ -276,5 +278,7 @@ class ProfileBuilder:
             event_count=events,
             updated_at=now,
             events=merge_events(
-                timelines, None if all_events else self._settings.profile_events_limit),
+                timelines if event_types is None else
+                [[e for e in t if e.type in event_types] for t in timelines],
+                None if all_events else self._settings.profile_events_limit),
         )

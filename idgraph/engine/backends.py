@@ -9,7 +9,9 @@ these functions; below this module every component takes its backends as argumen
 * :func:`open_reader_store`, :func:`open_queries`: the read-only store of the regions this
   process serves, and the profile queries over it;
 * :func:`open_graph_view`: a read-only view of the graph (Explain);
-* :func:`open_review_queue`: the review queue, if the data dir has one.
+* :func:`open_review_queue`: the review queue, if the data dir has one;
+* :func:`open_segment_catalog`: the store's segment definitions, for changes (a server
+  or the CLI defines segments through it while its profile store is read-only).
 
 Opening a reader never replays, reconciles or applies anything.
 """
@@ -28,7 +30,14 @@ from idgraph.coordination import open_review_queue as _open_review_queue
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.settings import EngineSettings
 from idgraph.graph import GraphView, IdentityGraph, create_graph, create_graph_view
-from idgraph.profile_store import ProfileReader, ProfileStore, create_reader, create_store
+from idgraph.profile_store import (
+    ProfileReader,
+    ProfileStore,
+    SegmentCatalog,
+    create_reader,
+    create_segment_catalog,
+    create_store,
+)
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.normalize import Normalizer
 
@@ -38,6 +47,7 @@ __all__ = [
     "open_queries",
     "open_reader_store",
     "open_review_queue",
+    "open_segment_catalog",
     "open_writer_backends",
 ]
 
@@ -99,3 +109,9 @@ def open_graph_view(settings: EngineSettings) -> GraphView:
 def open_review_queue(settings: EngineSettings) -> ReviewQueue | None:
     """The review queue of the data dir, or None before a writer created it."""
     return _open_review_queue(settings.data_dir, create=False)
+
+
+def open_segment_catalog(settings: EngineSettings) -> SegmentCatalog:
+    """The configured store's segment definitions, opened for changes."""
+    return create_segment_catalog(settings.profile_store_backend, settings.data_dir,
+                                  cassandra=settings.cassandra)

@@ -39,9 +39,11 @@ from idgraph.engine.ingest import DeadLetter, IngestPipeline, IngestResult, adap
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
 from idgraph.engine.queries import ProfileQueries
+from idgraph.engine.segment_memberships import MembershipMaintainer
 from idgraph.engine.settings import EngineSettings
 from idgraph.engine.writer_session import WriterSession
 from idgraph.graph.base import GraphChanges, MatchEdge
+from idgraph.profile_store.survivorship import ProfileBuilder
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.normalize import Normalizer
@@ -99,9 +101,14 @@ class Engine:
                 backends = self.backends = open_backends(settings, self.planner.shareable_types())
                 self.queries = ProfileQueries(backends.store, self.normalizer,
                                               settings.survivorship)
+                self.segments = MembershipMaintainer(
+                    backends.store, ProfileBuilder(settings.survivorship),
+                    publish_changes=publish_changes,
+                    log_retention_hours=settings.segments.log_retention_hours,
+                    build_chunk=settings.segments.build_chunk_profiles)
                 self.materialiser = Materialiser(backends.graph, backends.store,
                                                  self.region_policy, publish_changes,
-                                                 self.session.record_written)
+                                                 self.session.record_written, self.segments)
                 self.matching = MatchingService(settings.matching, backends.models,
                                                 backends.reviews, self.planner, backends.graph,
                                                 backends.store)
@@ -237,8 +244,28 @@ class Engine:
             self.materialiser.forget_records([record_key])
             index_rows = [(i, record_key) for i in state.identifiers] if state is not None else []
             self.materialiser.write(changes, {}, [], deleted_records=[record_key],
-                                    unlinked=index_rows)
+                                    unlinked=index_rows, cause="forget")
             return changes
+
+    # ------------------------------------------------------------ segments
+
+    def segment_step(self, budget: int | None = None) -> int:
+        """One round of segment work no event triggers (deadlines that passed, a chunk of
+        a definition's evaluation over stored profiles; see
+        :meth:`MembershipMaintainer.step`), written atomically. Returns how many profiles
+        were evaluated, plus one per build advanced: 0 when there was nothing to do."""
+        with _no_cyclic_gc(), self.session.turn():
+            batch, evaluated = self.segments.step(budget)
+            if batch.memberships or batch.removed_memberships or batch.segment_builds \
+                    or batch.segment_changes:
+                self.store.write(batch)
+            return evaluated + len(batch.segment_builds)
+
+    def segment_builds_pending(self) -> bool:
+        """Whether a definition still waits to be evaluated over stored profiles."""
+        with self.session.turn():
+            self.segments.refresh()
+            return bool(self.segments.pending_builds())
 
     def reconcile(self) -> int:
         """Make the store agree with the graph (see :meth:`Materialiser.reconcile`)."""

@@ -69,6 +69,22 @@ class IngestResult:
         self.changes.extend(other.changes)
 
 
+_RECORD_UPDATE_SOURCES = frozenset({"salesforce", "hubspot"})
+"""Sources whose events are changes of a record (a CRM contact or lead edited), not
+behaviour."""
+
+
+def _segment_cause(record: IdentityRecord) -> str:
+    """Why a record's event may change segment memberships: ``consent`` when it states
+    consent; ``attribute`` for a record update (a CRM contact or lead changed, a row of an
+    imported file); ``event`` for behaviour (an email open, a purchase, a page view)."""
+    if record.consent:
+        return "consent"
+    if record.source in _RECORD_UPDATE_SOURCES or record.event_type == "row":
+        return "attribute"
+    return "event"
+
+
 def _event_time(record: IdentityRecord) -> float:
     return record.event_ts
 
@@ -170,7 +186,8 @@ class IngestPipeline:
         written.update((rk, states[rk]) for _, rk in demoted if rk in states)
         result.changes = self.materialiser.write(
             changes, written, [r.event_id for r in fresh],
-            identifier_links=links, at=max(r.event_ts for r in fresh))
+            identifier_links=links, at=max(r.event_ts for r in fresh),
+            causes={r.record_key: _segment_cause(r) for r in fresh})
 
         if matched is not None:
             plan_m = matched[1]

@@ -13,7 +13,9 @@ the store as one :class:`~idgraph.profile_store.base.StoreBatch`:
 * aliases of absorbed and revived IDs, deleted profiles (their last record removed);
 * the identifier index rows, the merge and split history, the processed event IDs;
 * one :class:`~idgraph.profile_store.base.ProfileChange` per changed profile, in the store's
-  outbox when ``publish_changes`` is on.
+  outbox when ``publish_changes`` is on;
+* the segment memberships of every changed profile and the membership changes
+  (:class:`~idgraph.engine.segment_memberships.MembershipMaintainer`), when it has one.
 
 The record and region caches it keeps are an optimisation only: they are dropped whenever
 a write may not have reached the store, and when another writer changed those records.
@@ -23,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
+from idgraph.engine.segment_memberships import MembershipMaintainer
 from idgraph.graph.base import GraphChanges, GraphProfiles
 from idgraph.profile_store.base import (
     ProfileChange,
@@ -49,8 +52,10 @@ class Materialiser:
     """
 
     def __init__(self, graph: GraphProfiles, store: ProfileStore, region_policy: RegionPolicy,
-                 publish_changes: bool, record_written: Callable[[Iterable[str]], None]) -> None:
+                 publish_changes: bool, record_written: Callable[[Iterable[str]], None],
+                 segments: MembershipMaintainer | None = None) -> None:
         self.graph = graph
+        self.segments = segments
         self.store = store
         self.region_policy = region_policy
         self.publish_changes = publish_changes
@@ -105,9 +110,14 @@ class Materialiser:
     def write(self, changes: GraphChanges, changed: dict[str, StoredRecord],
               event_ids: list[str], identifier_links: list[tuple[str, str, bool]] | None = None,
               deleted_records: Iterable[str] = (), unlinked: list[tuple[str, str]] | None = None,
-              at: float = 0.0) -> list[ProfileChange]:
+              at: float = 0.0, causes: Mapping[str, str] | None = None,
+              cause: str = "attribute") -> list[ProfileChange]:
         """Turn graph changes and new record states into one atomic store write; returns
         the profile changes it made (``at``: event time of the batch's newest event).
+
+        ``causes`` (record key -> ``consent``/``event``/``attribute``) and ``cause`` (the
+        default) say why the segment memberships of the profiles changed (a merge or split
+        says so itself; :mod:`.segment_memberships`).
 
         ``changed`` holds the record states the caller modified; ``identifier_links`` the
         identifier index rows ``(identifier, record key, linked)`` to upsert, ``unlinked``
@@ -150,9 +160,10 @@ class Materialiser:
             if final in stored_in and absorbed in prior:
                 stored_in[final].add(prior[absorbed])
         heads, moves = [], []
+        records_of: dict[str, list[StoredRecord]] = {}
         for pid in sorted(live):
             # the home is decided by the records' own (known) regions, never by a default
-            members = states_of(graph.records_of(pid))
+            members = records_of[pid] = states_of(graph.records_of(pid))
             region = strictest(r.region for r in members)
             heads.append(ProfileHead(pid, region, now))
             if pid not in split_ids and any(r != region for r in stored_in[pid]):
@@ -178,8 +189,12 @@ class Materialiser:
             deleted_records=deleted_records, unlinked=unlinked or [], aliases=aliases,
             removed_aliases=sorted(changes.revived), history=changes.history,
             processed_event_ids=event_ids,
-            changes=notes if self.publish_changes else [],
+            changes=list(notes) if self.publish_changes else [],
         )
+        if self.segments is not None:
+            self.segments.fill(batch, records_of, region_of,
+                               _profile_causes(changes, records_of, causes or {}, cause),
+                               [a for a, _ in merged], deleted_profiles, at)
         self._record_written(write)
         self._record_written(deleted_records)
         try:
@@ -219,6 +234,28 @@ class Materialiser:
         self.write(changes, self.load_records(keys + wrong), [])
         log.warning("reconciled %d stored records with the identity graph", len(wrong))
         return len(wrong)
+
+
+_CAUSE_RANK = {"consent": 0, "event": 1, "attribute": 2}
+
+
+def _profile_causes(changes: GraphChanges, records_of: Mapping[str, list[StoredRecord]],
+                    causes: Mapping[str, str], default: str) -> dict[str, str]:
+    """Why each profile's memberships are evaluated again: ``split`` or ``merge`` from the
+    graph's history, else the strongest cause among the batch's records of it (consent,
+    then event, then attribute), else ``default``."""
+    out: dict[str, str] = {}
+    for h in changes.history:
+        if h.kind == "split":
+            out.update((pid, "split") for pid in (h.profile_id, *h.related_ids))
+        elif h.kind == "merged":
+            out.setdefault(h.profile_id, "merge")
+    for pid, records in records_of.items():
+        if pid in out:
+            continue
+        found = [causes[r.record_key] for r in records if r.record_key in causes]
+        out[pid] = min(found, key=_CAUSE_RANK.__getitem__) if found else default
+    return out
 
 
 def profile_changes(changes: GraphChanges, heads: list[ProfileHead], prior: dict[str, str],

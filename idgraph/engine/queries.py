@@ -7,6 +7,7 @@ folding a profile's records into one profile under the survivorship rules) lives
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
@@ -52,19 +53,27 @@ class ProfileQueries:
         self._normalizer = normalizer
         self._builder = ProfileBuilder(survivorship or SurvivorshipSettings())
 
-    def _fold(self, profile_id: str, all_events: bool = False) -> Profile | None:
+    @property
+    def store(self) -> ProfileReader:
+        """The store these queries read (segment queries read it too)."""
+        return self._store
+
+    def _fold(self, profile_id: str, all_events: bool = False,
+              event_types: Collection[str] | None = None) -> Profile | None:
         stored = self._store.get_profile(profile_id)
         if stored is None or not stored.records:
             return None
         head = stored.head
         return self._builder.build(head.profile_id, head.region, stored.records, stored.aliases,
-                                   head.updated_at, all_events=all_events)
+                                   head.updated_at, all_events=all_events,
+                                   event_types=event_types)
 
-    def profile_with_all_events(self, profile_id: str) -> Profile | None:
+    def profile_with_all_events(self, profile_id: str,
+                                event_types: Collection[str] | None = None) -> Profile | None:
         """The folded live profile with every stored event of its records (what segment
-        evaluation reads; ``profile`` shows the newest ``profile_events_limit``); None if
-        gone."""
-        return self._fold(profile_id, all_events=True)
+        evaluation reads; ``profile`` shows the newest ``profile_events_limit``), only of
+        ``event_types`` when given; None if gone."""
+        return self._fold(profile_id, all_events=True, event_types=event_types)
 
     def locate(self, identifier: str) -> Located:
         """Which profile (and which version of it) a typed identifier resolves to, without

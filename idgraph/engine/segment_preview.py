@@ -17,7 +17,7 @@ profile is never counted in two contradictory memberships. It reads the store on
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,18 +28,22 @@ from idgraph.segments import (
     ProfileFacts,
     SegmentDependencies,
     evaluate,
+    event_types,
 )
 
 __all__ = ["Member", "SegmentPreview", "preview", "profile_facts"]
 
 
-def profile_facts(profile: Profile, memberships: Callable[[str], bool]) -> ProfileFacts:
-    """What segments see of ``profile`` (see the module docstring)."""
+def profile_facts(profile: Profile, memberships: Callable[[str], bool],
+                  event_types: Collection[str] | None = None) -> ProfileFacts:
+    """What segments see of ``profile`` (see the module docstring). With ``event_types``
+    (what the definitions evaluated count, :func:`idgraph.segments.event_types`), only
+    events of those types are read of the timeline: the others cannot change an answer."""
     # the type keeps its namespace (crm:salesforce), the value is what follows it
     identifiers = [(i.type, i.identifier[len(i.type) + 1:]) for i in profile.identifiers]
     sources = {s for i in profile.identifiers for s in i.sources}
-    events = [Event(e.type, e.source, datetime.fromtimestamp(e.at, UTC), dict(e.properties))
-              for e in profile.events]
+    events = [Event(e.type, e.source, datetime.fromtimestamp(e.at, UTC), e.properties)
+              for e in profile.events if event_types is None or e.type in event_types]
     return ProfileFacts(
         attributes={name: v.value for name, v in profile.attributes.items()},
         identifiers=identifiers, identifier_sources=sources, consent=dict(profile.consent),
@@ -74,12 +78,14 @@ def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: d
     for ``in_segment`` loops or references to undefined segments."""
     deps = SegmentDependencies(definitions)
     order = deps.evaluation_order()
+    types = frozenset().union(*(event_types(definitions[n]) for n in order))
     out = {name: SegmentPreview(name) for name in order}
     evaluated = 0
     for profile in profiles:
         evaluated += 1
         inside: dict[str, bool] = {}
-        facts = profile_facts(profile, lambda name, inside=inside: inside.get(name, False))
+        facts = profile_facts(profile, lambda name, inside=inside: inside.get(name, False),
+                              types)
         for name in order:
             result = evaluate(definitions[name], facts, now)
             inside[name] = result.matched

@@ -24,6 +24,20 @@ from idgraph.resolver.settings import (
 )
 
 
+class SegmentSettings(Section):
+    """How the writer keeps segment memberships (:mod:`idgraph.engine.segment_memberships`)."""
+
+    log_retention_hours: float = Field(default=24.0, gt=0)
+    """How long membership changes stay in the store's change log (``WatchSegment``
+    resumes from a cursor within it)."""
+    build_chunk_profiles: int = Field(default=2000, ge=1)
+    """Profiles evaluated per round when a new or edited definition is evaluated over the
+    stored profiles (each round is one atomic write, and one writer turn)."""
+    tick_seconds: float = Field(default=0.25, gt=0)
+    """How often a long-running writer (stream worker, ``idgraph segments run``) looks
+    for deadlines that passed and definitions to evaluate."""
+
+
 class EngineSettings(Section):
     """Everything a writing engine and the readers of its backends need."""
 
@@ -45,6 +59,7 @@ class EngineSettings(Section):
     regions: RegionSettings = RegionSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
     cassandra: CassandraSettings = CassandraSettings()
+    segments: SegmentSettings = SegmentSettings()
     writer_turn_wait_seconds: float = Field(default=120.0, gt=0)
     """How long a writer waits for another writer of the same data dir to end its turn."""
 

@@ -1,0 +1,172 @@
+"""Read-side segment queries the gRPC service answers with: evaluate, count, members, watch.
+
+* :meth:`SegmentQueries.evaluate` evaluates live definitions against one profile *now*
+  (the same evaluation the writer stores, :func:`~idgraph.engine.segment_memberships.evaluate_profile`),
+  with the clauses that matched. The answer for a profile is kept while the profile's
+  version, the catalog version and the earliest deadline of the answer all still hold, so a
+  repeated call costs a lookup, not a fold.
+* :meth:`SegmentQueries.count` and :meth:`SegmentQueries.members` read the stored
+  memberships (exact, kept by the writer on every change; time-driven exits are applied
+  within ``segments.tick_seconds`` of their deadline by a running writer).
+* :meth:`SegmentQueries.watch` tails the store's change log from a cursor.
+
+Everything reads only the regions the store serves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from idgraph.core.errors import IdGraphError, NotFoundError
+from idgraph.engine.queries import ProfileQueries
+from idgraph.engine.segment_memberships import EMPTY, LiveDefinitions, evaluate_profile
+from idgraph.profile_store.base import ProfileReader
+from idgraph.profile_store.segment_state import Membership, SegmentBuild, SegmentChange
+from idgraph.segments import Result
+
+__all__ = ["Evaluation", "InvalidCursorError", "SegmentQueries"]
+
+_CATALOG_TTL_SECONDS = 0.5
+
+
+class InvalidCursorError(IdGraphError):
+    """A page token or change-log cursor this server did not give."""
+
+    status = "INVALID_ARGUMENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Memberships of one profile at ``at``: segment name -> result (matched, clauses,
+    next change), and each segment's definition version."""
+
+    profile_id: str
+    region: str
+    at: datetime
+    results: dict[str, Result]
+    versions: dict[str, int]
+
+
+class SegmentQueries:
+    """Segment reads over a profile store (thread-safe)."""
+
+    def __init__(self, store: ProfileReader, queries: ProfileQueries,
+                 clock: Callable[[], float] = time.time, cache_size: int = 100_000) -> None:
+        self._store = store
+        self._queries = queries
+        self._clock = clock
+        self._live = EMPTY
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, int, float, Evaluation]] = {}
+        self._cache_size = cache_size
+
+    def live(self) -> LiveDefinitions:
+        """The live definitions (the catalog is read again after half a second)."""
+        now = time.monotonic()
+        if now - self._checked_at >= _CATALOG_TTL_SECONDS:
+            with self._lock:
+                if now - self._checked_at >= _CATALOG_TTL_SECONDS:
+                    version, definitions = self._store.segment_catalog()
+                    if version != self._live.catalog_version:
+                        self._live = LiveDefinitions.of(version, definitions)
+                    self._checked_at = now
+        return self._live
+
+    def _names(self, live: LiveDefinitions, names: Iterable[str]) -> list[str]:
+        wanted = [n.strip() for n in names]
+        if not wanted:
+            return list(live.order)
+        unknown = [n for n in wanted if n not in live.trees]
+        if unknown:
+            raise NotFoundError(f"no segment named {unknown[0]!r}")
+        return list(dict.fromkeys(wanted))
+
+    def evaluate(self, names: Iterable[str], *, identifier: str = "",
+                 profile_id: str = "") -> Evaluation:
+        """Memberships of the profile ``identifier`` resolves to (or ``profile_id``, aliases
+        followed) in ``names`` (every live segment when empty), with their clauses.
+
+        Raises NotFoundError for an unknown segment or profile, InvalidIdentifierError for
+        a malformed identifier."""
+        live = self.live()
+        wanted = self._names(live, names)
+        if identifier:
+            located = self._queries.locate(identifier)
+            pid, version = located.profile_id, located.version
+        else:
+            pid, version = profile_id.strip(), None
+        now = self._clock()
+        hit = self._cache.get(pid)
+        if hit is not None and (version is None or hit[0] == version) \
+                and hit[1] == live.catalog_version and now < hit[2]:
+            full = hit[3]
+        else:
+            profile = self._queries.profile_with_all_events(pid, live.event_types)
+            if profile is None:
+                raise NotFoundError("no profile with this ID in the served regions")
+            at = datetime.fromtimestamp(now, UTC)
+            results = evaluate_profile(live, profile, at)
+            versions = {n: live.definitions[n].version for n in results}
+            full = Evaluation(profile.profile_id, profile.region, at, results, versions)
+            deadlines = [r.next_change.timestamp() for r in results.values() if r.next_change]
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            valid_until = min(deadlines, default=float("inf"))
+            # cached under the live ID (a call by alias folds again: aliases are rare)
+            self._cache[profile.profile_id] = (profile.updated_at, live.catalog_version,
+                                               valid_until, full)
+        return Evaluation(full.profile_id, full.region, full.at,
+                          {n: full.results[n] for n in wanted},
+                          {n: full.versions[n] for n in wanted})
+
+    def builds(self) -> list[SegmentBuild]:
+        """Progress of evaluating definitions over stored profiles (served regions)."""
+        return self._store.segment_builds()
+
+    def _known(self, name: str) -> None:
+        if name not in self.live().trees:
+            raise NotFoundError("no segment with this name")
+
+    def count(self, name: str) -> dict[str, int]:
+        """Members of ``name`` per served region (exact)."""
+        self._known(name)
+        return self._store.count_segment(name)
+
+    def members(self, name: str, page_token: str, page_size: int) -> tuple[list[Membership], str]:
+        """One page of members of ``name`` in profile-ID order and the next page token
+        (empty after the last page). The token is the last profile ID of the page."""
+        self._known(name)
+        page = self._store.segment_members(name, page_token, page_size + 1)
+        more = len(page) > page_size
+        page = page[:page_size]
+        return page, (page[-1].profile_id if more and page else "")
+
+    def watch(self, names: Iterable[str], cursor: str, active: Callable[[], bool],
+              poll_seconds: float = 0.02) -> Iterator[tuple[SegmentChange, str]]:
+        """Changes of ``names`` (every segment when empty) after ``cursor`` (from now when
+        empty) until ``active()`` is False, each with a resume cursor: set on the last
+        change of each read from the log (empty on the others). Resuming from the last
+        cursor received redelivers at most the changes after it that were already seen
+        (at-least-once; ``change_id`` tells them apart)."""
+        wanted = {n.strip() for n in names if n.strip()}
+        for name in wanted:
+            self._known(name)
+        position = cursor or self._store.segment_log_position()
+        try:
+            self._store.segment_changes_after(position, 1)
+        except ValueError:
+            raise InvalidCursorError("cursor is not one this server gave") from None
+        while active():
+            changes, after = self._store.segment_changes_after(position, 500)
+            chosen = [c for c in changes if not wanted or c.segment in wanted]
+            for i, change in enumerate(chosen):
+                yield change, after if i == len(chosen) - 1 else ""
+            if changes:
+                position = after
+            else:
+                time.sleep(poll_seconds)
