@@ -48,10 +48,15 @@ IDGRAPH_METHOD_PREFIX = "/idgraph."
 
 _PROFILE_SERVICE = "/idgraph.v1.ProfileService/"
 
+_SEGMENT_SERVICE = "/idgraph.v1.SegmentService/"
+
 API_METHODS = frozenset({
     _PROFILE_SERVICE + "Lookup",
     _PROFILE_SERVICE + "GetProfile",
     _PROFILE_SERVICE + "BatchLookup",
+    *(_SEGMENT_SERVICE + rpc for rpc in ("GetSegment", "ListSegments", "EvaluateSegments",
+                                         "CountSegment", "ListSegmentMembers",
+                                         "WatchSegment")),
 })
 """The only project methods an api token may call (an allowlist: an rpc added later is
 steward-only until it is added here)."""

@@ -38,7 +38,10 @@ from grpc_reflection.v1alpha import reflection
 from idgraph.core.errors import ConfigError
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.proto.idgraph.v1 import segments_pb2 as spb
+from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
 from idgraph.service.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from idgraph.service.segment_servicer import SegmentServiceServicer
 from idgraph.service.servicer import ProfileServiceServicer
 from idgraph.service.settings import GrpcSettings
 
@@ -46,11 +49,14 @@ if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the type
     from idgraph.coordination import ReviewQueue
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
+    from idgraph.profile_store.segment_state import SegmentCatalog
 
 _LOG = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProfileService"].full_name
 """``idgraph.v1.ProfileService``: the name health checks and reflection know it by."""
+SEGMENT_SERVICE_NAME = spb.DESCRIPTOR.services_by_name["SegmentService"].full_name
+"""``idgraph.v1.SegmentService``."""
 
 _SERVER_OPTIONS = [
     # grpc enables SO_REUSEPORT by default on Linux, letting a second server silently share
@@ -131,8 +137,8 @@ def _credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
 def _build(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None,
     reuse_port: bool = False, explainer: Explainer | None = None,
-    reviews: ReviewQueue | None = None,
-) -> tuple[grpc.Server, int, health.HealthServicer]:
+    reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
+) -> tuple[grpc.Server, int, health.HealthServicer, SegmentServiceServicer]:
     address = address or _default_address(settings)
     tokens, steward_tokens = _tokens(settings)
     host = _split_address(address)
@@ -158,13 +164,21 @@ def _build(
                                explainer=explainer, reviews=reviews, identify=auth.identity),
         server,
     )
+    from idgraph.engine.segment_definitions import SegmentDefinitions
+    from idgraph.engine.segment_queries import SegmentQueries
+
+    segments = SegmentServiceServicer(
+        SegmentDefinitions(queries.store, segment_catalog), SegmentQueries(queries.store, queries),
+        identify=auth.identity, max_watchers=settings.max_watchers,
+        watch_poll_seconds=settings.watch_poll_seconds)
+    spb_grpc.add_SegmentServiceServicer_to_server(segments, server)
     health_servicer = health.HealthServicer()
-    for name in (health.OVERALL_HEALTH, SERVICE_NAME):
+    for name in (health.OVERALL_HEALTH, SERVICE_NAME, SEGMENT_SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+        (SERVICE_NAME, SEGMENT_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server)
 
     try:
         if credentials is None:
@@ -175,13 +189,13 @@ def _build(
         raise ConfigError(f"grpc.host/grpc.port: cannot bind {address!r}: {exc}") from None
     if port == 0 and not host.startswith("unix"):
         raise ConfigError(f"grpc.host/grpc.port: cannot bind {address!r}")
-    return server, port, health_servicer
+    return server, port, health_servicer, segments
 
 
 def create_server(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None = None,
     *, reuse_port: bool = False, explainer: Explainer | None = None,
-    reviews: ReviewQueue | None = None,
+    reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
@@ -189,13 +203,15 @@ def create_server(
     ``settings.host``/``settings.port``; port 0 picks a free port (tests). Call
     ``server.start()`` to serve and ``server.stop(grace)`` to stop. ``explainer`` serves
     Explain and ``reviews`` ListReviews/DecideReview; without them those rpcs answer
-    UNIMPLEMENTED.
+    UNIMPLEMENTED. ``segment_catalog`` serves DefineSegment/DeleteSegment (without it they
+    answer UNIMPLEMENTED; the other segment rpcs read the store).
 
     Raises ConfigError when no tokens are configured and the address is not loopback,
     when a token is empty or both an api and a steward token, when only one of the TLS
     files is set or unreadable, or when the address cannot be bound.
     """
-    server, port, _ = _build(queries, settings, address, reuse_port, explainer, reviews)
+    server, port, _, _ = _build(queries, settings, address, reuse_port, explainer, reviews,
+                                segment_catalog)
     return server, port
 
 
@@ -210,6 +226,7 @@ def serve(
     reuse_port: bool = False,
     explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None,
+    segment_catalog: SegmentCatalog | None = None,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
@@ -219,8 +236,8 @@ def serve(
     ``explainer`` and ``reviews`` as for :func:`create_server`; they stay open (the
     caller closes them).
     """
-    server, port, health_servicer = _build(queries, settings, address, reuse_port,
-                                           explainer, reviews)
+    server, port, health_servicer, segments = _build(queries, settings, address, reuse_port,
+                                                     explainer, reviews, segment_catalog)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -238,6 +255,7 @@ def serve(
             pass
     finally:
         health_servicer.enter_graceful_shutdown()
+        segments.stopping.set()  # open WatchSegment streams end instead of holding the grace
         server.stop(grace).wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

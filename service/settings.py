@@ -35,3 +35,9 @@ class GrpcSettings(Section):
     served_regions: list[str] | None = None
     """Regions this server answers for; None: every region in ``regions.regions``."""
     max_batch_lookup: int = Field(default=1000, ge=1)
+    max_watchers: int = Field(default=4, ge=0)
+    """``WatchSegment`` streams served at once (per process). Each holds one of
+    ``max_workers`` threads while open, so keep it below ``max_workers``; one more gets
+    RESOURCE_EXHAUSTED."""
+    watch_poll_seconds: float = Field(default=0.02, gt=0, le=5)
+    """How often a ``WatchSegment`` stream reads the store's change log when idle."""

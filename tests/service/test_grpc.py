@@ -82,6 +82,9 @@ def make_john() -> Profile:
 class FakeQueries:
     """ProfileQueries look-alike: lower-cases as its "normalisation", fixed profiles."""
 
+    store = None  # no segments here: the SegmentService is tested on a real store
+    # (test_segment_grpc.py)
+
     def __init__(self) -> None:
         self.jane, self.john = make_jane(), make_john()
         self.profiles = {p.profile_id: p for p in (self.jane, self.john)}

@@ -30,11 +30,10 @@ class ProfileServiceStub:
     (Explain) and of the record pairs awaiting a human decision (ListReviews,
     DecideReview).
 
+    Segments (define, evaluate, count, members, watch) are idgraph.v1.SegmentService, in
+    segments.proto.
+
     Planned rpcs (not implemented yet; names reserved for them):
-    EvaluateSegment     - evaluate a segment definition against one profile.
-    ListSegmentMembers  - page through the profiles currently in a segment.
-    WatchSegment        - server stream of segment enter/leave events.
-    DefineSegment       - create or replace a segment definition.
     Forget              - erase a person (right to be forgotten) by identifier or ID.
     """
 
@@ -81,11 +80,10 @@ class ProfileServiceServicer:
     (Explain) and of the record pairs awaiting a human decision (ListReviews,
     DecideReview).
 
+    Segments (define, evaluate, count, members, watch) are idgraph.v1.SegmentService, in
+    segments.proto.
+
     Planned rpcs (not implemented yet; names reserved for them):
-    EvaluateSegment     - evaluate a segment definition against one profile.
-    ListSegmentMembers  - page through the profiles currently in a segment.
-    WatchSegment        - server stream of segment enter/leave events.
-    DefineSegment       - create or replace a segment definition.
     Forget              - erase a person (right to be forgotten) by identifier or ID.
     """
 
@@ -239,11 +237,10 @@ class ProfileService:
     (Explain) and of the record pairs awaiting a human decision (ListReviews,
     DecideReview).
 
+    Segments (define, evaluate, count, members, watch) are idgraph.v1.SegmentService, in
+    segments.proto.
+
     Planned rpcs (not implemented yet; names reserved for them):
-    EvaluateSegment     - evaluate a segment definition against one profile.
-    ListSegmentMembers  - page through the profiles currently in a segment.
-    WatchSegment        - server stream of segment enter/leave events.
-    DefineSegment       - create or replace a segment definition.
     Forget              - erase a person (right to be forgotten) by identifier or ID.
     """
 

@@ -1,0 +1,201 @@
+"""The ``idgraph.v1.SegmentService`` servicer: proto in, segment definitions and queries,
+proto out.
+
+The logic is in :class:`idgraph.engine.segment_definitions.SegmentDefinitions` (define,
+list, show, delete) and :class:`idgraph.engine.segment_queries.SegmentQueries` (evaluate,
+count, members, watch); errors are :class:`idgraph.core.errors.IdGraphError` subclasses
+that :class:`idgraph.service.interceptors.ErrorMappingInterceptor` maps to statuses. Who
+may call what is :class:`idgraph.service.interceptors.AuthInterceptor`'s job (define and
+delete need a steward token).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from idgraph.core.errors import IdGraphError
+from idgraph.proto.idgraph.v1 import segments_pb2 as spb
+from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
+from idgraph.service.convert import timestamp
+from idgraph.service.servicer import InvalidRequestError, Metadata, _anonymous, _check_text
+
+if TYPE_CHECKING:
+    from idgraph.engine.segment_definitions import SegmentDefinitions
+    from idgraph.engine.segment_queries import SegmentQueries
+    from idgraph.profile_store.segment_state import (
+        Membership,
+        SegmentBuild,
+        SegmentChange,
+        SegmentDefinition,
+    )
+
+_LOG = logging.getLogger(__name__)
+
+MAX_NAMES = 1000
+DEFAULT_MEMBER_PAGE = 1000
+MAX_MEMBER_PAGE = 10_000
+
+_KIND = {"entered": spb.SegmentChange.ENTERED, "exited": spb.SegmentChange.EXITED}
+
+
+class TooManyWatchersError(IdGraphError):
+    status = "RESOURCE_EXHAUSTED"
+
+
+def _build_proto(b: SegmentBuild) -> spb.SegmentBuild:
+    return spb.SegmentBuild(region=b.region, version=max(b.version, 0), evaluated=b.evaluated,
+                            total=b.total, done=b.done, started_at=timestamp(b.started_at),
+                            finished_at=timestamp(b.finished_at))
+
+
+def segment_proto(d: SegmentDefinition, uses: tuple[str, ...] = (),
+                  used_by: tuple[str, ...] = (), builds: list[SegmentBuild] | None = None,
+                  versions: list[SegmentDefinition] | None = None) -> spb.Segment:
+    return spb.Segment(
+        name=d.name, version=d.version, definition=d.text, definition_json=d.definition,
+        description=d.description, author=d.author, defined_at=timestamp(d.defined_at),
+        uses=uses, used_by=used_by, builds=[_build_proto(b) for b in builds or []],
+        versions=[spb.SegmentVersion(version=v.version, author=v.author,
+                                     defined_at=timestamp(v.defined_at), deleted=v.deleted,
+                                     definition=v.text) for v in versions or []])
+
+
+def member_proto(m: Membership) -> spb.SegmentMember:
+    return spb.SegmentMember(profile_id=m.profile_id, region=m.region, version=m.version,
+                             since=timestamp(m.since), matched_clauses=m.clauses)
+
+
+def change_proto(c: SegmentChange, cursor: str) -> spb.SegmentChange:
+    return spb.SegmentChange(
+        profile_id=c.profile_id, segment=c.segment, version=c.version, change=_KIND[c.change],
+        at=timestamp(c.at), cause=c.cause, matched_clauses=c.clauses, region=c.region,
+        change_id=c.change_id, cursor=cursor)
+
+
+class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
+    """Serves the segment rpcs; ``identify`` names the caller (the author of a version)."""
+
+    def __init__(self, definitions: SegmentDefinitions, queries: SegmentQueries, *,
+                 identify: Callable[[Metadata], str] | None = None, max_watchers: int = 4,
+                 watch_poll_seconds: float = 0.02) -> None:
+        self._definitions = definitions
+        self._queries = queries
+        self._identify = identify or _anonymous
+        self._max_watchers = max_watchers
+        self._poll = watch_poll_seconds
+        self._watchers = 0
+        self._watchers_lock = threading.Lock()
+        self.stopping = threading.Event()
+        """Set when the server stops: open WatchSegment streams end."""
+
+    def _full(self, d: SegmentDefinition, with_versions: bool) -> spb.Segment:
+        live = self._queries.live()
+        deps = live.dependencies
+        uses = deps.uses(d.name) if d.name in live.trees else ()
+        used_by = deps.dependents(d.name) if d.name in live.trees else ()
+        builds = [b for b in self._queries.builds() if b.segment == d.name]
+        versions = self._definitions.versions(d.name) if with_versions else None
+        return segment_proto(d, uses, used_by, builds, versions)
+
+    def DefineSegment(self, request: spb.DefineSegmentRequest, context: grpc.ServicerContext
+                      ) -> spb.DefineSegmentResponse:
+        _check_text("name", request.name)
+        author = self._identify(context.invocation_metadata())
+        applied = self._definitions.apply(request.name, request.definition, author,
+                                          request.description)
+        if applied.changed:
+            _LOG.info("segment defined: version %d by %s", applied.definition.version, author)
+        return spb.DefineSegmentResponse(segment=segment_proto(applied.definition),
+                                         created=applied.created, changed=applied.changed,
+                                         diff=applied.diff)
+
+    def GetSegment(self, request: spb.GetSegmentRequest, context: grpc.ServicerContext
+                   ) -> spb.Segment:
+        _check_text("name", request.name)
+        return self._full(self._definitions.get(request.name), with_versions=True)
+
+    def ListSegments(self, request: spb.ListSegmentsRequest, context: grpc.ServicerContext
+                     ) -> spb.ListSegmentsResponse:
+        return spb.ListSegmentsResponse(
+            segments=[self._full(d, with_versions=False) for d in self._definitions.list()])
+
+    def DeleteSegment(self, request: spb.DeleteSegmentRequest, context: grpc.ServicerContext
+                      ) -> spb.DeleteSegmentResponse:
+        _check_text("name", request.name)
+        author = self._identify(context.invocation_metadata())
+        deleted = self._definitions.delete(request.name, author)
+        _LOG.info("segment deleted: version %d by %s", deleted.version, author)
+        return spb.DeleteSegmentResponse(version=deleted.version)
+
+    def EvaluateSegments(self, request: spb.EvaluateSegmentsRequest,
+                         context: grpc.ServicerContext) -> spb.EvaluateSegmentsResponse:
+        if len(request.names) > MAX_NAMES:
+            raise InvalidRequestError(f"more than {MAX_NAMES} segment names")
+        subject = request.WhichOneof("subject")
+        if subject == "identifier":
+            _check_text("identifier", request.identifier)
+            ev = self._queries.evaluate(request.names, identifier=request.identifier)
+        elif subject == "profile_id":
+            _check_text("profile_id", request.profile_id)
+            ev = self._queries.evaluate(request.names, profile_id=request.profile_id)
+        else:
+            raise InvalidRequestError("set identifier or profile_id")
+        return spb.EvaluateSegmentsResponse(
+            profile_id=ev.profile_id, region=ev.region, evaluated_at=timestamp(ev.at.timestamp()),
+            memberships=[spb.SegmentMembership(
+                segment=name, version=ev.versions[name], member=r.matched,
+                matched_clauses=r.clauses,
+                next_change=timestamp(r.next_change.timestamp()) if r.next_change else None)
+                for name, r in ev.results.items()])
+
+    def CountSegment(self, request: spb.CountSegmentRequest, context: grpc.ServicerContext
+                     ) -> spb.CountSegmentResponse:
+        _check_text("name", request.name)
+        by_region = self._queries.count(request.name.strip())
+        return spb.CountSegmentResponse(count=sum(by_region.values()), by_region=by_region)
+
+    def ListSegmentMembers(self, request: spb.ListSegmentMembersRequest,
+                           context: grpc.ServicerContext
+                           ) -> Iterator[spb.ListSegmentMembersResponse]:
+        _check_text("name", request.name)
+        if request.page_size < 0 or request.page_size > MAX_MEMBER_PAGE:
+            raise InvalidRequestError(f"page_size must be between 0 and {MAX_MEMBER_PAGE}")
+        size = request.page_size or DEFAULT_MEMBER_PAGE
+        token = request.page_token
+        if len(token) > 2048:
+            raise InvalidRequestError("page_token is not valid")
+        name = request.name.strip()
+        while True:
+            page, token = self._queries.members(name, token, size)
+            yield spb.ListSegmentMembersResponse(members=[member_proto(m) for m in page],
+                                                 next_page_token=token)
+            if not token or not context.is_active():
+                return
+
+    def WatchSegment(self, request: spb.WatchSegmentRequest, context: grpc.ServicerContext
+                     ) -> Iterator[spb.SegmentChange]:
+        if len(request.names) > MAX_NAMES:
+            raise InvalidRequestError(f"more than {MAX_NAMES} segment names")
+        if len(request.cursor) > 2048:
+            raise InvalidRequestError("cursor is not valid")
+        with self._watchers_lock:
+            if self._watchers >= self._max_watchers:
+                raise TooManyWatchersError(
+                    f"this server already serves {self._max_watchers} WatchSegment streams "
+                    "(grpc.max_watchers)")
+            self._watchers += 1
+        try:
+            def active() -> bool:
+                return context.is_active() and not self.stopping.is_set()
+
+            for change, cursor in self._queries.watch(request.names, request.cursor, active,
+                                                      self._poll):
+                yield change_proto(change, cursor)
+        finally:
+            with self._watchers_lock:
+                self._watchers -= 1
