@@ -17,8 +17,10 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from idgraph.core.errors import ConfigError, IdGraphError, NotFoundError
@@ -252,6 +254,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = _open_reader(settings)
     queries = _queries(settings, store)
     explainer, reviews, graph = _steward_backends(settings, queries)
+    from idgraph.engine.backends import open_segment_catalog
+
+    catalog = open_segment_catalog(settings)
     regions = ", ".join(settings.served_regions)
 
     def ready(bound: int) -> None:
@@ -266,13 +271,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.freeze()
     try:
         serve(queries, settings.grpc, f"{host}:{port}", on_ready=ready,
-              reuse_port=processes > 1 or args.worker, explainer=explainer, reviews=reviews)
+              reuse_port=processes > 1 or args.worker, explainer=explainer, reviews=reviews,
+              segment_catalog=catalog)
     finally:
         for child in children:
             child.terminate()
         for child in children:
             child.wait(timeout=10)
-        for resource in (graph, reviews):
+        for resource in (graph, reviews, catalog):
             if resource is not None:
                 resource.close()
         store.close()
@@ -545,41 +551,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segment_file(path: str) -> dict:
-    """Named definitions from a TOML file: ``[segments."NAME"] definition = \"\"\"...\"\"\"``.
-
-    Raises ConfigError naming the file, the segment and, for the definition's text, its
-    line and column."""
-    import tomllib
-
-    from idgraph.segments import SegmentError, parse
+def _segment_file(path: str) -> list:
+    """The entries of a definitions file (:func:`parse_segment_file`)."""
+    from idgraph.engine.segment_definitions import parse_segment_file
 
     _check_inputs([path])
-    with _on_path(path), open(path, "rb") as fh:
-        try:
-            data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not TOML: {exc}") from None
-    table = data.get("segments")
-    if not isinstance(table, dict) or not table:
-        raise ConfigError(f'{path}: no [segments."NAME"] tables with a definition')
-    out = {}
-    for name, body in table.items():
-        text = body.get("definition") if isinstance(body, dict) else None
-        if not isinstance(text, str):
-            raise ConfigError(f"{path}: segment {name!r}: definition must be a string")
-        try:
-            out[name] = parse(text)
-        except SegmentError as exc:
-            raise ConfigError(f"{path}: segment {name!r}: {exc}") from None
-    return out
+    with _on_path(path):
+        text = Path(path).read_text(encoding="utf-8")
+    return parse_segment_file(text, path)
+
+
+def _segment_trees(path: str) -> dict:
+    return {e.name: e.tree for e in _segment_file(path)}
 
 
 def cmd_segments_check(args: argparse.Namespace) -> int:
     """Parse a definitions file; print each definition's canonical text and JSON."""
     from idgraph.segments import SegmentDependencies, SegmentError, to_json, to_text
 
-    definitions = _segment_file(args.file)
+    definitions = _segment_trees(args.file)
     try:
         order = SegmentDependencies(definitions).evaluation_order()
     except SegmentError as exc:
@@ -589,34 +579,50 @@ def cmd_segments_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored_trees(store) -> dict:
+    from idgraph.engine.segment_definitions import tree_of
+
+    _version, live = store.segment_catalog()
+    return {name: tree_of(d) for name, d in live.items()}
+
+
 def cmd_segments_preview(args: argparse.Namespace) -> int:
-    """The exact count of each definition over the stored profiles, sample members with
-    why they matched, identifier types and overlaps (reads the store only)."""
+    """The exact count of a stored segment (NAME) or of a file's definitions (--file) over
+    the stored profiles, sample members with why they matched, identifier types and
+    overlaps with the other segments (reads the store only)."""
     from datetime import UTC, datetime
 
     from idgraph.engine.segment_preview import live_profiles, preview
     from idgraph.segments import SegmentError
 
-    definitions = _segment_file(args.file)
+    if bool(args.name) == bool(args.file):
+        raise ConfigError("segments preview: give a stored segment NAME or --file FILE")
     settings = _settings(args)
     store = _open_reader(settings)
     try:
+        stored = _stored_trees(store)
+        if args.file:
+            definitions = {**stored, **_segment_trees(args.file)}
+            names = [args.only] if args.only else list(_segment_trees(args.file))
+            origin = args.file
+        else:
+            definitions, names, origin = stored, [args.name], "stored segments"
+        if any(n not in definitions for n in names):
+            missing = next(n for n in names if n not in definitions)
+            raise ConfigError(f"{origin}: no segment named {missing!r}")
         queries = _queries(settings, store)
-
-        fold = queries.profile_with_all_events
-
         pids = sorted(set(store.record_profiles().values()))
+        started = time.perf_counter()
         try:
-            views, evaluated = preview(definitions, live_profiles(pids, fold),
-                                       datetime.now(UTC), samples=args.samples)
+            views, evaluated = preview(definitions, live_profiles(
+                pids, queries.profile_with_all_events), datetime.now(UTC), samples=args.samples)
         except SegmentError as exc:
-            raise ConfigError(f"{args.file}: {exc}") from None
+            raise ConfigError(f"{origin}: {exc}") from None
+        elapsed = time.perf_counter() - started
     finally:
         store.close()
-    names = [args.name] if args.name else list(views)
-    if args.name and args.name not in views:
-        raise ConfigError(f"{args.file}: no segment named {args.name!r}")
     report = {name: {"count": views[name].count, "profiles_evaluated": evaluated,
+                     "seconds": round(elapsed, 3),
                      "identifier_types": dict(views[name].identifier_types.most_common()),
                      "overlap": dict(views[name].overlap.most_common()),
                      "samples": [{"profile_id": m.profile_id, "region": m.region,
@@ -626,7 +632,7 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     for name, r in report.items():
-        print(f"{name}: {r['count']} of {evaluated} profiles")
+        print(f"{name}: {r['count']} of {evaluated} profiles ({elapsed:.2f} s)")
         if r["identifier_types"]:
             print("  members with: " + ", ".join(f"{t} {n}" for t, n in
                                                  r["identifier_types"].items()))
@@ -634,6 +640,166 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
             print("  also in: " + ", ".join(f"{o} {n}" for o, n in r["overlap"].items()))
         for m in r["samples"]:
             print(f"  {m['profile_id']} ({m['region']}): " + "; ".join(m["why"]))
+    return 0
+
+
+def _segment_definitions(settings: Settings, writable: bool):
+    """(definitions service, reader store, catalog or None) over the configured store."""
+    from idgraph.engine.backends import open_segment_catalog
+    from idgraph.engine.segment_definitions import SegmentDefinitions
+
+    catalog = open_segment_catalog(settings) if writable else None
+    try:
+        store = _open_reader(settings)
+    except BaseException:
+        if catalog is not None:
+            catalog.close()
+        raise
+    return SegmentDefinitions(store, catalog), store, catalog
+
+
+def _build_segments(settings: Settings, quiet: bool = False) -> int:
+    """Evaluate new or changed definitions over the stored profiles (a writer: it takes
+    turns with other writers), printing progress; returns how many rounds ran."""
+    from idgraph.engine import Engine
+
+    rounds = 0
+    with Engine(settings) as engine:
+        while engine.segment_step():
+            rounds += 1
+            if not quiet:
+                for b in engine.store.segment_builds():
+                    if not b.done and b.started_at:
+                        print(f"  evaluating {b.segment} v{b.version} in {b.region}: "
+                              f"{b.evaluated} of {b.total} profiles", file=sys.stderr)
+    return rounds
+
+
+def cmd_segments_apply(args: argparse.Namespace) -> int:
+    """Store a file's definitions (new versions where they changed), then evaluate them
+    over the stored profiles unless --no-build."""
+    entries = _segment_file(args.file)
+    settings = _settings(args)
+    definitions, store, catalog = _segment_definitions(settings, writable=True)
+    try:
+        applied = definitions.apply_file(entries, _user(), args.file)
+    finally:
+        catalog.close()
+        store.close()
+    for a in applied:
+        d = a.definition
+        state = "created" if a.created else "changed" if a.changed else "unchanged"
+        print(f"{d.name}: {state} (version {d.version})")
+        if a.diff and not a.created:
+            print(a.diff.rstrip())
+    if any(a.changed for a in applied) and not args.no_build:
+        _build_segments(settings)
+        print("evaluated over the stored profiles")
+    return 0
+
+
+def _segment_summary(store, d) -> dict:
+    builds = [b for b in store.segment_builds() if b.segment == d.name]
+    return {"name": d.name, "version": d.version, "author": d.author,
+            "defined_at": datetime.fromtimestamp(d.defined_at, UTC).isoformat(),
+            "description": d.description, "members": store.count_segment(d.name),
+            "built": all(b.done and b.version == d.version for b in builds) and bool(builds)}
+
+
+def cmd_segments_list(args: argparse.Namespace) -> int:
+    """The live segments with their version, author and members per region."""
+    settings = _settings(args)
+    definitions, store, _ = _segment_definitions(settings, writable=False)
+    try:
+        rows = [_segment_summary(store, d) for d in definitions.list()]
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        members = sum(r["members"].values())
+        print(f"{r['name']}: v{r['version']} by {r['author']}, {members} members"
+              + ("" if r["built"] else " (evaluation over stored profiles pending)"))
+    return 0
+
+
+def cmd_segments_show(args: argparse.Namespace) -> int:
+    """One segment: definition (text and JSON), versions, the last change as a diff, the
+    segments it uses and that use it, members per region, evaluation progress."""
+    from idgraph.segments import SegmentDependencies
+
+    settings = _settings(args)
+    definitions, store, _ = _segment_definitions(settings, writable=False)
+    try:
+        d = definitions.get(args.name)
+        versions = definitions.versions(d.name)
+        deps = SegmentDependencies(_stored_trees(store))
+        previous = [v.version for v in versions if v.version < d.version]
+        report = {**_segment_summary(store, d), "definition": d.text,
+                  "definition_json": json.loads(d.definition),
+                  "uses": list(deps.uses(d.name)), "used_by": list(deps.dependents(d.name)),
+                  "versions": [{"version": v.version, "author": v.author, "deleted": v.deleted,
+                                "defined_at": datetime.fromtimestamp(v.defined_at, UTC)
+                                .isoformat()} for v in versions],
+                  "last_change": definitions.diff(d.name, previous[-1], d.version)
+                  if previous else "",
+                  "builds": [{"region": b.region, "version": b.version,
+                              "evaluated": b.evaluated, "total": b.total, "done": b.done}
+                             for b in store.segment_builds() if b.segment == d.name]}
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['name']} v{report['version']} by {report['author']} "
+          f"({report['defined_at']})")
+    if report["description"]:
+        print(f"  {report['description']}")
+    print(report["definition"])
+    print("members: " + (", ".join(f"{r} {n}" for r, n in sorted(report["members"].items()))
+                         or "none"))
+    if report["uses"] or report["used_by"]:
+        print(f"uses: {', '.join(report['uses']) or '-'}; "
+              f"used by: {', '.join(report['used_by']) or '-'}")
+    if report["last_change"]:
+        print(report["last_change"].rstrip())
+    return 0
+
+
+def cmd_segments_delete(args: argparse.Namespace) -> int:
+    """Delete a segment (refused while others use it); its members leave it."""
+    settings = _settings(args)
+    definitions, store, catalog = _segment_definitions(settings, writable=True)
+    try:
+        deleted = definitions.delete(args.name, _user())
+    finally:
+        catalog.close()
+        store.close()
+    print(f"{deleted.name}: deleted (version {deleted.version})")
+    if not args.no_build:
+        _build_segments(settings, quiet=True)
+    return 0
+
+
+def cmd_segments_run(args: argparse.Namespace) -> int:
+    """Keep memberships on time: a writer that, every ``segments.tick_seconds``, evaluates
+    memberships whose deadline passed and new definitions over the stored profiles, until
+    SIGINT/SIGTERM (the stream workers do the same in a Kafka deployment)."""
+    import signal
+    import threading
+
+    from idgraph.engine import Engine
+
+    settings = _settings(args)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with Engine(settings) as engine:
+        print("idgraph keeping segment memberships on time", flush=True)
+        while not stop.is_set():
+            if not engine.segment_step():
+                stop.wait(settings.segments.tick_seconds)
     return 0
 
 
@@ -774,19 +940,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("segments", help="segment definitions: check a file, preview it")
+    p = sub.add_parser("segments", help="segments: define, list, show, preview, delete")
     seg = p.add_subparsers(dest="segments_command", required=True)
     s = seg.add_parser("check", parents=[common],
                        help='parse a TOML file of [segments."NAME"] definitions')
     s.add_argument("file")
     s.set_defaults(func=cmd_segments_check)
-    s = seg.add_parser("preview", parents=[common],
-                       help="exact counts over the stored profiles, samples with why")
+    s = seg.add_parser("apply", parents=[common],
+                       help="store a file's definitions and evaluate them over the profiles")
     s.add_argument("file")
-    s.add_argument("--name", help="only this segment (the file's others may be used by it)")
+    s.add_argument("--no-build", action="store_true",
+                   help="only store them (a running writer evaluates them)")
+    s.set_defaults(func=cmd_segments_apply)
+    s = seg.add_parser("list", parents=[common], help="the stored segments")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_segments_list)
+    s = seg.add_parser("show", parents=[common],
+                       help="one segment: definition, versions, last diff, members")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_segments_show)
+    s = seg.add_parser("delete", parents=[common], help="delete a segment")
+    s.add_argument("name")
+    s.add_argument("--no-build", action="store_true",
+                   help="leave the members' exits to a running writer")
+    s.set_defaults(func=cmd_segments_delete)
+    s = seg.add_parser("preview", parents=[common],
+                       help="exact count over the stored profiles, samples with why")
+    s.add_argument("name", nargs="?", help="a stored segment")
+    s.add_argument("--file", help='preview a TOML file\'s [segments."NAME"] instead')
+    s.add_argument("--only", help="with --file: only this segment")
     s.add_argument("--samples", type=int, default=20)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_segments_preview)
+    s = seg.add_parser("run", parents=[common],
+                       help="keep memberships on time (deadlines, new definitions)")
+    s.set_defaults(func=cmd_segments_run)
 
     p = sub.add_parser("settings", parents=[common],
                        help="print the effective settings as JSON (secrets masked)")
@@ -817,7 +1006,9 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes: 0 ok; 1 failure while working (a backend error, a full disk or another
     failed read or write, naming the file); 2 bad usage, invalid settings or a bad path
     (missing, a directory where a file is expected or the reverse, not permitted: the line
-    names the path and the problem); 3 not found (no profile answers).
+    names the path and the problem), or a request refused as invalid or not allowed in the
+    current state (a malformed identifier, deleting a segment others use); 3 not found
+    (no profile, no segment of that name).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -831,7 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except IdGraphError as exc:
         print(f"idgraph: {exc}", file=sys.stderr)
-        return 1
+        return 2 if exc.status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION") else 1
     except OSError as exc:
         print(f"idgraph: {_os_problem(exc)}", file=sys.stderr)
         return 2 if exc.errno in _BAD_PATH else 1

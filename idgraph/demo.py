@@ -4,6 +4,10 @@ Generate a seeded multi-source event stream -> resolve and store it through the 
 (deterministic rules) -> train a model with Splink on the stored records and link with it
 (one Splink pass, as ``idgraph train`` + ``idgraph match``) -> start the gRPC server on a loopback port with a fresh API token -> answer sample lookups
 over a real channel -> score the profiles against the generator's ground truth -> print.
+
+The example segments (``segments/examples.toml``) are defined before the stream, so their
+memberships are kept as it is ingested; the generated events end today, so windows such as
+"in the last 30 days" hold for some people.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -22,9 +27,13 @@ from idgraph.settings import Settings
 
 
 def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_data: bool) -> int:
+    from importlib.resources import files
+
     from tqdm import tqdm
 
     from idgraph.engine import Engine
+    from idgraph.engine.backends import open_segment_catalog
+    from idgraph.engine.segment_definitions import SegmentDefinitions, parse_segment_file
     from idgraph.evaluation import evaluate, percentile
     from idgraph.generator import generate
     from idgraph.service.client import ProfileClient, ServiceCallError
@@ -38,12 +47,19 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
     grpc_settings = settings.grpc.model_copy(update={"api_tokens": [SecretStr(token)]})
     try:
         t0 = time.perf_counter()
-        dataset = generate(n_records=records, seed=seed)
+        # events over the 180 days up to today (midnight UTC: the same data all day)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        dataset = generate(n_records=records, seed=seed, start=today - timedelta(days=180))
         gen_s = time.perf_counter() - t0
         print(f"generated {len(dataset.events)} source payloads for {len(dataset.people)} people "
               f"in {gen_s:.1f}s (seed {seed})")
 
-        with Engine(settings) as engine:
+        examples = parse_segment_file(
+            files("idgraph.segments").joinpath("examples.toml").read_text(encoding="utf-8"),
+            "segments/examples.toml")
+        with Engine(settings) as engine, _closing(open_segment_catalog(settings)) as catalog:
+            SegmentDefinitions(engine.store, catalog).apply_file(examples, "demo",
+                                                                 "segments/examples.toml")
             t0 = time.perf_counter()
             with tqdm(total=len(dataset.events), unit="payload", desc="resolve") as bar:
                 def counted():
@@ -70,8 +86,12 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
             predicted = {f"{s}:{r}": p for s, r, p in engine.store.iter_record_profiles()}
             accuracy = evaluate(dataset.truth, predicted)
             explained = _explain_example(engine)
+            while engine.segment_step():  # deadlines that passed meanwhile
+                pass
             counts = engine.store.counts()
             by_region = engine.store.profiles_by_region()
+            changes, _cursor = engine.store.segment_changes_after("", 10_000_000)
+            entered = sum(c.change == "entered" for c in changes)
 
             rng = random.Random(seed)
             pids = engine.graph.profile_ids()
@@ -81,7 +101,8 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
                 sample_ids.extend(i.identifier for i in profile.identifiers)
             rng.shuffle(sample_ids)
 
-            server, port = create_server(engine.queries, grpc_settings, "127.0.0.1:0")
+            server, port = create_server(engine.queries, grpc_settings, "127.0.0.1:0",
+                                         segment_catalog=catalog)
             server.start()
             try:
                 with ProfileClient(f"127.0.0.1:{port}", token=token) as client:
@@ -107,6 +128,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
                         statuses.append(("(wrong token)", "OK"))
                     except ServiceCallError as exc:
                         statuses.append(("(wrong token)", exc.code.name))
+                segments = _segment_calls(port, token, sample_ids, min(lookups, 500))
             finally:
                 server.stop(grace=1)
 
@@ -145,10 +167,64 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
               f"sources {', '.join(s.source for s in p.sources)})")
         for bad, code in statuses:
             print(f"error status       {bad} -> {code}")
+        members, seg_latencies, why = segments
+        print(f"segments           {len(members):>10} defined (segments/examples.toml), "
+              f"{len(changes)} membership changes while ingesting ({entered} entered)")
+        print("members            " + ", ".join(f"{n} {c}" for n, c in members.items()))
+        print(f"EvaluateSegments   {len(seg_latencies):>10} calls, all {len(members)} segments "
+              f"each; p50 {statistics.median(seg_latencies):.2f} ms, "
+              f"p99 {percentile(seg_latencies, 99):.2f} ms")
+        if why:
+            print(f"example membership {why}")
         return 0
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _closing:
+    """``with`` for objects that have ``close`` (contextlib.closing, typed loosely)."""
+
+    def __init__(self, thing):
+        self.thing = thing
+
+    def __enter__(self):
+        return self.thing
+
+    def __exit__(self, *exc: object) -> None:
+        self.thing.close()
+
+
+def _segment_calls(port: int, token: str, identifiers: list[str], calls: int
+                   ) -> tuple[dict[str, int], list[float], str]:
+    """Members per example segment (CountSegment), EvaluateSegments latencies (ms) over
+    ``calls`` identifiers, and one membership with the clauses that made it hold."""
+    import grpc
+
+    from idgraph.proto.idgraph.v1 import segments_pb2 as spb
+    from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
+
+    metadata = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = spb_grpc.SegmentServiceStub(channel)
+        names = [s.name for s in stub.ListSegments(spb.ListSegmentsRequest(),
+                                                   metadata=metadata).segments]
+        members = {n: stub.CountSegment(spb.CountSegmentRequest(name=n),
+                                        metadata=metadata).count for n in names}
+        latencies, why = [], ""
+        for n in range(calls):
+            ident = identifiers[n % len(identifiers)]
+            t = time.perf_counter()
+            answer = stub.EvaluateSegments(spb.EvaluateSegmentsRequest(identifier=ident),
+                                           metadata=metadata)
+            latencies.append((time.perf_counter() - t) * 1000)
+            if not why:
+                inside = [m for m in answer.memberships if m.member and m.segment
+                          in ("EU mailable engaged", "Big spenders", "Cart abandoners")]
+                if inside:
+                    m = inside[0]
+                    why = f"{ident} in {m.segment!r}: " + "; ".join(m.matched_clauses)
+    return members, latencies, why
 
 
 def _explain_example(engine) -> str:

@@ -96,12 +96,48 @@ def test_cli_check_and_preview(stored, tmp_path, capsys):
     checked = json.loads(capsys.readouterr().out)
     assert list(checked) == ["EU with CRM", "EU mailable", "Not asked"]  # dependency order
     assert checked["EU with CRM"]["json"]["kind"] == "and"
-    assert main(["segments", "preview", str(path), "--json", *data]) == 0
+    assert main(["segments", "preview", "--file", str(path), "--json", *data]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {n: r["count"] for n, r in report.items()} == {
         "EU with CRM": 1, "EU mailable": 1, "Not asked": 1}
     assert report["EU with CRM"]["samples"][0]["why"] == ['region in ("eu")',
                                                           "has_identifier(crm)"]
+
+
+def test_cli_apply_list_show_preview_delete(stored, tmp_path, capsys):
+    path = tmp_path / "segments.toml"
+    path.write_text(FILE)
+    data = ["--data-dir", str(stored.data_dir)]
+    assert main(["segments", "apply", str(path), *data]) == 0
+    out = capsys.readouterr().out
+    assert "EU with CRM: created (version 1)" in out and "evaluated over" in out
+    # applying the same file again is no change
+    assert main(["segments", "apply", str(path), *data]) == 0
+    assert "EU mailable: unchanged (version 1)" in capsys.readouterr().out
+    assert main(["segments", "list", "--json", *data]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    # the stored memberships (kept by the writer) agree with the exact preview
+    assert {n: sum(r["members"].values()) for n, r in listed.items()} == {
+        "EU with CRM": 1, "EU mailable": 1, "Not asked": 1}
+    assert all(r["built"] for r in listed.values())
+    assert main(["segments", "preview", "EU mailable", "--json", *data]) == 0
+    assert json.loads(capsys.readouterr().out)["EU mailable"]["count"] == 1
+    # an edit is a new version with a diff
+    path.write_text(FILE.replace('consent("email") = granted', 'not consent("email") = denied'))
+    assert main(["segments", "apply", str(path), *data]) == 0
+    assert "EU mailable: changed (version 2)" in capsys.readouterr().out
+    assert main(["segments", "show", "EU mailable", "--json", *data]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == 2 and [v["version"] for v in shown["versions"]] == [1, 2]
+    assert 'and consent("email") = granted\n+' in shown["last_change"]
+    assert shown["uses"] == ["EU with CRM"]
+    # deleting a segment others use is refused, naming them
+    assert main(["segments", "delete", "EU with CRM", *data]) == 2
+    assert "EU mailable" in capsys.readouterr().err
+    assert main(["segments", "delete", "Not asked", *data]) == 0
+    assert "Not asked: deleted (version 2)" in capsys.readouterr().out
+    assert main(["segments", "list", "--json", *data]) == 0
+    assert "Not asked" not in {r["name"] for r in json.loads(capsys.readouterr().out)}
 
 
 def test_cli_names_the_segment_line_and_column_of_a_bad_definition(tmp_path, capsys):
