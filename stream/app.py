@@ -14,6 +14,13 @@ ID once, so nothing is applied twice and nothing acknowledged is lost. Faust's
 broker (tansu) lacks, and the engine's idempotence does not need them.
 Dead letters and change messages are at-least-once; change messages carry a
 ``change_id`` to deduplicate on.
+
+Segments: the profile changes of a batch and the segment membership changes they cause
+are in the same outbox; profile changes go to ``P.profile-changes``, membership changes to
+``P.segment-changes``. A timer (``segments.tick_seconds``) runs the segment work no event
+triggers on the engine's thread (memberships whose deadline passed, new definitions
+evaluated over the stored profiles: :meth:`idgraph.engine.Engine.segment_step`), at most
+half a second of it per tick so batches are not held up, then publishes what it changed.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from idgraph.core.errors import BackendError
 from idgraph.engine import Engine
-from idgraph.stream.events import RawEvent, change_message, dead_letter_headers
+from idgraph.profile_store.segment_state import SegmentChange
+from idgraph.stream.events import (
+    RawEvent,
+    change_message,
+    dead_letter_headers,
+    segment_change_message,
+)
 from idgraph.stream.processor import BatchOutcome, BatchProcessor
 from idgraph.stream.settings import StreamSettings
 from idgraph.stream.topics import ssl_context
@@ -41,6 +54,7 @@ from idgraph.stream.topics import ssl_context
 log = logging.getLogger(__name__)
 
 _CHANGES_PER_ROUND = 5000
+_SEGMENT_WORK_SECONDS = 0.5
 #: Pauses between retries of a batch the store or graph refused: 0.5 s, doubling, at most 30 s.
 _BATCH_RETRY_WAIT = wait_exponential(multiplier=0.5, max=30.0)
 
@@ -145,7 +159,10 @@ class StreamWorker:
         self.inputs = app.topic(*cfg.input_topics, **raw)
         self.dead_letters = app.topic(cfg.dead_letter_topic, **raw)
         self.changes = app.topic(cfg.profile_changes_topic, **raw)
+        self.segment_changes = app.topic(cfg.segment_changes_topic, **raw)
         app.agent(self.inputs, name="idgraph.resolve")(self._resolve)
+        app.timer(engine.settings.segments.tick_seconds, name="idgraph.segments")(
+            self._segment_tick)
 
     # ------------------------------------------------------------------ the agent
 
@@ -221,8 +238,12 @@ class StreamWorker:
                 return
             futures = []
             for change in pending:
-                key, value = change_message(change)
-                futures.append(await self.changes.send(key=key, value=value))
+                if isinstance(change, SegmentChange):
+                    key, value = segment_change_message(change)
+                    futures.append(await self.segment_changes.send(key=key, value=value))
+                else:
+                    key, value = change_message(change)
+                    futures.append(await self.changes.send(key=key, value=value))
             for fut in futures:
                 await fut
             await loop.run_in_executor(self._pool, store.ack_changes,
@@ -230,6 +251,28 @@ class StreamWorker:
             self.stats.changes_published += len(pending)
             if len(pending) < _CHANGES_PER_ROUND:
                 return
+
+    async def _segment_tick(self) -> None:
+        """Segment work no event triggers (module docstring); a backend error is logged and
+        the work is tried again at the next tick (each round is one atomic write)."""
+        loop = asyncio.get_running_loop()
+
+        def rounds() -> int:
+            done, started = 0, time.monotonic()
+            while time.monotonic() - started < _SEGMENT_WORK_SECONDS:
+                step = self.engine.segment_step()
+                done += step
+                if not step:
+                    break
+            return done
+
+        try:
+            done = await loop.run_in_executor(self._pool, rounds)
+        except BackendError as exc:
+            log.warning("segment work not stored (%s); trying again at the next tick", exc)
+            return
+        if done and self.cfg.publish_changes:
+            await self._publish_changes()
 
     # ------------------------------------------------------------------ running
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import orjson
 
 from idgraph.profile_store.base import ProfileChange
+from idgraph.profile_store.segment_state import SegmentChange
 
 #: Header names of dead letters (Kafka Connect's ``__connect.errors.*`` idea, our prefix).
 REASON = "idgraph.error.reason"
@@ -112,5 +113,23 @@ def change_message(change: ProfileChange) -> tuple[bytes, bytes]:
     value = orjson.dumps({
         "change_id": change.change_id, "kind": change.kind, "profile_id": change.profile_id,
         "related_ids": change.related_ids, "region": change.region, "event_time": change.at,
+    })
+    return change.profile_id.encode(), value
+
+
+def segment_change_message(change: SegmentChange) -> tuple[bytes, bytes]:
+    """``(key, value)`` of a ``segment-changes`` message: keyed by profile ID (one
+    profile's changes stay in order in one partition), JSON value::
+
+        {"change_id", "idempotency_key", "profile_id", "segment", "version",
+         "change": "entered" | "exited", "at", "cause", "matched_clauses", "region"}
+
+    ``idempotency_key`` is the same for the same profile, segment, definition version,
+    change and time whichever writer or retry produced it; deduplicate on it."""
+    value = orjson.dumps({
+        "change_id": change.change_id, "idempotency_key": change.key,
+        "profile_id": change.profile_id, "segment": change.segment, "version": change.version,
+        "change": change.change, "at": change.at, "cause": change.cause,
+        "matched_clauses": change.clauses, "region": change.region,
     })
     return change.profile_id.encode(), value
