@@ -95,7 +95,7 @@ Invalid text is refused with its line, column and what was expected, for example
 '''
 
 from idgraph.segments.ast import Node, from_json, to_json
-from idgraph.segments.dependencies import SegmentDependencies, event_types, references
+from idgraph.segments.dependencies import SegmentDependencies, event_types, reads, references
 from idgraph.segments.errors import (
     InvalidSegmentError,
     SegmentCycleError,
@@ -123,6 +123,7 @@ __all__ = [
     "event_types",
     "from_json",
     "parse",
+    "reads",
     "references",
     "to_json",
     "to_text",

@@ -22,12 +22,17 @@ import heapq
 from collections.abc import Mapping
 
 from idgraph.segments.ast import (
+    Consent,
     DateWindow,
     DidNot,
     EventAggregate,
     EventSequence,
+    HasIdentifier,
+    IdentifierCount,
+    IdentifierFrom,
     InSegment,
     Node,
+    Region,
     walk,
 )
 from idgraph.segments.errors import SegmentCycleError, SegmentInUseError, UnknownSegmentError
@@ -38,6 +43,33 @@ _TIMED = (DateWindow, EventAggregate, DidNot, EventSequence)
 def references(node: Node) -> frozenset[str]:
     """The segment names ``node`` uses through ``in_segment``."""
     return frozenset(n.segment for n in walk(node) if isinstance(n, InSegment))
+
+
+def reads(node: Node) -> frozenset[str]:
+    """The facts ``node`` reads of a profile, as keys: ``attr:NAME``, ``event:TYPE``,
+    ``ident:TYPE`` (a namespaced type also under its kind: ``crm`` and ``crm:salesforce``),
+    ``source:KIND``, ``consent:PURPOSE``, ``region``, and ``segment:NAME`` for
+    ``in_segment``. An evaluator that knows which of these changed for a profile need not
+    evaluate a definition that reads none of them: its answer cannot have changed."""
+    found: set[str] = set()
+    for n in walk(node):
+        if isinstance(n, EventAggregate | DidNot):
+            found.add(f"event:{n.query.event}")
+        elif isinstance(n, EventSequence):
+            found.update(f"event:{q.event}" for q in n.steps)
+        elif isinstance(n, HasIdentifier | IdentifierCount):
+            found.add(f"ident:{n.type}")
+        elif isinstance(n, IdentifierFrom):
+            found.add(f"source:{n.source}")
+        elif isinstance(n, Consent):
+            found.add(f"consent:{n.purpose}")
+        elif isinstance(n, Region):
+            found.add("region")
+        elif isinstance(n, InSegment):
+            found.add(f"segment:{n.segment}")
+        elif hasattr(n, "attribute"):
+            found.add(f"attr:{n.attribute}")
+    return frozenset(found)
 
 
 def event_types(node: Node) -> frozenset[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from idgraph.core.errors import IdGraphError
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
+from idgraph.engine.segment_memberships import identifier_keys
 from idgraph.graph.base import IdentityGraph
 from idgraph.profile_store.base import ProfileChange, ProfileStore
 from idgraph.profile_store.settings import SurvivorshipSettings
@@ -83,6 +84,22 @@ def _segment_cause(record: IdentityRecord) -> str:
     if record.source in _RECORD_UPDATE_SOURCES or record.event_type == "row":
         return "attribute"
     return "event"
+
+
+def _fact_keys(records: list[IdentityRecord]) -> dict[str, frozenset[str]]:
+    """Record key -> the fact keys (:func:`idgraph.segments.reads`) its events of this
+    batch carry: the segments reading none of them need no evaluation."""
+    out: dict[str, set[str]] = {}
+    for r in records:
+        keys = out.setdefault(r.record_key, set())
+        keys.update(f"attr:{name}" for name in r.attributes)
+        keys.add(f"event:{r.activity}")
+        keys.update(f"consent:{purpose}" for purpose in r.consent)
+        if r.identifiers:
+            keys.add(f"source:{r.source}")
+            for ident in r.identifiers:
+                keys.update(identifier_keys(ident.type))
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _event_time(record: IdentityRecord) -> float:
@@ -187,7 +204,8 @@ class IngestPipeline:
         result.changes = self.materialiser.write(
             changes, written, [r.event_id for r in fresh],
             identifier_links=links, at=max(r.event_ts for r in fresh),
-            causes={r.record_key: _segment_cause(r) for r in fresh})
+            causes={r.record_key: _segment_cause(r) for r in fresh},
+            fact_keys=_fact_keys(fresh))
 
         if matched is not None:
             plan_m = matched[1]

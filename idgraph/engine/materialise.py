@@ -111,13 +111,16 @@ class Materialiser:
               event_ids: list[str], identifier_links: list[tuple[str, str, bool]] | None = None,
               deleted_records: Iterable[str] = (), unlinked: list[tuple[str, str]] | None = None,
               at: float = 0.0, causes: Mapping[str, str] | None = None,
-              cause: str = "attribute") -> list[ProfileChange]:
+              cause: str = "attribute",
+              fact_keys: Mapping[str, frozenset[str]] | None = None) -> list[ProfileChange]:
         """Turn graph changes and new record states into one atomic store write; returns
         the profile changes it made (``at``: event time of the batch's newest event).
 
         ``causes`` (record key -> ``consent``/``event``/``attribute``) and ``cause`` (the
         default) say why the segment memberships of the profiles changed (a merge or split
-        says so itself; :mod:`.segment_memberships`).
+        says so itself; :mod:`.segment_memberships`); ``fact_keys`` (record key -> the fact
+        keys its new data carries) lets only the segments reading them be evaluated for a
+        profile that changed in no other way.
 
         ``changed`` holds the record states the caller modified; ``identifier_links`` the
         identifier index rows ``(identifier, record key, linked)`` to upsert, ``unlinked``
@@ -194,7 +197,8 @@ class Materialiser:
         if self.segments is not None:
             self.segments.fill(batch, records_of, region_of,
                                _profile_causes(changes, records_of, causes or {}, cause),
-                               [a for a, _ in merged], deleted_profiles, at)
+                               [a for a, _ in merged], deleted_profiles, at,
+                               _changed_keys(changes, write, prior, region_of, fact_keys or {}))
         self._record_written(write)
         self._record_written(deleted_records)
         try:
@@ -256,6 +260,29 @@ def _profile_causes(changes: GraphChanges, records_of: Mapping[str, list[StoredR
         found = [causes[r.record_key] for r in records if r.record_key in causes]
         out[pid] = min(found, key=_CAUSE_RANK.__getitem__) if found else default
     return out
+
+
+def _changed_keys(changes: GraphChanges, written: Mapping[str, StoredRecord],
+                  prior: Mapping[str, str], region_of: Mapping[str, str],
+                  fact_keys: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Per profile whose only change is new data on its records: the fact keys of that
+    data. Left out (evaluated against every segment that may apply): profiles the graph
+    created, merged or split, profiles new to the store or whose home region moved, and
+    profiles with a written record the caller gave no keys for."""
+    fresh = {h.profile_id for h in changes.history}
+    fresh.update(i for h in changes.history for i in h.related_ids)
+    out: dict[str, set[str]] = {}
+    for key, rec in written.items():
+        pid = rec.profile_id
+        if not pid or pid in fresh:
+            continue
+        keys = fact_keys.get(key)
+        if keys is None or prior.get(pid) != region_of.get(pid):
+            fresh.add(pid)
+            out.pop(pid, None)
+            continue
+        out.setdefault(pid, set()).update(keys)
+    return {pid: frozenset(keys) for pid, keys in out.items()}
 
 
 def profile_changes(changes: GraphChanges, heads: list[ProfileHead], prior: dict[str, str],

@@ -45,7 +45,15 @@ from idgraph.profile_store.segment_state import (
     SegmentDefinition,
 )
 from idgraph.profile_store.survivorship import ProfileBuilder
-from idgraph.segments import Node, Result, SegmentDependencies, evaluate, event_types
+from idgraph.segments import (
+    Node,
+    ProfileFacts,
+    Result,
+    SegmentDependencies,
+    evaluate,
+    event_types,
+    reads,
+)
 
 __all__ = ["LiveDefinitions", "MembershipMaintainer", "evaluate_profile"]
 
@@ -63,13 +71,44 @@ class LiveDefinitions:
     dependencies: SegmentDependencies
     event_types: frozenset[str] = frozenset()
     """Every event type a live definition counts (the rest of a timeline is not read)."""
+    by_key: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Fact key (:func:`idgraph.segments.reads`) -> the segments that read it, directly or
+    through the segments they use."""
+    hold_when_empty: frozenset[str] = frozenset()
+    """Segments a profile with no facts at all is in (``company absent``, ``not ...``)."""
 
     @classmethod
     def of(cls, version: int, definitions: Mapping[str, SegmentDefinition]) -> LiveDefinitions:
         trees = {name: tree_of(d) for name, d in definitions.items()}
         deps = SegmentDependencies(trees)
+        order = deps.evaluation_order()
         types = frozenset().union(*map(event_types, trees.values()))
-        return cls(version, dict(definitions), trees, deps.evaluation_order(), deps, types)
+        keys: dict[str, set[str]] = {}
+        for name in order:  # a segment reads what the segments it uses read
+            own = reads(trees[name])
+            keys[name] = {k for k in own if not k.startswith("segment:")}
+            for used in deps.uses(name):
+                keys[name] |= keys[used]
+        by_key: dict[str, set[str]] = {}
+        for name, found in keys.items():
+            for key in found:
+                by_key.setdefault(key, set()).add(name)
+        empty: dict[str, bool] = {}
+        facts = ProfileFacts(memberships=lambda n: empty.get(n, False))
+        epoch = datetime.fromtimestamp(0, UTC)
+        for name in order:
+            result = evaluate(trees[name], facts, epoch)
+            empty[name] = result.matched or result.next_change is not None
+        return cls(version, dict(definitions), trees, order, deps, types,
+                   {k: frozenset(v) for k, v in by_key.items()},
+                   frozenset(n for n, held in empty.items() if held))
+
+    def reading(self, keys: Iterable[str]) -> set[str]:
+        """The segments that read any of ``keys``."""
+        out: set[str] = set()
+        for key in keys:
+            out |= self.by_key.get(key, frozenset())
+        return out
 
     def closure(self, names: Iterable[str]) -> tuple[str, ...]:
         """``names`` (those still live) and every segment using them, in evaluation order."""
@@ -80,6 +119,27 @@ class LiveDefinitions:
 
 
 EMPTY = LiveDefinitions(0, {}, {}, (), SegmentDependencies({}))
+
+
+def identifier_keys(identifier_type: str) -> tuple[str, ...]:
+    """The fact keys of an identifier type: ``crm:salesforce`` is read by
+    ``has_identifier(crm)`` and by ``has_identifier("crm:salesforce")``."""
+    kind = identifier_type.split(":", 1)[0]
+    if kind == identifier_type:
+        return (f"ident:{kind}",)
+    return (f"ident:{kind}", f"ident:{identifier_type}")
+
+
+def profile_keys(profile: Profile) -> set[str]:
+    """Every fact key (:func:`idgraph.segments.reads`) a folded profile has."""
+    keys = {"region"}
+    keys.update(f"attr:{name}" for name in profile.attributes)
+    keys.update(f"event:{e.type}" for e in profile.events)
+    keys.update(f"consent:{purpose}" for purpose in profile.consent)
+    for ident in profile.identifiers:
+        keys.update(identifier_keys(ident.type))
+        keys.update(f"source:{source}" for source in ident.sources)
+    return keys
 
 
 def evaluate_profile(live: LiveDefinitions, profile: Profile, now: datetime,
@@ -198,13 +258,21 @@ class MembershipMaintainer:
 
     def fill(self, batch: StoreBatch, records_of: Mapping[str, list[StoredRecord]],
              region_of: Mapping[str, str], causes: Mapping[str, str], absorbed: Iterable[str],
-             deleted: Iterable[str], at: float) -> None:
+             deleted: Iterable[str], at: float,
+             changed_keys: Mapping[str, frozenset[str]] | None = None) -> None:
         """Add the memberships of a profile write to ``batch`` (module docstring).
 
         ``records_of``: every live profile the batch touched -> all its record states after
         the batch; ``region_of``: their home regions after it; ``causes``: profile ID ->
         cause; ``absorbed``/``deleted``: profiles that stop existing (merged into another /
-        last record removed)."""
+        last record removed).
+
+        ``changed_keys``: for a profile whose only change is new data on its records (not
+        created, merged, split, moved or shrunk), the fact keys that data carries
+        (:func:`idgraph.segments.reads`): only the segments reading one of them are
+        evaluated, the others' answers cannot have changed. Any other profile gets every
+        segment that reads a fact it has, holds for a profile with no facts, or has a row
+        for it."""
         # read in every write (no cache): a definition stored before this writer's turn is
         # evaluated by it, so a build started later never misses a profile written now
         live = self.refresh()
@@ -220,12 +288,22 @@ class MembershipMaintainer:
         out = _Outcome()
         for pid, cause in gone.items():
             self._leave_all(pid, prior.get(pid, []), cause, at, out)
+        changed_keys = changed_keys or {}
         for pid, records in records_of.items():
+            rows = prior.get(pid, [])
+            delta = changed_keys.get(pid)
+            if delta is not None:
+                names: set[str] = live.reading(delta)
+                if not names:
+                    continue
             profile = self.builder.build(pid, region_of[pid], records, [], now, all_events=True,
                                          event_types=live.event_types)
-            self._evaluate(live, profile, prior.get(pid, []), None, causes.get(pid, "attribute"),
-                           at, now, out)
-            self._drop_undefined(pid, prior.get(pid, []), live, at, out)
+            if delta is None:
+                names = live.reading(profile_keys(profile)) | live.hold_when_empty
+                names.update(m.segment for m in rows)
+            self._evaluate(live, profile, rows, names, causes.get(pid, "attribute"), at, now,
+                           out)
+            self._drop_undefined(pid, rows, live, at, out)
         out.into(batch, self.publish_changes)
         if self._stubs_due:
             batch.segment_builds.extend(self._missing_builds(live, now))

@@ -244,10 +244,26 @@ def _records(draw) -> list:
     return out
 
 
-@settings(max_examples=25, deadline=None, database=None)
-@given(st.lists(_trees(), min_size=1, max_size=3), _records(), st.integers(0, 10))
+_UPDATES = st.lists(st.tuples(
+    st.integers(0, 9), st.sampled_from([{}, {"email": True}, {"email": False}]),
+    st.sampled_from([None, "DE", "US", "AT"]), st.sampled_from(["", "open", "purchase"]),
+    st.integers(0, 120)), max_size=6)
+
+
+def _updated(r, n: int, consent: dict, country: str | None, name: str, amount: int):
+    """The same record (same identifiers: no merge) with a later event that changes its
+    consent, country or behaviour: an update the writer evaluates incrementally."""
+    attributes = dict(r.attributes) if country is None else {**r.attributes, "country": country}
+    return dataclasses.replace(
+        r, event_id=f"u{n}", event_time=r.event_time + __import__("datetime").timedelta(
+            hours=n + 1), consent=consent, attributes=attributes, event_name=name,
+        properties={"amount": float(amount)} if name else {})
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(_trees(), min_size=1, max_size=3), _records(), st.integers(0, 10), _UPDATES)
 def test_property_single_incremental_and_full_evaluation_agree(tmp_path_factory, texts,
-                                                                records, cut):
+                                                                records, cut, updates):
     settings_ = Settings(data_dir=tmp_path_factory.mktemp("p") / "d")
     clock = Clock(T0)
     with Engine(settings_) as engine:
@@ -259,9 +275,14 @@ def test_property_single_incremental_and_full_evaluation_agree(tmp_path_factory,
         for name, text in zip(names, texts, strict=True):
             definitions.apply(name, f'({text}) or (in_segment("Base") and {text})'
                               if name == "S0" else text, "t")
-        # incremental: two batches (the second may merge profiles of the first)
+        # incremental: batches that create, update (the same records again, with other
+        # attributes, consent and events) and merge profiles of earlier batches
         engine.ingest(records[:cut])
-        engine.ingest(records[cut:])
+        for r in records[cut:]:
+            engine.ingest([r])
+        for n, (i, consent, country, name, amount) in enumerate(updates):
+            engine.ingest([_updated(records[i % len(records)], n, consent, country, name,
+                                    amount)])
         every = ["Base", *names]
         incremental = {s: set(rows(engine, s)) for s in every}
 
@@ -312,3 +333,29 @@ def test_a_merge_that_moves_the_home_region_is_evaluated_in_the_new_region(world
     assert rows(engine, "US") == {}
     [member] = engine.store.segment_members("EU")
     assert member.region == "eu"
+
+
+def test_an_update_is_evaluated_for_the_segments_reading_what_it_changed(world):
+    engine, definitions, _clock = world
+    definitions.apply("Asked", 'consent("email") = unknown', "ana")
+    definitions.apply("Germans", 'country = "DE"', "ana")
+    first = record("hubspot", "1", "e1", T0, ["crm:hubspot:1"], country="DE")
+    engine.ingest([first])
+    pid = engine.queries.profile(engine.graph.profile_ids()[0]).profile_id
+    assert rows(engine, "Asked") == {pid: True} and rows(engine, "Germans") == {pid: True}
+    # the same contact states consent: only consent changed (no merge, no new identifier)
+    engine.ingest([dataclasses.replace(first, event_id="e2", consent={"email": True})])
+    assert rows(engine, "Asked") == {}
+    assert changes(engine)[-1].cause == "consent"
+    assert rows(engine, "Germans") == {pid: True}
+
+
+def test_a_profile_that_lost_the_facts_of_a_segment_leaves_it(world):
+    engine, definitions, _clock = world
+    definitions.apply("Openers", 'event("open").within(30d)', "ana")
+    engine.ingest([record("hubspot", "1", "e1", T0, ["crm:hubspot:1", "email:a@x.io"]),
+                   opened(T0 - DAY, "e2", "a@x.io")])
+    assert len(rows(engine, "Openers")) == 1
+    engine.forget_record("sendgrid:a@x.io")  # the profile keeps only its CRM record
+    assert rows(engine, "Openers") == {}
+    assert changes(engine)[-1].cause == "forget"
