@@ -589,11 +589,15 @@ def _stored_trees(store) -> dict:
 def cmd_segments_preview(args: argparse.Namespace) -> int:
     """The exact count of a stored segment (NAME) or of a file's definitions (--file) over
     the stored profiles, sample members with why they matched, identifier types and
-    overlaps with the other segments (reads the store only)."""
+    overlaps with the other segments (reads the store only).
+
+    A stored segment already evaluated over the stored profiles is previewed from its
+    memberships (cost grows with its members); a file's drafts, and a stored segment whose
+    evaluation is not done yet, are evaluated over every stored profile."""
     from datetime import UTC, datetime
 
-    from idgraph.engine.segment_preview import live_profiles, preview
-    from idgraph.segments import SegmentError
+    from idgraph.engine.segment_preview import live_profiles, preview, preview_stored
+    from idgraph.segments import SegmentError, event_types
 
     if bool(args.name) == bool(args.file):
         raise ConfigError("segments preview: give a stored segment NAME or --file FILE")
@@ -611,18 +615,27 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
             missing = next(n for n in names if n not in definitions)
             raise ConfigError(f"{origin}: no segment named {missing!r}")
         queries = _queries(settings, store)
-        pids = sorted(set(store.record_profiles().values()))
         started = time.perf_counter()
-        try:
-            views, evaluated = preview(definitions, live_profiles(
-                pids, queries.profile_with_all_events), datetime.now(UTC), samples=args.samples)
-        except SegmentError as exc:
-            raise ConfigError(f"{origin}: {exc}") from None
+        if not args.file and _built(store, args.name):
+            views = {args.name: preview_stored(store, args.name, queries.profile,
+                                               samples=args.samples)}
+            evaluated, method = views[args.name].count, "memberships"
+        else:
+            types = frozenset().union(*map(event_types, definitions.values()))
+            pids = [pid for region in sorted(store.regions)
+                    for pid in _all_ids(store, region)]
+            try:
+                views, evaluated = preview(definitions, live_profiles(
+                    pids, lambda pid: queries.profile_with_all_events(pid, types)),
+                    datetime.now(UTC), samples=args.samples)
+            except SegmentError as exc:
+                raise ConfigError(f"{origin}: {exc}") from None
+            method = "evaluated"
         elapsed = time.perf_counter() - started
     finally:
         store.close()
-    report = {name: {"count": views[name].count, "profiles_evaluated": evaluated,
-                     "seconds": round(elapsed, 3),
+    report = {name: {"count": views[name].count, "method": method,
+                     "profiles_read": evaluated, "seconds": round(elapsed, 3),
                      "identifier_types": dict(views[name].identifier_types.most_common()),
                      "overlap": dict(views[name].overlap.most_common()),
                      "samples": [{"profile_id": m.profile_id, "region": m.region,
@@ -632,7 +645,9 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     for name, r in report.items():
-        print(f"{name}: {r['count']} of {evaluated} profiles ({elapsed:.2f} s)")
+        how = ("from its stored memberships" if method == "memberships"
+               else f"evaluated over {evaluated} profiles")
+        print(f"{name}: {r['count']} members ({how}, {elapsed:.2f} s)")
         if r["identifier_types"]:
             print("  members with: " + ", ".join(f"{t} {n}" for t, n in
                                                  r["identifier_types"].items()))
@@ -641,6 +656,26 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
         for m in r["samples"]:
             print(f"  {m['profile_id']} ({m['region']}): " + "; ".join(m["why"]))
     return 0
+
+
+def _built(store, name: str) -> bool:
+    """Whether stored segment ``name`` is evaluated over the stored profiles of every
+    served region at its current version (its memberships are then exact)."""
+    _version, live = store.segment_catalog()
+    builds = {b.region: b for b in store.segment_builds() if b.segment == name}
+    version = live[name].version
+    return all(r in builds and builds[r].done and builds[r].version == version
+               for r in store.regions)
+
+
+def _all_ids(store, region: str, page: int = 10_000):
+    after = ""
+    while True:
+        ids = store.profile_ids_after(region, after, page)
+        yield from ids
+        if len(ids) < page:
+            return
+        after = ids[-1]
 
 
 def _segment_definitions(settings: Settings, writable: bool):

@@ -11,7 +11,13 @@ the home region and the events of its records (the timeline), if the store keeps
 the exact count of each, sample members with the clauses that matched, the identifier
 types the members have, and the overlap with the other definitions. Definitions that use
 others (``in_segment``) are evaluated in dependency order on the same profile, so a
-profile is never counted in two contradictory memberships. It reads the store only.
+profile is never counted in two contradictory memberships. It reads the store only. This
+is the preview of a draft (a file not applied yet): its cost grows with every stored
+profile.
+
+:func:`preview_stored` previews a stored segment whose evaluation over the stored profiles
+is done from the memberships the writer keeps: the same answer (they are exact and
+current), at a cost that grows with the members, not with the profiles.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from idgraph.profile_store.base import Profile
+from idgraph.profile_store.base import Profile, ProfileReader
 from idgraph.segments import (
     Event,
     Node,
@@ -31,7 +37,7 @@ from idgraph.segments import (
     event_types,
 )
 
-__all__ = ["Member", "SegmentPreview", "preview", "profile_facts"]
+__all__ = ["Member", "SegmentPreview", "preview", "preview_stored", "profile_facts"]
 
 
 def profile_facts(profile: Profile, memberships: Callable[[str], bool],
@@ -109,3 +115,42 @@ def live_profiles(profile_ids: Iterable[str], fold: Callable[[str], Profile | No
         profile = fold(pid)
         if profile is not None:
             yield profile
+
+
+def preview_stored(store: ProfileReader, name: str, fold: Callable[[str], Profile | None],
+                   samples: int = 20, page: int = 5000) -> SegmentPreview:
+    """The preview of stored segment ``name`` from its memberships (module docstring):
+    the count, ``samples`` members with the clauses that matched, the identifier types of
+    the members (each member folded once) and the members it shares with every other
+    live segment."""
+    view = SegmentPreview(name)
+    members: set[str] = set()
+    after = ""
+    while True:
+        rows = store.segment_members(name, after, page)
+        for m in rows:
+            members.add(m.profile_id)
+            if len(view.samples) < samples:
+                view.samples.append(Member(m.profile_id, m.region, list(m.clauses)))
+            profile = fold(m.profile_id)
+            if profile is not None:
+                view.identifier_types.update({i.type.split(":", 1)[0]
+                                              for i in profile.identifiers})
+        if len(rows) < page:
+            break
+        after = rows[-1].profile_id
+    view.count = len(members)
+    _version, live = store.segment_catalog()
+    for other in sorted(live):
+        if other == name:
+            continue
+        after, shared = "", 0
+        while True:
+            rows = store.segment_members(other, after, page)
+            shared += sum(m.profile_id in members for m in rows)
+            if len(rows) < page:
+                break
+            after = rows[-1].profile_id
+        if shared:
+            view.overlap[other] = shared
+    return view

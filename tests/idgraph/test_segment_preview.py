@@ -121,7 +121,15 @@ def test_cli_apply_list_show_preview_delete(stored, tmp_path, capsys):
         "EU with CRM": 1, "EU mailable": 1, "Not asked": 1}
     assert all(r["built"] for r in listed.values())
     assert main(["segments", "preview", "EU mailable", "--json", *data]) == 0
-    assert json.loads(capsys.readouterr().out)["EU mailable"]["count"] == 1
+    stored_view = json.loads(capsys.readouterr().out)["EU mailable"]
+    assert stored_view["method"] == "memberships"  # built: read from the memberships
+    assert main(["segments", "preview", "--file", str(path), "--only", "EU mailable",
+                 "--json", *data]) == 0
+    drafted = json.loads(capsys.readouterr().out)["EU mailable"]
+    assert drafted["method"] == "evaluated"
+    for key in ("count", "identifier_types", "overlap", "samples"):
+        assert stored_view[key] == drafted[key], key
+    assert stored_view["count"] == 1
     # an edit is a new version with a diff
     path.write_text(FILE.replace('consent("email") = granted', 'not consent("email") = denied'))
     assert main(["segments", "apply", str(path), *data]) == 0
