@@ -131,7 +131,9 @@ def apply_event(state: StoredRecord, rec: IdentityRecord, linked: dict[str, bool
             attrs[name] = (value, t)
     for purpose, granted in rec.consent.items():
         old_c = state.consent.get(purpose)
-        if old_c is None or t >= old_c[1]:
+        # a later statement wins; at the same instant the withdrawal does, whatever the
+        # order the events arrive in
+        if old_c is None or t > old_c[1] or (t == old_c[1] and not granted):
             state.consent[purpose] = (granted, t)
     ids = state.identifiers
     for ident in rec.identifiers:
@@ -241,7 +243,9 @@ class ProfileBuilder:
                 sc[3] = max(sc[3], rec.last_seen)
             for purpose, (granted, t) in rec.consent.items():
                 old = consent.get(purpose)
-                if old is None or t > old[1]:
+                # the latest statement wins; two at the same instant: the withdrawal (the
+                # answer must not depend on the order records are read in)
+                if old is None or t > old[1] or (t == old[1] and not granted):
                     consent[purpose] = (granted, t)
             events += rec.event_count
             first = rec.first_seen if first is None else min(first, rec.first_seen)

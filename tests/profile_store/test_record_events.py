@@ -153,3 +153,19 @@ def test_a_doc_written_before_events_existed_loads_with_none():
     del doc["events"]
     assert sqlite_decode(doc, "p1", "eu").events == []
     assert cassandra_decode(orjson.dumps(doc), "p1", "eu").events == []
+
+
+@pytest.mark.parametrize("order", [(True, False), (False, True)])
+def test_consent_stated_twice_at_one_instant_folds_to_the_withdrawal_in_any_order(order):
+    import dataclasses
+
+    def stated(n: int, rid: str, granted: bool) -> IdentityRecord:
+        return dataclasses.replace(event(f"c{n}", 100.0, rid=rid), consent={"email": granted})
+
+    # two records of one person (folded in either order), and one record told twice
+    states = [fold(stated(i, f"u{i}", g))[0] for i, g in enumerate(order)]
+    builder = ProfileBuilder(SurvivorshipSettings())
+    for records in (states, states[::-1]):
+        assert builder.build("p", "eu", records, [], 0.0).consent == {"email": False}
+    state, _ = fold(stated(0, "u1", order[0]), stated(1, "u1", order[1]))
+    assert state.consent["email"] == (False, 100.0)
