@@ -104,7 +104,7 @@ from idgraph.segments.errors import (
     SegmentSyntaxError,
     UnknownSegmentError,
 )
-from idgraph.segments.evaluate import Event, ProfileFacts, Result, evaluate
+from idgraph.segments.evaluate import Event, ProfileFacts, Result, evaluate, intern_leaves
 from idgraph.segments.language import parse, to_text
 
 __all__ = [
@@ -122,6 +122,7 @@ __all__ = [
     "evaluate",
     "event_types",
     "from_json",
+    "intern_leaves",
     "parse",
     "reads",
     "references",

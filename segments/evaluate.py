@@ -115,6 +115,12 @@ class ProfileFacts:
     events: list[Event] = field(default_factory=list)
     memberships: Callable[[str], bool] = _no_memberships
     _by_type: dict[str, list[Event]] | None = field(default=None, repr=False, compare=False)
+    _leaves: dict[int, tuple[Node, _Leaf]] = field(default_factory=dict, repr=False,
+                                                   compare=False)
+    """Answers of the leaves evaluated at ``_leaves_at``, by node identity (the node is kept
+    with its answer, so its identity is not reused meanwhile): definitions sharing interned
+    leaves (:func:`intern_leaves`) evaluate each once per profile."""
+    _leaves_at: datetime | None = field(default=None, repr=False, compare=False)
 
     def events_of(self, event_type: str) -> list[Event]:
         """The events of one type (indexed on first use; ``events`` must not change after)."""
@@ -140,7 +146,11 @@ class Result:
 
 def evaluate(node: Node, facts: ProfileFacts, now: datetime) -> Result:
     """Evaluate ``node`` for ``facts`` at ``now`` (a naive ``now`` is UTC)."""
-    matched, clauses, next_change = _evaluate(node, facts, _aware(now))
+    now = _aware(now)
+    if facts._leaves_at != now:
+        facts._leaves.clear()
+        facts._leaves_at = now
+    matched, clauses, next_change = _evaluate(node, facts, now)
     return Result(matched, clauses if matched else [], next_change)
 
 
@@ -154,8 +164,32 @@ def _evaluate(node: Node, facts: ProfileFacts, now: datetime) -> _Outcome:
     if isinstance(node, Not):
         held, _, next_change = _evaluate(node.item, facts, now)
         return (not held, [] if held else [_clause(node)], next_change)
-    held, next_change = _LEAVES[type(node)](node, facts, now)
+    if type(node) is InSegment:  # answered from memberships computed meanwhile
+        held, next_change = _LEAVES[InSegment](node, facts, now)
+    else:
+        known = facts._leaves.get(id(node))
+        if known is not None and known[0] is node:
+            held, next_change = known[1]
+        else:
+            held, next_change = leaf = _LEAVES[type(node)](node, facts, now)
+            facts._leaves[id(node)] = (node, leaf)
     return held, [_clause(node)] if held else [], next_change
+
+
+def intern_leaves(trees: Mapping[str, Node]) -> dict[str, Node]:
+    """The same trees with equal leaves shared (one object each), so that evaluating
+    them all for one profile evaluates each distinct leaf once. Evaluate interned trees of
+    one :class:`ProfileFacts` at one ``now`` only (the leaf answers are kept on it)."""
+    pool: dict[Node, Node] = {}
+
+    def share(node: Node) -> Node:
+        if isinstance(node, And | Or):
+            return type(node)(tuple(share(item) for item in node.items))
+        if isinstance(node, Not):
+            return Not(share(node.item))
+        return pool.setdefault(node, node)
+
+    return {name: share(tree) for name, tree in trees.items()}
 
 
 def _combine(is_and: bool, outcomes: list[_Outcome]) -> _Outcome:

@@ -52,6 +52,7 @@ from idgraph.segments import (
     SegmentDependencies,
     evaluate,
     event_types,
+    intern_leaves,
     reads,
 )
 
@@ -79,7 +80,8 @@ class LiveDefinitions:
 
     @classmethod
     def of(cls, version: int, definitions: Mapping[str, SegmentDefinition]) -> LiveDefinitions:
-        trees = {name: tree_of(d) for name, d in definitions.items()}
+        # equal leaves shared: a profile evaluates each distinct condition once
+        trees = intern_leaves({name: tree_of(d) for name, d in definitions.items()})
         deps = SegmentDependencies(trees)
         order = deps.evaluation_order()
         types = frozenset().union(*map(event_types, trees.values()))

@@ -191,3 +191,32 @@ def test_matches_refuses_what_re2_cannot_run_in_linear_time():
         parse(r'code matches "(a)\\1"')
     with pytest.raises(SegmentError, match="lookaround"):
         parse('code matches "(?=x)y"')
+
+
+def test_interned_definitions_evaluate_a_shared_leaf_once_per_profile(monkeypatch):
+    import importlib
+
+    from idgraph.segments import intern_leaves
+    from idgraph.segments.ast import Consent
+
+    evaluate_module = importlib.import_module("idgraph.segments.evaluate")
+    calls = []
+    real = evaluate_module._LEAVES[Consent]
+    monkeypatch.setitem(evaluate_module._LEAVES, Consent,
+                        lambda n, f, now: calls.append(n) or real(n, f, now))
+    trees = intern_leaves({"A": parse('consent("email") = granted and country = "DE"'),
+                           "B": parse('consent("email") = granted or country = "AT"')})
+    facts = ProfileFacts(attributes={"country": "AT"}, consent={"email": True})
+    assert [evaluate(trees[n], facts, NOW).matched for n in "AB"] == [False, True]
+    assert len(calls) == 1
+    # another time is another evaluation: nothing is reused across it
+    evaluate(trees["A"], facts, NOW + timedelta(days=1))
+    assert len(calls) == 2
+
+
+def test_reusing_facts_at_another_time_answers_for_that_time():
+    facts = ProfileFacts(events=[Event("open", "sendgrid", NOW - timedelta(days=2))])
+    tree = parse('event("open").within(3d)')
+    assert evaluate(tree, facts, NOW).matched
+    assert not evaluate(tree, facts, NOW + timedelta(days=2)).matched
+    assert evaluate(parse('event("open").within(5d)'), facts, NOW + timedelta(days=2)).matched
