@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -82,9 +83,13 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
 
     def __init__(self, definitions: SegmentDefinitions, queries: SegmentQueries, *,
                  identify: Callable[[Metadata], str] | None = None, max_watchers: int = 4,
-                 watch_poll_seconds: float = 0.02) -> None:
+                 watch_poll_seconds: float = 0.02, cache_size: int = 100_000,
+                 clock: Callable[[], float] = time.time) -> None:
         self._definitions = definitions
         self._queries = queries
+        self._answers: dict[str, tuple[float, int, float, spb.EvaluateSegmentsResponse]] = {}
+        self._cache_size = cache_size
+        self._clock = clock
         self._identify = identify or _anonymous
         self._max_watchers = max_watchers
         self._poll = watch_poll_seconds
@@ -132,6 +137,29 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         _LOG.info("segment deleted: version %d by %s", deleted.version, author)
         return spb.DeleteSegmentResponse(version=deleted.version)
 
+    def _answer(self, pid: str, version: float | None) -> spb.EvaluateSegmentsResponse:
+        """Every live segment's membership for ``pid``, rendered; reused while the
+        profile's version, the catalog version and the answers' earliest deadline hold.
+        The cache keeps proto messages, not Python object graphs (those made the cyclic
+        GC stall the server as the cache filled, measured)."""
+        live = self._queries.live()
+        hit = self._answers.get(pid)
+        if hit is not None and version is not None and hit[0] == version \
+                and hit[1] == live.catalog_version and self._clock() < hit[2]:
+            return hit[3]
+        ev = self._queries.evaluate([], profile_id=pid)
+        msg = spb.EvaluateSegmentsResponse(
+            profile_id=ev.profile_id, region=ev.region,
+            memberships=[spb.SegmentMembership(
+                segment=name, version=ev.versions[name], member=r.matched,
+                matched_clauses=r.clauses,
+                next_change=timestamp(r.next_change.timestamp()) if r.next_change else None)
+                for name, r in ev.results.items()])
+        if len(self._answers) >= self._cache_size:
+            self._answers.clear()
+        self._answers[ev.profile_id] = (ev.version, ev.catalog_version, ev.valid_until, msg)
+        return msg
+
     def EvaluateSegments(self, request: spb.EvaluateSegmentsRequest,
                          context: grpc.ServicerContext) -> spb.EvaluateSegmentsResponse:
         if len(request.names) > MAX_NAMES:
@@ -139,19 +167,19 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         subject = request.WhichOneof("subject")
         if subject == "identifier":
             _check_text("identifier", request.identifier)
-            ev = self._queries.evaluate(request.names, identifier=request.identifier)
+            pid, version = self._queries.current(identifier=request.identifier)
         elif subject == "profile_id":
             _check_text("profile_id", request.profile_id)
-            ev = self._queries.evaluate(request.names, profile_id=request.profile_id)
+            pid, version = self._queries.current(profile_id=request.profile_id)
         else:
             raise InvalidRequestError("set identifier or profile_id")
+        wanted = self._queries.names(request.names)
+        full = self._answer(pid, version)
+        by_name = {m.segment: m for m in full.memberships}
         return spb.EvaluateSegmentsResponse(
-            profile_id=ev.profile_id, region=ev.region, evaluated_at=timestamp(ev.at.timestamp()),
-            memberships=[spb.SegmentMembership(
-                segment=name, version=ev.versions[name], member=r.matched,
-                matched_clauses=r.clauses,
-                next_change=timestamp(r.next_change.timestamp()) if r.next_change else None)
-                for name, r in ev.results.items()])
+            profile_id=full.profile_id, region=full.region,
+            evaluated_at=timestamp(self._clock()),
+            memberships=[by_name[name] for name in wanted])
 
     def CountSegment(self, request: spb.CountSegmentRequest, context: grpc.ServicerContext
                      ) -> spb.CountSegmentResponse:

@@ -105,6 +105,18 @@ class LiveDefinitions:
                    {k: frozenset(v) for k, v in by_key.items()},
                    frozenset(n for n, held in empty.items() if held))
 
+    def requirements(self, names: Iterable[str]) -> tuple[str, ...]:
+        """``names`` and every segment they use, directly or not, in evaluation order (what
+        answering ``names`` alone needs)."""
+        wanted: set[str] = set()
+        pending = [n for n in names if n in self.trees]
+        while pending:
+            name = pending.pop()
+            if name not in wanted:
+                wanted.add(name)
+                pending.extend(self.dependencies.uses(name))
+        return tuple(n for n in self.order if n in wanted)
+
     def reading(self, keys: Iterable[str]) -> set[str]:
         """The segments that read any of ``keys``."""
         out: set[str] = set()
@@ -147,9 +159,10 @@ def profile_keys(profile: Profile) -> set[str]:
 def evaluate_profile(live: LiveDefinitions, profile: Profile, now: datetime,
                      names: Iterable[str] | None = None,
                      prior: Mapping[str, bool] | None = None) -> dict[str, Result]:
-    """Evaluate ``names`` (default: every live definition) for ``profile`` at ``now``, in
-    dependency order. ``in_segment`` of a segment not evaluated here answers from
-    ``prior`` (segment -> member)."""
+    """Evaluate ``names`` (default: every live definition) and the segments that use
+    them for ``profile`` at ``now``, in dependency order. ``in_segment`` of a segment not
+    evaluated here answers from ``prior`` (segment -> member); to answer ``names`` with no
+    prior, pass :meth:`LiveDefinitions.requirements` of them."""
     from idgraph.engine.segment_preview import profile_facts
 
     results: dict[str, Result] = {}

@@ -2,9 +2,9 @@
 
 * :meth:`SegmentQueries.evaluate` evaluates live definitions against one profile *now*
   (the same evaluation the writer stores, :func:`~idgraph.engine.segment_memberships.evaluate_profile`),
-  with the clauses that matched. The answer for a profile is kept while the profile's
-  version, the catalog version and the earliest deadline of the answer all still hold, so a
-  repeated call costs a lookup, not a fold.
+  with the clauses that matched, and says how long the answer holds (the profile's
+  version, the catalog version, the earliest deadline): the service caches its rendered
+  answer that long, so a repeated call costs a lookup, not a fold.
 * :meth:`SegmentQueries.count` and :meth:`SegmentQueries.members` read the stored
   memberships (exact, kept by the writer on every change; time-driven exits are applied
   within ``segments.tick_seconds`` of their deadline by a running writer).
@@ -49,21 +49,25 @@ class Evaluation:
     at: datetime
     results: dict[str, Result]
     versions: dict[str, int]
+    version: float = 0.0
+    """The profile's version (head ``updated_at``) evaluated."""
+    catalog_version: int = 0
+    valid_until: float = float("inf")
+    """The earliest deadline of the answers: until then, with the same profile and
+    catalog versions, the answers hold."""
 
 
 class SegmentQueries:
     """Segment reads over a profile store (thread-safe)."""
 
     def __init__(self, store: ProfileReader, queries: ProfileQueries,
-                 clock: Callable[[], float] = time.time, cache_size: int = 100_000) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._queries = queries
         self._clock = clock
         self._live = EMPTY
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, int, float, Evaluation]] = {}
-        self._cache_size = cache_size
 
     def live(self) -> LiveDefinitions:
         """The live definitions (the catalog is read again after half a second)."""
@@ -86,43 +90,46 @@ class SegmentQueries:
             raise NotFoundError(f"no segment named {unknown[0]!r}")
         return list(dict.fromkeys(wanted))
 
+    def names(self, names: Iterable[str]) -> list[str]:
+        """``names`` checked against the live definitions (every live one when empty), in
+        request order without repeats; NotFoundError naming an unknown one."""
+        return self._names(self.live(), names)
+
+    def current(self, *, identifier: str = "", profile_id: str = "") -> tuple[str, float | None]:
+        """The live profile ID ``identifier`` resolves to, or ``profile_id``, and its
+        version (head ``updated_at``, changed by every write to it); the version is None
+        when ``profile_id`` is not a live ID (an alias, or unknown: evaluating says)."""
+        if identifier:
+            located = self._queries.locate(identifier)
+            return located.profile_id, located.version
+        pid = profile_id.strip()
+        head = self._store.get_heads([pid]).get(pid)
+        return pid, (head.updated_at if head is not None else None)
+
     def evaluate(self, names: Iterable[str], *, identifier: str = "",
                  profile_id: str = "") -> Evaluation:
         """Memberships of the profile ``identifier`` resolves to (or ``profile_id``, aliases
-        followed) in ``names`` (every live segment when empty), with their clauses.
+        followed) in ``names`` (every live segment when empty), with their clauses, now.
 
         Raises NotFoundError for an unknown segment or profile, InvalidIdentifierError for
-        a malformed identifier."""
+        a malformed identifier. Not cached: callers that answer often cache the rendered
+        answer while :attr:`Evaluation.version`, :attr:`Evaluation.catalog_version` and
+        :attr:`Evaluation.valid_until` hold (the service does)."""
         live = self.live()
         wanted = self._names(live, names)
-        if identifier:
-            located = self._queries.locate(identifier)
-            pid, version = located.profile_id, located.version
-        else:
-            pid, version = profile_id.strip(), None
+        pid = self._queries.locate(identifier).profile_id if identifier else profile_id.strip()
+        profile = self._queries.profile_with_all_events(pid, live.event_types)
+        if profile is None:
+            raise NotFoundError("no profile with this ID in the served regions")
         now = self._clock()
-        hit = self._cache.get(pid)
-        if hit is not None and (version is None or hit[0] == version) \
-                and hit[1] == live.catalog_version and now < hit[2]:
-            full = hit[3]
-        else:
-            profile = self._queries.profile_with_all_events(pid, live.event_types)
-            if profile is None:
-                raise NotFoundError("no profile with this ID in the served regions")
-            at = datetime.fromtimestamp(now, UTC)
-            results = evaluate_profile(live, profile, at)
-            versions = {n: live.definitions[n].version for n in results}
-            full = Evaluation(profile.profile_id, profile.region, at, results, versions)
-            deadlines = [r.next_change.timestamp() for r in results.values() if r.next_change]
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            valid_until = min(deadlines, default=float("inf"))
-            # cached under the live ID (a call by alias folds again: aliases are rare)
-            self._cache[profile.profile_id] = (profile.updated_at, live.catalog_version,
-                                               valid_until, full)
-        return Evaluation(full.profile_id, full.region, full.at,
-                          {n: full.results[n] for n in wanted},
-                          {n: full.versions[n] for n in wanted})
+        at = datetime.fromtimestamp(now, UTC)
+        results = evaluate_profile(live, profile, at, live.requirements(wanted))
+        deadlines = [r.next_change.timestamp() for r in results.values() if r.next_change]
+        return Evaluation(profile.profile_id, profile.region, at,
+                          {n: results[n] for n in wanted},
+                          {n: live.definitions[n].version for n in wanted},
+                          version=profile.updated_at, catalog_version=live.catalog_version,
+                          valid_until=min(deadlines, default=float("inf")))
 
     def builds(self) -> list[SegmentBuild]:
         """Progress of evaluating definitions over stored profiles (served regions)."""

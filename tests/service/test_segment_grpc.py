@@ -229,3 +229,18 @@ def test_a_server_never_answers_with_members_of_regions_it_does_not_serve(tmp_pa
             profile_id=anna), metadata=API)[0] == grpc.StatusCode.NOT_FOUND
     finally:
         s.close()
+
+
+def test_an_answer_is_not_reused_after_the_profile_changed(served):
+    served.define("Germans", 'country = "DE"')
+    cleo = served.engine.queries.lookup("email:cleo@x.fr").profile.profile_id
+
+    def member(**subject) -> bool:
+        [m] = served.stub.EvaluateSegments(spb.EvaluateSegmentsRequest(
+            names=["Germans"], **subject), metadata=API).memberships
+        return m.member
+
+    assert not member(profile_id=cleo) and not member(identifier="email:cleo@x.fr")
+    served.engine.ingest([record("hubspot", "52", "e9", 900, ["email:cleo@x.fr"],
+                                 country="DE")])  # Cleo moved
+    assert member(profile_id=cleo) and member(identifier="email:cleo@x.fr")
