@@ -226,6 +226,13 @@ def _as_number(value: PropertyValue | Value) -> float | None:
         return None
     if isinstance(value, int | float):
         return float(value)
+    return _text_number(value)
+
+
+@lru_cache(maxsize=65536)
+def _text_number(value: str) -> float | None:
+    """Text as a number (cached: profiles repeat the same values, and every comparison of
+    text asks)."""
     if not value or value != value.strip() or "_" in value:
         return None
     try:
@@ -233,6 +240,10 @@ def _as_number(value: PropertyValue | Value) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+_text_date = lru_cache(maxsize=65536)(parse_iso_date)
+"""Text as an ISO date or date-time (cached, as :func:`_text_number`)."""
 
 
 def _as_text(value: PropertyValue | Value) -> str:
@@ -252,7 +263,8 @@ def compare(actual: PropertyValue, op: str, expected: Value) -> bool:
     if left is not None and right is not None:
         return _OPERATORS[op](left, right)
     if isinstance(actual, str) and isinstance(expected, str):
-        left_date, right_date = parse_iso_date(actual), parse_iso_date(expected)
+        right_date = _text_date(expected)
+        left_date = _text_date(actual) if right_date is not None else None
         if left_date is not None and right_date is not None:
             return _OPERATORS[op](left_date, right_date)
     return _OPERATORS[op](_as_text(actual), _as_text(expected))
@@ -287,7 +299,7 @@ def attribute_holds(node: Node, values: Mapping[str, PropertyValue], now: dateti
 
 
 def _date_window(node: DateWindow, actual: PropertyValue, now: datetime) -> _Leaf:
-    moment = parse_iso_date(actual) if isinstance(actual, str) else None
+    moment = _text_date(actual) if isinstance(actual, str) else None
     if moment is None:
         return False, None
     span = timedelta(seconds=node.duration.seconds)
@@ -313,7 +325,7 @@ def _text_match(node: TextMatch, actual: PropertyValue) -> bool:
 
 
 def _date_compare(node: DateCompare, actual: PropertyValue) -> bool:
-    moment = parse_iso_date(actual) if isinstance(actual, str) else None
+    moment = _text_date(actual) if isinstance(actual, str) else None
     if moment is None:
         return False
     limit = parse_iso_date(node.date)
