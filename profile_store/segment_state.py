@@ -26,10 +26,10 @@ What a store keeps for segments, in both backends:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from idgraph.core.errors import IdGraphError
+from idgraph.core.errors import IdGraphError, NotFoundError
 
 ENTERED = "entered"
 EXITED = "exited"
@@ -182,18 +182,33 @@ class SegmentReader(ABC):
 
 class SegmentCatalog(ABC):
     """Writes of segment definitions (the ``DefineSegment``/``DeleteSegment`` side; a
-    server may hold one while its profile store is read-only)."""
+    server may hold one while its profile store is read-only).
+
+    A backend implements :meth:`add_version`; defining and deleting are built on it."""
 
     @abstractmethod
+    def add_version(self, name: str, catalog_version: int,
+                    build: Callable[[int], SegmentDefinition]) -> SegmentDefinition:
+        """Store ``build(latest version of name, 0 if none)`` as the next version of
+        ``name`` and bump the catalog version, atomically, if the catalog version is still
+        ``catalog_version`` (else :class:`CatalogChangedError`); returns what was stored."""
+
     def define(self, name: str, definition: str, text: str, author: str, description: str,
                at: float, catalog_version: int) -> SegmentDefinition:
         """Add the next version of ``name``. Raises :class:`CatalogChangedError` when the
         catalog version is no longer ``catalog_version``."""
+        return self.add_version(name, catalog_version, lambda last: SegmentDefinition(
+            name, last + 1, definition, text, author, at, description))
 
-    @abstractmethod
     def delete(self, name: str, author: str, at: float,
                catalog_version: int) -> SegmentDefinition:
-        """Add a deleting version of ``name`` (same check as :meth:`define`)."""
+        """Add a deleting version of ``name`` (same check as :meth:`define`); NotFoundError
+        when it was never defined."""
+        def build(last: int) -> SegmentDefinition:
+            if not last:
+                raise NotFoundError("no segment with this name")
+            return SegmentDefinition(name, last + 1, "", "", author, at, deleted=True)
+        return self.add_version(name, catalog_version, build)
 
     @abstractmethod
     def close(self) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from idgraph.core.errors import NotFoundError, translate_driver_errors
+from idgraph.core.errors import translate_driver_errors
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.connection import (
     Statements,
@@ -131,8 +131,8 @@ class CassandraSegmentCatalog(SegmentCatalog):
     def _execute(self, statement: Any) -> Any:
         return self._session.execute(statement, execution_profile=profile_name(None))
 
-    def _add(self, name: str, catalog_version: int,
-             build: Callable[[int], SegmentDefinition]) -> SegmentDefinition:
+    def add_version(self, name: str, catalog_version: int,
+                    build: Callable[[int], SegmentDefinition]) -> SegmentDefinition:
         from cassandra.query import BatchStatement
 
         rows = list(self._execute(self._bound("catalog_version")))
@@ -153,19 +153,6 @@ class CassandraSegmentCatalog(SegmentCatalog):
             now = row[names.index("value")] if row is not None and "value" in names else None
             raise _changed(now, catalog_version)
         return definition
-
-    def define(self, name: str, definition: str, text: str, author: str, description: str,
-               at: float, catalog_version: int) -> SegmentDefinition:
-        return self._add(name, catalog_version, lambda last: SegmentDefinition(
-            name, last + 1, definition, text, author, at, description))
-
-    def delete(self, name: str, author: str, at: float,
-               catalog_version: int) -> SegmentDefinition:
-        def build(last: int) -> SegmentDefinition:
-            if not last:
-                raise NotFoundError("no segment with this name")
-            return SegmentDefinition(name, last + 1, "", "", author, at, deleted=True)
-        return self._add(name, catalog_version, build)
 
     def close(self) -> None:
         cluster, self._cluster = self._cluster, None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from idgraph.core.errors import BackendError, NotFoundError
+from idgraph.core.errors import BackendError
 from idgraph.profile_store.segment_state import (
     CatalogChangedError,
     SegmentCatalog,
@@ -86,8 +86,8 @@ class SqliteSegmentCatalog(SegmentCatalog):
         except OSError:
             pass
 
-    def _add(self, name: str, catalog_version: int,
-             build: Callable[[int], SegmentDefinition]) -> SegmentDefinition:
+    def add_version(self, name: str, catalog_version: int,
+                    build: Callable[[int], SegmentDefinition]) -> SegmentDefinition:
         with self._lock:
             db = self._db
             try:
@@ -111,19 +111,6 @@ class SqliteSegmentCatalog(SegmentCatalog):
             finally:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-
-    def define(self, name: str, definition: str, text: str, author: str, description: str,
-               at: float, catalog_version: int) -> SegmentDefinition:
-        return self._add(name, catalog_version, lambda last: SegmentDefinition(
-            name, last + 1, definition, text, author, at, description))
-
-    def delete(self, name: str, author: str, at: float,
-               catalog_version: int) -> SegmentDefinition:
-        def build(last: int) -> SegmentDefinition:
-            if not last:
-                raise NotFoundError("no segment with this name")
-            return SegmentDefinition(name, last + 1, "", "", author, at, deleted=True)
-        return self._add(name, catalog_version, build)
 
     def close(self) -> None:
         self._db.close()
