@@ -5,7 +5,8 @@ identifiers, its consent, its region and its other segments. This package holds 
 language (:mod:`.ast` the syntax tree and its JSON form, :mod:`.language` the text form),
 the evaluator (:mod:`.evaluate`) and the ``in_segment`` dependency graph
 (:mod:`.dependencies`). It stores nothing and imports only :mod:`idgraph.core`, the standard
-library and lark; the engine, the stores and the gRPC service build on it.
+library, lark (the parser) and RE2 (``matches``); the engine, the stores and the gRPC
+service build on it.
 
 Writing a segment
 -----------------
