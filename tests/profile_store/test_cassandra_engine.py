@@ -1,4 +1,5 @@
-"""The engine's demo data stored with each profile-store backend gives identical profiles.
+"""The engine's demo data stored with each profile-store backend gives identical profiles
+and identical segment memberships.
 
 The same generated stream (``generator.generate``) is ingested by one engine on the
 SQLite store and by another on the Cassandra store (the real two-data-centre cluster,
@@ -21,6 +22,8 @@ import pytest
 from cassandra_testing import cassandra_settings, drop_keyspaces, fresh_prefix
 
 from idgraph.engine import Engine
+from idgraph.engine.backends import open_segment_catalog
+from idgraph.engine.segment_definitions import SegmentDefinitions
 from idgraph.generator import generate
 from idgraph.settings import Settings
 
@@ -29,6 +32,15 @@ pytestmark = pytest.mark.slow
 RECORDS = 4000
 SEED = 11
 LOOKUP_SAMPLE = 300
+SEGMENTS = {  # defined before the stream: every batch, merge, split and forget keeps them
+    "EU": 'region in ("eu", "uk")',
+    "Known in CRM": "has_identifier(crm)",
+    "Mailable": 'consent("email") = granted and has_identifier(email)',
+    "Spent 200": 'event("Order Completed").sum(total) >= 200',
+    "Multi-device": "identifier_count(device) >= 2",
+    "EU mailable": 'in_segment("EU") and in_segment("Mailable")',
+    "No company": "company absent",
+}
 
 
 def _snapshot(engine: Engine, since: float) -> dict:
@@ -73,6 +85,13 @@ def _snapshot(engine: Engine, since: float) -> dict:
                                 strict=True)),
             "counts": store.counts(),
             "by_region": store.profiles_by_region(),
+            "memberships": {name: sorted((m.profile_id, m.region, m.member, tuple(m.clauses))
+                                         for m in store.segment_members(name, "", 1_000_000))
+                            for name in SEGMENTS},
+            "member_counts": {name: store.count_segment(name) for name in SEGMENTS},
+            "membership_changes": sorted(
+                (c.profile_id, c.segment, c.change, c.cause, tuple(c.clauses), c.region)
+                for c in store.segment_changes_after("", 10_000_000)[0]),
         }
 
 
@@ -99,6 +118,12 @@ def _ingest(settings: Settings, events: list,
             ops: list[tuple[str, str, str]] | None) -> tuple[dict, float, list]:
     """Ingest, then apply ``ops`` (planned on this engine when None); the snapshot."""
     with Engine(settings) as engine:
+        catalog = open_segment_catalog(settings)
+        try:
+            for name, text in SEGMENTS.items():
+                SegmentDefinitions(engine.store, catalog).apply(name, text, "test")
+        finally:
+            catalog.close()
         write, moves = engine.store.write, []
 
         def counting(batch):
@@ -141,5 +166,8 @@ def test_demo_data_stored_with_each_backend_gives_identical_profiles(cassandra_c
     assert sqlite["counts"]["aliases"] > 0  # the stream merges profiles
     assert len(sqlite["by_region"]) == 4  # profiles in every region, on both data centres
     assert len(ops) == 30
+    assert all(sqlite["memberships"][name] for name in SEGMENTS)  # each has members
+    assert any(c[3] == "merge" for c in sqlite["membership_changes"])
+    assert any(c[3] == "forget" for c in sqlite["membership_changes"])
     for key in sqlite:
         assert cassandra[key] == sqlite[key], key
