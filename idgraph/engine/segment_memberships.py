@@ -360,14 +360,16 @@ class MembershipMaintainer:
 
     # ------------------------------------------------------------------ time and builds
 
-    def _fold(self, profile_id: str) -> Profile | None:
-        stored = self.store.get_profile(profile_id)
-        if stored is None or not stored.records or stored.head.profile_id != profile_id:
-            return None
-        head = stored.head
-        return self.builder.build(head.profile_id, head.region, stored.records, [],
-                                  head.updated_at, all_events=True,
-                                  event_types=self.live.event_types)
+    def _folds(self, profile_ids: list[str]) -> dict[str, Profile]:
+        """The live profiles among ``profile_ids``, folded (read in one go), by ID."""
+        out = {}
+        for pid, stored in self.store.get_live_profiles(profile_ids).items():
+            if stored.records:
+                head = stored.head
+                out[pid] = self.builder.build(pid, head.region, stored.records, [],
+                                              head.updated_at, all_events=True,
+                                              event_types=self.live.event_types)
+        return out
 
     def step(self, budget: int | None = None) -> tuple[StoreBatch, int]:
         """One round of the work no event triggers: memberships whose deadline passed or,
@@ -395,8 +397,9 @@ class MembershipMaintainer:
         if not by_profile:
             return 0
         prior = self.store.memberships(by_profile)
+        folded = self._folds(list(by_profile))
         for pid, rows in by_profile.items():
-            profile = self._fold(pid)
+            profile = folded.get(pid)
             if profile is None:  # gone meanwhile: its rows go too
                 self._leave_all(pid, prior.get(pid, []), "forget", now, out)
                 continue
@@ -450,8 +453,9 @@ class MembershipMaintainer:
             ids = self.store.profile_ids_after(first.region, first.after, budget)
             prior = self.store.memberships(ids)
             names = [b.segment for b in group]
+            folded = self._folds(ids)
             for pid in ids:
-                profile = self._fold(pid)
+                profile = folded.get(pid)
                 if profile is not None:
                     self._evaluate(live, profile, prior.get(pid, []), names, "definition",
                                    now, now, out)

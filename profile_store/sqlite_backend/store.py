@@ -369,6 +369,25 @@ class SqliteProfileStore(ProfileStore):
         records.sort(key=lambda r: (r.first_seen, r.record_key))
         return StoredProfile(ProfileHead(pid, region, head[1]), aliases, records)
 
+    def get_live_profiles(self, profile_ids: Iterable[str]) -> dict[str, StoredProfile]:
+        ids = list(dict.fromkeys(profile_ids))
+        heads = {r[0]: ProfileHead(*r) for r in self._select_in(
+            "SELECT profile_id, region, updated_at FROM profiles WHERE profile_id IN ({in})"
+            f" AND region IN ({self._region_sql})", ids, self._region_args)}
+        records: dict[str, list[StoredRecord]] = {pid: [] for pid in heads}
+        for doc, pid, region in self._select_in(
+                "SELECT doc, profile_id, region FROM records WHERE profile_id IN ({in})",
+                list(heads)):
+            head = heads[pid]
+            if region == head.region:
+                records[pid].append(_record_from_doc(orjson.loads(doc), pid, region))
+        out = {}
+        for pid, head in heads.items():
+            recs = records[pid]
+            recs.sort(key=lambda r: (r.first_seen, r.record_key))
+            out[pid] = StoredProfile(head, [], recs)
+        return out
+
     def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
         rows = self._reader().execute(
             "SELECT r.profile_id, r.region, max(r.last_seen), max(i.linked), p.updated_at"

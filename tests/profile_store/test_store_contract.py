@@ -102,6 +102,22 @@ def test_write_then_read_back_every_field(store_factory):
     assert store.get_records([]) == {} and store.get_heads([]) == {}
 
 
+def test_live_profiles_read_together_are_what_get_profile_reads(store_factory):
+    store = store_factory()
+    a1 = rec("salesforce:1", "p1", "eu", ["email:a@x.com"], 5.0, first=2.0)
+    a2 = rec("hubspot:9", "p1", "eu", ["email:a@x.com"], 4.0, first=1.0)
+    b1 = rec("segment:u2", "p2", "us", ["email:b@x.com"], 3.0)
+    seed(store, a1, a2, b1)
+    store.write(StoreBatch(aliases={"p0": "p1"}))
+    many = store.get_live_profiles(["p1", "p2", "p0", "p9"])
+    assert set(many) == {"p1", "p2"}  # an alias is not followed, an unknown ID is absent
+    for pid, stored in many.items():
+        one = store.get_profile(pid)
+        assert (stored.head, stored.records) == (one.head, one.records)
+    eu_only = store_factory(["eu"], readonly=True)
+    assert set(eu_only.get_live_profiles(["p1", "p2"])) == {"p1"}  # residency
+
+
 def test_upsert_replaces_record_state(store_factory):
     store = store_factory()
     seed(store, rec("crm:1", "p1", "eu", ["email:a@x.com"], 1.0, given_name="Ann"))
