@@ -180,6 +180,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     source files (read again through the adapters): the profile each event landed in, so
     an evaluation can score events as well as records."""
     settings = _settings(args)
+    if args.profiles:
+        return _export_profiles(settings, args.file)
     if args.events and not args.source:
         raise ConfigError("export --events needs the source files: --source KIND FILE ...")
     sources = [_source_file(s) for s in args.source]
@@ -199,6 +201,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"exported {n} {'events' if args.events else 'records'} to {args.file}")
+    return 0
+
+
+def _export_profiles(settings: Settings, path: str) -> int:
+    """JSON lines, one per live profile of the served regions: the folded profile (surviving
+    attributes, identifiers, consent, region) with every stored event of its records, what
+    segments read. The file holds personal data: it is created readable by its owner only."""
+    store = _open_reader(settings)
+    n = 0
+    try:
+        queries = _queries(settings, store)
+        with _on_path(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "w", encoding="utf-8") as fh:
+                for region in sorted(store.regions):
+                    for pid in _all_ids(store, region):
+                        profile = queries.profile_with_all_events(pid)
+                        if profile is not None:
+                            fh.write(json.dumps(_profile_json(profile)) + "\n")
+                            n += 1
+    finally:
+        store.close()
+    print(f"exported {n} profiles to {path}")
     return 0
 
 
@@ -887,8 +912,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser("export", parents=[common],
-                       help="CSV: source, source_record_id, profile_id (or one row per event)")
+                       help="CSV: source, source_record_id, profile_id (or one row per event), "
+                            "or the profiles as JSON lines")
     p.add_argument("file")
+    p.add_argument("--profiles", action="store_true",
+                   help="JSON lines: every live profile with its attributes, identifiers, "
+                        "consent, region and all stored events (mode 0600)")
     p.add_argument("--events", action="store_true",
                    help="one row per event of the --source files: source, event_id, "
                         "source_record_id, profile_id")

@@ -200,3 +200,33 @@ def test_ingest_keeps_events_within_the_configured_cap(tmp_path):
                        for i in range(3)])
         events = engine.store.get_records(["sendgrid:kim@x.com"])["sendgrid:kim@x.com"].events
     assert [e.event_id for e in events] == ["k1", "k0"]  # the newest two, oldest first
+
+
+def test_exported_profiles_recount_the_stored_memberships_independently(stored, tmp_path,
+                                                                         capsys):
+    """What the issue's check does: segments applied, then counted again by hand from
+    ``idgraph export --profiles`` (plain JSON, no segment code)."""
+    import os
+    import stat
+
+    path = tmp_path / "segments.toml"
+    path.write_text(FILE)
+    data = ["--data-dir", str(stored.data_dir)]
+    assert main(["segments", "apply", str(path), *data]) == 0
+    out = tmp_path / "profiles.jsonl"
+    assert main(["export", str(out), "--profiles", *data]) == 0
+    capsys.readouterr()
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600  # personal data: owner only
+    profiles = [json.loads(line) for line in out.read_text().splitlines()]
+    eu_crm = {p["profile_id"] for p in profiles if p["region"] == "eu"
+              and any(i["type"].startswith("crm:") for i in p["identifiers"])}
+    mailable = {p["profile_id"] for p in profiles if p["consent"].get("email") is True
+                and (p["region"] == "eu" or p["profile_id"] in eu_crm)}
+    not_asked = {p["profile_id"] for p in profiles if "email" not in p["consent"]
+                 and p["profile_id"] not in eu_crm}
+    assert main(["segments", "list", "--json", *data]) == 0
+    counted = {r["name"]: sum(r["members"].values())
+               for r in json.loads(capsys.readouterr().out)}
+    assert counted == {"EU with CRM": len(eu_crm), "EU mailable": len(mailable),
+                       "Not asked": len(not_asked)}
+    assert all(counted.values())
