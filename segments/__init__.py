@@ -96,7 +96,13 @@ Invalid text is refused with its line, column and what was expected, for example
 '''
 
 from idgraph.segments.ast import Node, from_json, to_json
-from idgraph.segments.dependencies import SegmentDependencies, event_types, reads, references
+from idgraph.segments.dependencies import (
+    SegmentDependencies,
+    event_types,
+    fact_keys,
+    reads,
+    references,
+)
 from idgraph.segments.errors import (
     InvalidSegmentError,
     SegmentCycleError,
@@ -122,6 +128,7 @@ __all__ = [
     "UnknownSegmentError",
     "evaluate",
     "event_types",
+    "fact_keys",
     "from_json",
     "intern_leaves",
     "parse",

@@ -19,7 +19,7 @@ when a segment changes.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from idgraph.segments.ast import (
     Consent,
@@ -70,6 +70,25 @@ def reads(node: Node) -> frozenset[str]:
         elif hasattr(n, "attribute"):
             found.add(f"attr:{n.attribute}")
     return frozenset(found)
+
+
+def fact_keys(*, attributes: Iterable[str] = (), event_types: Iterable[str] = (),
+              consent: Iterable[str] = (), identifier_types: Iterable[str] = (),
+              sources: Iterable[str] = (), region: bool = False) -> set[str]:
+    """The keys (as :func:`reads` names them) of a profile's or a change's facts: its
+    attribute names, event types, consent purposes, identifier types (a namespaced type
+    also under its kind: ``crm:salesforce`` is read by ``has_identifier(crm)`` and by
+    ``has_identifier("crm:salesforce")``), the sources of its identifiers, its region."""
+    keys = {"region"} if region else set()
+    keys.update(f"attr:{name}" for name in attributes)
+    keys.update(f"event:{kind}" for kind in event_types)
+    keys.update(f"consent:{purpose}" for purpose in consent)
+    keys.update(f"source:{source}" for source in sources)
+    for kind in identifier_types:
+        keys.add(f"ident:{kind}")
+        if ":" in kind:
+            keys.add(f"ident:{kind.split(':', 1)[0]}")
+    return keys
 
 
 def event_types(node: Node) -> frozenset[str]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from idgraph.core.errors import IdGraphError
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
-from idgraph.engine.segment_memberships import identifier_keys
 from idgraph.graph.base import IdentityGraph
 from idgraph.profile_store.base import ProfileChange, ProfileStore
 from idgraph.profile_store.settings import SurvivorshipSettings
@@ -25,6 +24,7 @@ from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.normalize import Normalizer
 from idgraph.resolver.regions import RegionPolicy
+from idgraph.segments import fact_keys
 
 
 @dataclass(slots=True)
@@ -87,18 +87,14 @@ def _segment_cause(record: IdentityRecord) -> str:
 
 
 def _fact_keys(records: list[IdentityRecord]) -> dict[str, frozenset[str]]:
-    """Record key -> the fact keys (:func:`idgraph.segments.reads`) its events of this
+    """Record key -> the fact keys (:func:`idgraph.segments.fact_keys`) its events of this
     batch carry: the segments reading none of them need no evaluation."""
     out: dict[str, set[str]] = {}
     for r in records:
-        keys = out.setdefault(r.record_key, set())
-        keys.update(f"attr:{name}" for name in r.attributes)
-        keys.add(f"event:{r.activity}")
-        keys.update(f"consent:{purpose}" for purpose in r.consent)
-        if r.identifiers:
-            keys.add(f"source:{r.source}")
-            for ident in r.identifiers:
-                keys.update(identifier_keys(ident.type))
+        out.setdefault(r.record_key, set()).update(fact_keys(
+            attributes=r.attributes, event_types=(r.activity,), consent=r.consent,
+            identifier_types={i.type for i in r.identifiers},
+            sources=(r.source,) if r.identifiers else ()))
     return {k: frozenset(v) for k, v in out.items()}
 
 

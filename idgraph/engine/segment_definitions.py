@@ -33,7 +33,7 @@ from idgraph.profile_store.segment_state import (
 )
 from idgraph.segments import Node, SegmentDependencies, from_json, parse, to_json, to_text
 
-__all__ = ["Applied", "InvalidNameError", "SegmentDefinitions", "SegmentFileEntry",
+__all__ = ["Applied", "SegmentDefinitions", "SegmentFileEntry", "SegmentRequestError",
            "json_text", "parse_definition", "parse_segment_file", "tree_of"]
 
 MAX_NAME_LENGTH = 100
@@ -42,22 +42,23 @@ MAX_DESCRIPTION_LENGTH = 1000
 _ATTEMPTS = 5
 
 
-class InvalidNameError(IdGraphError):
-    """A segment name or description that cannot be stored."""
+class SegmentRequestError(IdGraphError):
+    """A segment name, description or definition that cannot be stored as sent (empty,
+    too long, not JSON); what the language refuses is a ``SegmentError``."""
 
     status = "INVALID_ARGUMENT"
 
 
 def check_name(name: str) -> str:
-    """``name`` stripped; raises :class:`InvalidNameError` for an empty name, one over
+    """``name`` stripped; raises :class:`SegmentRequestError` for an empty name, one over
     :data:`MAX_NAME_LENGTH` characters, or one with control characters or quotes."""
     name = (name or "").strip()
     if not name:
-        raise InvalidNameError("segment name is empty")
+        raise SegmentRequestError("segment name is empty")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidNameError(f"segment name is longer than {MAX_NAME_LENGTH} characters")
+        raise SegmentRequestError(f"segment name is longer than {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(c).startswith("C") or c in '"\\' for c in name):
-        raise InvalidNameError("segment name has a control character, a quote or a backslash")
+        raise SegmentRequestError("segment name has a control character, a quote or a backslash")
     return name
 
 
@@ -77,16 +78,16 @@ def parse_definition(source: str) -> Node:
     ``{``. Raises a :class:`~idgraph.segments.SegmentError` (INVALID_ARGUMENT) naming the
     line and column (text) or the path (JSON) of the problem."""
     if len(source) > MAX_DEFINITION_LENGTH:
-        raise InvalidNameError(f"definition is longer than {MAX_DEFINITION_LENGTH} characters")
+        raise SegmentRequestError(f"definition is longer than {MAX_DEFINITION_LENGTH} characters")
     stripped = source.strip()
     if not stripped:
-        raise InvalidNameError("definition is empty")
+        raise SegmentRequestError("definition is empty")
     if not stripped.startswith("{"):
         return parse(source)
     try:
         data = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        raise InvalidNameError(f"definition is not valid JSON: line {exc.lineno}, column "
+        raise SegmentRequestError(f"definition is not valid JSON: line {exc.lineno}, column "
                                f"{exc.colno}: {exc.msg}") from None
     return from_json(data)
 
@@ -201,7 +202,7 @@ class SegmentDefinitions:
         """Define ``name`` (or change it) from text or JSON; see the module docstring."""
         name = check_name(name)
         if len(description) > MAX_DESCRIPTION_LENGTH:
-            raise InvalidNameError(
+            raise SegmentRequestError(
                 f"description is longer than {MAX_DESCRIPTION_LENGTH} characters")
         tree = parse_definition(source)
         canonical_json, canonical_text = json_text(tree), to_text(tree)

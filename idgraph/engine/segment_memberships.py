@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from idgraph.engine.segment_definitions import tree_of
+from idgraph.engine.segment_preview import profile_facts
 from idgraph.profile_store.base import Profile, ProfileStore, StoreBatch, StoredRecord
 from idgraph.profile_store.segment_state import (
     ENTERED,
@@ -52,6 +53,7 @@ from idgraph.segments import (
     SegmentDependencies,
     evaluate,
     event_types,
+    fact_keys,
     intern_leaves,
     reads,
 )
@@ -135,25 +137,12 @@ class LiveDefinitions:
 EMPTY = LiveDefinitions(0, {}, {}, (), SegmentDependencies({}))
 
 
-def identifier_keys(identifier_type: str) -> tuple[str, ...]:
-    """The fact keys of an identifier type: ``crm:salesforce`` is read by
-    ``has_identifier(crm)`` and by ``has_identifier("crm:salesforce")``."""
-    kind = identifier_type.split(":", 1)[0]
-    if kind == identifier_type:
-        return (f"ident:{kind}",)
-    return (f"ident:{kind}", f"ident:{identifier_type}")
-
-
 def profile_keys(profile: Profile) -> set[str]:
     """Every fact key (:func:`idgraph.segments.reads`) a folded profile has."""
-    keys = {"region"}
-    keys.update(f"attr:{name}" for name in profile.attributes)
-    keys.update(f"event:{e.type}" for e in profile.events)
-    keys.update(f"consent:{purpose}" for purpose in profile.consent)
-    for ident in profile.identifiers:
-        keys.update(identifier_keys(ident.type))
-        keys.update(f"source:{source}" for source in ident.sources)
-    return keys
+    return fact_keys(attributes=profile.attributes, event_types={e.type for e in profile.events},
+                     consent=profile.consent,
+                     identifier_types={i.type for i in profile.identifiers},
+                     sources={s for i in profile.identifiers for s in i.sources}, region=True)
 
 
 def evaluate_profile(live: LiveDefinitions, profile: Profile, now: datetime,
@@ -163,8 +152,6 @@ def evaluate_profile(live: LiveDefinitions, profile: Profile, now: datetime,
     them for ``profile`` at ``now``, in dependency order. ``in_segment`` of a segment not
     evaluated here answers from ``prior`` (segment -> member); to answer ``names`` with no
     prior, pass :meth:`LiveDefinitions.requirements` of them."""
-    from idgraph.engine.segment_preview import profile_facts
-
     results: dict[str, Result] = {}
     prior = prior or {}
 
@@ -246,16 +233,15 @@ class MembershipMaintainer:
                     profile.profile_id, name, version, ENTERED if result.matched else EXITED,
                     at, cause, result.clauses if result.matched else old.clauses,  # type: ignore[union-attr]
                     region))
-            if old is not None and old.region != region:
+            keep = result.matched or bool(deadline)
+            if old is not None and (not keep or old.region != region):
                 out.removals.append((old.region, name, profile.profile_id))
-            if result.matched or deadline:
+            if keep:
                 since = old.since if old is not None and was == result.matched else at
                 row = Membership(name, profile.profile_id, region, version, result.matched,
                                  since, result.clauses, deadline)
-                if old is None or old != row or old.region != region:
+                if row != old:  # a moved row differs by its region
                     out.upserts.append(row)
-            elif old is not None:
-                out.removals.append((old.region, name, profile.profile_id))
 
     def _leave_all(self, profile_id: str, prior: list[Membership], cause: str, at: float,
                    out: _Outcome, segments: Iterable[str] | None = None) -> None:
@@ -295,11 +281,13 @@ class MembershipMaintainer:
         gone = {**{p: "merge" for p in absorbed}, **{p: "forget" for p in deleted}}
         for pid in records_of:  # revived by a split in the same batch: evaluated below
             gone.pop(pid, None)
-        if not live.order and not self._has_rows(gone):
+        if not live.order and not gone:
+            return
+        prior = self.store.memberships([*records_of, *gone])
+        if not live.order and not any(prior.get(pid) for pid in gone):
             return
         now = self.clock()
         at = at or now
-        prior = self.store.memberships([*records_of, *gone])
         out = _Outcome()
         for pid, cause in gone.items():
             self._leave_all(pid, prior.get(pid, []), cause, at, out)
@@ -342,9 +330,6 @@ class MembershipMaintainer:
                 out.append(SegmentBuild(region, name, d.version, started_at=now if empty else 0,
                                         finished_at=now if empty else 0))
         return out
-
-    def _has_rows(self, gone: Mapping[str, str]) -> bool:
-        return bool(gone) and bool(self.store.memberships(gone))
 
     def _drop_undefined(self, pid: str, prior: list[Membership], live: LiveDefinitions,
                         at: float, out: _Outcome) -> None:
