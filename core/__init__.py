@@ -5,7 +5,8 @@
 * :mod:`idgraph.core.links`: the link decisions' vocabulary (edges, components, graph changes,
   history entries) and the graph read roles the resolver uses;
 * :mod:`idgraph.core.sections`: the base of every settings section;
-* :mod:`idgraph.core.ports`: free TCP ports.
+* :mod:`idgraph.core.ports`: free TCP ports;
+* :mod:`idgraph.core.private_files`: owner-only directories and files for personal data.
 
 It imports only the standard library and pydantic (checked by ``make lint``).
 """

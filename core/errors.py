@@ -68,6 +68,12 @@ class BackendError(IdGraphError):
     status = "UNAVAILABLE"
 
 
+class PrivateFileError(ConfigError):
+    """A file or directory that holds personal data cannot be made readable by its owner
+    only (not ours to change, a read-only file system); the message names the path and the
+    mode wanted (see :mod:`idgraph.core.private_files`)."""
+
+
 class DriverErrorBoundary:
     """Mixin of a seam's backend base class (one per seam): each backend names its driver's
     exception classes in ``driver_errors`` and, optionally, how to describe one

@@ -22,7 +22,7 @@ applies them. ``apply`` is idempotent: an edge that already exists is left as it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from idgraph.core.errors import DriverErrorBoundary
 from idgraph.core.links import (
@@ -109,6 +109,30 @@ class IdentityGraph(GraphView, DriverErrorBoundary):
     def remove_link(self, record_key: str, identifier: str, at: float) -> GraphChanges:
         """Remove one edge (unlink); the component may split."""
 
-    @abstractmethod
     def remove_record(self, record_key: str, at: float) -> GraphChanges:
         """Remove a record and its edges (forget); orphaned identifiers go too."""
+        return self.remove_records([record_key], at)
+
+    @abstractmethod
+    def remove_records(self, record_keys: list[str], at: float) -> GraphChanges:
+        """Remove records and their edges in one batch (a forget of a whole profile: the
+        component goes at once, with no intermediate split); orphaned identifiers go too.
+        Unknown keys are ignored."""
+
+    @abstractmethod
+    def erase_history(self, record_keys: Collection[str], identifiers: Collection[str],
+                      token: Callable[[str], str]) -> int:
+        """After :meth:`remove_records` (``record_keys``): remove the forgotten values from
+        whatever history the backend keeps, so that no plain record key or identifier of
+        the forgotten person remains; returns how many rows/nodes were changed.
+
+        ``identifiers`` are the person's identifier keys no remaining record carries (one
+        still carried, e.g. a shared household device, stays as it is); ``token(value)``
+        gives a keyed hash token for a value (same input, same token). The names and event
+        IDs of the forgotten records go too.
+
+        Every remaining record keeps its profile, ID, aliases and explained edges, also
+        after a restart. Profile IDs that vanished with the person (neither live nor an
+        alias of a live ID) are forgotten as if never assigned: the graph no longer knows
+        them as used, and an alias of one resolves to nothing. A record key still in the
+        graph is a ValueError."""

@@ -51,7 +51,7 @@ LogRow = tuple
 class ComponentState:
     """A graph in memory with its components, profile IDs and aliases.
 
-    Writes go through :meth:`apply_ops`, :meth:`unlink_op` and :meth:`remove_record_op`,
+    Writes go through :meth:`apply_ops`, :meth:`unlink_op` and :meth:`remove_records_op`,
     then :meth:`commit` assigns IDs to new components and hands back the changes.
     """
 
@@ -182,10 +182,22 @@ class ComponentState:
 
     def remove_record_op(self, record_key: str, at: float) -> bool:
         """Remove a record, its edges and the identifiers left with no edge; False if unknown."""
-        if (R + record_key) not in self._g:
-            return False
-        self._remove_record(record_key, at)
-        return True
+        return bool(self.remove_records_op([record_key], at))
+
+    def remove_records_op(self, record_keys: Iterable[str], at: float) -> list[str]:
+        """Remove records, their edges and the identifiers left with no edge, then
+        recompute each component they were in once (removing a whole component deletes
+        its profile, with no split on the way); the keys removed (unknown ones skipped,
+        in order, once each)."""
+        removed: list[str] = []
+        touched: dict[int, None] = {}  # components, in the order first met
+        for key in dict.fromkeys(record_keys):
+            if (R + key) in self._g:
+                touched.setdefault(self._take_record(R + key), None)
+                removed.append(key)
+        for cid in touched:
+            self._resplit(cid, at)
+        return removed
 
     # ---------------------------------------------------------------------- reads
 
@@ -442,6 +454,33 @@ class ComponentState:
     def _is_used(self, pid: str) -> bool:
         return pid in self._meta
 
+    def _new_profile_id(self, founding: str) -> str:
+        """The ID of a new profile founded by record ``founding`` (:mod:`idgraph.graph.ids`).
+        The embedded backend overrides it to give, replaying an erased history, the IDs it
+        pinned (see :meth:`idgraph.graph.networkx_backend.NetworkxGraph.erase_history`)."""
+        return profile_id_for(founding, self._is_used)
+
+    def _still_used(self, pid: str) -> bool:
+        """True for a live profile ID or an alias of one (what a caller can still resolve)."""
+        return pid in self._pid_cid or self._alias.get(pid) in self._pid_cid
+
+    def _forget_ids(self, pids: Iterable[str]) -> None:
+        """Drop profile IDs that are neither live nor aliases of a live ID (those of an
+        erased person, see ``erase_history``) as if they had never been assigned: they are
+        no longer used (a new profile may be given one again), an alias of one resolves to
+        nothing any more."""
+        for pid in pids:
+            del self._meta[pid]
+            parent = self._alias.pop(pid, None)
+            if parent is not None:
+                siblings = self._alias_children.get(parent)
+                if siblings is not None:
+                    siblings.discard(pid)
+                    if not siblings:
+                        del self._alias_children[parent]
+            for child in self._alias_children.pop(pid, ()):
+                self._alias.pop(child, None)
+
     def _oldest_record(self, nodes: Iterable[str]) -> str:
         return min((n for n in nodes if n.startswith(R)), key=self._rec_seq.__getitem__)
 
@@ -453,7 +492,7 @@ class ComponentState:
             pid = self._cid_pid.get(cid)
             if pid is None:
                 founding = self._oldest_record(self._members[cid])
-                pid = profile_id_for(founding[2:], self._is_used)
+                pid = self._new_profile_id(founding[2:])
                 self._seq += 1
                 self._meta[pid] = (founding[2:], self._seq)
                 self._cid_pid[cid] = pid
@@ -482,7 +521,11 @@ class ComponentState:
             self._pending.add(cid)
 
     def _remove_record(self, rec: str, at: float) -> None:
-        rn = R + rec
+        self._resplit(self._take_record(R + rec), at)
+
+    def _take_record(self, rn: str) -> int:
+        """Remove a record node, its edges and the identifiers left with no edge; the
+        component it was in (to recompute)."""
         cid = self._comp[rn]
         nbrs = list(self._g.adj[rn])
         self._g.remove_node(rn)
@@ -491,9 +534,12 @@ class ComponentState:
         for inode in nbrs:
             if inode[0] == "i" and self._g.degree(inode) == 0:
                 self._g.remove_node(inode)
-                if self._comp.pop(inode, None) is not None:
-                    self._members[cid].discard(inode)
-        self._resplit(cid, at)
+                # its component: the record's, or (in a batch) that of a record removed
+                # before, still to be recomputed
+                icid = self._comp.pop(inode, None)
+                if icid is not None:
+                    self._members[icid].discard(inode)
+        return cid
 
     def _linked_parts(self, nodes: set[str]) -> list[set[str]]:
         adj = self._g.adj
@@ -526,6 +572,9 @@ class ComponentState:
             if p not in with_records:
                 for n in p:
                     self._comp.pop(n, None)
+        # parts in the order of their oldest record: a set's order follows the string hashes
+        # of its members, which differ between processes (and for an erased key's token)
+        with_records.sort(key=lambda p: self._rec_seq[self._oldest_record(p)])
         if pid is None:
             for p in with_records:
                 self._new_component(p)
@@ -534,7 +583,6 @@ class ComponentState:
             self._changes.retired.add(pid)
             self._changes.history.append(ProfileEvent("deleted", pid, [], at, self._seq))
             return
-        with_records.sort(key=lambda p: self._rec_seq[self._oldest_record(p)])
         founding = R + self._meta[pid][0]
         keeper = next((p for p in with_records if founding in p), with_records[0])
         assigned: list[tuple[set[str], str]] = [(keeper, pid)]
@@ -553,7 +601,7 @@ class ComponentState:
                 part_pid = revived
             else:
                 founding_rec = self._oldest_record(part)[2:]
-                part_pid = profile_id_for(founding_rec, self._is_used)
+                part_pid = self._new_profile_id(founding_rec)
                 self._seq += 1
                 self._meta[part_pid] = (founding_rec, self._seq)
             assigned.append((part, part_pid))

@@ -22,8 +22,10 @@ The data model:
 Linked and unlinked edges have types of their own so that a path search can be limited
 to linked edges by type (Neo4j 5 allows no property map inside ``shortestPath``, and a
 ``WHERE`` on the path filters after the search on some servers).
-- ``(:Profile {pid, founding, seq, live, alias_of})``: every profile ID ever assigned;
-  ``alias_of`` is the live ID an absorbed one resolves to (one hop).
+- ``(:Profile {pid, founding, seq, live, alias_of, erased})``: every profile ID ever
+  assigned (but those an erasure forgot); ``alias_of`` is the live ID an absorbed one
+  resolves to (one hop); ``erased`` is true when ``founding`` is the token of a forgotten
+  record key (``erase_history``).
 - ``(:ProfileHistory {pid, seq, kind, subject, related, at})``: merges, splits, creations
   and deletions, one node per profile ID each names (as the profile store keeps them).
 - ``(:GraphMeta {name: 'graph', seq})``: the sequence counter; every write transaction
@@ -43,6 +45,9 @@ SCHEMA = (
     "CREATE INDEX idgraph_profile_alias IF NOT EXISTS FOR (n:Profile) ON (n.alias_of)",
     "CREATE INDEX idgraph_profile_live IF NOT EXISTS FOR (n:Profile) ON (n.live)",
     "CREATE INDEX idgraph_history_pid IF NOT EXISTS FOR (n:ProfileHistory) ON (n.pid)",
+    # erase_history: the profiles a forgotten record founded, and those founded by one
+    "CREATE INDEX idgraph_profile_founding IF NOT EXISTS FOR (n:Profile) ON (n.founding)",
+    "CREATE INDEX idgraph_profile_erased IF NOT EXISTS FOR (n:Profile) ON (n.erased)",
 )
 
 # ------------------------------------------------------------------ write transaction
@@ -140,6 +145,44 @@ MERGE_PROFILES = (
 CREATE_HISTORY = (
     "UNWIND $rows AS r CREATE (:ProfileHistory {pid: r.pid, seq: r.seq, kind: r.kind, "
     "subject: r.subject, related: r.related, at: r.at, reason: r.reason})"
+)
+
+# ------------------------------------------------------------------- erase_history
+# (one write transaction, after TAKE_TURN: see Neo4jGraph.erase_history)
+
+RECORDS_PRESENT = "UNWIND $keys AS k MATCH (r:Record {key: k}) RETURN r.key AS key"
+# an identifier no record carries any more (a generic one lingers after remove_records)
+DELETE_ORPHAN_IDENTIFIERS = (
+    "UNWIND $keys AS k MATCH (i:Identifier {key: k}) WHERE NOT EXISTS { (i)--() } "
+    "DELETE i RETURN count(*) AS n"
+)
+# the profiles a forgotten record founded keep only its token
+ERASE_FOUNDERS = (
+    "UNWIND $rows AS r MATCH (m:Profile {founding: r.key}) "
+    "SET m.founding = r.token, m.erased = true RETURN m.pid AS pid"
+)
+# profiles founded by a forgotten record that are neither live nor an alias of a live one
+VANISHED_PROFILES = (
+    "MATCH (m:Profile {erased: true}) WHERE m.live = false "
+    "OPTIONAL MATCH (t:Profile {pid: m.alias_of}) "
+    "WITH m, t WHERE t IS NULL OR t.live = false RETURN m.pid AS pid"
+)
+DETACH_ALIASES_OF = (
+    "UNWIND $pids AS p MATCH (c:Profile {alias_of: p}) SET c.alias_of = null"
+)
+HISTORY_SUBJECT_OF = (
+    "UNWIND $pids AS p MATCH (h:ProfileHistory {pid: p}) WHERE h.subject = p "
+    "RETURN p AS pid, h.seq AS seq, h.related AS related"
+)
+DELETE_HISTORY = (
+    "UNWIND $rows AS r MATCH (h:ProfileHistory {pid: r.pid}) "
+    "WHERE h.subject = r.subject AND h.seq = r.seq DELETE h RETURN count(*) AS n"
+)
+DELETE_HISTORY_OF = (
+    "UNWIND $pids AS p MATCH (h:ProfileHistory {pid: p}) DELETE h RETURN count(*) AS n"
+)
+DELETE_PROFILES = (
+    "UNWIND $pids AS p MATCH (m:Profile {pid: p}) DELETE m RETURN count(*) AS n"
 )
 
 # ------------------------------------------------------------------------------- reads

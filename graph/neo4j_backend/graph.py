@@ -3,7 +3,7 @@
 The graph lives in the database (data model in :mod:`idgraph.graph.neo4j_backend.cypher`); this
 process keeps nothing between writes except a read cache of its own last write.
 
-Writes. Each ``apply``, ``remove_link`` and ``remove_record`` is one write transaction:
+Writes. Each ``apply``, ``remove_link`` and ``remove_records`` is one write transaction:
 
 1. it takes the writers' turn by updating the ``GraphMeta`` node (Neo4j holds that node's
    write lock until commit, so writers are serialised; a server with optimistic
@@ -40,7 +40,7 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tenacity import (
@@ -442,12 +442,65 @@ class Neo4jGraph(IdentityGraph):
 
         return self._write(work, "remove_link")
 
-    def remove_record(self, record_key: str, at: float) -> GraphChanges:
+    def remove_records(self, record_keys: list[str], at: float) -> GraphChanges:
+        keys = list(dict.fromkeys(record_keys))
+
         def work(ws: _WorkingSet) -> None:
-            ws.load([record_key], [])
-            ws.remove_record_op(record_key, at)
+            # the identifiers the records carry that link nothing are loaded too: one left
+            # with no edge is deleted (as the embedded graph does), not kept with its mark
+            loose = sorted({r["ident"] for r in _run(ws._tx, cypher.HAS_EDGES_OF_RECORDS,
+                                                     keys=keys) if r["pid"] is None})
+            ws.load(keys, loose)
+            ws.remove_records_op(keys, at)
 
         return self._write(work, "remove_record")
+
+    def erase_history(self, record_keys: Collection[str], identifiers: Collection[str],
+                      token: Callable[[str], str]) -> int:
+        """What the database still holds of a person after :meth:`remove_records` (which
+        deleted the records with their names and edges, event IDs included), in one write
+        transaction taking the writers' turn:
+
+        * the Identifier nodes of ``identifiers`` that no record carries (a node whose last
+          edge went with a removed record lingers, with its generic mark);
+        * every Profile node a forgotten record founded keeps its token as ``founding``
+          (``erased`` set); those that are neither live nor an alias of a live profile
+          (with the earlier erased ones that no longer are) are deleted with their history
+          (the nodes under their ID and those they are the subject of), and an alias of
+          one resolves to nothing any more: as the embedded graph forgets them.
+
+        Returns the number of nodes deleted or changed."""
+        if self._read_only:
+            raise BackendError("graph: this is a read-only view; only the writer applies")
+        keys = sorted(set(record_keys))
+        idents = sorted(set(identifiers))
+        founders = [{"key": k, "token": token(k)} for k in keys]
+        self._last = None
+
+        def work(tx: Any) -> int:
+            _run(tx, cypher.TAKE_TURN)
+            if keys and _run(tx, cypher.RECORDS_PRESENT, keys=keys):
+                raise ValueError("erase_history: a record to forget is still in the graph; "
+                                 "call remove_records first")
+            changed = sum(r["n"] for r in _run(tx, cypher.DELETE_ORPHAN_IDENTIFIERS,
+                                              keys=idents)) if idents else 0
+            tokenised = {r["pid"] for r in _run(tx, cypher.ERASE_FOUNDERS, rows=founders)} \
+                if founders else set()
+            gone = sorted({r["pid"] for r in _run(tx, cypher.VANISHED_PROFILES)})
+            changed += len(tokenised - set(gone))
+            if gone:
+                _run(tx, cypher.DETACH_ALIASES_OF, pids=gone)
+                subject = [{"pid": q, "subject": r["pid"], "seq": r["seq"]}
+                           for r in _run(tx, cypher.HISTORY_SUBJECT_OF, pids=gone)
+                           for q in r["related"] or () if q not in gone]
+                for query, params in ((cypher.DELETE_HISTORY, {"rows": subject}),
+                                      (cypher.DELETE_HISTORY_OF, {"pids": gone}),
+                                      (cypher.DELETE_PROFILES, {"pids": gone})):
+                    changed += sum(r["n"] for r in _run(tx, query, **params))
+            return changed
+
+        with self._session() as session:
+            return session.execute_write(work)
 
     # ------------------------------------------------------------------- reads
 

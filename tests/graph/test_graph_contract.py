@@ -7,11 +7,14 @@ component queries, Explain's edges and paths, removals."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
 import pytest
 
 from idgraph.graph.base import IdentityGraph, LinkEdge, MatchEdge
+from idgraph.graph.ids import profile_id_for
 from idgraph.graph.networkx_backend import NetworkxGraph
 
 SHAREABLE = frozenset({"device", "cookie"})
@@ -364,3 +367,104 @@ def test_a_detached_record_links_nothing_and_survives_a_restart(open_graph):
     assert _snapshot(g, ["crm:1", "mail:1"]) == state
     # detaching again changes nothing
     assert g.apply([], [], detached={"mail:1": "again"}).history == []
+
+
+def test_remove_records_takes_a_whole_component_at_once(open_graph):
+    g = open_graph()
+    # a chain: a:1 - email - a:2 - phone - a:3 (removing a:2 alone would split it)
+    g.apply([("a:1", 1.0), ("a:2", 1.0), ("a:3", 1.0), ("b:1", 1.0)],
+            [edge("a:1", "email:a@x.com"), edge("a:2", "email:a@x.com"),
+             edge("a:2", "phone:+4915112345678"), edge("a:3", "phone:+4915112345678"),
+             edge("a:3", "device:d1"), edge("b:1", "device:d1", linked=False),
+             edge("b:1", "email:b@x.com")])
+    pid, other = g.profile_of("a:1"), g.profile_of("b:1")
+    changes = g.remove_records(["a:2", "a:1", "a:3", "a:3", "zz:unknown"], 2.0)
+    assert [(h.kind, h.profile_id) for h in changes.history] == [("deleted", pid)]
+    assert changes.retired == {pid} and changes.revived == set()
+    assert g.resolve(pid) is None and g.profile_ids() == [other]
+    recs, ids = g.component_info(["a:1", "a:2", "a:3"], ["email:a@x.com", "device:d1"])
+    assert recs == {} and ids == {}  # the device stays, attached to b:1 only
+    assert g.edges_of(["a:1", "b:1"]) == {"b:1": {"device:d1": False, "email:b@x.com": True}}
+    assert set(g.identifier_evidence(["email:a@x.com", "phone:+4915112345678",
+                                      "device:d1"])) == {"device:d1"}
+    assert g.remove_records(["a:1"], 3.0).history == []
+
+
+def _token(value: str) -> str:
+    return "forgotten:" + hashlib.sha256(b"test key\x00" + value.encode()).hexdigest()[:32]
+
+
+def _everything_stored(backend: str, g: IdentityGraph, request) -> str:
+    """Every byte the backend keeps (the embedded log and its -wal/-shm), or every property
+    of every node and relationship of the Neo4j database, as text."""
+    if backend == "networkx":
+        path = g._log.path  # type: ignore[attr-defined]
+        return "".join(p.read_bytes().decode("latin-1") for p in path.parent.iterdir()
+                       if p.name.startswith(path.name))
+    import neo4j
+
+    s = request.getfixturevalue("neo4j_settings")
+    with neo4j.GraphDatabase.driver(s.uri, auth=(s.user, s.password.get_secret_value())) as d:
+        nodes = d.execute_query("MATCH (n) RETURN labels(n) AS l, properties(n) AS p",
+                                database_=s.database).records
+        rels = d.execute_query("MATCH ()-[e]->() RETURN type(e) AS t, properties(e) AS p",
+                               database_=s.database).records
+    return json.dumps([[r["l"], r["p"]] for r in nodes] + [[r["t"], r["p"]] for r in rels],
+                      sort_keys=True, default=str)
+
+
+def test_erase_history_leaves_nothing_of_the_person(open_graph, backend, request):
+    g = open_graph()
+    jane, cal, kim = "sendgrid:jane@example.com", "gcal:evt42", "web:kim"
+    cal_event = "gcal:evt42:2024-05-01:jane@example.com"
+    # Kim's record founds a profile that Lee joins; only Kim is forgotten: Lee keeps the ID
+    g.apply([(kim, 1.0)], [edge(kim, "cookie:k1")], names={kim: "kim|park"})
+    g.apply([("crm:lee", 2.0)], [edge("crm:lee", "cookie:k1"), edge("crm:lee", "email:lee@x.com")])
+    lee = g.profile_of("crm:lee")
+    assert lee == g.profile_of(kim)
+    # Jane: two records, a name, an event ID holding her address, an address of hers
+    # another profile had merged (an alias), an identifier of hers that became generic
+    # (no linked edge left: the Neo4j node lingered), a device shared with Tom
+    g.apply([("crm:tom", 3.0)], [edge("crm:tom", "email:tom@example.com"),
+                                 edge("crm:tom", "device:tv", linked=False)],
+            names={"crm:tom": "tom|berg"})
+    g.apply([(jane, 4.0), (cal, 4.0)],
+            [edge(jane, "email:jane@example.com"), edge(jane, "device:tv"),
+             edge(jane, "email:info@jane-shop.example"),
+             LinkEdge(cal, "email:jane@example.com", "email", True, "deterministic:email", "",
+                      "gcal", cal_event, 4.0)],
+            [match(jane, "crm:tom", linked=False, at=4.0)],
+            names={jane: "jane|doe", cal: "jane|doe"})
+    g.apply([("hub:j2", 5.0)], [edge("hub:j2", "email:j2@example.com")])
+    g.apply([], [edge(jane, "email:j2@example.com", at=6.0)],
+            generic={"email:info@jane-shop.example": "generic value: test"})
+    person = g.profile_of(jane)
+    absorbed = g.aliases_of(person)
+    assert len(absorbed) == 1 and g.records_of(person) == [jane, cal, "hub:j2"]
+    forgotten = [*g.records_of(person), kim]
+    g.remove_records(forgotten, 7.0)
+    keep = ["crm:lee", "crm:tom"]
+    before = _snapshot(g, keep)
+    assert g.profile_of("crm:lee") == lee
+    exclusive = ["email:jane@example.com", "email:info@jane-shop.example",
+                 "email:j2@example.com", "cookie:none", "device:tv"]  # the device: Tom's too
+    assert g.erase_history(forgotten, exclusive, _token) > 0
+    assert _snapshot(g, keep) == before
+    g.close()
+    g = open_graph()  # a restart (the embedded graph replays its rewritten log)
+    assert _snapshot(g, keep) == before
+    assert g.resolve(lee) == lee and g.resolve(person) is None and g.resolve(absorbed[0]) is None
+    stored = _everything_stored(backend, g, request)
+    for value in ("jane@example.com", "jane|doe", "evt42", "info@jane-shop.example",
+                  "j2@example.com", "hub:j2", "web:kim", "kim|park", person, *absorbed):
+        assert value not in stored, value
+    assert _token(kim) in stored  # Lee's ID, founded by Kim, is kept by Kim's token
+    for value in ("crm:lee", "lee@x.com", "crm:tom", "tom|berg", "device:tv", lee):
+        assert value in stored, value
+    # the person's IDs are forgotten as if never assigned: a record that comes back under
+    # a forgotten key gets the ID it would get in a fresh graph, on every backend
+    g.apply([(jane, 8.0)], [edge(jane, "email:jane@example.com", at=8.0)])
+    assert g.profile_of(jane) == person == profile_id_for(jane, lambda _pid: False)
+    with pytest.raises(ValueError, match="still in the graph"):
+        g.erase_history([jane], [], _token)
+    g.close()

@@ -16,7 +16,7 @@ from idgraph.graph.base import (
 )
 from idgraph.profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
-GRAPH_WRITES = {"apply", "remove_link", "remove_record"}
+GRAPH_WRITES = {"apply", "remove_link", "remove_record", "remove_records", "erase_history"}
 STORE_WRITES = {"write", "unprocessed"}
 
 

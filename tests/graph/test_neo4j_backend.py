@@ -136,6 +136,55 @@ def test_random_operations_give_the_embedded_graphs_answers(neo4j_settings, tmp_
     embedded.close()
 
 
+def test_random_forgets_give_the_embedded_graphs_answers(neo4j_settings, tmp_path):
+    """Forgets (a whole profile, or some records of one) between random operations:
+    remove_records then erase_history on both backends give the same answers, also about
+    the IDs that vanished (they resolve to nothing) and the ID a forgotten key gets when
+    it comes back."""
+    ops, records = _random_ops(seed=23, n_ops=150)
+    identifiers = _identifiers(ops)
+    embedded = NetworkxGraph(tmp_path / "links.sqlite", SHAREABLE)
+    graph = Neo4jGraph(neo4j_settings, SHAREABLE)
+    rng = random.Random(7)
+    seen_ids: set[str] = set()
+    forgets = 0
+    for n, op in enumerate(ops):
+        for g in (embedded, graph):
+            _run_op(g, op)
+        seen_ids.update(embedded.profile_ids())
+        if n % 25 != 24:
+            continue
+        live = [r for r in records if embedded.profile_of(r) is not None]
+        pid = embedded.profile_of(rng.choice(live))
+        keys = embedded.records_of(pid)
+        if n % 50 == 49 and len(keys) > 1:  # some records of the profile only
+            keys = rng.sample(keys, len(keys) // 2)
+        idents = sorted({i for ids in embedded.edges_of(keys).values() for i in ids})
+        for g in (embedded, graph):
+            g.remove_records(keys, 1000.0 + n)
+            gone = [i for i in idents if not g.identifier_evidence([i])]
+            assert g.erase_history(keys, gone, lambda v: "forgotten:" + v[::-1]) > 0
+        forgets += 1
+        assert _state(graph, records, identifiers) == _state(embedded, records, identifiers)
+        assert {p: graph.resolve(p) for p in seen_ids} == {
+            p: embedded.resolve(p) for p in seen_ids}
+        back = keys[0]  # comes back with a new identifier
+        for g in (embedded, graph):
+            g.apply([(back, 2000.0 + n)], [LinkEdge(back, f"email:back{n}@x.io", "email", True,
+                                                    "deterministic:email", "", "src",
+                                                    f"ev-back-{n}", 2000.0 + n)])
+        assert graph.profile_of(back) == embedded.profile_of(back)
+    assert forgets >= 5
+    assert _state(graph, records, identifiers) == _state(embedded, records, identifiers)
+    graph.close()
+    embedded.close()
+    again = NetworkxGraph(tmp_path / "links.sqlite", SHAREABLE)
+    reopened = Neo4jGraph(neo4j_settings, SHAREABLE)
+    assert _state(reopened, records, identifiers) == _state(again, records, identifiers)
+    reopened.close()
+    again.close()
+
+
 def _assert_chain(path, a: str, b: str) -> None:
     """Consecutive edges share a node, from identifier ``a`` to identifier ``b``."""
     at = ("i", a)
@@ -234,6 +283,11 @@ def test_every_statement_sent_is_one_neo4j_parses(neo4j_settings, monkeypatch):
     for pid in g.profile_ids()[:5]:
         g.history_of(pid)
         g.resolve(pid)
+    for pid in g.profile_ids()[:3]:  # a forget: the profile's records, then their history
+        keys = g.records_of(pid)
+        idents = sorted({i for ids in g.edges_of(keys).values() for i in ids})
+        g.remove_records(keys, 1000.0)
+        g.erase_history(keys, idents, lambda v: "forgotten:" + v[::-1])
     g.close()
     assert set(sent) <= set(cypher.STATEMENTS)
     # the run exercised nearly all of them (the rest are schema statements sent at open)
