@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from idgraph.core.errors import IdGraphError
@@ -64,6 +64,13 @@ class WriterCoordination(ABC):
     def close(self) -> None:
         """Release the turn if held, and every resource."""
 
+    @abstractmethod
+    def erase(self, record_keys: Iterable[str]) -> int:
+        """Remove the given record keys from every turn of the feed (a forget: the keys
+        are personal data) and make the current turn tell the other writers to rebuild
+        their caches instead of naming the keys; returns how many turns were rewritten.
+        Call it inside a turn."""
+
 
 # ------------------------------------------------------------------------- reviews
 
@@ -90,6 +97,21 @@ class Review:
     decided_at: float | None
     decided_by: str
     note: str
+    region_a: str = ""
+    region_b: str = ""
+    """Home regions of the profiles of ``record_a`` and ``record_b`` when the pair was
+    queued; "" when unknown (queued before regions were recorded, or the record was not
+    stored). A server shows a review only when both records are in its regions."""
+
+
+def may_be_in(review: Review, regions: Collection[str] | None) -> bool:
+    """Whether ``review`` may concern only records of ``regions`` (None: every region):
+    each recorded region is one of them or unknown (""). Records move between regions
+    after a review is queued, so a caller serving some regions also checks the records
+    against its store."""
+    if regions is None:
+        return True
+    return all(r == "" or r in regions for r in (review.region_a, review.region_b))
 
 
 def review_id_for(record_a: str, record_b: str) -> str:
@@ -106,27 +128,39 @@ class ReviewQueue(ABC):
     ``accept`` and ``reject`` only record the decision; a writer applies accepted pairs to
     the graph at its next turn. Review IDs are deterministic (:func:`review_id_for`), so
     proposing the same pair twice keeps one entry; a rejected pair is never proposed again.
+
+    Residency: each review keeps the home regions of its two records
+    (:attr:`Review.region_a`, :attr:`Review.region_b`). ``regions`` on the reads and on
+    :meth:`decide` restricts them to reviews that :func:`may_be_in` those regions (None:
+    every review); a review outside them is not found, as if it did not exist.
     """
 
     @abstractmethod
     def propose(self, items: Iterable[tuple[str, str, float, float, str,
-                                            tuple[tuple[str, str, float], ...]]]) -> int:
-        """Queue ``(record_a, record_b, weight, probability, model, contributions)`` pairs;
-        pairs already queued or decided are left as they are. Returns how many were new."""
+                                            tuple[tuple[str, str, float], ...]]],
+                regions: Mapping[str, str] | None = None) -> int:
+        """Queue ``(record_a, record_b, weight, probability, model, contributions)`` pairs
+        with the home regions of their records (``regions``: record key -> region; a key
+        absent is unknown, ""); pairs already queued or decided are left as they are.
+        Returns how many were new."""
 
     @abstractmethod
-    def get(self, review_id: str) -> Review:
-        """One review; NotFoundError when unknown."""
+    def get(self, review_id: str, regions: Collection[str] | None = None) -> Review:
+        """One review; NotFoundError when unknown or not in ``regions``."""
 
     @abstractmethod
-    def list(self, status: str = "open", limit: int = 100, after: str = "") -> list[Review]:
-        """Reviews with ``status`` (``all`` for every status), oldest first, paged by
-        ``after`` (the last review ID of the previous page); at most 1,000."""
+    def list(self, status: str = "open", limit: int = 100, after: str = "",
+             regions: Collection[str] | None = None) -> list[Review]:
+        """Reviews with ``status`` (``all`` for every status) that may be in ``regions``,
+        oldest first, paged by ``after`` (the last review ID of the previous page); at
+        most 1,000."""
 
     @abstractmethod
-    def decide(self, review_id: str, accept: bool, decided_by: str = "", note: str = "") -> Review:
-        """Record a decision on an open review. Deciding again the same way is a no-op;
-        reversing a decision is refused (:class:`ReviewStateError`)."""
+    def decide(self, review_id: str, accept: bool, decided_by: str = "", note: str = "",
+               regions: Collection[str] | None = None) -> Review:
+        """Record a decision on an open review (NotFoundError when unknown or not in
+        ``regions``). Deciding again the same way is a no-op; reversing a decision is
+        refused (:class:`ReviewStateError`)."""
 
     @abstractmethod
     def mark_applied(self, review_ids: Iterable[str]) -> None:
@@ -135,6 +169,11 @@ class ReviewQueue(ABC):
     @abstractmethod
     def decided_pairs(self) -> set[tuple[str, str]]:
         """Every pair with a decision or awaiting one (sorted tuples): never proposed again."""
+
+    @abstractmethod
+    def erase_records(self, record_keys: Iterable[str]) -> int:
+        """Remove every review naming one of ``record_keys`` (a forget); returns how many.
+        The pairs are then not "decided" any more: the records are gone."""
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

@@ -138,6 +138,10 @@ class IdentityRecord:
     the engine's region policy when the adapter could not tell. ``consent`` maps a purpose
     (``email``, ``ads``, ``analytics``...) to granted/withdrawn as the source reported it.
 
+    ``locale`` (BCP 47 or POSIX, ``en-GB``) and ``time_zone`` (an IANA name,
+    ``Europe/Berlin``) are what the source reported about the person's settings: region
+    evidence only (:mod:`idgraph.resolver.regions`), never attributes; "" when not reported.
+
     ``event_type`` is what the adapter calls the event (``contact``, ``open``, ``track``,
     ``attendee``...); ``event_name`` names what happened when the type is a generic call
     (a Segment ``track``'s ``event``, ``Order Completed``), else empty; :attr:`activity`
@@ -159,6 +163,8 @@ class IdentityRecord:
     rejected: tuple[RejectedIdentifier, ...] = ()
     properties: dict[str, PropertyValue] = field(default_factory=dict)
     event_name: str = ""
+    locale: str = ""
+    time_zone: str = ""
 
     @property
     def activity(self) -> str:

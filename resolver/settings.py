@@ -276,13 +276,27 @@ class RegionSettings(Section):
     """Regions this deployment knows, strictest regime first: when a merge joins profiles of
     different regions, the merged profile's home is the strictest of them."""
     default_region: str = "us"
-    """Region of a record whose payload names no country and whose source has no override."""
+    """Home of a profile none of whose records carries region evidence (``evidence``,
+    ``source_regions``); such a profile moves as soon as a record with evidence joins it."""
     country_regions: dict[str, str] = Field(default_factory=_default_country_regions)
+    """ISO alpha-2 country -> region: how every kind of ``evidence`` names a region (a
+    country not listed is no evidence)."""
+    evidence: list[Literal["country", "phone", "locale", "timezone"]] = [
+        "country", "phone", "locale", "timezone"]
+    """Kinds of region evidence a record is read for, strongest first: the first that names
+    a country of ``country_regions`` decides the record's region. ``country``: its country
+    attribute (a CRM or address field); ``phone``: its phone numbers' country; ``locale``:
+    the region of its locale (``en-GB``); ``timezone``: the country of its IANA time zone
+    (``Europe/Berlin``, from the tz database's ``zone.tab``). Leave a kind out to ignore it.
+    See :mod:`idgraph.resolver.regions`."""
     source_regions: dict[str, str] = {}
-    """Per-source override, e.g. {"sendgrid": "eu"} for an EU-hosted ESP account."""
+    """Per-source override, used when no ``evidence`` names a region, e.g.
+    {"sendgrid": "eu"} for an EU-hosted ESP account."""
 
     @model_validator(mode="after")
     def _known_regions(self) -> RegionSettings:
+        if len(set(self.evidence)) != len(self.evidence):
+            raise ValueError(f"evidence: a kind is listed twice in {self.evidence}")
         known = set(self.regions)
         for name, region in [("default_region", self.default_region)] + [
             (f"country_regions.{k}", v) for k, v in self.country_regions.items()

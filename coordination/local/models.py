@@ -17,6 +17,7 @@ from pathlib import Path
 
 from idgraph.coordination.base import ModelRegistry
 from idgraph.core.errors import NotFoundError
+from idgraph.core.private_files import make_private_dir, open_private
 from idgraph.resolver.probabilistic.training import TrainingReport
 
 _NAME = re.compile(r"model-(v\d{4,})\.json")
@@ -40,15 +41,18 @@ class DirectoryModelRegistry(ModelRegistry):
 
     def save(self, model: dict, report: TrainingReport, trained_on: str) -> str:
         """Store a new version; returns its name (``v0001``, ``v0002``...)."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # owner-only, as everything in the data dir: models are fitted on personal data
+        make_private_dir(self.directory)
         latest = self.latest()
         version = f"v{(int(latest[1:]) if latest else 0) + 1:04d}"
         tmp = self.directory / f".model-{version}.json.tmp"
-        tmp.write_text(json.dumps(model, indent=2), encoding="utf-8")
+        with open_private(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(model, indent=2))
         meta = {"version": version, "trained_at": time.time(), "trained_on": trained_on,
                 **asdict(report)}
-        (self.directory / f"model-{version}.report.json").write_text(
-            json.dumps(meta, indent=2), encoding="utf-8")
+        with open_private(self.directory / f"model-{version}.report.json", "w",
+                          encoding="utf-8") as fh:
+            fh.write(json.dumps(meta, indent=2))
         os.replace(tmp, self.path(version))  # the model file appears last, complete
         return version
 

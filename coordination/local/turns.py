@@ -34,6 +34,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from idgraph.coordination.base import CatchUp, WriterCoordination
 from idgraph.core.errors import BackendError
+from idgraph.core.private_files import make_private_dir, make_private_sqlite, open_private
 
 _KEEP_TURNS = 10_000
 _SCHEMA = """
@@ -51,7 +52,9 @@ class WriterTurns(WriterCoordination):
     data dir."""
 
     def __init__(self, data_dir: Path, wait_seconds: float = 120.0) -> None:
-        data_dir = Path(data_dir)
+        self._unknown = False  # an erase in this turn: end() names no keys
+        # the feed holds record keys (sendgrid:<email>): it and the lock are owner-only
+        data_dir = make_private_dir(data_dir)
         self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.wait_seconds = wait_seconds
         self._lock_path = data_dir / "writer.lock"
@@ -66,8 +69,9 @@ class WriterTurns(WriterCoordination):
             self._release()
 
     def _open(self, data_dir: Path) -> None:
+        feed = make_private_sqlite(data_dir / "writer-turns.sqlite")
         try:
-            self._db = sqlite3.connect(str(data_dir / "writer-turns.sqlite"), timeout=30,
+            self._db = sqlite3.connect(str(feed), timeout=30,
                                        isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a committed turn survives a process crash (WAL); after a power loss
@@ -105,7 +109,7 @@ class WriterTurns(WriterCoordination):
 
     def _acquire(self) -> None:
         """Take the data dir's flock, waiting at most ``wait_seconds``."""
-        fh = open(self._lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the turn
+        fh = open_private(self._lock_path, "a+", encoding="utf-8")  # held for the turn
         # poll the non-blocking lock: 0.5 ms doubling to 20 ms between tries (a turn is
         # usually short), for at most wait_seconds
         waiting = Retrying(retry=retry_if_exception_type(BlockingIOError),
@@ -124,10 +128,13 @@ class WriterTurns(WriterCoordination):
         self._fh = fh
 
     def end(self, record_keys: Iterable[str]) -> None:
-        """Close the open turn with the keys of the records it wrote; release the lock."""
+        """Close the open turn with the keys of the records it wrote (JSON ``null`` after
+        an :meth:`erase` in the turn: readers rebuild); release the lock."""
+        keys = None if self._unknown else list(record_keys)
+        self._unknown = False
         try:
             self._db.execute("UPDATE turns SET state = 'closed', record_keys = ? WHERE turn = ?",
-                             (orjson.dumps(list(record_keys)), self._turn))
+                             (orjson.dumps(keys), self._turn))
             self._last = self._turn
             if self._turn % 1000 == 0:
                 self._db.execute("DELETE FROM turns WHERE turn <= ?", (self._turn - _KEEP_TURNS,))
@@ -136,10 +143,38 @@ class WriterTurns(WriterCoordination):
         finally:
             self._release()
 
+    def erase(self, record_keys: Iterable[str]) -> int:
+        gone = set(record_keys)
+        if not gone:
+            return 0
+        rewritten = 0
+        try:
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute(
+                "SELECT turn, record_keys FROM turns WHERE record_keys IS NOT NULL").fetchall()
+            for turn, keys in rows:
+                named = orjson.loads(keys)
+                if named and gone.intersection(named):
+                    # a turn that wrote forgotten records says "unknown": readers rebuild
+                    self._db.execute("UPDATE turns SET record_keys = ? WHERE turn = ?",
+                                     (orjson.dumps(None), turn))
+                    rewritten += 1
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA secure_delete=OFF")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise BackendError(f"writer turns: cannot erase from the feed: {exc}") from exc
+        self._unknown = True
+        return rewritten
+
     def abort(self) -> None:
         """Release the lock leaving the turn open: the next turn (of any writer, this one
         included) treats it as a crash and reconciles."""
         self._last = (self._turn or 1) - 1
+        self._unknown = False
         self._release()
 
     def close(self) -> None:
@@ -163,7 +198,11 @@ class WriterTurns(WriterCoordination):
             if writer != self.writer_id or state == "open":
                 catch.foreign_turns += 1
             if catch.record_keys is not None and keys is not None:
-                catch.record_keys.update(orjson.loads(keys))
+                named = orjson.loads(keys)
+                if named is None:  # a forget's turn: which records is not said
+                    catch.record_keys = None
+                else:
+                    catch.record_keys.update(named)
         if catch.crashed:
             # close the dead writer's rows: one reconciliation repairs them all
             self._db.execute("UPDATE turns SET state = 'closed' WHERE state = 'open'")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from idgraph.core.errors import ConfigError, InvalidPayloadError
+from idgraph.core.private_files import open_private
 from idgraph.graph.base import MatchEdge
 from idgraph.resolver.adapters.tabular import adapt_row, check_mapping
 from idgraph.resolver.model import CANONICAL_ATTRIBUTES
@@ -39,7 +40,7 @@ from idgraph.resolver.probabilistic.features import (
 from idgraph.resolver.probabilistic.matcher import Decisions, personally_supported
 from idgraph.resolver.probabilistic.model import read_model
 from idgraph.resolver.probabilistic.scorer import weight_of
-from idgraph.resolver.probabilistic.training import TrainingReport, train_model
+from idgraph.resolver.probabilistic.training import TrainingReport, splink_duckdb, train_model
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,21 @@ def read_table(path: Path) -> Any:
 
 
 def write_table(frame: Any, path: Path) -> None:
+    """Write ``frame`` as Parquet or CSV (by the suffix), owner-only: record IDs are
+    personal data."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
+        with open_private(path, "wb") as fh:
+            frame.to_parquet(fh, index=False)
     else:
-        frame.to_csv(path, index=False)
+        with open_private(path, "w", newline="", encoding="utf-8") as fh:
+            frame.to_csv(fh, index=False)
+
+
+def spill_dir(engine: Any) -> Path:
+    """Where Splink's DuckDB spills what does not fit in memory: an owner-only directory of
+    the data dir (:func:`splink_duckdb` creates it)."""
+    return engine.settings.data_dir / "duckdb-spill"
 
 
 @dataclass(slots=True)
@@ -217,7 +228,8 @@ def train(engine: Any, frame: Any | None = None, trained_on: str = "stored recor
         sample = frame.sample(n=cfg.train_max_records, random_state=seed)
     model, report = train_model(sample, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed,
                                 blocking_frame=frame,
-                                max_false_link_rate=cfg.max_false_link_rate)
+                                max_false_link_rate=cfg.max_false_link_rate,
+                                spill_dir=spill_dir(engine))
     version = engine.models.save(model, report, trained_on)
     engine.load_model()
     return version, report
@@ -237,7 +249,7 @@ class MatchPassResult:
 
 def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> MatchPassResult:
     """Score every blocked pair of ``frame`` with Splink, link and queue by the thresholds."""
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
     version, model = engine.models.load(model_version)
     spec = read_model(model)
@@ -247,7 +259,8 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     if len(frame) < 2:
         return result
     started = time.perf_counter()
-    linker = Linker(DuckDBAPI().register(frame), model, log_level=logging.ERROR)
+    linker = Linker(splink_duckdb(spill_dir(engine)).register(frame), model,
+                    log_level=logging.ERROR)
     predictions = linker.inference.predict(threshold_match_weight=weight_of(PREDICT_FLOOR))
     names = [c.name for c in spec.comparisons]
     labels = [{lvl.gamma: lvl.label for lvl in c.levels} for c in spec.comparisons]
@@ -308,7 +321,7 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     engine.apply_matches(edges)
     result.links = sum(1 for e in edges if e.linked)
     result.refused = len(edges) - result.links
-    result.reviews_queued = engine.reviews.propose(reviews)
+    result.reviews_queued = engine.matching.propose_reviews(reviews)  # with their regions
     return result
 
 

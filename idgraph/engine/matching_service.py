@@ -118,11 +118,21 @@ class MatchingService:
     def queue_reviews(self, plan: MatchPlan) -> int:
         """Put the plan's pairs between the thresholds in the review queue; returns how
         many were new."""
-        if not plan.reviews:
+        return self.propose_reviews(plan.reviews)
+
+    def propose_reviews(self, items: list[tuple[str, str, float, float, str,
+                                                 tuple[tuple[str, str, float], ...]]]) -> int:
+        """Queue ``(record_a, record_b, weight, probability, model, contributions)`` pairs
+        with the home regions their records' profiles have now (read from the store, which
+        the batch was written to first), so that a server shows a review only where both
+        records are served; returns how many were new."""
+        if not items:
             return 0
-        queued = self.reviews.propose(plan.reviews)
+        keys = list(dict.fromkeys(k for a, b, *_ in items for k in (a, b)))
+        regions = {k: s.home_region for k, s in self.store.get_records(keys).items()}
+        queued = self.reviews.propose(items, regions)
         if self.matcher is not None:
-            self.matcher.decided.update((a, b) for a, b, *_ in plan.reviews)
+            self.matcher.decided.update((a, b) for a, b, *_ in items)
         return queued
 
     def accepted_review_edges(self) -> tuple[list[MatchEdge], list[str]]:

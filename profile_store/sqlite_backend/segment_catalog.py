@@ -9,7 +9,6 @@ catalog version and bumps it, so concurrent definers are serialised.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from idgraph.core.errors import BackendError
+from idgraph.core.private_files import make_private_dir, make_private_sqlite
 from idgraph.profile_store.segment_state import (
     CatalogChangedError,
     SegmentCatalog,
@@ -73,7 +73,9 @@ class SqliteSegmentCatalog(SegmentCatalog):
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # the file holds profiles: owner-only, its -wal and -shm too
+            make_private_dir(self.path.parent)
+            make_private_sqlite(self.path)
             self._db = sqlite3.connect(str(self.path), isolation_level=None,
                                        check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -81,10 +83,6 @@ class SqliteSegmentCatalog(SegmentCatalog):
             self._db.executescript(SEGMENT_CATALOG_SCHEMA)
         except sqlite3.Error as exc:
             raise BackendError(f"segment catalog: cannot open {self.path.name}: {exc}") from exc
-        try:
-            os.chmod(self.path, 0o600)  # the file holds profiles: owner only
-        except OSError:
-            pass
 
     def add_version(self, name: str, catalog_version: int,
                     build: Callable[[int], SegmentDefinition]) -> SegmentDefinition:

@@ -258,15 +258,16 @@ def property_value(raw: Any, *, text: bool = False,
 
 class RecordBuilder:
     """Collects one record's identifiers (deduplicated, in order), rejected identifiers,
-    attributes, consent and event properties, then builds the :class:`IdentityRecord`.
+    attributes, consent, event properties and region evidence (``locale``, ``time_zone``:
+    set them with :meth:`region_hints`), then builds the :class:`IdentityRecord`.
 
     Properties are bounded by ``max_properties`` and ``max_property_chars`` (class
     attributes, :data:`~idgraph.resolver.model.MAX_EVENT_PROPERTIES` and
     :data:`~idgraph.resolver.model.MAX_PROPERTY_CHARS` unless set on an instance): the
     first ones set are kept, the rest dropped."""
 
-    __slots__ = ("_seen", "attributes", "consent", "event_name", "identifiers", "norm",
-                 "properties", "rejected", "source")
+    __slots__ = ("_seen", "attributes", "consent", "event_name", "identifiers", "locale",
+                 "norm", "properties", "rejected", "source", "time_zone")
 
     max_properties = MAX_EVENT_PROPERTIES
     max_property_chars = MAX_PROPERTY_CHARS
@@ -281,6 +282,8 @@ class RecordBuilder:
         self.consent: dict[str, bool] = {}
         self.properties: dict[str, PropertyValue] = {}
         self.event_name = ""
+        self.locale = ""
+        self.time_zone = ""
 
     # identifiers --------------------------------------------------------------------
 
@@ -394,6 +397,14 @@ class RecordBuilder:
         for key, value in self.norm.birth_date(raw).items():
             self.attr(key, value)
 
+    def region_hints(self, locale: Any, time_zone: Any) -> None:
+        """The person's locale and IANA time zone as the source reported them (region
+        evidence, not attributes); a value that is no non-blank text (or longer than 64
+        characters) is ignored, never an error."""
+        for name, raw in (("locale", locale), ("time_zone", time_zone)):
+            if isinstance(raw, str) and raw.strip() and len(raw) <= 64:
+                setattr(self, name, raw.strip())
+
     # event properties ---------------------------------------------------------------
 
     def prop(self, name: str, raw: Any, *, text: bool = False, number: bool = False) -> None:
@@ -451,4 +462,6 @@ class RecordBuilder:
             rejected=tuple(self.rejected),
             properties=self.properties,
             event_name=self.event_name,
+            locale=self.locale,
+            time_zone=self.time_zone,
         )

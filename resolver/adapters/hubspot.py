@@ -4,6 +4,11 @@ One contact -> one :class:`IdentityRecord` keyed ``hubspot:<id>``. Property valu
 strings or null, as HubSpot delivers them (``hs_email_optout`` is ``"true"``/``"false"``).
 Event properties (type ``contact``): ``lifecycle_stage`` (``lifecyclestage``: ``lead``,
 ``customer``...) and ``lead_status`` (``hs_lead_status``), as HubSpot's internal values.
+
+Region evidence besides ``country`` (:mod:`idgraph.resolver.regions`): the phone numbers,
+``hs_language`` (the contact's preferred language, ``en-gb``) as the locale and
+``hs_timezone`` (HubSpot's spelling of an IANA zone, ``europe_slash_london``) as the time
+zone.
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.normalize import Normalizer
 
 SOURCE = "hubspot"
+
+
+def _iana_zone(value: str | None) -> str | None:
+    """An IANA zone name (lower case) from HubSpot's ``hs_timezone`` option value, which
+    spells ``/`` as ``_slash_`` and ``-`` as ``_hyphen_``
+    (``america_slash_port_hyphen_au_hyphen_prince``: ``america/port-au-prince``)."""
+    if value is None:
+        return None
+    return value.strip().lower().replace("_slash_", "/").replace("_hyphen_", "-")
 
 
 def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
@@ -61,6 +75,8 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
     b.attr("postal_code", norm.postal_code(prop("zip")))
     b.attr("country", country)
     b.birth_date(prop("date_of_birth"))
+
+    b.region_hints(prop("hs_language"), _iana_zone(prop("hs_timezone")))
 
     b.prop("lifecycle_stage", prop("lifecyclestage"))
     b.prop("lead_status", prop("hs_lead_status"))

@@ -20,6 +20,10 @@ payload order (names ending in ``_id``/``Id`` keep numbers as text), until the r
 bound (:data:`~idgraph.resolver.model.MAX_EVENT_PROPERTIES`). Objects and lists (an order's
 ``products``) are not kept. ``identify``, ``group`` and ``alias`` carry no properties.
 
+Region evidence besides ``traits.address.country`` (:mod:`idgraph.resolver.regions`): the
+phone trait, ``context.locale`` (``en-GB``) and ``context.timezone`` (``Europe/Berlin``) of
+every call; a value that is not text is ignored.
+
 Traits are customer-defined: a trait of an unexpected type is skipped (an identifier trait
 is recorded in ``rejected``) instead of failing the event. Envelope fields (``type``,
 ``messageId``, IDs, timestamps, ``context``) are checked strictly.
@@ -115,6 +119,7 @@ def adapt(payload: dict, norm: Normalizer) -> list[IdentityRecord]:
 
     context = opt_dict(SOURCE, payload, "context", "context") or {}
     b = RecordBuilder(SOURCE, norm)
+    b.region_hints(context.get("locale"), context.get("timezone"))
     id_field = "userId"
     user_email = None
     if user_id is not None:

@@ -49,9 +49,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from idgraph.core.errors import IdGraphError
+from idgraph.core.private_files import make_private_dir
 from idgraph.resolver.probabilistic.model import Comparison, read_model
 
 log = logging.getLogger(__name__)
@@ -288,10 +290,27 @@ def filled_columns(frame: Any) -> set[str]:
     return {c for c in COLUMNS if c in frame.columns and frame[c].notna().sum() / n >= MIN_FILL}
 
 
+def splink_duckdb(spill_dir: Path | None = None) -> Any:
+    """Splink's DuckDB API on a new in-memory database. What does not fit in memory DuckDB
+    writes to its temporary directory: by default ``.tmp`` in the working directory, created
+    with the umask's mode; with ``spill_dir`` there instead, a directory made owner-only
+    (the records and pairs spilled are personal data; DuckDB's files in it still follow
+    the umask, the directory keeps others out)."""
+    from splink import DuckDBAPI
+
+    if spill_dir is None:
+        return DuckDBAPI()
+    import duckdb
+
+    temp = str(make_private_dir(spill_dir))
+    return DuckDBAPI(duckdb.connect(config={"temp_directory": temp}))
+
+
 def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float = 5e6,
                 seed: int = 42, deterministic_recall: float = 0.7,
                 blocking_frame: Any = None, max_false_link_rate: float = 0.005,
-                leave_out: frozenset[str] = frozenset()) -> tuple[dict, TrainingReport]:
+                leave_out: frozenset[str] = frozenset(),
+                spill_dir: Path | None = None) -> tuple[dict, TrainingReport]:
     """Train on a pandas frame of matching rows (``unique_id`` + feature columns).
 
     For ``link_only`` the frame needs a ``source_dataset`` column. When ``frame`` is a
@@ -309,8 +328,10 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
     landline), is left out (``leave_out``) and the model trained again without it, with a
     warning: it cannot be judged either way, and refusing the model for it would refuse a
     file of names and birth dates for a column it barely has.
+
+    Splink's DuckDB spills into ``spill_dir`` (see :func:`splink_duckdb`).
     """
-    from splink import DuckDBAPI, Linker, block_on
+    from splink import Linker, block_on
 
     started = time.perf_counter()
     if len(frame) < 20:
@@ -321,7 +342,7 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
     rules, pair_counts = choose_blocking_rules(
         frame if blocking_frame is None else blocking_frame, columns)
     settings = build_settings(columns, link_type, rules)
-    db = DuckDBAPI()
+    db = splink_duckdb(spill_dir)
     if link_type == "link_only":
         tables = [db.register(part.drop(columns=["source_dataset"]),
                               dataset_display_name=str(name))
@@ -387,7 +408,8 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
         model, again = train_model(
             frame, link_type=link_type, max_pairs=max_pairs, seed=seed,
             deterministic_recall=deterministic_recall, blocking_frame=blocking_frame,
-            max_false_link_rate=max_false_link_rate, leave_out=leave_out | set(unusable))
+            max_false_link_rate=max_false_link_rate, leave_out=leave_out | set(unusable),
+            spill_dir=spill_dir)
         n = max(1, len(frame))
         again.warnings[:0] = [
             f"{c}: left out of the model: filled in {frame[c].notna().sum() / n:.1%} of the "
