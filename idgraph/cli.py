@@ -1,5 +1,6 @@
 """``idgraph`` command line: demo, serve, ingest, lookup, export, generate, train, resolve,
-match, review, explain, worker, backfill, topics, settings.
+match, review, explain, worker, backfill, topics, segments, consent, forget, unsuppress,
+export-subject (the privacy commands are :mod:`idgraph.cli_privacy`), settings.
 
 Every command takes ``--config FILE`` (TOML, see README) and ``--data-dir DIR``; settings
 also come from ``IDGRAPH_*`` environment variables. Exit codes (see :func:`main`): 0 ok,
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from idgraph.core.errors import ConfigError, IdGraphError, NotFoundError
 from idgraph.core.ports import free_port
+from idgraph.core.private_files import open_private, open_private_fd
 from idgraph.settings import Settings, load_settings
 
 log = logging.getLogger("idgraph")
@@ -140,7 +142,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             result.dead_letters[:0] = unreadable
             total.add(result)
         if total.dead_letters:
-            with _on_path(dead_path), dead_path.open("a", encoding="utf-8") as fh:
+            # the payloads are personal data: the file is owner-only
+            with _on_path(dead_path), open_private(dead_path, "a", encoding="utf-8") as fh:
                 for d in total.dead_letters:
                     fh.write(json.dumps({"source": d.source, "position": d.position,
                                          "reason": d.reason, "payload": d.payload}) + "\n")
@@ -189,7 +192,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _open_reader(settings)
     n = 0
     try:
-        with _on_path(args.file), open(args.file, "w", newline="", encoding="utf-8") as fh:
+        # record IDs are personal data (a SendGrid record is its email): owner-only file
+        with _on_path(args.file), open(open_private_fd(args.file), "w", newline="",
+                                       encoding="utf-8") as fh:
             writer = csv.writer(fh)
             if not args.events:
                 writer.writerow(["source", "source_record_id", "profile_id"])
@@ -212,15 +217,13 @@ def _export_profiles(settings: Settings, path: str) -> int:
     n = 0
     try:
         queries = _queries(settings, store)
-        with _on_path(path):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(fd, "w", encoding="utf-8") as fh:
-                for region in sorted(store.regions):
-                    for pid in _all_ids(store, region):
-                        profile = queries.profile_with_all_events(pid)
-                        if profile is not None:
-                            fh.write(json.dumps(_profile_json(profile)) + "\n")
-                            n += 1
+        with _on_path(path), open(open_private_fd(path), "w", encoding="utf-8") as fh:
+            for region in sorted(store.regions):
+                for pid in _all_ids(store, region):
+                    profile = queries.profile_with_all_events(pid)
+                    if profile is not None:
+                        fh.write(json.dumps(_profile_json(profile)) + "\n")
+                        n += 1
     finally:
         store.close()
     print(f"exported {n} profiles to {path}")
@@ -279,9 +282,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = _open_reader(settings)
     queries = _queries(settings, store)
     explainer, reviews, graph = _steward_backends(settings, queries)
-    from idgraph.engine.backends import open_segment_catalog
+    from idgraph.engine.backends import open_privacy, open_segment_catalog
+    from idgraph.engine.consent import ConsentService
 
     catalog = open_segment_catalog(settings)
+    ledger, keys = open_privacy(settings)
+    consent = ConsentService(ledger, queries, keys, settings.privacy.merge_rule)
     regions = ", ".join(settings.served_regions)
 
     def ready(bound: int) -> None:
@@ -297,13 +303,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(queries, settings.grpc, f"{host}:{port}", on_ready=ready,
               reuse_port=processes > 1 or args.worker, explainer=explainer, reviews=reviews,
-              segment_catalog=catalog)
+              segment_catalog=catalog, consent=consent)
     finally:
         for child in children:
             child.terminate()
         for child in children:
             child.wait(timeout=10)
-        for resource in (graph, reviews, catalog):
+        for resource in (graph, reviews, catalog, ledger):
             if resource is not None:
                 resource.close()
         store.close()
@@ -1040,6 +1046,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = seg.add_parser("run", parents=[common],
                        help="keep memberships on time (deadlines, new definitions)")
     s.set_defaults(func=cmd_segments_run)
+
+    from idgraph import cli_privacy
+
+    cli_privacy.add_commands(sub, common)
 
     p = sub.add_parser("settings", parents=[common],
                        help="print the effective settings as JSON (secrets masked)")

@@ -33,6 +33,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
 
     from idgraph.engine import Engine
     from idgraph.engine.backends import open_segment_catalog
+    from idgraph.engine.consent import ConsentService
     from idgraph.engine.segment_definitions import SegmentDefinitions, parse_segment_file
     from idgraph.evaluation import evaluate, percentile
     from idgraph.generator import generate
@@ -101,8 +102,10 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
                 sample_ids.extend(i.identifier for i in profile.identifiers)
             rng.shuffle(sample_ids)
 
+            consent = ConsentService(engine.ledger, engine.queries, engine.backends.keys,
+                                     settings.privacy.merge_rule)
             server, port = create_server(engine.queries, grpc_settings, "127.0.0.1:0",
-                                         segment_catalog=catalog)
+                                         segment_catalog=catalog, consent=consent)
             server.start()
             try:
                 with ProfileClient(f"127.0.0.1:{port}", token=token) as client:
@@ -129,8 +132,10 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
                     except ServiceCallError as exc:
                         statuses.append(("(wrong token)", exc.code.name))
                 segments = _segment_calls(port, token, sample_ids, min(lookups, 500))
+                gating = _withdraw_over_grpc(port, token, engine, sample_ids)
             finally:
                 server.stop(grace=1)
+            forgotten = _forget_and_replay(engine, dataset.events, sample_ids)
 
         p = example.profile
         print()
@@ -176,6 +181,10 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
               f"p99 {percentile(seg_latencies, 99):.2f} ms")
         if why:
             print(f"example membership {why}")
+        if gating:
+            print(f"consent            {gating}")
+        if forgotten:
+            print(f"forget             {forgotten}")
         return 0
     finally:
         if tmp is not None:
@@ -225,6 +234,62 @@ def _segment_calls(port: int, token: str, identifiers: list[str], calls: int
                     m = inside[0]
                     why = f"{ident} in {m.segment!r}: " + "; ".join(m.matched_clauses)
     return members, latencies, why
+
+
+def _withdraw_over_grpc(port: int, token: str, engine, identifiers: list[str]) -> str:
+    """Withdraw the email purpose of one US profile over gRPC and time the first refused
+    ``Lookup(purpose="email")``."""
+    import grpc
+
+    from idgraph.proto.idgraph.v1 import privacy_pb2 as ppb
+    from idgraph.proto.idgraph.v1 import privacy_pb2_grpc as ppb_grpc
+    from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+    from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+
+    metadata = (("authorization", f"Bearer {token}"),)
+    ident = next((i for i in identifiers if i.startswith("email:")
+                  and engine.queries.lookup(i).profile.region == "us"
+                  and "email" not in engine.queries.lookup(i).profile.consent), None)
+    if ident is None:
+        return ""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        profiles = pb_grpc.ProfileServiceStub(channel)
+        request = pb.LookupRequest(identifier=ident, purpose="email")
+        profiles.Lookup(request, metadata=metadata)  # allowed: us needs no explicit grant
+        ppb_grpc.PrivacyServiceStub(channel).RecordConsent(ppb.RecordConsentRequest(
+            identifier=ident, purpose="email", status=ppb.RecordConsentRequest.WITHDRAWN,
+            collection_point="demo"), metadata=metadata)
+        t = time.perf_counter()
+        try:
+            profiles.Lookup(request, metadata=metadata)
+            return f"{ident}: email withdrawn over gRPC, but Lookup(purpose=email) still answers"
+        except grpc.RpcError as exc:
+            ms = (time.perf_counter() - t) * 1000
+            return (f"{ident}: email withdrawn over gRPC -> Lookup(purpose=email) "
+                    f"{exc.code().name} {ms:.1f} ms later")
+
+
+def _forget_and_replay(engine, events: list, identifiers: list[str]) -> str:
+    """Forget one multi-record person, then replay their payloads: all suppressed."""
+    import orjson
+
+    for ident in identifiers[1:]:
+        profile = engine.queries.lookup(ident).profile
+        if len(profile.record_keys) >= 3 and ident.startswith("email:"):
+            break
+    else:
+        return ""
+    values = [i.identifier.split(":", 1)[1].lower() for i in profile.identifiers if i.linked]
+    theirs = [e for e in events if any(v in orjson.dumps(e[1]).decode().lower()
+                                       for v in values)]
+    t = time.perf_counter()
+    request = engine.forget(identifier=ident, reason="demo")
+    took = time.perf_counter() - t
+    replay = engine.ingest_payloads(theirs)
+    return (f"{ident}: {request.request_id} {request.status} in {took:.2f}s "
+            f"({request.erased.get('records', 0)} records erased, {request.suppressed} values "
+            f"suppressed); replayed its {len(theirs)} payloads: "
+            f"{replay.suppressed_events} events suppressed, {replay.events_applied} applied")
 
 
 def _explain_example(engine) -> str:

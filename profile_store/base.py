@@ -135,6 +135,10 @@ class Profile:
     event_count: int = 0
     updated_at: float = 0.0  # wall-clock time of the write that produced this version
     events: list[RecordEvent] = field(default_factory=list)
+    record_consent: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    """The consent its records carry: (record key, purpose, granted, event time). The
+    privacy ledger folds it with the statements made elsewhere (``consent`` is these
+    alone, latest per purpose)."""
 
 
 @dataclass(slots=True)
@@ -235,6 +239,19 @@ class StoreBatch:
     """Build progress rows to upsert."""
     segment_log_before: float = 0.0
     """When > 0: change-log entries older than this (wall clock) may be dropped."""
+    erased_profiles: list[tuple[str, str]] = field(default_factory=list)
+    """(region, profile ID) of forgotten profiles (and their aliases): every trace of the
+    ID goes before the upserts of this batch: alias rows naming it, history rows naming
+    it, memberships, change-log and outbox entries (the ``deleted`` change and the
+    ``exited`` memberships of this batch are written after, so consumers learn of it)."""
+    erased_event_ids: list[str] = field(default_factory=list)
+    """Processed event IDs to forget (a forgotten person's events: suppression keeps
+    their replays out, and an event ID can hold an identifier)."""
+    erased_event_values: list[str] = field(default_factory=list)
+    """Values (record keys, identifier values) a forgotten person's event IDs are built
+    from (``hubspot:901:<time>``, ``google_calendar:<id>:<time>:<email>``): processed
+    event IDs that hold one as a whole ``:``-separated part are forgotten too. A backend
+    that stores event IDs only as hashes holds no such value and ignores this."""
 
 
 class ProfileReader(SegmentReader):

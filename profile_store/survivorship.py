@@ -203,6 +203,7 @@ class ProfileBuilder:
         idents: dict[str, list] = {}  # key -> [first, last, sources(set), linked]
         counters: dict[str, list] = {}  # source -> [events, records, first, last]
         consent: dict[str, tuple[bool, float]] = {}
+        carried: list[tuple[str, str, bool, float]] = []
         record_keys: list[str] = []
         timelines: list[list[RecordEvent]] = []
         first = last = None
@@ -242,6 +243,7 @@ class ProfileBuilder:
                 sc[2] = min(sc[2], rec.first_seen)
                 sc[3] = max(sc[3], rec.last_seen)
             for purpose, (granted, t) in rec.consent.items():
+                carried.append((rec.record_key, purpose, granted, t))
                 old = consent.get(purpose)
                 # the latest statement wins; two at the same instant: the withdrawal (the
                 # answer must not depend on the order records are read in)
@@ -277,6 +279,7 @@ class ProfileBuilder:
             record_keys=record_keys,
             aliases=aliases,
             consent={p: g for p, (g, _) in sorted(consent.items())},
+            record_consent=carried,
             first_seen=first or 0.0,
             last_seen=last or 0.0,
             event_count=events,

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTALLED_PREFIX = "idgraph/"
 """Where ``proto/`` sits in the installed layout (the package ``idgraph.proto``)."""
 
-PROTO_FILES = ("proto/idgraph/v1/profiles.proto", "proto/idgraph/v1/segments.proto")
+PROTO_FILES = ("proto/idgraph/v1/profiles.proto", "proto/idgraph/v1/segments.proto",
+               "proto/idgraph/v1/privacy.proto")
 """Proto files to compile, relative to :data:`ROOT`."""
 
 _SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")

@@ -3,9 +3,11 @@ error-to-status mapping.
 
 Order on the server: :class:`AuthInterceptor` first, then :class:`ErrorMappingInterceptor`.
 
-Authorisation is least privilege with two roles (see :class:`AuthInterceptor`): an *api*
+Authorisation is least privilege with three roles (see :class:`AuthInterceptor`): an *api*
 token (activation channels) may call only :data:`API_METHODS` and health/reflection; a
-*steward* token may call every rpc, including Explain, ListReviews and DecideReview.
+*steward* token may call every rpc but :data:`PRIVACY_ONLY_METHODS`, including Explain,
+ListReviews and DecideReview; a *privacy* token (privacy officers) may call
+:data:`PRIVACY_METHODS`: forget, unsuppress and export, and what finding a subject needs.
 
 Error mapping is the only place exceptions become gRPC statuses:
 
@@ -50,6 +52,8 @@ _PROFILE_SERVICE = "/idgraph.v1.ProfileService/"
 
 _SEGMENT_SERVICE = "/idgraph.v1.SegmentService/"
 
+_PRIVACY_SERVICE = "/idgraph.v1.PrivacyService/"
+
 API_METHODS = frozenset({
     _PROFILE_SERVICE + "Lookup",
     _PROFILE_SERVICE + "GetProfile",
@@ -57,9 +61,19 @@ API_METHODS = frozenset({
     *(_SEGMENT_SERVICE + rpc for rpc in ("GetSegment", "ListSegments", "EvaluateSegments",
                                          "CountSegment", "ListSegmentMembers",
                                          "WatchSegment")),
+    *(_PRIVACY_SERVICE + rpc for rpc in ("RecordConsent", "GetConsent", "ListPurposes")),
 })
 """The only project methods an api token may call (an allowlist: an rpc added later is
 steward-only until it is added here)."""
+
+PRIVACY_ONLY_METHODS = frozenset(
+    _PRIVACY_SERVICE + rpc for rpc in ("Forget", "GetForgetStatus", "Unsuppress",
+                                       "ExportSubject"))
+"""Methods only a privacy token may call: erasing a person, ending a suppression and
+exporting a person's data are the privacy officer's, not the steward's."""
+
+PRIVACY_METHODS = API_METHODS | PRIVACY_ONLY_METHODS | {_PROFILE_SERVICE + "Explain"}
+"""What a privacy token may call (an allowlist, as :data:`API_METHODS`)."""
 
 API_METHOD_PREFIXES = (
     HEALTH_METHOD_PREFIX,
@@ -70,6 +84,7 @@ API_METHOD_PREFIXES = (
 
 ROLE_API = "api"
 ROLE_STEWARD = "steward"
+ROLE_PRIVACY = "privacy"
 ANONYMOUS = "anonymous"
 """The caller identity on a server without tokens (see :meth:`AuthInterceptor.identity`)."""
 
@@ -173,7 +188,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ``tokens`` are api tokens: they may call ``api_methods`` (Lookup, GetProfile,
     BatchLookup by default) and methods starting with one of ``api_prefixes`` (health and
     reflection); any other method answers PERMISSION_DENIED, naming the rpc, before the
-    handler runs. ``steward_tokens`` may call every method.
+    handler runs. ``steward_tokens`` may call every method but
+    :data:`PRIVACY_ONLY_METHODS`; ``privacy_tokens`` may call :data:`PRIVACY_METHODS`
+    and the api prefixes.
 
     With no tokens at all every call passes (the server only allows that on loopback).
     Methods starting with one of ``exempt_prefixes`` (health checks by default) always
@@ -190,11 +207,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
         exempt_prefixes: Iterable[str] = (HEALTH_METHOD_PREFIX,),
         *,
         steward_tokens: Iterable[str] = (),
+        privacy_tokens: Iterable[str] = (),
         api_methods: Iterable[str] = API_METHODS,
         api_prefixes: Iterable[str] = API_METHOD_PREFIXES,
     ) -> None:
         self._digests = [(_digest(t), ROLE_API) for t in tokens]
         self._digests += [(_digest(t), ROLE_STEWARD) for t in steward_tokens]
+        self._digests += [(_digest(t), ROLE_PRIVACY) for t in privacy_tokens]
         self._exempt = tuple(exempt_prefixes)
         self._api_methods = frozenset(api_methods)
         self._api_prefixes = tuple(api_prefixes)
@@ -219,16 +238,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def _role_of(self, token: str) -> str | None:
         """The role of ``token``; None when it is not a configured token. Constant time."""
         presented = _digest(token)
-        api = steward = False
-        for digest, role in self._digests:
-            match = hmac.compare_digest(presented, digest)
-            if role == ROLE_STEWARD:
-                steward |= match
-            else:
-                api |= match
-        if steward:
-            return ROLE_STEWARD
-        return ROLE_API if api else None
+        found: str | None = None
+        for digest, role in self._digests:  # every digest compared: no early exit
+            if hmac.compare_digest(presented, digest):
+                found = role
+        return found
 
     def _authenticate(
         self, metadata: Iterable[tuple[str, Any]] | None
@@ -244,8 +258,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return method in self._api_methods or method.startswith(self._api_prefixes)
 
     def identity(self, metadata: Iterable[tuple[str, Any]] | None) -> str:
-        """Who is calling, for audit fields (``Review.decided_by``): ``"steward:"`` or
-        ``"api:"`` + the first 8 hex digits of the SHA-256 of the token (never the token),
+        """Who is calling, for audit fields (``Review.decided_by``): ``"steward:"``,
+        ``"privacy:"`` or ``"api:"`` + the first 8 hex digits of the SHA-256 of the token (never the token),
         :data:`ANONYMOUS` when no token is configured.
 
         Call it from a handler: the token was already checked before the handler ran.
@@ -274,10 +288,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
             code = grpc.StatusCode.UNAUTHENTICATED
         elif role == ROLE_API and not self._api_may_call(method):
             code = grpc.StatusCode.PERMISSION_DENIED
+            needs = "a privacy token (grpc.privacy_tokens)" if method in PRIVACY_ONLY_METHODS \
+                else "a steward token (grpc.steward_tokens)"
             problem = (
-                f"{_rpc_name(method)} needs a steward token (grpc.steward_tokens); "
+                f"{_rpc_name(method)} needs {needs}; "
                 f"an api token may only call {self._api_allowed}, health and reflection"
             )
+        elif role == ROLE_STEWARD and method in PRIVACY_ONLY_METHODS:
+            code = grpc.StatusCode.PERMISSION_DENIED
+            problem = (f"{_rpc_name(method)} needs a privacy token (grpc.privacy_tokens); "
+                       "a steward token may not erase, unsuppress or export a person")
+        elif role == ROLE_PRIVACY and not (method in PRIVACY_METHODS
+                                           or method.startswith(self._api_prefixes)):
+            code = grpc.StatusCode.PERMISSION_DENIED
+            problem = (f"{_rpc_name(method)} needs a steward token (grpc.steward_tokens); "
+                       "a privacy token may call the privacy rpcs, the lookups and Explain")
         else:
             return handler
 

@@ -26,6 +26,7 @@ from idgraph.service.convert import timestamp
 from idgraph.service.servicer import InvalidRequestError, Metadata, _anonymous, _check_text
 
 if TYPE_CHECKING:
+    from idgraph.engine.consent import ConsentService
     from idgraph.engine.segment_definitions import SegmentDefinitions
     from idgraph.engine.segment_queries import SegmentQueries
     from idgraph.profile_store.segment_state import (
@@ -84,7 +85,9 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
     def __init__(self, definitions: SegmentDefinitions, queries: SegmentQueries, *,
                  identify: Callable[[Metadata], str] | None = None, max_watchers: int = 4,
                  watch_poll_seconds: float = 0.02, cache_size: int = 100_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 consent: ConsentService | None = None) -> None:
+        self._consent = consent
         self._definitions = definitions
         self._queries = queries
         self._answers: dict[str, tuple[float, int, float, spb.EvaluateSegmentsResponse]] = {}
@@ -174,6 +177,9 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         else:
             raise InvalidRequestError("set identifier or profile_id")
         wanted = self._queries.names(request.names)
+        if request.purpose and self._consent is not None:  # the ledger, read on every call
+            self._consent.check_purpose(request.purpose)
+            self._consent.check_profile(pid, request.purpose)
         full = self._answer(pid, version)
         by_name = {m.segment: m for m in full.memberships}
         return spb.EvaluateSegmentsResponse(
@@ -198,8 +204,14 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         if len(token) > 2048:
             raise InvalidRequestError("page_token is not valid")
         name = request.name.strip()
+        purpose = request.purpose
+        if purpose and self._consent is not None:
+            self._consent.check_purpose(purpose)
         while True:
             page, token = self._queries.members(name, token, size)
+            if purpose and self._consent is not None and page:
+                allowed = self._consent.check_profiles([m.profile_id for m in page], purpose)
+                page = [m for m in page if m.profile_id in allowed]
             yield spb.ListSegmentMembersResponse(members=[member_proto(m) for m in page],
                                                  next_page_token=token)
             if not token or not context.is_active():
@@ -221,8 +233,16 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
             def active() -> bool:
                 return context.is_active() and not self.stopping.is_set()
 
+            purpose = request.purpose
+            if purpose and self._consent is not None:
+                self._consent.check_purpose(purpose)
             for change, cursor in self._queries.watch(request.names, request.cursor, active,
                                                       self._poll):
+                # an entry is withheld when the consent (read as each change is sent) does
+                # not allow the purpose; exits always go out: they tell a channel to stop
+                if purpose and self._consent is not None and change.change == "entered" \
+                        and not self._consent.check_profiles([change.profile_id], purpose):
+                    continue
                 yield change_proto(change, cursor)
         finally:
             with self._watchers_lock:

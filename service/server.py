@@ -36,17 +36,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from idgraph.core.errors import ConfigError
+from idgraph.proto.idgraph.v1 import privacy_pb2 as ppb
+from idgraph.proto.idgraph.v1 import privacy_pb2_grpc as ppb_grpc
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.proto.idgraph.v1 import segments_pb2 as spb
 from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
 from idgraph.service.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from idgraph.service.privacy_servicer import PrivacyServiceServicer
 from idgraph.service.segment_servicer import SegmentServiceServicer
 from idgraph.service.servicer import ProfileServiceServicer
 from idgraph.service.settings import GrpcSettings
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from idgraph.coordination import ReviewQueue
+    from idgraph.engine.consent import ConsentService
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
     from idgraph.profile_store.segment_state import SegmentCatalog
@@ -57,6 +61,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProfileService"].full_name
 """``idgraph.v1.ProfileService``: the name health checks and reflection know it by."""
 SEGMENT_SERVICE_NAME = spb.DESCRIPTOR.services_by_name["SegmentService"].full_name
 """``idgraph.v1.SegmentService``."""
+PRIVACY_SERVICE_NAME = ppb.DESCRIPTOR.services_by_name["PrivacyService"].full_name
+"""``idgraph.v1.PrivacyService`` (served when the server has the privacy ledger)."""
 
 _SERVER_OPTIONS = [
     # grpc enables SO_REUSEPORT by default on Linux, letting a second server silently share
@@ -102,17 +108,19 @@ def _token_list(secrets: list, setting: str) -> list[str]:
     return tokens
 
 
-def _tokens(settings: GrpcSettings) -> tuple[list[str], list[str]]:
-    """The api tokens and the steward tokens; a token may have only one role."""
+def _tokens(settings: GrpcSettings) -> tuple[list[str], list[str], list[str]]:
+    """The api, steward and privacy tokens; a token may have only one role."""
     api = _token_list(settings.api_tokens, "grpc.api_tokens")
     stewards = _token_list(settings.steward_tokens, "grpc.steward_tokens")
-    both = set(api)
-    for i, token in enumerate(stewards):
-        if token in both:
-            raise ConfigError(
-                f"grpc.steward_tokens[{i}] is also in grpc.api_tokens; a token has one role"
-            )
-    return api, stewards
+    privacy = _token_list(settings.privacy_tokens, "grpc.privacy_tokens")
+    seen = {t: "grpc.api_tokens" for t in api}
+    for setting, tokens in (("grpc.steward_tokens", stewards), ("grpc.privacy_tokens", privacy)):
+        for i, token in enumerate(tokens):
+            if token in seen:
+                raise ConfigError(
+                    f"{setting}[{i}] is also in {seen[token]}; a token has one role")
+        seen.update((t, setting) for t in tokens)
+    return api, stewards, privacy
 
 
 def _read(path: Path, setting: str) -> bytes:
@@ -138,19 +146,21 @@ def _build(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None,
     reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
+    consent: ConsentService | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer, SegmentServiceServicer]:
     address = address or _default_address(settings)
-    tokens, steward_tokens = _tokens(settings)
+    tokens, steward_tokens, privacy_tokens = _tokens(settings)
     host = _split_address(address)
-    if not tokens and not steward_tokens and not is_loopback(host):
+    if not tokens and not steward_tokens and not privacy_tokens and not is_loopback(host):
         raise ConfigError(
-            f"grpc.api_tokens and grpc.steward_tokens are empty, which is only allowed on a "
+            f"grpc.api_tokens, grpc.steward_tokens and grpc.privacy_tokens are empty, which "
+            "is only allowed on a "
             f"loopback address; refusing to serve unauthenticated on {host!r} (set "
             "grpc.api_tokens or bind grpc.host to 127.0.0.1)"
         )
     credentials = _credentials(settings)
 
-    auth = AuthInterceptor(tokens, steward_tokens=steward_tokens)
+    auth = AuthInterceptor(tokens, steward_tokens=steward_tokens, privacy_tokens=privacy_tokens)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                    thread_name_prefix="idgraph-grpc"),
@@ -161,24 +171,30 @@ def _build(
     )
     pb_grpc.add_ProfileServiceServicer_to_server(
         ProfileServiceServicer(queries, max_batch_lookup=settings.max_batch_lookup,
-                               explainer=explainer, reviews=reviews, identify=auth.identity),
+                               explainer=explainer, reviews=reviews, identify=auth.identity,
+                               consent=consent),
         server,
     )
+    names = [SERVICE_NAME, SEGMENT_SERVICE_NAME]
+    if consent is not None:
+        ppb_grpc.add_PrivacyServiceServicer_to_server(
+            PrivacyServiceServicer(consent, consent.keys, identify=auth.identity,
+                                   explainer=explainer), server)
+        names.append(PRIVACY_SERVICE_NAME)
     from idgraph.engine.segment_definitions import SegmentDefinitions
     from idgraph.engine.segment_queries import SegmentQueries
 
     segments = SegmentServiceServicer(
         SegmentDefinitions(queries.store, segment_catalog), SegmentQueries(queries.store, queries),
         identify=auth.identity, max_watchers=settings.max_watchers,
-        watch_poll_seconds=settings.watch_poll_seconds)
+        watch_poll_seconds=settings.watch_poll_seconds, consent=consent)
     spb_grpc.add_SegmentServiceServicer_to_server(segments, server)
     health_servicer = health.HealthServicer()
-    for name in (health.OVERALL_HEALTH, SERVICE_NAME, SEGMENT_SERVICE_NAME):
+    for name in (health.OVERALL_HEALTH, *names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, SEGMENT_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
-        server)
+        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     try:
         if credentials is None:
@@ -196,6 +212,7 @@ def create_server(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None = None,
     *, reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
+    consent: ConsentService | None = None,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
@@ -204,14 +221,18 @@ def create_server(
     ``server.start()`` to serve and ``server.stop(grace)`` to stop. ``explainer`` serves
     Explain and ``reviews`` ListReviews/DecideReview; without them those rpcs answer
     UNIMPLEMENTED. ``segment_catalog`` serves DefineSegment/DeleteSegment (without it they
-    answer UNIMPLEMENTED; the other segment rpcs read the store).
+    answer UNIMPLEMENTED; the other segment rpcs read the store). ``consent`` (a
+    :class:`~idgraph.engine.consent.ConsentService` over the privacy ledger) gates every
+    profile answer by consent and serves PrivacyService; without it PrivacyService is
+    not served and answers are not gated (embedding tests only: ``idgraph serve`` always
+    passes one).
 
     Raises ConfigError when no tokens are configured and the address is not loopback,
     when a token is empty or both an api and a steward token, when only one of the TLS
     files is set or unreadable, or when the address cannot be bound.
     """
     server, port, _, _ = _build(queries, settings, address, reuse_port, explainer, reviews,
-                                segment_catalog)
+                                segment_catalog, consent)
     return server, port
 
 
@@ -227,6 +248,7 @@ def serve(
     explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None,
     segment_catalog: SegmentCatalog | None = None,
+    consent: ConsentService | None = None,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
@@ -237,7 +259,8 @@ def serve(
     caller closes them).
     """
     server, port, health_servicer, segments = _build(queries, settings, address, reuse_port,
-                                                     explainer, reviews, segment_catalog)
+                                                     explainer, reviews, segment_catalog,
+                                                     consent)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -19,15 +19,18 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from idgraph.core.errors import IdGraphError, NotFoundError
+from idgraph.privacy.consent import carried_states, subjects_of
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.service import convert
 from idgraph.service.interceptors import ANONYMOUS, status_for
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
-    from idgraph.coordination import ReviewQueue
+    from idgraph.coordination import Review, ReviewQueue
+    from idgraph.engine.consent import ConsentService
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
+    from idgraph.profile_store.base import Profile
 
 _LOG = logging.getLogger(__name__)
 
@@ -79,46 +82,84 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
     """Serves Lookup, GetProfile and BatchLookup from a :class:`ProfileQueries`, Explain
     from an :class:`Explainer` and ListReviews/DecideReview from a :class:`ReviewQueue`.
 
-    Without ``explainer`` (``reviews``) those rpcs answer UNIMPLEMENTED. ``identify`` maps
+    With ``consent`` (a :class:`~idgraph.engine.consent.ConsentService`) every profile
+    answer is gated by the consent ledger, read on every call: a request's ``purpose``
+    must be allowed, data used only for refused purposes is left out, and a profile a
+    forget was requested for is not found. Without ``explainer`` (``reviews``) those rpcs
+    answer UNIMPLEMENTED. ``identify`` maps
     a call's metadata to the caller identity recorded as ``decided_by``
     (:meth:`idgraph.service.interceptors.AuthInterceptor.identity`; "anonymous" by default).
+
+    Residency: the served regions are those of the store ``queries`` reads. Lookups and
+    Explain see only its profiles; ListReviews shows, and DecideReview decides, only reviews
+    both of whose records are stored in those regions (recorded with the review when it
+    was queued, and checked against the store, since records move with their profiles): any
+    other review is NOT_FOUND, as if it did not exist, like a profile of another region.
     """
 
     def __init__(self, queries: ProfileQueries, max_batch_lookup: int = 1000,
                  cache_size: int = 100_000, *, explainer: Explainer | None = None,
                  reviews: ReviewQueue | None = None,
-                 identify: Callable[[Metadata], str] | None = None) -> None:
+                 identify: Callable[[Metadata], str] | None = None,
+                 consent: ConsentService | None = None) -> None:
         self._queries = queries
         self._max_batch = max_batch_lookup
-        self._protos: dict[str, tuple[float, pb.Profile]] = {}
+        self._consent = consent
+        self._protos: dict[str, tuple[float, pb.Profile, list[str], list, str]] = {}
         self._cache_size = cache_size
         self._explainer = explainer
         self._reviews = reviews
         self._reviews_lock = threading.Lock()  # one SQLite connection shared by the pool
         self._identify = identify or _anonymous
 
-    def _profile_proto(self, profile_id: str, version: float) -> pb.Profile:
-        """The rendered profile, reused while its version (head ``updated_at``) is unchanged.
+    def _profile_proto(self, profile_id: str, version: float, purpose: str) -> pb.Profile:
+        """The rendered profile, gated by consent (class docstring). The rendering is
+        reused while the profile's version (head ``updated_at``) is unchanged; the consent
+        ledger is read every time.
 
         Folding and converting a profile is most of a lookup's own work (~230 us). The cache
         holds proto messages, not Python objects graphs: a cache of folded dataclasses made
         the cyclic GC's full collections stall the server for tens of ms (measured).
         """
         hit = self._protos.get(profile_id)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        profile = self._queries.profile(profile_id)
-        msg = convert.profile_to_proto(profile)
-        if len(self._protos) >= self._cache_size:
-            self._protos.clear()
-        self._protos[profile_id] = (profile.updated_at, msg)
-        return msg
+        if hit is None or hit[0] != version:
+            profile = self._queries.profile(profile_id)
+            hit = (profile.updated_at, convert.profile_to_proto(profile),
+                   subjects_of(profile), carried_states(profile), profile.region)
+            if len(self._protos) >= self._cache_size:
+                self._protos.clear()
+            self._protos[profile_id] = hit
+        msg = hit[1]
+        if self._consent is None:
+            return msg
+        answer = self._consent.answer(hit[2], hit[3], hit[4], purpose)
+        if not answer.withheld_attributes and answer.consent == dict(msg.consent):
+            return msg
+        gated = pb.Profile()
+        gated.CopyFrom(msg)
+        for name in answer.withheld_attributes:
+            if name in gated.attributes:
+                del gated.attributes[name]
+        gated.consent.clear()
+        gated.consent.update(answer.consent)
+        return gated
+
+    def _gate(self, profile: Profile, purpose: str) -> Profile:
+        return profile if self._consent is None else self._consent.gate(profile, purpose)
+
+    def _read(self, context: grpc.ServicerContext, rpc: str, *profile_ids: str) -> None:
+        """Audit a person's read of profiles (:meth:`ConsentService.record_read`)."""
+        if self._consent is not None:
+            self._consent.record_read(self._identify(context.invocation_metadata()), rpc,
+                                      profile_ids)
 
     def Lookup(self, request: pb.LookupRequest, context: grpc.ServicerContext) -> pb.LookupResponse:
         _check_text("identifier", request.identifier)
         located = self._queries.locate(request.identifier)
+        profile = self._profile_proto(located.profile_id, located.version, request.purpose)
+        self._read(context, "Lookup", located.profile_id)
         return pb.LookupResponse(
-            profile=self._profile_proto(located.profile_id, located.version),
+            profile=profile,
             matched_identifier=located.identifier,
             shared=located.shared,
             other_profile_ids=located.other_profile_ids,
@@ -128,7 +169,8 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         self, request: pb.GetProfileRequest, context: grpc.ServicerContext
     ) -> pb.GetProfileResponse:
         _check_text("profile_id", request.profile_id)
-        profile = self._queries.get_profile(request.profile_id)
+        profile = self._gate(self._queries.get_profile(request.profile_id), request.purpose)
+        self._read(context, "GetProfile", profile.profile_id)
         return pb.GetProfileResponse(
             profile=convert.profile_fields(profile),
             resolved_from_alias=profile.profile_id != request.profile_id.strip(),
@@ -151,13 +193,22 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
                 to_query.append(i)
             except InvalidRequestError as exc:
                 outcomes[i] = exc
+        if request.purpose and self._consent is not None:
+            self._consent.check_purpose(request.purpose)  # unknown: the whole call fails
         if to_query:
             answers = self._queries.batch_lookup([texts[i] for i in to_query])
             if len(answers) != len(to_query):
                 raise RuntimeError("batch_lookup returned a different number of results")
             for i, answer in zip(to_query, answers, strict=True):
+                if not isinstance(answer, BaseException):
+                    try:
+                        answer.profile = self._gate(answer.profile, request.purpose)
+                    except IdGraphError as exc:
+                        answer = exc
                 outcomes[i] = answer
 
+        self._read(context, "BatchLookup", *(o.profile.profile_id for o in outcomes
+                                              if not isinstance(o, BaseException)))
         results = []
         for text, outcome in zip(texts, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -186,12 +237,34 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
             explanation = explainer.between(request.pair.identifier_a, request.pair.identifier_b)
         else:
             raise InvalidRequestError("set profile_id or pair (identifier_a and identifier_b)")
+        self._read(context, "Explain", explanation.profile_id)
         return convert.explanation_to_proto(explanation)
 
     def _queue(self) -> ReviewQueue:
         if self._reviews is None:
             raise NotAvailableError("reviews are not available: no review queue")
         return self._reviews
+
+    def _served_reviews(self, reviews: list[Review]) -> list[Review]:
+        """Those of ``reviews`` both of whose records the store holds in the served regions."""
+        keys = {k for r in reviews for k in (r.record_a, r.record_b)}
+        stored = self._queries.store.get_records(keys) if keys else {}
+        return [r for r in reviews if r.record_a in stored and r.record_b in stored]
+
+    def _review_page(self, queue: ReviewQueue, status: str, size: int, after: str
+                     ) -> tuple[list[Review], bool]:
+        """Up to ``size`` served reviews after ``after``, and whether another one follows."""
+        regions = self._queries.store.regions
+        fetch = min(size + 1, MAX_PAGE_SIZE)
+        page: list[Review] = []
+        while True:
+            batch = queue.list(status, limit=fetch, after=after, regions=regions)
+            page.extend(self._served_reviews(batch))
+            if len(page) > size:
+                return page[:size], True
+            if len(batch) < fetch:
+                return page, False
+            after = batch[-1].review_id
 
     def ListReviews(self, request: pb.ListReviewsRequest, context: grpc.ServicerContext
                     ) -> pb.ListReviewsResponse:
@@ -210,13 +283,11 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         with self._reviews_lock:
             if after:
                 try:
-                    queue.get(after)
+                    queue.get(after, self._queries.store.regions)
                 except NotFoundError:
                     raise InvalidRequestError("page_token is not valid") from None
-            page = queue.list(status, limit=size, after=after)
             # the next token only when another review follows (no empty last page)
-            more = len(page) == size and bool(queue.list(status, limit=1,
-                                                         after=page[-1].review_id))
+            page, more = self._review_page(queue, status, size, after)
         return pb.ListReviewsResponse(
             reviews=[convert.review_fields(r) for r in page],
             next_page_token=page[-1].review_id if more else "",
@@ -232,8 +303,13 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
             raise InvalidRequestError(f"note is longer than {MAX_NOTE_LENGTH} characters")
         accept = request.decision == _ACCEPT
         decided_by = self._identify(context.invocation_metadata())
+        review_id = request.review_id.strip()
+        regions = self._queries.store.regions
         with self._reviews_lock:
-            review = queue.decide(request.review_id.strip(), accept, decided_by, request.note)
+            # a review of records this server does not serve is not found, like an unknown one
+            if not self._served_reviews([queue.get(review_id, regions)]):
+                raise NotFoundError(f"review {review_id!r} not found")
+            review = queue.decide(review_id, accept, decided_by, request.note, regions)
         # audit trail: the review ID and who, never the record keys (they can hold e-mails)
         _LOG.info("review %s %s by %s (now %s)", review.review_id,
                   "accepted" if accept else "rejected", decided_by, review.status)

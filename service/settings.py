@@ -28,6 +28,10 @@ class GrpcSettings(Section):
     DecideReview (which show or change why records link). ``api_tokens`` (activation
     channels) may only look profiles up. With no tokens at all (loopback only), every rpc
     is open."""
+    privacy_tokens: list[SecretStr] = []
+    """Bearer tokens of privacy officers: they may forget a person, end a suppression and
+    export a person's data (no other token may), record and read consent, look profiles
+    up and call Explain."""
     client_token: SecretStr | None = None
     """Token the CLI client sends."""
     tls_cert_file: Path | None = None

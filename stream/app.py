@@ -105,6 +105,8 @@ class WorkerStats:
     events_consumed: int = 0
     events_applied: int = 0
     duplicate_events: int = 0
+    suppressed_events: int = 0
+    """Events dropped because they carry a forgotten person's identifier."""
     dead_letters: int = 0
     changes_published: int = 0
     retries: int = 0
@@ -197,6 +199,7 @@ class StreamWorker:
         st.events_consumed += len(batch)
         st.events_applied += r.events_applied
         st.duplicate_events += r.duplicate_events
+        st.suppressed_events += r.suppressed_events
         st.dead_letters += len(outcome.dead)
         st.last_batch_at = time.time()
         if self.stats_file is not None:

@@ -11,7 +11,9 @@ these functions; below this module every component takes its backends as argumen
 * :func:`open_graph_view`: a read-only view of the graph (Explain);
 * :func:`open_review_queue`: the review queue, if the data dir has one;
 * :func:`open_segment_catalog`: the store's segment definitions, for changes (a server
-  or the CLI defines segments through it while its profile store is read-only).
+  or the CLI defines segments through it while its profile store is read-only);
+* :func:`open_privacy`: the privacy ledger and the suppression key (writers check and
+  write it, servers read consent and record statements in it).
 
 Opening a reader never replays, reconciles or applies anything.
 """
@@ -30,6 +32,8 @@ from idgraph.coordination import open_review_queue as _open_review_queue
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.settings import EngineSettings
 from idgraph.graph import GraphView, IdentityGraph, create_graph, create_graph_view
+from idgraph.privacy import PrivacyLedger, create_ledger
+from idgraph.privacy.suppression import SuppressionKeys, load_keys
 from idgraph.profile_store import (
     ProfileReader,
     ProfileStore,
@@ -44,6 +48,7 @@ from idgraph.resolver.normalize import Normalizer
 __all__ = [
     "WriterBackends",
     "open_graph_view",
+    "open_privacy",
     "open_queries",
     "open_reader_store",
     "open_review_queue",
@@ -60,6 +65,8 @@ class WriterBackends:
     store: ProfileStore
     reviews: ReviewQueue
     models: ModelRegistry
+    ledger: PrivacyLedger
+    keys: SuppressionKeys
 
     def close(self) -> None:
         try:
@@ -68,7 +75,10 @@ class WriterBackends:
             try:
                 self.store.close()
             finally:
-                self.reviews.close()
+                try:
+                    self.reviews.close()
+                finally:
+                    self.ledger.close()
 
 
 def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[str]) -> WriterBackends:
@@ -78,6 +88,8 @@ def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[st
                          settings.regions.regions, cassandra=settings.cassandra)
     opened: list = [store]
     try:
+        ledger, keys = open_privacy(settings)
+        opened.append(ledger)
         reviews = _open_review_queue(settings.data_dir)
         opened.append(reviews)
         graph = create_graph(settings.graph_backend, settings.data_dir, shareable_types,
@@ -86,7 +98,21 @@ def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[st
         for part in reversed(opened):
             part.close()
         raise
-    return WriterBackends(graph, store, reviews, open_model_registry(settings.data_dir))
+    return WriterBackends(graph, store, reviews, open_model_registry(settings.data_dir),
+                          ledger, keys)
+
+
+def open_privacy(settings: EngineSettings) -> tuple[PrivacyLedger, SuppressionKeys]:
+    """The privacy ledger of the configured store backend and the suppression key
+    (:func:`idgraph.privacy.suppression.load_keys`: the embedded backend may generate
+    it in the data dir; a distributed one must be given it). The key is checked first,
+    so nothing is opened when it is missing."""
+    p = settings.privacy
+    keys = load_keys(p.suppression_key.get_secret_value() if p.suppression_key else None,
+                     p.suppression_key_file, settings.data_dir,
+                     generate=settings.profile_store_backend == "sqlite")
+    return create_ledger(settings.profile_store_backend, settings.data_dir,
+                         cassandra=settings.cassandra), keys
 
 
 def open_reader_store(settings: EngineSettings, regions: Iterable[str]) -> ProfileReader:

@@ -29,13 +29,18 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Self
 
 from idgraph.coordination import CatchUp, open_writer_turns
+from idgraph.core.private_files import make_private_dir
 from idgraph.engine.backends import WriterBackends, open_writer_backends
+from idgraph.engine.consent import LedgerConsent
+from idgraph.engine.forget import ForgetRunner, request_forget
 from idgraph.engine.ingest import DeadLetter, IngestPipeline, IngestResult, adapt_payloads
+from idgraph.engine.ingest_privacy import IngestPrivacy
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
 from idgraph.engine.queries import ProfileQueries
@@ -43,6 +48,7 @@ from idgraph.engine.segment_memberships import MembershipMaintainer
 from idgraph.engine.settings import EngineSettings
 from idgraph.engine.writer_session import WriterSession
 from idgraph.graph.base import GraphChanges, MatchEdge
+from idgraph.privacy.ledger import ForgetRequest
 from idgraph.profile_store.survivorship import ProfileBuilder
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.model import IdentityRecord
@@ -87,7 +93,7 @@ class Engine:
         """
         self.settings = settings
         self.publish_changes = publish_changes
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(settings.data_dir)  # 0700, also when it exists: personal data
         self.session = WriterSession(
             open_writer_turns(settings.data_dir, settings.writer_turn_wait_seconds))
         self.backends: WriterBackends | None = None
@@ -105,21 +111,28 @@ class Engine:
                     backends.store, ProfileBuilder(settings.survivorship),
                     publish_changes=publish_changes,
                     log_retention_hours=settings.segments.log_retention_hours,
-                    build_chunk=settings.segments.build_chunk_profiles)
+                    build_chunk=settings.segments.build_chunk_profiles,
+                    consent=LedgerConsent(backends.ledger, backends.keys,
+                                          settings.privacy.merge_rule))
                 self.materialiser = Materialiser(backends.graph, backends.store,
                                                  self.region_policy, publish_changes,
                                                  self.session.record_written, self.segments)
                 self.matching = MatchingService(settings.matching, backends.models,
                                                 backends.reviews, self.planner, backends.graph,
                                                 backends.store)
+                self.privacy = IngestPrivacy(backends.ledger, backends.keys,
+                                             settings.privacy.merge_rule)
                 self.pipeline = IngestPipeline(self.planner, self.region_policy, backends.graph,
                                                backends.store, self.materialiser, self.matching,
-                                               settings.survivorship)
+                                               settings.survivorship, self.privacy)
+                self.forgets = ForgetRunner(backends.ledger, backends.keys, settings.data_dir,
+                                            self._erase_profile)
                 self.session.catch_up = self._catch_up
                 self.session.abandon = self.materialiser.clear
                 self.materialiser.reconcile()
                 self.matching.load_model()
                 self._apply_review_decisions()
+                self.forgets.run_open()
         except BaseException:
             self.close()
             raise
@@ -140,6 +153,10 @@ class Engine:
     @property
     def models(self):
         return self.backends.models
+
+    @property
+    def ledger(self):
+        return self.backends.ledger
 
     @property
     def matcher(self):
@@ -182,6 +199,7 @@ class Engine:
             return IngestResult()
         with self.session.turn():
             self._apply_review_decisions()
+            self.forgets.run_open()
             return self.pipeline.apply(records)
 
     # ------------------------------------------------------------ probabilistic matching
@@ -237,7 +255,8 @@ class Engine:
             return changes
 
     def forget_record(self, record_key: str) -> GraphChanges:
-        """Remove a source record from the graph and the store; its profile may split."""
+        """Remove a source record from the graph and the store; its profile may split
+        (a correction, not a privacy erasure: see :meth:`forget`)."""
         with self.session.turn():
             state = self.materialiser.load_records([record_key]).get(record_key)
             changes = self.graph.remove_record(record_key, time.time())
@@ -247,6 +266,56 @@ class Engine:
                                     unlinked=index_rows, cause="forget")
             return changes
 
+    def forget(self, *, identifier: str = "", profile_id: str = "", reason: str = "",
+               actor: str = "cli") -> ForgetRequest:
+        """Forget a person now (:mod:`idgraph.engine.forget`): the request, its
+        suppressions, then the erasure in this writer; returns the completed request.
+        Errors as :func:`~idgraph.engine.forget.request_forget`."""
+        with _no_cyclic_gc(), self.session.turn():
+            request = request_forget(self.ledger, self.backends.keys, self.queries,
+                                     identifier=identifier, profile_id=profile_id,
+                                     reason=reason, actor=actor)
+            return self.forgets.run(request)
+
+    def _erase_profile(self, profile_id: str) -> tuple[Counter, list[str]]:
+        """Erase one profile (aliases followed) from the graph, the store, the review queue,
+        the turn feed and the matcher's index, in the caller's writer turn; returns the
+        counts per place and the forgotten record keys and identifiers (those no other
+        profile has)."""
+        counts: Counter = Counter()
+        stored = self.store.get_profile(profile_id)
+        if stored is None:  # erased by an earlier run of the request, or never stored
+            return counts, []
+        live = stored.head.profile_id
+        ids = list(dict.fromkeys([live, *stored.aliases, *self.graph.aliases_of(live)]))
+        keys = [r.record_key for r in stored.records]
+        idents = {i for r in stored.records for i in r.identifiers}
+        shared = {i for i in idents
+                  if any(m.profile_id not in ids for m in self.store.lookup(i))}
+        exclusive = sorted(idents - shared)
+        event_ids = [e.event_id for r in stored.records for e in r.events]
+        index_rows = [(i, r.record_key) for r in stored.records for i in r.identifiers]
+        changes = self.graph.remove_records(keys, time.time())
+        self.materialiser.forget_records(keys)
+        self.materialiser.write(changes, {}, [], deleted_records=keys, unlinked=index_rows,
+                                cause="forget",
+                                erased_profiles=[(stored.head.region, p) for p in ids],
+                                erased_event_ids=event_ids,
+                                erased_event_values=[*keys, *(
+                                    v for v in (i.split(":", 1)[1] for i in exclusive
+                                                if ":" in i) if len(v) >= 6)])
+        keys_hash = self.backends.keys.hash
+        counts["graph_history"] += self.graph.erase_history(
+            keys, exclusive, lambda v: "forgotten:" + keys_hash(v)[:32])
+        counts["reviews"] += self.reviews.erase_records(keys)
+        counts["turn_feed"] += self.session.erase(keys)
+        self.matching.catch_up(keys)
+        counts["profiles"] += len(ids)
+        counts["records"] += len(keys)
+        counts["identifiers"] += len(exclusive)
+        counts["processed_events"] += len(event_ids)
+        return counts, [*keys, *exclusive]
+
     # ------------------------------------------------------------ segments
 
     def segment_step(self, budget: int | None = None) -> int:
@@ -255,11 +324,14 @@ class Engine:
         :meth:`MembershipMaintainer.step`), written atomically. Returns how many profiles
         were evaluated, plus one per build advanced: 0 when there was nothing to do."""
         with _no_cyclic_gc(), self.session.turn():
+            forgotten = self.forgets.run_open()
             batch, evaluated = self.segments.step(budget)
             if batch.memberships or batch.removed_memberships or batch.segment_builds \
                     or batch.segment_changes:
                 self.store.write(batch)
-            return evaluated + len(batch.segment_builds)
+            if self.segments.consent is not None:
+                self.segments.consent.commit()  # after the write: a crash re-evaluates
+            return evaluated + len(batch.segment_builds) + forgotten
 
     def segment_builds_pending(self) -> bool:
         """Whether a definition still waits to be evaluated over stored profiles."""

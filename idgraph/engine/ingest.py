@@ -1,6 +1,8 @@
 """The ingest pipeline: canonical records in, a durable graph and profile store out.
 
-One batch goes: drop duplicates and events already processed -> regions -> deterministic
+One batch goes: drop duplicates and events already processed -> drop the events of
+forgotten people (suppression, :mod:`~idgraph.engine.ingest_privacy`) -> consent stated by
+events into the ledger, data refused consent left out -> regions -> deterministic
 link decisions (:class:`~idgraph.resolver.linking.LinkPlanner`) -> graph write -> record states
 folded (survivorship) -> probabilistic matching of the changed records -> one atomic store
 write (:class:`~idgraph.engine.materialise.Materialiser`). The caller holds the writer's turn.
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError
+from idgraph.engine.ingest_privacy import IngestPrivacy
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
 from idgraph.graph.base import IdentityGraph
@@ -54,6 +57,8 @@ class IngestResult:
     pairs_scored: int = 0
     probabilistic_links: int = 0
     reviews_queued: int = 0
+    suppressed_events: int = 0
+    """Events dropped because they carry a forgotten person's identifier."""
     rejection_reasons: Counter = field(default_factory=Counter)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     changes: list[ProfileChange] = field(default_factory=list)
@@ -63,7 +68,7 @@ class IngestResult:
         for name in ("events_received", "events_applied", "duplicate_events", "records_created",
                      "profiles_created", "merges", "splits", "links", "rejected_links",
                      "blocked_identifiers", "pairs_scored", "probabilistic_links",
-                     "reviews_queued"):
+                     "reviews_queued", "suppressed_events"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejection_reasons.update(other.rejection_reasons)
         self.dead_letters.extend(other.dead_letters)
@@ -119,8 +124,10 @@ class IngestPipeline:
     def __init__(self, planner: LinkPlanner, region_policy: RegionPolicy, graph: IdentityGraph,
                  store: ProfileStore, materialiser: Materialiser,
                  matching: MatchingService,
-                 survivorship: SurvivorshipSettings | None = None) -> None:
+                 survivorship: SurvivorshipSettings | None = None,
+                 privacy: IngestPrivacy | None = None) -> None:
         self.planner = planner
+        self.privacy = privacy
         self.survivorship = survivorship or SurvivorshipSettings()
         self.region_policy = region_policy
         self.graph = graph
@@ -132,6 +139,15 @@ class IngestPipeline:
         """Resolve and store one batch; returns once it is durable. The caller holds the
         writer's turn."""
         result = IngestResult(events_received=len(records))
+        if self.privacy is not None and records:
+            # before anything else, duplicates included: every replayed event of a
+            # forgotten person is counted, and none is even looked up by its event ID
+            records, dropped = self.privacy.screen(records)
+            if dropped:
+                # counted before the store write: a batch redelivered after a crash counts
+                # its suppressed events again (they are never marked processed)
+                self.privacy.ledger.count_suppressed(dict(dropped))
+                result.suppressed_events = sum(dropped.values())
         seen: set[str] = set()
         unique: list[IdentityRecord] = []
         for r in records:
@@ -146,11 +162,17 @@ class IngestPipeline:
         # them; within a batch, time order is restored
         fresh = sorted((r for r in unique if r.event_id in new_ids), key=_event_time)
         result.duplicate_events += len(unique) - len(fresh)
+        withheld: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        if self.privacy is not None and fresh:
+            # the consent events state lands in the ledger first: a crash before the store
+            # write redelivers them, and appending an entry again changes nothing
+            self.privacy.ledger.append_consent(self.privacy.consent_entries(fresh))
+            withheld = self.privacy.withheld(fresh)
         if not fresh:
             return result
         for r in fresh:
             if r.region is None:
-                r.region = self.region_policy.region_of(r.source, r.attributes.get("country"))
+                r.region = self.region_policy.decide(r).region
 
         plan = self.planner.plan(fresh, self.graph)
         changes = self.graph.apply(plan.new_records, plan.edges, names=plan.names,
@@ -171,8 +193,15 @@ class IngestPipeline:
             if state is None:
                 state = states[rk] = new_record_state(r, r.region)
                 self.materialiser.remember(state)
-            apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk), r.region,
-                        self.survivorship)
+            refused = withheld.get(rk)
+            if refused is not None and refused[0]:
+                r.attributes = {k: v for k, v in r.attributes.items() if k not in refused[0]}
+            # an event with no region evidence keeps the record's region: absence of
+            # evidence never moves a profile back to the default region
+            apply_event(state, r, edges.get(rk, {}), rejected_by_record.get(rk),
+                        r.region or state.region, self.survivorship)
+            if refused is not None and refused[1]:  # stored no more, older ones included
+                state.events = [e for e in state.events if e.type not in refused[1]]
 
         # records outside the batch whose edge to a newly generic value stopped linking
         demoted = [(ident, rk) for ident, rk in plan.demoted if rk not in states]

@@ -112,7 +112,10 @@ class Materialiser:
               deleted_records: Iterable[str] = (), unlinked: list[tuple[str, str]] | None = None,
               at: float = 0.0, causes: Mapping[str, str] | None = None,
               cause: str = "attribute",
-              fact_keys: Mapping[str, frozenset[str]] | None = None) -> list[ProfileChange]:
+              fact_keys: Mapping[str, frozenset[str]] | None = None,
+              erased_profiles: Iterable[tuple[str, str]] = (),
+              erased_event_ids: Iterable[str] = (),
+              erased_event_values: Iterable[str] = ()) -> list[ProfileChange]:
         """Turn graph changes and new record states into one atomic store write; returns
         the profile changes it made (``at``: event time of the batch's newest event).
 
@@ -124,7 +127,9 @@ class Materialiser:
 
         ``changed`` holds the record states the caller modified; ``identifier_links`` the
         identifier index rows ``(identifier, record key, linked)`` to upsert, ``unlinked``
-        those to delete. On a failed store write every cache is dropped and the error is
+        those to delete. ``erased_profiles`` ((region, profile ID)), ``erased_event_ids``
+        and ``erased_event_values`` are a forget's: every trace of them goes in the same write (``StoreBatch``), and
+        no history row of this write names them. On a failed store write every cache is dropped and the error is
         raised: nothing of the write is assumed stored."""
         graph = self.graph
         strictest = self.region_policy.strictest
@@ -193,7 +198,13 @@ class Materialiser:
             removed_aliases=sorted(changes.revived), history=changes.history,
             processed_event_ids=event_ids,
             changes=list(notes) if self.publish_changes else [],
+            erased_profiles=list(erased_profiles), erased_event_ids=list(erased_event_ids),
+            erased_event_values=list(erased_event_values),
         )
+        if batch.erased_profiles:
+            gone = {pid for _, pid in batch.erased_profiles}
+            batch.history = [h for h in batch.history
+                             if h.profile_id not in gone and gone.isdisjoint(h.related_ids)]
         if self.segments is not None:
             self.segments.fill(batch, records_of, region_of,
                                _profile_causes(changes, records_of, causes or {}, cause),

@@ -54,6 +54,11 @@ class ProfileQueries:
         self._builder = ProfileBuilder(survivorship or SurvivorshipSettings())
 
     @property
+    def normalizer(self) -> Normalizer:
+        """How identifiers in requests are normalised."""
+        return self._normalizer
+
+    @property
     def store(self) -> ProfileReader:
         """The store these queries read (segment queries read it too)."""
         return self._store

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from idgraph.engine.segment_definitions import tree_of
 from idgraph.engine.segment_preview import profile_facts
@@ -46,6 +47,9 @@ from idgraph.profile_store.segment_state import (
     SegmentDefinition,
 )
 from idgraph.profile_store.survivorship import ProfileBuilder
+
+if TYPE_CHECKING:
+    from idgraph.engine.consent import LedgerConsent
 from idgraph.segments import (
     Node,
     ProfileFacts,
@@ -190,7 +194,12 @@ class MembershipMaintainer:
 
     def __init__(self, store: ProfileStore, builder: ProfileBuilder, *,
                  publish_changes: bool = False, log_retention_hours: float = 24.0,
-                 build_chunk: int = 2000, clock: Callable[[], float] = time.time) -> None:
+                 build_chunk: int = 2000, clock: Callable[[], float] = time.time,
+                 consent: LedgerConsent | None = None) -> None:
+        self.consent = consent
+        """The consent ledger's part (:class:`~idgraph.engine.consent.LedgerConsent`):
+        folded profiles take their consent from it, and statements made over the API get
+        their profiles evaluated again (:meth:`step`). None: the records' own consent."""
         self.store = store
         self.builder = builder
         self.publish_changes = publish_changes
@@ -292,16 +301,22 @@ class MembershipMaintainer:
         for pid, cause in gone.items():
             self._leave_all(pid, prior.get(pid, []), cause, at, out)
         changed_keys = changed_keys or {}
+        todo: list[tuple[str, Profile, set[str] | None]] = []
         for pid, records in records_of.items():
-            rows = prior.get(pid, [])
             delta = changed_keys.get(pid)
+            names: set[str] | None = None
             if delta is not None:
-                names: set[str] = live.reading(delta)
+                names = live.reading(delta)
                 if not names:
                     continue
-            profile = self.builder.build(pid, region_of[pid], records, [], now, all_events=True,
-                                         event_types=live.event_types)
-            if delta is None:
+            todo.append((pid, self.builder.build(pid, region_of[pid], records, [], now,
+                                                 all_events=True,
+                                                 event_types=live.event_types), names))
+        if self.consent is not None:  # one read of the ledger for the whole write
+            self.consent.apply(p for _, p, _ in todo)
+        for pid, profile, names in todo:
+            rows = prior.get(pid, [])
+            if names is None:
                 names = live.reading(profile_keys(profile)) | live.hold_when_empty
                 names.update(m.segment for m in rows)
             self._evaluate(live, profile, rows, names, causes.get(pid, "attribute"), at, now,
@@ -354,6 +369,8 @@ class MembershipMaintainer:
                 out[pid] = self.builder.build(pid, head.region, stored.records, [],
                                               head.updated_at, all_events=True,
                                               event_types=self.live.event_types)
+        if self.consent is not None:
+            self.consent.apply(out.values())
         return out
 
     def step(self, budget: int | None = None) -> tuple[StoreBatch, int]:
@@ -366,13 +383,39 @@ class MembershipMaintainer:
         out = _Outcome()
         batch = StoreBatch()
         # one kind of work, and one build, per round: each evaluates a profile at most once
-        evaluated = self._expire(live, now, budget, out)
+        evaluated = self._consent_stated(live, now, budget, out)
+        if not evaluated:
+            evaluated = self._expire(live, now, budget, out)
         if not evaluated:
             evaluated = self._build(live, now, budget, out, batch)
         out.into(batch, self.publish_changes)
         if evaluated:
             self._maybe_prune(batch, now)
         return batch, evaluated
+
+    def _consent_stated(self, live: LiveDefinitions, now: float, budget: int,
+                        out: _Outcome) -> int:
+        """Profiles that consent statements made over the API named (an event's consent is
+        evaluated by its own write): the segments reading those purposes, cause
+        ``consent``. The caller commits the ledger cursor after the write."""
+        if self.consent is None:
+            return 0
+        named = self.consent.pending(budget)
+        if not named:
+            return 0
+        live_ids: dict[str, set[str]] = {}
+        for pid, purposes in named.items():
+            stored = self.store.get_profile(pid)  # an alias resolves to its profile
+            if stored is not None:
+                live_ids.setdefault(stored.head.profile_id, set()).update(purposes)
+        folded = self._folds(list(live_ids))
+        prior = self.store.memberships(list(folded))
+        for pid, profile in folded.items():
+            names = live.reading(f"consent:{p}" for p in live_ids[pid])
+            if names:
+                self._evaluate(live, profile, prior.get(pid, []), names, "consent", now, now,
+                               out)
+        return max(1, len(folded))
 
     def _expire(self, live: LiveDefinitions, now: float, budget: int, out: _Outcome) -> int:
         due = self.store.due_memberships(now, budget)

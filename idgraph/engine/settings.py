@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from idgraph.core.sections import Section
 from idgraph.graph.neo4j_backend.settings import Neo4jSettings
+from idgraph.privacy.settings import PrivacySettings
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 from idgraph.profile_store.settings import SurvivorshipSettings
 from idgraph.resolver.settings import (
@@ -60,6 +61,7 @@ class EngineSettings(Section):
     neo4j: Neo4jSettings = Neo4jSettings()
     cassandra: CassandraSettings = CassandraSettings()
     segments: SegmentSettings = SegmentSettings()
+    privacy: PrivacySettings = PrivacySettings()
     writer_turn_wait_seconds: float = Field(default=120.0, gt=0)
     """How long a writer waits for another writer of the same data dir to end its turn."""
 

@@ -54,5 +54,12 @@ class WriterSession:
         finally:
             self._in_turn = False
 
+    def erase(self, record_keys: Iterable[str]) -> int:
+        """Remove forgotten record keys from the turn feed (they are not published by this
+        turn either: the other writers rebuild); inside a turn. Returns turns rewritten."""
+        keys = set(record_keys)
+        self._written -= keys
+        return self._turns.erase(keys)
+
     def close(self) -> None:
         self._turns.close()

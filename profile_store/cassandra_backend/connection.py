@@ -375,10 +375,10 @@ class Statements:
         with self._lock:
             stmt = self._prepared.get(key)
             if stmt is None:
-                if region is None:
-                    cql = q.GLOBAL_QUERIES[name]
-                elif name in q.MUTATIONS:
+                if name in q.MUTATIONS:  # a region's, or the global keyspace's (with None)
                     cql = q.MUTATIONS[name][0]
+                elif region is None:
+                    cql = q.GLOBAL_QUERIES[name]
                 else:
                     cql = q.REGION_QUERIES[name]
                 stmt = self._session.prepare(cql.format(ks=self._keyspace(region)))

@@ -23,6 +23,15 @@ entirely (at the latest when the writer next opens or writes) or not at all, bef
 writer reads or writes anything else. A crash before the commit point leaves the events
 unprocessed, so they are delivered again and applied once.
 
+Erasure (``StoreBatch.erased_profiles``, ``erased_event_ids``; :mod:`.erasure`) is part
+of the plan like any other row: the deletions and rewrites that remove every trace of the
+erased IDs are journaled with the batch and applied in step 3, so a crash mid-erasure is
+finished by recovery, and replaying it deletes the same rows at the same timestamp again.
+The deletions of processed event IDs (global keyspace, :data:`.schema.GLOBAL_MUTATIONS`)
+travel in a region's journal and are applied in the global keyspace, before the batch's own
+event IDs are recorded (at a later timestamp: an ID both erased and processed by a batch
+ends up processed, as in SQLite).
+
 Limits: readers in other processes may see a batch half-applied until the writer has
 finished or recovered it (as with Cassandra's own logged batches); recovering a committed
 batch needs a store serving all the regions it touched (it says so with BackendError);
@@ -146,23 +155,28 @@ class Journal:
         """Write the planned rows: unlogged batches per region, all at once."""
         from cassandra.query import BatchStatement, BatchType
 
-        calls: list[tuple[object, object, str]] = []
+        calls: list[tuple[object, object, str | None]] = []
         for region, mutations in sorted(plan.items()):
-            batch, size = None, 0
+            open_batches: dict[str | None, list] = {}  # keyspace's region -> [batch, bytes]
             for code, values in sorted(mutations, key=lambda m: m[0]):
-                stmt = self._db.prepared(region, code)
+                # an erasure's global rows (processed events) travel in a region's journal
+                target = None if code in q.GLOBAL_MUTATIONS else region
+                stmt = self._db.prepared(target, code)
                 n = sum(len(v) for v in values if isinstance(v, bytes | str))
                 if n >= BATCH_BYTES:
                     # a row this large (a record holding hundreds of events) goes alone, as
                     # a plain statement: Cassandra 2.2+ refuses batches over 50 kB
                     # (batch_size_fail_threshold_in_kb), whatever they hold
-                    calls.append((stmt, values, region))
+                    calls.append((stmt, values, target))
                     continue
-                if batch is None or len(batch) >= BATCH_STATEMENTS or size + n > BATCH_BYTES:
-                    batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
-                    calls.append((batch, None, region))
-                batch.add(stmt, values)
-                size += n
+                current = open_batches.get(target)
+                if current is None or len(current[0]) >= BATCH_STATEMENTS or \
+                        current[1] + n > BATCH_BYTES:
+                    current = open_batches[target] = [
+                        BatchStatement(batch_type=BatchType.UNLOGGED), 0]
+                    calls.append((current[0], None, target))
+                current[0].add(stmt, values)
+                current[1] += n
         self._db.execute(calls, "write")
 
     def put_processed(self, events: list[bytes], ts: int) -> None:

@@ -13,6 +13,11 @@ segment change), read back with ``load_change``. :meth:`Outbox.pending` returns 
 oldest ones of the served regions first, merged; :meth:`Outbox.ack` deletes the given
 ones and ignores IDs it does not know or that name a region it does not serve.
 
+Erasure. A batch that erases profiles (``StoreBatch.erased_profiles``) deletes, in the same
+journaled write, every outbox row whose change names one of them (:mod:`.erasure` finds
+them by reading the buckets :meth:`Outbox.pending` reads), before the batch's own changes
+(its ``deleted`` change among them) are written.
+
 Buckets. Rows are filed in hourly buckets (the hour of the change's UUID): a partition per
 region and hour. A region's ``meta`` row ``outbox_low`` is the oldest bucket that may hold
 entries: a writable store sets it to the current hour when it first opens the region,

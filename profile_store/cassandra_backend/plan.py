@@ -19,6 +19,13 @@ Segment rows (memberships, their indexes, the change log, builds) are planned by
 :mod:`.segments` from the membership rows the store read (:attr:`Snapshot.memberships`),
 in the same diff and with the same timestamp.
 
+Erasure (``StoreBatch.erased_profiles``, ``erased_event_ids``): the store reads the rows
+naming the erased IDs into :attr:`Snapshot.erasure` (:mod:`.erasure`: alias rows both
+ways, history, memberships, change-log and outbox rows, and the event IDs' hashes); the
+planner applies the erasure to its state before anything else of the batch, so a row the
+batch writes again is one write, and emits the deletions (and change-log rewrites) in the
+same diff, at the batch's timestamp, to be journaled with the rest.
+
 Anonymous profiles (``ttl > 0``): a profile none of whose records carries an identifier
 of a non-shareable type (only devices, advertising IDs, cookies) is anonymous; all its
 rows are rewritten with the TTL whenever it changes, so they expire together, that TTL
@@ -44,6 +51,8 @@ from idgraph.profile_store.cassandra_backend.segments import (
     Position,
     StoredMembership,
     diff_segments,
+    erase_from_log,
+    json_needles,
 )
 from idgraph.profile_store.survivorship import identifier_type
 
@@ -74,6 +83,29 @@ class HistoryRow:
     at: float
 
 
+LogRow = tuple[str, int, uuid.UUID, int, bytes, int]
+"""A change-log row as read: (region, bucket, log_id, n, changes, remaining TTL or 0)."""
+
+
+@dataclass
+class Erasure:
+    """The stored rows naming the IDs a batch erases (:mod:`.erasure` reads them), besides
+    the alias and membership rows, which are in :attr:`Snapshot.aliases` and
+    :attr:`Snapshot.memberships` like any other."""
+
+    ids: frozenset[str] = frozenset()
+    """The erased profile IDs."""
+    history: list[tuple[str, str, HistoryRow]] = field(default_factory=list)
+    """(region, profile ID of the partition, row): every row of the IDs' partitions and
+    every row whose subject is one of them."""
+    log: list[LogRow] = field(default_factory=list)
+    """Change-log rows holding a change of one of them."""
+    outbox: list[tuple[str, int, uuid.UUID]] = field(default_factory=list)
+    """(region, bucket, change ID) of outbox rows whose change names one of them."""
+    event_hashes: list[bytes] = field(default_factory=list)
+    """Hashes of the erased processed event IDs (the ``processed_events`` keys)."""
+
+
 @dataclass
 class Snapshot:
     """The stored rows a batch touches, found by reading every served region.
@@ -97,6 +129,8 @@ class Snapshot:
     :func:`membership_ids` names (and the loaded ones, with a TTL)."""
     segment_log_last: dict[str, Position] = field(default_factory=dict)
     """Region -> its last change-log position, for the regions the batch logs changes of."""
+    erasure: Erasure = field(default_factory=Erasure)
+    """The rows naming the batch's erased IDs (empty when it erases none)."""
 
 
 def ids_of(batch: StoreBatch) -> tuple[set[str], set[str]]:
@@ -114,6 +148,7 @@ def ids_of(batch: StoreBatch) -> tuple[set[str], set[str]]:
         pids.update(h.related_ids)
     pids.update(r.profile_id for r in batch.records if r.profile_id)
     pids.update(membership_ids(batch))  # their heads give the TTL of their rows
+    pids.update(erased_ids(batch))  # alias rows naming them (as the alias)
     keys: set[str] = {r.record_key for r in batch.records}
     keys.update(batch.deleted_records)
     keys.update(k for _, k in batch.unlinked)
@@ -126,7 +161,13 @@ def membership_ids(batch: StoreBatch) -> set[str]:
     """Profiles whose stored membership rows planning ``batch`` needs."""
     pids = {m.profile_id for m in batch.memberships}
     pids.update(pid for _, _, pid in batch.removed_memberships)
+    pids.update(erased_ids(batch))
     return pids
+
+
+def erased_ids(batch: StoreBatch) -> frozenset[str]:
+    """The profile IDs ``batch`` erases."""
+    return frozenset(pid for _, pid in batch.erased_profiles if pid)
 
 
 def log_regions(batch: StoreBatch, regions: frozenset[str]) -> set[str]:
@@ -221,6 +262,11 @@ class _Planner:
 
     def simulate(self) -> None:
         b = self.batch
+        erased = self.snap.erasure.ids
+        if erased:  # first: alias rows naming an erased ID, as the alias or as the target
+            for alias, target in self.aliases.items():
+                if alias in erased or target in erased:
+                    self.aliases[alias] = None
         for absorbed, survivor in b.reassign:
             for rec in self.records.values():
                 if rec is not None and rec.profile_id == absorbed:
@@ -339,7 +385,8 @@ class _Planner:
         self._outbox()
         diff_segments(self.batch, self.snap.memberships, self.snap.segment_log_last,
                       self.regions, self.ts, self.emit, self.ttl_of, self.rewrite_all,
-                      self.new_log_id, self.log_ttl)
+                      self.new_log_id, self.log_ttl, self.snap.erasure.ids)
+        self._erase_logs()
         return self.out
 
     def _diff_heads(self) -> None:
@@ -422,6 +469,9 @@ class _Planner:
 
     def _diff_history(self) -> None:
         ts = self.ts
+        erased = {(region, pid, row.seq, row.kind, row.subject)
+                  for region, pid, row in self.snap.erasure.history}
+        written: set[tuple[str, str, int, str, str]] = set()
         rows: dict[tuple[str, int, str, str], tuple[bytes, float]] = {}
         for h in self.batch.history:
             related = encode_related(h)
@@ -434,6 +484,8 @@ class _Planner:
             rewrite = self.rewrite_all(live)
             for row in stored:
                 k = (pid, row.seq, row.kind, row.subject)
+                if (region, *k) in erased:
+                    continue  # erased first (below); a row of the batch is written again
                 loaded.add(k)
                 rows.pop(k, None)  # stored history is kept as it is (insert-or-ignore)
                 if new_region != region:
@@ -449,6 +501,9 @@ class _Planner:
                 continue  # no profile it names is stored anywhere: nowhere to keep it
             self.emit(region, q.PUT_HIST, region, pid, seq, kind, subject, related, at,
                       self.ttl_of(self._live(pid)), ts)
+            written.add((region, pid, seq, kind, subject))
+        for key in sorted(erased - written):
+            self.emit(key[0], q.DEL_HIST, ts, *key)
 
     def _outbox(self) -> None:
         for c in self.batch.changes:
@@ -457,6 +512,30 @@ class _Planner:
             bucket, change_id = self.new_change_id()
             doc = dump_change(c)
             self.emit(c.region, q.PUT_OUTBOX, c.region, bucket, change_id, doc, self.ts)
+
+    def _erase_logs(self) -> None:
+        """The change-log, outbox and processed-event rows of the erasure (module
+        docstring): deleted, or for a change-log row holding other changes too, rewritten
+        without the erased ones, with the TTL it had left."""
+        erasure, ts = self.snap.erasure, self.ts
+        needles = json_needles(erasure.ids)
+        for region, bucket, log_id, n, blob, ttl in erasure.log:
+            result = erase_from_log(blob, erasure.ids, needles)
+            if result is None:
+                continue
+            changes, _left = result
+            if changes is None:
+                self.emit(region, q.DEL_SEGMENT_LOG, ts, region, bucket, log_id)
+            else:
+                self.emit(region, q.PUT_SEGMENT_LOG, region, bucket, log_id, n, changes, ttl,
+                          ts)
+        for region, bucket, change_id in erasure.outbox:
+            self.emit(region, q.DEL_OUTBOX, ts, region, bucket, change_id)
+        if erasure.event_hashes:
+            # global rows, journaled with a region's part (:data:`.schema.GLOBAL_MUTATIONS`)
+            region = min(self.out) if self.out else min(self.regions)
+            for h in erasure.event_hashes:
+                self.emit(region, q.DEL_PROCESSED, ts, h)
 
 
 def plan_batch(batch: StoreBatch, snap: Snapshot, regions: frozenset[str], ts: int, ttl: int,
@@ -467,8 +546,10 @@ def plan_batch(batch: StoreBatch, snap: Snapshot, regions: frozenset[str], ts: i
     ``batch``, all at write timestamp ``ts`` (microseconds).
 
     ``snap`` must hold every stored row ``ids_of(batch)`` names and, in full, every
-    profile :func:`profiles_to_load` returns, and the segment rows
-    (:attr:`Snapshot.memberships`, :attr:`Snapshot.segment_log_last`). ``new_change_id``
+    profile :func:`profiles_to_load` returns, the segment rows
+    (:attr:`Snapshot.memberships`, :attr:`Snapshot.segment_log_last`) and, when the batch
+    erases, the rows naming the erased IDs (:attr:`Snapshot.erasure`, and the alias rows
+    naming them in :attr:`Snapshot.aliases`). ``new_change_id``
     gives the outbox (hour bucket, timeuuid) of the next change, in order;
     ``new_log_id(floor)`` the time UUID of a change-log row above ``floor`` (default: a
     fresh :class:`.clock.Clock`'s); change-log rows live ``log_ttl`` seconds (0: for ever).

@@ -62,6 +62,17 @@ of each name ``('h', name, 0)`` and every version ``('v', name, version)``, so a
 one conditional batch on one partition). It is replicated to every data centre of
 ``region_datacenters`` so a writer in any of them dedupes at its local quorum.
 
+Deleted rows and ``gc_grace_seconds``. No table sets ``gc_grace_seconds``, so every table
+has Cassandra's default, 864000 s (10 days). A deletion (an erasure's included,
+:mod:`.erasure`) writes a tombstone; the deleted cells stay on disk in the SSTables (and
+the commit log, until its segment is recycled) until a compaction merges them with the
+tombstone, and the tombstone itself, which holds the row's key (profile IDs are part of
+most keys), is dropped only by a compaction after ``gc_grace_seconds``. An operator who
+must have the bytes gone forces it with a major compaction of the region keyspace
+(``nodetool compact KEYSPACE``; ``nodetool garbagecollect`` from Cassandra 3.10) once
+``gc_grace_seconds`` have passed, on every node of the keyspace's data centres, and
+removes snapshots and incremental backups taken before.
+
 Only what Cassandra 2.1 has: no ``date``/``smallint``, no ``UNSET_VALUE`` (every write
 binds every column; a TTL of 0 means none), no materialized views.
 """
@@ -160,6 +171,7 @@ DEL_IDENT = "del_ident"
 PUT_HIST = "put_hist"
 DEL_HIST = "del_hist"
 PUT_OUTBOX = "put_outbox"
+DEL_OUTBOX = "del_outbox"
 PUT_MEMBERSHIP = "put_membership"
 DEL_MEMBERSHIP = "del_membership"
 PUT_MEMBER = "put_member"
@@ -167,8 +179,14 @@ DEL_MEMBER = "del_member"
 PUT_DEADLINE = "put_deadline"
 DEL_DEADLINE = "del_deadline"
 PUT_SEGMENT_LOG = "put_segment_log"
+DEL_SEGMENT_LOG = "del_segment_log"
 PUT_SEGMENT_LOG_LAST = "put_segment_log_last"
 PUT_BUILD = "put_build"
+DEL_PROCESSED = "del_processed"
+
+GLOBAL_MUTATIONS = frozenset({DEL_PROCESSED})
+"""Mutations of the global keyspace: journaled with a region's part of a batch (the one
+:mod:`.plan` files them under), applied in the global keyspace."""
 
 def _cql(kinds: str, text: str) -> tuple[str, str]:
     """(CQL, kinds); checks there is one kind per bind marker."""
@@ -220,6 +238,9 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     PUT_OUTBOX: _cql(
         "vvubv", "INSERT INTO {ks}.outbox (region, bucket, change_id, change)"
         " VALUES (?, ?, ?, ?) USING TIMESTAMP ?"),
+    DEL_OUTBOX: _cql(
+        "vvvu", "DELETE FROM {ks}.outbox USING TIMESTAMP ? WHERE region = ? AND bucket = ?"
+        " AND change_id = ?"),
     PUT_MEMBERSHIP: _cql(
         "vvvvvvbvv", "INSERT INTO {ks}.memberships (region, profile_id, segment, member,"
         " next_change, deadline_bucket, doc) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -242,12 +263,18 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     PUT_SEGMENT_LOG: _cql(
         "vvuvbvv", "INSERT INTO {ks}.segment_log (region, bucket, log_id, n, changes)"
         " VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"),
+    DEL_SEGMENT_LOG: _cql(
+        "vvvu", "DELETE FROM {ks}.segment_log USING TIMESTAMP ? WHERE region = ?"
+        " AND bucket = ? AND log_id = ?"),
     PUT_SEGMENT_LOG_LAST: _cql(
         "vvvv", "UPDATE {ks}.meta USING TIMESTAMP ? SET value = ? WHERE region = ?"
         " AND name = ?"),
     PUT_BUILD: _cql(
         "vvbv", "INSERT INTO {ks}.segment_builds (region, segment, doc) VALUES (?, ?, ?)"
         " USING TIMESTAMP ?"),
+    # the global keyspace's (GLOBAL_MUTATIONS)
+    DEL_PROCESSED: _cql(
+        "vb", "DELETE FROM {ks}.processed_events USING TIMESTAMP ? WHERE event_hash = ?"),
 }
 
 # -- reads and bookkeeping of a region keyspace ------------------------------------------
@@ -269,6 +296,8 @@ REGION_QUERIES: dict[str, str] = {
                " WHERE region = ? AND profile_id = ?",
     "outbox": "SELECT change_id, change FROM {ks}.outbox WHERE region = ? AND bucket = ?"
               " LIMIT ?",
+    "outbox_bucket": "SELECT change_id, change FROM {ks}.outbox WHERE region = ?"
+                     " AND bucket = ?",
     "outbox_delete": "DELETE FROM {ks}.outbox WHERE region = ? AND bucket = ?"
                      " AND change_id = ?",
     "meta": "SELECT value FROM {ks}.meta WHERE region = ? AND name = ?",
@@ -295,6 +324,8 @@ REGION_QUERIES: dict[str, str] = {
                         " AND bucket = ? AND log_id >= ? LIMIT ?",
     "segment_log": "SELECT log_id, n, changes FROM {ks}.segment_log WHERE region = ?"
                    " AND bucket = ? LIMIT ?",
+    "segment_log_bucket": "SELECT log_id, n, changes, TTL(changes) FROM {ks}.segment_log"
+                          " WHERE region = ? AND bucket = ?",
     "segment_builds": "SELECT doc FROM {ks}.segment_builds WHERE region = ?",
     "profile_ids_first": "SELECT profile_id, updated_at FROM {ks}.profiles LIMIT ?",
     "profile_ids_after": "SELECT profile_id, updated_at FROM {ks}.profiles"

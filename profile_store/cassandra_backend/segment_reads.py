@@ -222,22 +222,27 @@ class SegmentReads:
                 continue
             entries.extend(self._region_changes(region, positions[region], last, limit))
         entries.sort(key=lambda e: e[:3])
-        out = []
-        for _, region, index, log_id, change in entries[:limit]:
+        out: list[SegmentChange] = []
+        for _, region, index, log_id, change in entries:
+            if len(out) >= limit:
+                break
             positions[region] = (log_id, index + 1)
-            out.append(change)
+            if change is not None:  # an erased change's place: passed, not returned
+                out.append(change)
         return out, encode_cursor(positions)
 
     def _region_changes(self, region: str, position: Position, last: Position, limit: int
-                        ) -> list[tuple[int, str, int, uuid.UUID, SegmentChange]]:
-        """Up to ``limit`` of a region's changes after ``position``, oldest first."""
+                        ) -> list[tuple[int, str, int, uuid.UUID, SegmentChange | None]]:
+        """A region's changes after ``position``, oldest first: at least ``limit`` of them
+        unless the region has fewer, with the places of erased ones (None) among them."""
         after, returned = position
         now = time.time()
         oldest = int((now - self._log_ttl) // LOG_BUCKET_SECONDS) - 1  # older rows expired
         start = oldest if after is None else max(oldest, log_bucket(after))
         end = max(int(now // LOG_BUCKET_SECONDS) + 1,
                   log_bucket(last[0]) if last[0] is not None else 0)
-        out: list[tuple[int, str, int, uuid.UUID, SegmentChange]] = []
+        out: list[tuple[int, str, int, uuid.UUID, SegmentChange | None]] = []
+        real = 0
         for bucket in range(start, end + 1):
             if after is not None and bucket == log_bucket(after):
                 call = (region, "segment_log_from", (region, bucket, after, limit + 1))
@@ -250,7 +255,8 @@ class SegmentReads:
                 changes = decode_log(blob, region, log_id)
                 out.extend((log_id.time, region, i, log_id, changes[i])
                            for i in range(skip, len(changes)))
-            if len(out) >= limit:
+                real += sum(c is not None for c in changes[skip:])
+            if real >= limit:
                 break
         return out
 

@@ -43,6 +43,14 @@ finishing or recovering a batch before the next), a region's rows become visible
 when the writers' clocks disagree. ``StoreBatch.segment_log_before`` is ignored: the TTL
 drops old rows.
 
+Erasure (``StoreBatch.erased_profiles``, :mod:`.erasure`): every membership row of an
+erased profile is removed before the batch's removals and upserts (so a membership the
+batch writes again is one write, not a deletion and a write colliding at one timestamp);
+a change-log row naming one is rewritten with ``null`` in the place of each of its changes
+(:func:`erase_from_log`; readers skip them, the other changes keep their index, so change
+IDs and cursor positions stay valid) and the row's remaining TTL, or deleted when none of
+its changes is left.
+
 The cursor (:func:`encode_cursor`): ``REGION=LOG_ID:N`` for every served region, sorted
 and comma-separated, ``LOG_ID`` the time UUID of the region's last row read and ``N`` how
 many of its changes were returned; ``REGION=`` when none was (read from the start of
@@ -120,13 +128,40 @@ def encode_log(changes: list[SegmentChange]) -> bytes:
     return zlib.compress(orjson.dumps(changes), 1)
 
 
-def decode_log(blob: bytes, region: str, log_id: uuid.UUID) -> list[SegmentChange]:
-    """The changes of a change-log row, each with its ID ``REGION:LOG_ID:INDEX``."""
-    out = []
+def decode_log(blob: bytes, region: str, log_id: uuid.UUID) -> list[SegmentChange | None]:
+    """The changes of a change-log row, each with its ID ``REGION:LOG_ID:INDEX``; None in
+    the place of an erased one (:func:`erase_from_log`)."""
+    out: list[SegmentChange | None] = []
     for i, fields in enumerate(orjson.loads(zlib.decompress(blob))):
+        if fields is None:
+            out.append(None)
+            continue
         fields["change_id"] = f"{region}:{log_id}:{i}"
         out.append(SegmentChange(**fields))
     return out
+
+
+def json_needles(ids: Iterable[str]) -> list[bytes]:
+    """Each ID as the JSON string orjson writes for it (quotes included): a doc that
+    does not contain one does not name it (a cheap test before parsing)."""
+    return [orjson.dumps(i) for i in sorted(set(ids))]
+
+
+def erase_from_log(blob: bytes, ids: frozenset[str], needles: list[bytes]
+                   ) -> tuple[bytes | None, int] | None:
+    """A change-log row's ``changes`` cell with the changes of profiles ``ids`` replaced
+    by ``null`` (so the others keep their index: change IDs and readers' positions stay
+    valid), and how many real changes are left; None when the row names none of ``ids``
+    (``needles``: :func:`json_needles` of them). The cell is None when nothing is left."""
+    raw = zlib.decompress(blob)
+    if not any(n in raw for n in needles):
+        return None
+    changes = orjson.loads(raw)
+    kept = [c if c is None or c.get("profile_id") not in ids else None for c in changes]
+    if kept == changes:
+        return None
+    left = sum(c is not None for c in kept)
+    return (zlib.compress(orjson.dumps(kept), 1) if left else None), left
 
 
 def encode_position(position: Position) -> str:
@@ -179,14 +214,17 @@ def decode_cursor(cursor: str, regions: Iterable[str]) -> dict[str, Position]:
 def diff_segments(batch: StoreBatch, stored: dict[tuple[str, str], StoredMembership],
                   log_last: dict[str, Position], regions: frozenset[str], ts: int,
                   emit: Emit, ttl_of: Callable[[str], int], rewrite_all: Callable[[str], bool],
-                  new_log_id: Callable[[uuid.UUID | None], uuid.UUID], log_ttl: int) -> None:
+                  new_log_id: Callable[[uuid.UUID | None], uuid.UUID], log_ttl: int,
+                  erased: frozenset[str] = frozenset()) -> None:
     """Emit the mutations of ``batch``'s segment rows (module docstring).
 
-    ``stored``: the membership rows of every (segment, profile ID) the batch names, and of
-    the profiles whose rows are all rewritten, found in the served regions; ``log_last``:
-    the last change-log position of each served region with changes in the batch;
-    ``emit(region, code, *values)`` raises ResidencyError for an unserved region."""
-    _diff_memberships(batch, stored, ts, emit, ttl_of, rewrite_all)
+    ``stored``: the membership rows of every (segment, profile ID) the batch names, of the
+    erased profiles, and of the profiles whose rows are all rewritten, found in the served
+    regions; ``log_last``: the last change-log position of each served region with
+    changes in the batch; ``erased``: profile IDs whose every membership goes first
+    (``StoreBatch.erased_profiles``); ``emit(region, code, *values)`` raises
+    ResidencyError for an unserved region."""
+    _diff_memberships(batch, stored, ts, emit, ttl_of, rewrite_all, erased)
     _log(batch, log_last, regions, ts, emit, new_log_id, log_ttl)
     builds = {(b.region, b.segment): b for b in batch.segment_builds}
     for (region, segment), build in sorted(builds.items()):
@@ -195,8 +233,8 @@ def diff_segments(batch: StoreBatch, stored: dict[tuple[str, str], StoredMembers
 
 def _diff_memberships(batch: StoreBatch, stored: dict[tuple[str, str], StoredMembership],
                       ts: int, emit: Emit, ttl_of: Callable[[str], int],
-                      rewrite_all: Callable[[str], bool]) -> None:
-    present = set(stored)
+                      rewrite_all: Callable[[str], bool], erased: frozenset[str]) -> None:
+    present = {key for key in stored if key[1] not in erased}  # an erasure goes first
     for _region, segment, pid in batch.removed_memberships:
         present.discard((segment, pid))
     upserts: dict[tuple[str, str], Membership] = {}

@@ -37,6 +37,16 @@ all with one write timestamp; the plan is then written through the redo journal
 all, and a writable store finishes or discards an interrupted one before its first
 operation and before the next one after a write failed.
 
+Erasure (a privacy forget: ``StoreBatch.erased_profiles`` and ``erased_event_ids``). The
+rows naming the erased IDs are found in every served region (:mod:`.erasure`, which says
+where each kind lives and what finding them costs: a scan of the retained change log and
+of the outbox among them), planned with the batch as deletions (and change-log rewrites)
+that precede its upserts, and journaled with it, so the erasure lands with the batch or
+not at all and a crash mid-erasure is finished by recovery. Erasing a profile of a region
+the store does not serve raises ResidencyError. Deleted rows are gone for CQL at once but
+stay on disk as tombstoned SSTable content until compaction after ``gc_grace_seconds``
+(:mod:`.erasure`, :mod:`.schema`).
+
 Anonymous profiles (``anonymous_ttl_seconds`` > 0): see :mod:`.plan`. Which identifier
 kinds do not identify a person is ``cassandra.anonymous_identifier_types`` (by default
 the types the default linking rules call shareable: device, idfa, gaid, cookie).
@@ -102,12 +112,14 @@ from idgraph.profile_store.cassandra_backend.connection import (
     ensure_schema,
     global_replication,
 )
+from idgraph.profile_store.cassandra_backend.erasure import ErasureReads
 from idgraph.profile_store.cassandra_backend.journal import Journal
 from idgraph.profile_store.cassandra_backend.outbox import Outbox
 from idgraph.profile_store.cassandra_backend.plan import (
     HistoryRow,
     Snapshot,
     StoredRow,
+    erased_ids,
     ids_of,
     log_regions,
     membership_ids,
@@ -179,6 +191,7 @@ class CassandraProfileStore(ProfileStore):
                               writable=not readonly)
         self._segments = SegmentReads(self._db, self.regions, writable=not readonly,
                                       log_ttl=settings.segment_log_ttl_seconds)
+        self._erasure = ErasureReads(self._db, self.regions, settings.segment_log_ttl_seconds)
         try:
             self._ensure_schema()
         except BaseException as exc:
@@ -265,6 +278,8 @@ class CassandraProfileStore(ProfileStore):
             self._check_region(region, "remove membership")
         for b in batch.segment_builds:
             self._check_region(b.region, "write segment build")
+        for region, _ in batch.erased_profiles:
+            self._check_region(region, "erase profile")
         with self._journal.lock:
             self._journal.recover_if_needed()
             ts = self._clock.next_ts()
@@ -304,6 +319,11 @@ class CassandraProfileStore(ProfileStore):
         for (region, _, _), rows in zip(rec_calls, results[n_ids:n_ids + n_recs], strict=True):
             for key, pid, idx in rows:
                 snap.records[key] = StoredRow(region, pid, orjson.loads(idx) if idx else {})
+        if batch.erased_profiles or batch.erased_event_ids:
+            snap.erasure, aliases = self._erasure.read(
+                erased_ids(batch), sorted({_event_hash(e) for e in batch.erased_event_ids}))
+            for alias, row in aliases.items():  # alias rows naming an erased ID as target
+                snap.aliases.setdefault(alias, row)
         wanted = profiles_to_load(batch, snap, self._ttl)
         if wanted:
             self._load_profiles(snap, wanted)

@@ -17,7 +17,7 @@ connection per thread (the gRPC server reads from its worker threads).
 
 from __future__ import annotations
 
-import os
+import logging
 import sqlite3
 import threading
 import time
@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from idgraph.core.errors import BackendError, ResidencyError
+from idgraph.core.private_files import make_private_dir, make_private_sqlite
 from idgraph.profile_store.base import (
     IdentifierMatch,
     ProfileChange,
@@ -54,6 +55,8 @@ from idgraph.profile_store.sqlite_backend.segment_catalog import (
     read_catalog,
     read_versions,
 )
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -170,13 +173,11 @@ class SqliteProfileStore(ProfileStore):
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # profiles are personal data: the file (and so its -wal and -shm) owner-only
+            make_private_dir(self.path.parent)
+            make_private_sqlite(self.path)
             self._writer = self._connect()
             self._writer.executescript(_SCHEMA)
-            try:
-                os.chmod(self.path, 0o600)  # profiles are personal data
-            except OSError:
-                pass
         elif not self.path.exists():
             raise BackendError(f"profile store: {self.path} does not exist (run an ingest first)")
 
@@ -222,7 +223,13 @@ class SqliteProfileStore(ProfileStore):
         with self._write_lock:
             db = self._writer
             try:
+                erasing = bool(batch.erased_profiles or batch.erased_event_ids
+                               or batch.erased_event_values)
+                if erasing:  # deleted cells are overwritten with zeros, not left in pages
+                    db.execute("PRAGMA secure_delete=ON")
                 db.execute("BEGIN IMMEDIATE")
+                if erasing:
+                    self._erase(db, batch)
                 if batch.reassign:  # executemany runs the pairs in order: chains resolve
                     moves = [(survivor, absorbed) for absorbed, survivor in batch.reassign]
                     db.executemany("UPDATE records SET profile_id = ? WHERE profile_id = ?", moves)
@@ -272,12 +279,48 @@ class SqliteProfileStore(ProfileStore):
                                    [(c.region, dump_change(c)) for c in batch.changes])
                 self._write_segments(db, batch)
                 db.execute("COMMIT")
+                if erasing:
+                    db.execute("PRAGMA secure_delete=OFF")
+                    self._checkpoint(db)
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise BackendError(
                     f"profile store: write of {len(batch.records)} records failed: {exc}"
                 ) from exc
+
+    @staticmethod
+    def _checkpoint(db: sqlite3.Connection, attempts: int = 50) -> None:
+        """Copy the WAL into the database and truncate it, so the pages of an erasure's
+        deleted rows are gone from the WAL too (retried while readers hold old
+        snapshots; the WAL is truncated at the latest by the next checkpoint)."""
+        for _ in range(attempts):
+            busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.02)
+        log.warning("profile store: WAL not truncated after an erasure (readers busy)")
+
+    @staticmethod
+    def _erase(db: sqlite3.Connection, batch: StoreBatch) -> None:
+        """Every trace of the forgotten profile IDs and event IDs (``StoreBatch``)."""
+        for _region, pid in batch.erased_profiles:
+            db.execute("DELETE FROM aliases WHERE alias = ? OR profile_id = ?", (pid, pid))
+            # the docs are compact JSON (orjson) in BLOB columns (LIKE never matches a BLOB:
+            # cast): a profile ID is one exact field or a member of a list, always quoted
+            pattern = f'%"{pid}"%'
+            db.execute("DELETE FROM history WHERE profile_id = ? OR subject = ?"
+                       " OR CAST(related AS TEXT) LIKE ?", (pid, pid, pattern))
+            db.execute("DELETE FROM memberships WHERE profile_id = ?", (pid,))
+            db.execute("DELETE FROM segment_log WHERE CAST(change AS TEXT) LIKE ?", (pattern,))
+            db.execute("DELETE FROM outbox WHERE CAST(change AS TEXT) LIKE ?", (pattern,))
+        db.executemany("DELETE FROM processed_events WHERE event_id = ?",
+                       [(e,) for e in batch.erased_event_ids])
+        for value in batch.erased_event_values:  # a whole ':'-separated part of the ID
+            v = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            db.execute("DELETE FROM processed_events WHERE event_id = ? OR event_id LIKE ?"
+                       " ESCAPE '\\' OR event_id LIKE ? ESCAPE '\\' OR event_id LIKE ?"
+                       " ESCAPE '\\'", (value, f"{v}:%", f"%:{v}", f"%:{v}:%"))
 
     def _write_segments(self, db: sqlite3.Connection, batch: StoreBatch) -> None:
         """The segment rows of ``batch``, inside its transaction (regions checked before)."""
@@ -422,9 +465,16 @@ class SqliteProfileStore(ProfileStore):
             self._region_args))
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
+        """The history naming ``profile_id`` when the live profile it is (itself, or the
+        one it is an alias of) has its home in a served region; else none. History rows
+        carry no region of their own, so a profile no longer live (deleted) has none."""
         rows = self._reader().execute(
             "SELECT kind, subject, related, at, seq FROM history WHERE profile_id = ?"
-            " ORDER BY seq, kind, subject", (profile_id,)).fetchall()
+            " AND EXISTS (SELECT 1 FROM profiles WHERE profile_id = coalesce("
+            "(SELECT profile_id FROM aliases WHERE alias = ?), ?)"
+            f" AND region IN ({self._region_sql}))"
+            " ORDER BY seq, kind, subject",
+            (profile_id, profile_id, profile_id, *self._region_args)).fetchall()
         return [decode_event(k, s, r, at, seq) for k, s, r, at, seq in rows]
 
     def iter_record_profiles(self) -> Iterator[tuple[str, str, str]]:

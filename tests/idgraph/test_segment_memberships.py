@@ -9,6 +9,7 @@ import pytest
 from helpers import record
 
 from idgraph.engine import Engine
+from idgraph.engine.consent import ConsentService, Statement
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.segment_definitions import SegmentDefinitions
 from idgraph.engine.segment_queries import SegmentQueries
@@ -359,3 +360,26 @@ def test_a_profile_that_lost_the_facts_of_a_segment_leaves_it(world):
     engine.forget_record("sendgrid:a@x.io")  # the profile keeps only its CRM record
     assert rows(engine, "Openers") == {}
     assert changes(engine)[-1].cause == "forget"
+
+
+def test_a_statement_made_over_the_api_is_evaluated_by_the_next_tick(world):
+    engine, definitions, _clock = world
+    definitions.apply("mailable", 'consent("email") = granted', author="t")
+    while engine.segment_step():
+        pass
+    engine.ingest([record("sendgrid", "a@x.io", "e1", T0 - 10, ["email:a@x.io"],
+                          consent={"email": True})])
+    pid = engine.queries.lookup("email:a@x.io").profile.profile_id
+    assert rows(engine, "mailable") == {pid: True}
+    consent = ConsentService(engine.ledger, engine.queries, engine.backends.keys)
+    consent.record("email:a@x.io", Statement("email", "withdrawn", captured_at=T0),
+                   "api:t")
+    assert rows(engine, "mailable") == {pid: True}  # the writer has not ticked yet
+    engine.segment_step()
+    assert rows(engine, "mailable") == {}
+    last = changes(engine)[-1]
+    assert (last.profile_id, last.change, last.cause) == (pid, "exited", "consent")
+    assert engine.segment_step() == 0  # the cursor moved on: nothing to do again
+    # a new event of the profile keeps the ledger's answer (not the record's own grant)
+    engine.ingest([record("sendgrid", "a@x.io", "e2", T0 + 5, ["email:a@x.io"])])
+    assert rows(engine, "mailable") == {}

@@ -351,7 +351,8 @@ def test_redelivery_after_a_crash_mid_write_counts_each_event_once(cassandra_clu
     prefix = fresh_prefix("r")
     try:
         settings = Settings(data_dir=tmp_path / "cassandra", profile_store_backend="cassandra",
-                            cassandra=cassandra_settings(cassandra_cluster, prefix))
+                            cassandra=cassandra_settings(cassandra_cluster, prefix),
+                            privacy={"suppression_key": "test-suppression-key-" + "k" * 16})
         with Engine(settings) as engine:
             engine.ingest_payloads(first)
             _crash_after(engine.store, monkeypatch, 0.5)

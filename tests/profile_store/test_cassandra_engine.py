@@ -155,7 +155,8 @@ def test_demo_data_stored_with_each_backend_gives_identical_profiles(cassandra_c
                                         None)
         cassandra, cassandra_s, _ = _ingest(
             Settings(data_dir=tmp_path / "cassandra", profile_store_backend="cassandra",
-                     cassandra=cassandra_settings(cassandra_cluster, prefix)),
+                     cassandra=cassandra_settings(cassandra_cluster, prefix),
+                     privacy={"suppression_key": "test-suppression-key-" + "k" * 16}),
             dataset.events, ops)
     finally:
         drop_keyspaces(cassandra_cluster, prefix)

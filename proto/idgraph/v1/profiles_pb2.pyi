@@ -97,10 +97,12 @@ class Profile(_message.Message):
     def __init__(self, profile_id: _Optional[str] = ..., region: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., identifiers: _Optional[_Iterable[_Union[ProfileIdentifier, _Mapping]]] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., sources: _Optional[_Iterable[_Union[SourceCounter, _Mapping]]] = ..., record_count: _Optional[int] = ..., event_count: _Optional[int] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent: _Optional[_Mapping[str, bool]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LookupRequest(_message.Message):
-    __slots__ = ("identifier",)
+    __slots__ = ("identifier", "purpose")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     identifier: str
-    def __init__(self, identifier: _Optional[str] = ...) -> None: ...
+    purpose: str
+    def __init__(self, identifier: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class LookupResponse(_message.Message):
     __slots__ = ("profile", "matched_identifier", "shared", "other_profile_ids")
@@ -115,10 +117,12 @@ class LookupResponse(_message.Message):
     def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., matched_identifier: _Optional[str] = ..., shared: _Optional[bool] = ..., other_profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetProfileRequest(_message.Message):
-    __slots__ = ("profile_id",)
+    __slots__ = ("profile_id", "purpose")
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     profile_id: str
-    def __init__(self, profile_id: _Optional[str] = ...) -> None: ...
+    purpose: str
+    def __init__(self, profile_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class GetProfileResponse(_message.Message):
     __slots__ = ("profile", "resolved_from_alias")
@@ -129,10 +133,12 @@ class GetProfileResponse(_message.Message):
     def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., resolved_from_alias: _Optional[bool] = ...) -> None: ...
 
 class BatchLookupRequest(_message.Message):
-    __slots__ = ("identifiers",)
+    __slots__ = ("identifiers", "purpose")
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     identifiers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, identifiers: _Optional[_Iterable[str]] = ...) -> None: ...
+    purpose: str
+    def __init__(self, identifiers: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class BatchLookupResult(_message.Message):
     __slots__ = ("identifier", "result", "code", "error")

@@ -33,8 +33,7 @@ class ProfileServiceStub:
     Segments (define, evaluate, count, members, watch) are idgraph.v1.SegmentService, in
     segments.proto.
 
-    Planned rpcs (not implemented yet; names reserved for them):
-    Forget              - erase a person (right to be forgotten) by identifier or ID.
+    Consent, forget and export are idgraph.v1.PrivacyService, in privacy.proto.
     """
 
     def __init__(self, channel):
@@ -83,8 +82,7 @@ class ProfileServiceServicer:
     Segments (define, evaluate, count, members, watch) are idgraph.v1.SegmentService, in
     segments.proto.
 
-    Planned rpcs (not implemented yet; names reserved for them):
-    Forget              - erase a person (right to be forgotten) by identifier or ID.
+    Consent, forget and export are idgraph.v1.PrivacyService, in privacy.proto.
     """
 
     def Lookup(self, request, context):
@@ -130,7 +128,9 @@ class ProfileServiceServicer:
         (identifier edges, linked or not, and record-record match edges). With a pair of
         identifiers: the shortest chain of linked edges that joins them, in order from
         identifier_a to identifier_b, or joined=false when they are not in one profile.
-        Needs a steward token when the server has tokens.
+        An edge that names a record of a region this server does not serve (an unlinked
+        match edge to another person's record) is left out, and a chain through such a
+        record is not joined. Needs a steward or privacy token when the server has tokens.
 
         Errors:
         INVALID_ARGUMENT    - neither profile_id nor pair is set, profile_id or an
@@ -151,8 +151,9 @@ class ProfileServiceServicer:
     def ListReviews(self, request, context):
         """Page through the review queue: record pairs the probabilistic model scored between
         the review and the link thresholds, which wait for a person to accept or reject
-        them. Oldest first (by created_at, then review_id). Needs a steward token when the
-        server has tokens.
+        them. Oldest first (by created_at, then review_id). Only reviews both of whose
+        records are in the regions this server serves are listed. Needs a steward token
+        when the server has tokens.
 
         Errors:
         INVALID_ARGUMENT    - status is not one of open, accepted, rejected, applied, all;
@@ -182,7 +183,8 @@ class ProfileServiceServicer:
         INVALID_ARGUMENT    - review_id is empty or too long (over 2048 characters),
         decision is DECISION_UNSPECIFIED, or note is longer than 1000
         characters.
-        NOT_FOUND           - no review has this review_id.
+        NOT_FOUND           - no review has this review_id, or one of its records is not
+        in the regions this server serves.
         FAILED_PRECONDITION - the review was already decided the other way.
         PERMISSION_DENIED   - the caller's token is an api token, not a steward token.
         UNIMPLEMENTED       - this server has no review queue.
@@ -240,8 +242,7 @@ class ProfileService:
     Segments (define, evaluate, count, members, watch) are idgraph.v1.SegmentService, in
     segments.proto.
 
-    Planned rpcs (not implemented yet; names reserved for them):
-    Forget              - erase a person (right to be forgotten) by identifier or ID.
+    Consent, forget and export are idgraph.v1.PrivacyService, in privacy.proto.
     """
 
     @staticmethod

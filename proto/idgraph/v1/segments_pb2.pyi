@@ -119,14 +119,16 @@ class DeleteSegmentResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class EvaluateSegmentsRequest(_message.Message):
-    __slots__ = ("identifier", "profile_id", "names")
+    __slots__ = ("identifier", "profile_id", "names", "purpose")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     identifier: str
     profile_id: str
     names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, identifier: _Optional[str] = ..., profile_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+    purpose: str
+    def __init__(self, identifier: _Optional[str] = ..., profile_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class SegmentMembership(_message.Message):
     __slots__ = ("segment", "version", "member", "matched_clauses", "next_change")
@@ -176,14 +178,16 @@ class CountSegmentResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ..., by_region: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ListSegmentMembersRequest(_message.Message):
-    __slots__ = ("name", "page_size", "page_token")
+    __slots__ = ("name", "page_size", "page_token", "purpose")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     name: str
     page_size: int
     page_token: str
-    def __init__(self, name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    purpose: str
+    def __init__(self, name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class SegmentMember(_message.Message):
     __slots__ = ("profile_id", "region", "version", "since", "matched_clauses")
@@ -208,12 +212,14 @@ class ListSegmentMembersResponse(_message.Message):
     def __init__(self, members: _Optional[_Iterable[_Union[SegmentMember, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchSegmentRequest(_message.Message):
-    __slots__ = ("names", "cursor")
+    __slots__ = ("names", "cursor", "purpose")
     NAMES_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     names: _containers.RepeatedScalarFieldContainer[str]
     cursor: str
-    def __init__(self, names: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ...) -> None: ...
+    purpose: str
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class SegmentChange(_message.Message):
     __slots__ = ("profile_id", "segment", "version", "change", "at", "cause", "matched_clauses", "region", "change_id", "cursor")
