@@ -32,7 +32,8 @@ class SuppressionKeys:
         if len(key) < MIN_KEY_BYTES:
             raise ConfigError(f"privacy.suppression_key is shorter than {MIN_KEY_BYTES} bytes")
         self._key = hashlib.sha256(key).digest()
-        self.hash = functools.lru_cache(maxsize=1 << 20)(self._hash)  # type: ignore[method-assign]
+        # ~40 MB at most: the identifiers of the last few batches
+        self.hash = functools.lru_cache(maxsize=1 << 18)(self._hash)  # type: ignore[method-assign]
 
     def _hash(self, value: str) -> str:
         return hashlib.blake2b(value.encode("utf-8"), key=self._key,

@@ -126,7 +126,7 @@ class Engine:
                                                backends.store, self.materialiser, self.matching,
                                                settings.survivorship, self.privacy)
                 self.forgets = ForgetRunner(backends.ledger, backends.keys, settings.data_dir,
-                                            self._erase_profile)
+                                            self._erase_profile, recover=self._recover)
                 self.session.catch_up = self._catch_up
                 self.session.abandon = self.materialiser.clear
                 self.materialiser.reconcile()
@@ -338,6 +338,12 @@ class Engine:
         with self.session.turn():
             self.segments.refresh()
             return bool(self.segments.pending_builds())
+
+    def _recover(self) -> None:
+        """After a failed erasure inside a turn: drop the caches and make the store agree
+        with the graph again (the graph may have lost records the store still has)."""
+        self.materialiser.clear()
+        self.materialiser.reconcile()
 
     def reconcile(self) -> int:
         """Make the store agree with the graph (see :meth:`Materialiser.reconcile`)."""

@@ -21,8 +21,8 @@ once, and the writer (which alone changes the graph and the store) does the eras
    ``deleted`` change and the ``forget`` exits consumers need); then the review queue, the
    consent ledger, the writers' turn feed and the dead-letter file lose every entry naming
    a forgotten record or identifier. ``completed`` with counts per place, or ``failed``
-   with the error's class (the request stays open and runs again: every step is
-   idempotent, what was erased stays erased).
+   with the error's class (its suppressions hold; a new request for the profile ID runs
+   the erasure again: every step is idempotent, what was erased stays erased).
 """
 
 from __future__ import annotations
@@ -147,19 +147,30 @@ class ForgetRunner:
 
     def __init__(self, ledger: PrivacyLedger, keys: SuppressionKeys, data_dir: Path,
                  erase: Callable[[str], tuple[Counter, list[str]]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 recover: Callable[[], None] = lambda: None) -> None:
         self.ledger = ledger
         self.keys = keys
+        self.recover = recover
+        """Called after a request failed in :meth:`run_open` (the engine drops its caches
+        and reconciles the store with the graph) before the writer goes on."""
         self.data_dir = Path(data_dir)
         self.erase = erase
         self.clock = clock
 
     def run_open(self) -> int:
-        """Carry out every open request; returns how many completed."""
+        """Carry out every open request; returns how many completed. A request that fails
+        is left ``failed`` (its suppressions hold: nothing of the person comes in) and the
+        writer goes on with its batch: one bad request must not stop ingest. Running
+        ``idgraph forget --profile-id P`` again erases what is left."""
         done = 0
         for request in self.ledger.open_forget_requests():
-            if self.run(request).status == "completed":
-                done += 1
+            try:
+                self.run(request)
+            except Exception:  # noqa: BLE001 - recorded as failed by run(), logged there
+                self.recover()
+                continue
+            done += 1
         return done
 
     def run(self, request: ForgetRequest) -> ForgetRequest:
@@ -180,7 +191,7 @@ class ForgetRunner:
             request.status, request.error = "failed", type(exc).__name__
             request.erased, request.updated_at = dict(erased), self.clock()
             self.ledger.put_forget_request(request)
-            log.error("forget request %s failed (%s); it runs again at the next turn",
+            log.error("forget request %s failed (%s); its suppressions hold",
                       request.request_id, type(exc).__name__)
             raise
         request.status, request.error = "completed", ""

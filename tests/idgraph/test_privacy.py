@@ -269,3 +269,21 @@ def test_export_holds_everything_with_checkable_hashes(engine):
     assert [c["status"] for c in consent_rows if c["purpose"] == "ads"] == ["granted", "denied"]
     assert manifest["files"]["identities.jsonl"]["lines"] > 0
     assert engine.ledger.audit_entries()[-1].action == "export_subject"
+
+
+def test_a_failing_erasure_is_recorded_and_does_not_stop_ingest(engine, monkeypatch):
+    engine.ingest([JANE_SF, JANE_SG])
+    request = request_forget(engine.ledger, engine.backends.keys, engine.queries,
+                             identifier="email:jane@acme.com", actor="privacy:t")
+
+    def broken(_pid):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine.forgets, "erase", broken)
+    assert engine.ingest([OTHER]).events_applied == 1  # the batch goes through
+    failed = engine.ledger.forget_request(request.request_id)
+    assert (failed.status, failed.error) == ("failed", "RuntimeError")
+    assert engine.ingest([JANE_SF]).suppressed_events == 1  # she stays out meanwhile
+    monkeypatch.undo()
+    again = engine.forget(profile_id=failed.profile_ids[0], actor="privacy:t")
+    assert again.status == "completed" and again.erased["records"] == 2

@@ -120,7 +120,8 @@ class PrivacyServiceServicer:
         every stream worker does it at its next batch or segment tick (0.25 s), an
         embedded deployment at the next `idgraph ingest`, `idgraph segments run` or
         `idgraph forget --pending`. Follow it with GetForgetStatus. An identifier also
-        attached to other profiles (a household device) is not suppressed.
+        attached to other profiles (a household device) is not suppressed. A request that
+        failed keeps its suppressions; a Forget of the profile ID runs the erasure again.
 
         Errors:
         INVALID_ARGUMENT - neither or both of identifier and profile_id, malformed, or a
