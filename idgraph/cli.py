@@ -1081,7 +1081,8 @@ def main(argv: list[str] | None = None) -> int:
     failed read or write, naming the file); 2 bad usage, invalid settings or a bad path
     (missing, a directory where a file is expected or the reverse, not permitted: the line
     names the path and the problem), or a request refused as invalid or not allowed in the
-    current state (a malformed identifier, deleting a segment others use); 3 not found
+    current state (a malformed identifier, deleting a segment others use, forgetting a
+    subject forgotten already); 3 not found
     (no profile, no segment of that name).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -1096,7 +1097,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except IdGraphError as exc:
         print(f"idgraph: {exc}", file=sys.stderr)
-        return 2 if exc.status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION") else 1
+        return 2 if exc.status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION",
+                                   "ALREADY_EXISTS") else 1
     except OSError as exc:
         print(f"idgraph: {_os_problem(exc)}", file=sys.stderr)
         return 2 if exc.errno in _BAD_PATH else 1
