@@ -113,11 +113,16 @@ def newer(candidate: ConsentState, current: ConsentState | None) -> bool:
 
 def fold(states: Iterable[ConsentState], rule: MergeRule = "deny_wins"
          ) -> dict[str, ConsentState]:
-    """One state per purpose from the current states of a profile's subjects (see the
-    module docstring); the returned state is the one that decided."""
+    """One state per purpose from states of a profile's subjects (see the module
+    docstring); the returned state is the one that decided. Several states of one
+    (subject, purpose) (the ledger's and the one a record carries) count as the newest."""
+    latest: dict[tuple[str, str], ConsentState] = {}
+    for s in states:
+        if newer(s, latest.get((s.subject, s.purpose))):
+            latest[(s.subject, s.purpose)] = s
     best: dict[str, ConsentState] = {}
     denial: dict[str, ConsentState] = {}
-    for s in states:
+    for s in latest.values():
         if newer(s, best.get(s.purpose)):
             best[s.purpose] = s
         if not s.granted and newer(s, denial.get(s.purpose)):
@@ -137,6 +142,11 @@ def carried_states(profile: Profile) -> list[ConsentState]:
     """The consent the profile's records carry themselves, as states (an event's consent
     is in the ledger too, with the same time; stores written before the ledger hold only
     these)."""
-    return [ConsentState(rk, purpose, GRANTED if granted else "withdrawn", at,
+    return record_states(profile.record_consent)
+
+
+def record_states(consent: Iterable[tuple[str, str, bool, float]]) -> list[ConsentState]:
+    """States of (record key, purpose, granted, time) statements records carry."""
+    return [ConsentState(rk, purpose, GRANTED if granted else WITHDRAWN, at,
                          f"record:{rk}:{purpose}")
-            for rk, purpose, granted, at in profile.record_consent]
+            for rk, purpose, granted, at in consent]

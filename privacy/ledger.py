@@ -21,6 +21,7 @@ Contracts common to the methods:
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -197,3 +198,21 @@ class PrivacyLedger(DriverErrorBoundary, ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+
+class PurposeCache:
+    """The ledger's purpose registry, read again at most every ``seconds`` (purposes
+    change rarely; consent states are read on every call)."""
+
+    def __init__(self, ledger: PrivacyLedger, seconds: float = 1.0) -> None:
+        self._ledger = ledger
+        self._seconds = seconds
+        self._registry: PurposeRegistry | None = None
+        self._read = 0.0
+
+    def get(self) -> PurposeRegistry:
+        now = time.monotonic()
+        if self._registry is None or now - self._read > self._seconds:
+            self._registry = self._ledger.purposes()
+            self._read = now
+        return self._registry

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
 from idgraph.engine.queries import ProfileQueries
 from idgraph.privacy.consent import (
-    GRANTED,
     LEGAL_BASES,
     STATUSES,
     ConsentEntry,
@@ -43,10 +42,10 @@ from idgraph.privacy.consent import (
     MergeRule,
     carried_states,
     fold,
-    newer,
+    record_states,
     subjects_of,
 )
-from idgraph.privacy.ledger import AuditEntry, PrivacyLedger
+from idgraph.privacy.ledger import AuditEntry, PrivacyLedger, PurposeCache
 from idgraph.privacy.purposes import Decision, PurposeRegistry
 from idgraph.privacy.suppression import SuppressionKeys
 from idgraph.profile_store.base import Profile
@@ -57,7 +56,6 @@ HUMAN_ROLES = ("steward:", "privacy:")
 MAX_TEXT = 200
 """Longest free-text field of a statement (source, collection point, method...)."""
 
-_REGISTRY_SECONDS = 1.0
 
 
 class ConsentRefusedError(IdGraphError):
@@ -78,16 +76,6 @@ def hash_subjects(keys: SuppressionKeys, subjects: Iterable[str]) -> list[str]:
     holds an identifier there, and a subject's entries are found again only by whoever
     knows the identifier and the key."""
     return list(dict.fromkeys(keys.hash(s) for s in subjects))
-
-
-def latest_per_subject(states: Iterable[ConsentState]) -> list[ConsentState]:
-    """One state per (subject, purpose): the newest (:func:`~idgraph.privacy.consent.newer`)."""
-    best: dict[tuple[str, str], ConsentState] = {}
-    for s in states:
-        key = (s.subject, s.purpose)
-        if newer(s, best.get(key)):
-            best[key] = s
-    return list(best.values())
 
 
 @dataclass(slots=True)
@@ -136,19 +124,13 @@ class ConsentService:
         self.keys = keys
         self.rule = rule
         self.clock = clock
-        self._registry: PurposeRegistry | None = None
-        self._registry_read = 0.0
+        self._purposes = PurposeCache(ledger)
 
     # --- reading -----------------------------------------------------------------
 
     def registry(self) -> PurposeRegistry:
-        """The purpose registry, read again at most once a second (purposes change
-        rarely; consent states are read on every call)."""
-        now = time.monotonic()
-        if self._registry is None or now - self._registry_read > _REGISTRY_SECONDS:
-            self._registry = self.ledger.purposes()
-            self._registry_read = now
-        return self._registry
+        """The purpose registry (:class:`~idgraph.privacy.ledger.PurposeCache`)."""
+        return self._purposes.get()
 
     def check_purpose(self, purpose: str) -> str:
         """The registered purpose name; ConsentRequestError naming the known ones."""
@@ -167,8 +149,7 @@ class ConsentService:
         """The folded consent of a profile with these (plain) subjects (``carried``: the
         states its records carry, :func:`carried_states`)."""
         own = [dataclasses.replace(c, subject=self.keys.hash(c.subject)) for c in carried]
-        return fold(latest_per_subject(
-            [*own, *self.ledger.consent_states(self.hashed(subjects))]), self.rule)
+        return fold([*own, *self.ledger.consent_states(self.hashed(subjects))], self.rule)
 
     def profile_states(self, profile: Profile) -> dict[str, ConsentState]:
         """The folded consent of a folded profile."""
@@ -224,9 +205,8 @@ class ConsentService:
             subjects[pid] = [*(r.record_key for r in sp.records),
                              *(i for r in sp.records for i, (_, _, linked)
                                in r.identifiers.items() if linked)]
-            carried[pid] = [ConsentState(r.record_key, p, GRANTED if g else "withdrawn", t,
-                                         f"record:{r.record_key}:{p}")
-                            for r in sp.records for p, (g, t) in r.consent.items()]
+            carried[pid] = record_states((r.record_key, p, g, t) for r in sp.records
+                                         for p, (g, t) in r.consent.items())
         hashes = {x: self.keys.hash(x) for subs in subjects.values() for x in subs}
         by_subject: dict[str, list[ConsentState]] = {}
         for state in self.ledger.consent_states(hashes.values()):
@@ -238,8 +218,8 @@ class ConsentService:
             if hit and any(k in hit for k in keys):
                 continue
             own = [dataclasses.replace(c, subject=hashes[c.subject]) for c in carried[pid]]
-            states = fold(latest_per_subject(
-                [*own, *(st for k in keys for st in by_subject.get(k, ()))]), self.rule)
+            states = fold([*own, *(st for k in keys for st in by_subject.get(k, ()))],
+                          self.rule)
             if registry.decide(name, states, stored[pid].head.region, now).allowed:
                 out.add(pid)
         return out
@@ -254,13 +234,6 @@ class ConsentService:
         requested and the writer has not erased it yet (answers stop at the request)."""
         if self.ledger.suppressed(self.hashed(subjects)):
             raise NotFoundError("no profile with this ID in the served regions")
-
-    def allowed(self, subjects: Iterable[str], region: str, purpose: str) -> Decision:
-        """The decision for one purpose of a profile known by its subjects and region
-        (what segment answers check without folding the profile)."""
-        registry = self.registry()
-        name = self.check_purpose(purpose)
-        return registry.decide(name, self.states_of(subjects), region, self.clock())
 
     def entries(self, profile: Profile, limit: int = 1000) -> list[ConsentEntry]:
         """The ledger entries covering the profile's subjects, oldest first, their
@@ -369,7 +342,7 @@ class LedgerConsent:
             own = [dataclasses.replace(c, subject=hashes.get(c.subject) or
                                        self.keys.hash(c.subject)) for c in carried_states(p)]
             theirs = [st for x in subjects_of(p) for st in by_subject.get(hashes[x], ())]
-            states = fold(latest_per_subject([*own, *theirs]), self.rule)
+            states = fold([*own, *theirs], self.rule)
             p.consent = {k: s.granted for k, s in sorted(states.items())}
 
     def pending(self, limit: int) -> dict[str, set[str]]:

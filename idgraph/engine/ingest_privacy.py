@@ -22,8 +22,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from idgraph.privacy.consent import GRANTED, ConsentEntry, ConsentState, MergeRule, fold, newer
-from idgraph.privacy.ledger import PrivacyLedger
+from idgraph.privacy.consent import GRANTED, ConsentEntry, ConsentState, MergeRule, fold
+from idgraph.privacy.ledger import PrivacyLedger, PurposeCache
 from idgraph.privacy.suppression import SuppressionKeys
 from idgraph.resolver.model import IdentityRecord
 
@@ -42,6 +42,7 @@ class IngestPrivacy:
         self.keys = keys
         self.rule = rule
         self.clock = clock
+        self.purposes = PurposeCache(ledger)
 
     def screen(self, records: list[IdentityRecord]
                ) -> tuple[list[IdentityRecord], Counter]:
@@ -62,7 +63,7 @@ class IngestPrivacy:
     def consent_entries(self, records: list[IdentityRecord]) -> list[ConsentEntry]:
         """Ledger entries of the consent the records' events state."""
         now = self.clock()
-        registry = self.ledger.purposes() if any(r.consent for r in records) else None
+        registry = self.purposes.get() if any(r.consent for r in records) else None
         out = []
         for r in records:
             for purpose, granted in sorted(r.consent.items()):
@@ -90,17 +91,13 @@ class IngestPrivacy:
         by_subject: dict[str, list[ConsentState]] = {}
         for s in states:
             by_subject.setdefault(s.subject, []).append(s)
-        registry = self.ledger.purposes()
+        registry = self.purposes.get()
         out = {}
         for key, subs in subjects.items():
-            latest: dict[tuple[str, str], ConsentState] = {}
-            for sub in subs:
-                for st in by_subject.get(sub, ()):
-                    if newer(st, latest.get((sub, st.purpose))):
-                        latest[(sub, st.purpose)] = st
-            if not latest:
+            mine = [st for sub in subs for st in by_subject.get(sub, ())]
+            if not mine:
                 continue
-            attributes, event_types = registry.withheld(fold(latest.values(), self.rule))
+            attributes, event_types = registry.withheld(fold(mine, self.rule))
             if attributes or event_types:
                 out[key] = (attributes, event_types)
         return out
