@@ -245,9 +245,12 @@ class ProfileBuilder:
             for purpose, (granted, t) in rec.consent.items():
                 carried.append((rec.record_key, purpose, granted, t))
                 old = consent.get(purpose)
-                # the latest statement wins; two at the same instant: the withdrawal (the
-                # answer must not depend on the order records are read in)
-                if old is None or t > old[1] or (t == old[1] and not granted):
+                # across records a withdrawal wins (each record's own latest statement
+                # counts), as the privacy ledger folds a profile's subjects by default
+                # (privacy.merge_rule "deny_wins"): a profile read without the ledger
+                # answers as one read with it. Among statements of one kind the latest.
+                if old is None or (old[0] and not granted) or (
+                        old[0] == granted and t > old[1]):
                     consent[purpose] = (granted, t)
             events += rec.event_count
             first = rec.first_seen if first is None else min(first, rec.first_seen)
