@@ -20,13 +20,14 @@ ignored. Failing to create a path raises the ``OSError`` as it is (it names the 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
 
-from idgraph.core.errors import PrivateFileError
+from idgraph.core.errors import ConfigError, PrivateFileError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -113,3 +114,36 @@ def _restrict(path: str | PathLike[str], wanted: int, current: int,
             f"cannot make {os.fspath(path)} private: mode {wanted:04o} wanted, it is "
             f"{stat.S_IMODE(current):04o} ({exc.strerror or type(exc).__name__}); it holds "
             "personal data: change its owner or mode") from exc
+
+
+def read_secret(path: Path, setting: str) -> bytes:
+    """The secret in the file ``path`` (surrounding whitespace stripped); ConfigError
+    naming ``setting`` and the path when it cannot be read."""
+    try:
+        return Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {str(path)!r}: {exc.strerror}") from None
+
+
+def read_or_create_secret(path: Path, setting: str, nbytes: int = 32) -> bytes:
+    """The secret in ``path``, first created (``0600``, ``nbytes`` random bytes as hex)
+    when missing. The new file is written to a private temporary file and linked into
+    place, so another process sees either no file or a whole one; when two create it at
+    once, both use the one linked first."""
+    path = Path(path)
+    if not path.exists():
+        make_private_dir(path.parent)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_hex(nbytes).encode("ascii"))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return read_secret(path, setting)

@@ -284,16 +284,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     explainer, reviews, graph = _steward_backends(settings, queries)
     from idgraph.engine.backends import open_privacy, open_segment_catalog
     from idgraph.engine.consent import ConsentService
+    from idgraph.serving import open_access, warn_deprecated
 
     catalog = open_segment_catalog(settings)
     ledger, keys = open_privacy(settings)
     consent = ConsentService(ledger, queries, keys, settings.privacy.merge_rule)
+    access, close_access = open_access(settings, graph=graph, ledger=ledger, keys=keys)
     regions = ", ".join(settings.served_regions)
 
     def ready(bound: int) -> None:
         if not args.worker:
             print(f"idgraph serving ProfileService on port {bound} for regions {regions}"
                   f" ({processes} process{'es' if processes > 1 else ''})", flush=True)
+        warn_deprecated(access)
 
     # Start-up leaves many long-lived objects (phone metadata, protobuf and pydantic
     # modules) that every full collection would rescan while calls wait; freeze them.
@@ -303,12 +306,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(queries, settings.grpc, f"{host}:{port}", on_ready=ready,
               reuse_port=processes > 1 or args.worker, explainer=explainer, reviews=reviews,
-              segment_catalog=catalog, consent=consent)
+              segment_catalog=catalog, consent=consent, access=access)
     finally:
         for child in children:
             child.terminate()
         for child in children:
             child.wait(timeout=10)
+        close_access()
         for resource in (graph, reviews, catalog, ledger):
             if resource is not None:
                 resource.close()
@@ -1047,9 +1051,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep memberships on time (deadlines, new definitions)")
     s.set_defaults(func=cmd_segments_run)
 
-    from idgraph import cli_privacy
+    from idgraph import cli_auth, cli_privacy
 
     cli_privacy.add_commands(sub, common)
+    cli_auth.add_commands(sub, common)
 
     p = sub.add_parser("settings", parents=[common],
                        help="print the effective settings as JSON (secrets masked)")

@@ -2,7 +2,7 @@
 
 Generate a seeded multi-source event stream -> resolve and store it through the engine
 (deterministic rules) -> train a model with Splink on the stored records and link with it
-(one Splink pass, as ``idgraph train`` + ``idgraph match``) -> start the gRPC server on a loopback port with a fresh API token -> answer sample lookups
+(one Splink pass, as ``idgraph train`` + ``idgraph match``) -> start the gRPC server on a loopback port with a fresh API key -> answer sample lookups
 over a real channel -> score the profiles against the generator's ground truth -> print.
 
 The example segments (``segments/examples.toml``) are defined before the stream, so their
@@ -13,15 +13,12 @@ memberships are kept as it is ingested; the generated events end today, so windo
 from __future__ import annotations
 
 import random
-import secrets
 import shutil
 import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from pydantic import SecretStr
 
 from idgraph.settings import Settings
 
@@ -39,13 +36,13 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
     from idgraph.generator import generate
     from idgraph.service.client import ProfileClient, ServiceCallError
     from idgraph.service.server import create_server
+    from idgraph.serving import open_access, open_key_admin
 
     tmp = None
     if not keep_data:
         tmp = Path(tempfile.mkdtemp(prefix="idgraph-demo-"))
         settings = settings.model_copy(update={"data_dir": tmp})
-    token = secrets.token_urlsafe(24)
-    grpc_settings = settings.grpc.model_copy(update={"api_tokens": [SecretStr(token)]})
+    grpc_settings = settings.grpc
     try:
         t0 = time.perf_counter()
         # events over the 180 days up to today (midnight UTC: the same data all day)
@@ -104,8 +101,15 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
 
             consent = ConsentService(engine.ledger, engine.queries, engine.backends.keys,
                                      settings.privacy.merge_rule)
+            # an activation key of the data dir's key store, as `idgraph keys create` makes
+            admin, key_store = open_key_admin(settings, None)
+            token = admin.create("demo", ["activation"], expires_in_days=1).text
+            key_store.close()
+            access, close_access = open_access(settings, ledger=engine.ledger,
+                                               keys=engine.backends.keys)
             server, port = create_server(engine.queries, grpc_settings, "127.0.0.1:0",
-                                         segment_catalog=catalog, consent=consent)
+                                         segment_catalog=catalog, consent=consent,
+                                         access=access)
             server.start()
             try:
                 with ProfileClient(f"127.0.0.1:{port}", token=token) as client:
@@ -135,6 +139,7 @@ def run_demo(settings: Settings, records: int, seed: int, lookups: int, keep_dat
                 gating = _withdraw_over_grpc(port, token, engine, sample_ids)
             finally:
                 server.stop(grace=1)
+                close_access()
             forgotten = _forget_and_replay(engine, dataset.events, sample_ids)
 
         p = example.profile

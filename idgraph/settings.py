@@ -47,6 +47,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from idgraph.auth.settings import AuthSettings
 from idgraph.core.errors import ConfigError
 from idgraph.engine.settings import EngineSettings
 from idgraph.service.settings import GrpcSettings
@@ -55,13 +56,14 @@ from idgraph.stream.settings import StreamSettings
 
 class Settings(BaseSettings, EngineSettings):
     """Everything the engine, the CLI, the stream workers and the server need: the
-    engine's settings plus the gRPC and Kafka sections."""
+    engine's settings plus the gRPC, access-control and Kafka sections."""
 
     model_config = SettingsConfigDict(
         env_prefix="IDGRAPH_", env_nested_delimiter="__", extra="forbid"
     )
 
     grpc: GrpcSettings = GrpcSettings()
+    auth: AuthSettings = AuthSettings()
     stream: StreamSettings = StreamSettings()
 
     @model_validator(mode="after")
@@ -71,6 +73,11 @@ class Settings(BaseSettings, EngineSettings):
             unknown = sorted(set(served) - set(self.regions.regions))
             if unknown:
                 raise ValueError(f"grpc.served_regions: unknown regions {unknown}")
+        for name, principal in self.auth.certificate_principals.items():
+            unknown = sorted(set(principal.regions) - set(self.regions.regions))
+            if unknown:
+                raise ValueError(f"auth.certificate_principals.{name}.regions: unknown "
+                                 f"regions {unknown}")
         return self
 
     @property

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 from idgraph.core.errors import ConfigError
-from idgraph.core.private_files import make_private_dir
+from idgraph.core.private_files import read_or_create_secret, read_secret
 
 KEY_FILE = "suppression.key"
 MIN_KEY_BYTES = 32
@@ -60,27 +58,7 @@ def load_keys(configured: str | None, key_file: Path | None, data_dir: Path,
         raise ConfigError("privacy.suppression_key (or privacy.suppression_key_file) is not "
                           "set: every writer and server of a distributed deployment must "
                           "share one key")
-    path = Path(path)
-    if not path.exists() and generate and key_file is None:
-        make_private_dir(path.parent)
-        # written to a private temporary file, then linked into place: another process
-        # sees either no key file or a whole one
-        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_hex(MIN_KEY_BYTES).encode("ascii"))
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:  # another process made it first: use theirs
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    try:
-        key = path.read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(f"privacy.suppression_key_file: cannot read {str(path)!r}: "
-                          f"{exc.strerror}") from None
-    return SuppressionKeys(key)
+    setting = "privacy.suppression_key_file"
+    if generate and key_file is None:
+        return SuppressionKeys(read_or_create_secret(Path(path), setting, MIN_KEY_BYTES))
+    return SuppressionKeys(read_secret(Path(path), setting))

@@ -35,7 +35,7 @@ INSTALLED_PREFIX = "idgraph/"
 """Where ``proto/`` sits in the installed layout (the package ``idgraph.proto``)."""
 
 PROTO_FILES = ("proto/idgraph/v1/profiles.proto", "proto/idgraph/v1/segments.proto",
-               "proto/idgraph/v1/privacy.proto")
+               "proto/idgraph/v1/privacy.proto", "proto/idgraph/v1/admin.proto")
 """Proto files to compile, relative to :data:`ROOT`."""
 
 _SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")

@@ -1,13 +1,10 @@
-"""Server interceptors: bearer-token authentication and authorisation, and the one
-error-to-status mapping.
+"""Server interceptors: authentication, authorisation and rate limits of every call, and
+the one error-to-status mapping.
 
 Order on the server: :class:`AuthInterceptor` first, then :class:`ErrorMappingInterceptor`.
 
-Authorisation is least privilege with three roles (see :class:`AuthInterceptor`): an *api*
-token (activation channels) may call only :data:`API_METHODS` and health/reflection; a
-*steward* token may call every rpc but :data:`PRIVACY_ONLY_METHODS`, including Explain,
-ListReviews and DecideReview; a *privacy* token (privacy officers) may call
-:data:`PRIVACY_METHODS`: forget, unsuppress and export, and what finding a subject needs.
+Authorisation is least privilege by one table (:mod:`idgraph.auth.roles`): each rpc
+needs a permission, each role grants some, deny by default (see :class:`AuthInterceptor`).
 
 Error mapping is the only place exceptions become gRPC statuses:
 
@@ -28,65 +25,25 @@ Without this, grpc's own handler would answer UNKNOWN with "Exception calling ap
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import contextvars
+import dataclasses
 import logging
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
 
+from idgraph.auth.authenticator import ANONYMOUS, AuthenticationError, Authenticator, Principal
+from idgraph.auth.ratelimit import RateLimiter
+from idgraph.auth.roles import HEALTH_PREFIX, decide, roles_allowed
 from idgraph.core.errors import IdGraphError
 
 _LOG = logging.getLogger(__name__)
 
-HEALTH_METHOD_PREFIX = "/grpc.health.v1.Health/"
-"""Health checks (Check, Watch) need no token: load balancers and probes call them."""
-
 IDGRAPH_METHOD_PREFIX = "/idgraph."
 """Methods whose errors :class:`ErrorMappingInterceptor` maps (this project's services)."""
-
-_PROFILE_SERVICE = "/idgraph.v1.ProfileService/"
-
-_SEGMENT_SERVICE = "/idgraph.v1.SegmentService/"
-
-_PRIVACY_SERVICE = "/idgraph.v1.PrivacyService/"
-
-API_METHODS = frozenset({
-    _PROFILE_SERVICE + "Lookup",
-    _PROFILE_SERVICE + "GetProfile",
-    _PROFILE_SERVICE + "BatchLookup",
-    *(_SEGMENT_SERVICE + rpc for rpc in ("GetSegment", "ListSegments", "EvaluateSegments",
-                                         "CountSegment", "ListSegmentMembers",
-                                         "WatchSegment")),
-    *(_PRIVACY_SERVICE + rpc for rpc in ("RecordConsent", "GetConsent", "ListPurposes")),
-})
-"""The only project methods an api token may call (an allowlist: an rpc added later is
-steward-only until it is added here)."""
-
-PRIVACY_ONLY_METHODS = frozenset(
-    _PRIVACY_SERVICE + rpc for rpc in ("Forget", "GetForgetStatus", "Unsuppress",
-                                       "ExportSubject"))
-"""Methods only a privacy token may call: erasing a person, ending a suppression and
-exporting a person's data are the privacy officer's, not the steward's."""
-
-PRIVACY_METHODS = API_METHODS | PRIVACY_ONLY_METHODS | {_PROFILE_SERVICE + "Explain"}
-"""What a privacy token may call (an allowlist, as :data:`API_METHODS`)."""
-
-API_METHOD_PREFIXES = (
-    HEALTH_METHOD_PREFIX,
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
-)
-"""Infrastructure services an api token may call too: health checking and reflection."""
-
-ROLE_API = "api"
-ROLE_STEWARD = "steward"
-ROLE_PRIVACY = "privacy"
-ANONYMOUS = "anonymous"
-"""The caller identity on a server without tokens (see :meth:`AuthInterceptor.identity`)."""
 
 _UNEXPECTED_STATUSES = frozenset(
     {grpc.StatusCode.OK, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -172,8 +129,22 @@ def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
     }[_handler_kind(handler)]
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
+_PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar(
+    "idgraph_principal", default=ANONYMOUS)
+
+
+def current_principal() -> Principal:
+    """Who makes the call being served (set by :class:`AuthInterceptor` around the
+    handler); :data:`~idgraph.auth.authenticator.ANONYMOUS` on a server without
+    credentials."""
+    return _PRINCIPAL.get()
+
+
+def caller_name(_metadata: Any = None) -> str:
+    """The current caller's name for audit fields (``decided_by``, a segment version's
+    author): ``key:<key id>``, ``cert:<name>``, ``api:``/``steward:``/``privacy:`` + 8 hex
+    digits of a static token's SHA-256, or ``anonymous``. Never a secret."""
+    return _PRINCIPAL.get().name
 
 
 def _rpc_name(method: str) -> str:
@@ -181,135 +152,221 @@ def _rpc_name(method: str) -> str:
     return method.rsplit("/", 1)[-1]
 
 
+def _bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The bearer token of the metadata; None when there is none. A malformed
+    ``authorization`` value counts as a wrong credential, not as none."""
+    for key, val in metadata or ():
+        if key == "authorization":  # grpc delivers keys lower-cased
+            if isinstance(val, str) and val[:7].lower() == "bearer ":
+                return val[7:].strip()
+            return ""
+    return None
+
+
+def _certificate_name(context: grpc.ServicerContext) -> str | None:
+    """The common name of the client certificate the TLS layer verified (mutual TLS);
+    None on a connection without one."""
+    try:
+        names = context.auth_context().get("x509_common_name")
+    except (AttributeError, ValueError):
+        return None
+    if not names:
+        return None
+    name = names[0]
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Require ``authorization: Bearer <token>`` metadata matching a configured token, and
-    let each token call only what its role allows.
+    """Authenticate every call, authorise it by the permission table
+    (:mod:`idgraph.auth.roles`), limit its rate, and run the handler as its principal.
 
-    ``tokens`` are api tokens: they may call ``api_methods`` (Lookup, GetProfile,
-    BatchLookup by default) and methods starting with one of ``api_prefixes`` (health and
-    reflection); any other method answers PERMISSION_DENIED, naming the rpc, before the
-    handler runs. ``steward_tokens`` may call every method but
-    :data:`PRIVACY_ONLY_METHODS`; ``privacy_tokens`` may call :data:`PRIVACY_METHODS`
-    and the api prefixes.
+    For every method but health checks (which need no credential): the caller's
+    credential (an API key or static token in ``authorization: Bearer ...``, else a
+    verified client certificate) becomes a :class:`~idgraph.auth.authenticator.Principal`
+    (UNAUTHENTICATED otherwise, before the handler runs); the method must be granted by
+    one of its roles (PERMISSION_DENIED naming the roles that may, deny by default: a
+    method missing from the table is refused to all); a key limited to regions none of
+    which this server serves gets PERMISSION_DENIED; a caller over its rate gets
+    RESOURCE_EXHAUSTED. The handler then runs with :func:`current_principal` set (the
+    servicers pick the region scope and masking from it).
 
-    With no tokens at all every call passes (the server only allows that on loopback).
-    Methods starting with one of ``exempt_prefixes`` (health checks by default) always
-    pass. A missing or unknown token fails the call with UNAUTHENTICATED before the
-    handler runs. The SHA-256 of the presented token is compared with
-    :func:`hmac.compare_digest` against the SHA-256 of every configured token of both
-    roles (no early exit), so timing reveals neither which token (or how much of one)
-    matched, nor its role, nor the tokens' lengths.
+    Refusals are written to the audit log through ``audit_refusal(principal name, role,
+    action, method, reason)`` (batched: a flood of bad keys is counted, not written line
+    by line). With an authenticator that accepts no credential, every call passes as
+    :data:`~idgraph.auth.authenticator.ANONYMOUS` (servers allow that only on loopback).
     """
 
-    def __init__(
-        self,
-        tokens: Iterable[str],
-        exempt_prefixes: Iterable[str] = (HEALTH_METHOD_PREFIX,),
-        *,
-        steward_tokens: Iterable[str] = (),
-        privacy_tokens: Iterable[str] = (),
-        api_methods: Iterable[str] = API_METHODS,
-        api_prefixes: Iterable[str] = API_METHOD_PREFIXES,
-    ) -> None:
-        self._digests = [(_digest(t), ROLE_API) for t in tokens]
-        self._digests += [(_digest(t), ROLE_STEWARD) for t in steward_tokens]
-        self._digests += [(_digest(t), ROLE_PRIVACY) for t in privacy_tokens]
+    def __init__(self, authenticator: Authenticator, *,
+                 served_regions: Iterable[str] = (),
+                 rates: Mapping[str, float] | None = None,
+                 limiter: RateLimiter | None = None,
+                 audit_refusal: Callable[[str, str, str, str, str], None] | None = None,
+                 exempt_prefixes: Iterable[str] = (HEALTH_PREFIX,)) -> None:
+        self._auth = authenticator
+        self._served = frozenset(served_regions)
+        self._rates = dict(rates or {})
+        self._limiter = limiter
+        self._refused = audit_refusal or (lambda *_: None)
         self._exempt = tuple(exempt_prefixes)
-        self._api_methods = frozenset(api_methods)
-        self._api_prefixes = tuple(api_prefixes)
-        allowed = sorted(_rpc_name(m) for m in self._api_methods)
-        self._api_allowed = ", ".join(allowed) if allowed else "no rpc"
+        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     @property
     def enabled(self) -> bool:
-        """False when no token is configured: every call passes."""
-        return bool(self._digests)
+        """False when no credential is configured: every call passes."""
+        return self._auth.enabled
 
-    @staticmethod
-    def _bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
-        """The bearer token of the metadata; None when there is none."""
-        for key, val in metadata or ():
-            if key == "authorization":  # grpc delivers keys lower-cased
-                if isinstance(val, str) and val[:7].lower() == "bearer ":
-                    return val[7:].strip()
-                return None
-        return None
+    def _rate(self, principal: Principal) -> float | None:
+        if principal.rate_per_second is not None:
+            return principal.rate_per_second
+        rates = [self._rates[r] for r in principal.roles if r in self._rates]
+        return max(rates) if rates else None
 
-    def _role_of(self, token: str) -> str | None:
-        """The role of ``token``; None when it is not a configured token. Constant time."""
-        presented = _digest(token)
-        found: str | None = None
-        for digest, role in self._digests:  # every digest compared: no early exit
-            if hmac.compare_digest(presented, digest):
-                found = role
-        return found
+    def admit(self, method: str, context: grpc.ServicerContext) -> Principal:
+        """The principal of this call with its masking decided, or the call aborted with
+        the status saying why (class docstring)."""
+        metadata = context.invocation_metadata()
+        try:
+            principal = self._auth.authenticate(_bearer(metadata), _certificate_name(context))
+        except AuthenticationError as exc:
+            self._refused("unauthenticated", "none", "auth.failed", method, str(exc))
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            raise  # not reached: abort raises
+        allowed, masked = decide(method, principal.permissions)
+        if not allowed:
+            roles = roles_allowed(method)
+            needs = (f"a key with role {' or '.join(roles)}" if roles
+                     else "a permission no role has")
+            problem = (f"{_rpc_name(method)} needs {needs}; this caller has "
+                       f"{', '.join(principal.roles) or 'no role'}")
+            self._refused(principal.name, principal.role, "auth.denied", method, problem)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)
+        if principal.regions and self._served and not self._served & set(principal.regions):
+            problem = (f"this key may read regions {', '.join(principal.regions)}; this "
+                       f"server serves {', '.join(sorted(self._served))}")
+            self._refused(principal.name, principal.role, "auth.denied", method, problem)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)
+        rate = self._rate(principal)
+        if rate is not None and self._limiter is not None \
+                and not self._limiter.allow(principal.name, rate):
+            self._refused(principal.name, principal.role, "auth.rate_limited", method,
+                          f"over {rate:g} calls/s")
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"rate limit of {rate:g} calls per second exceeded for this key; "
+                          "retry with backoff")
+        return dataclasses.replace(principal, masked=True) if masked else principal
 
-    def _authenticate(
-        self, metadata: Iterable[tuple[str, Any]] | None
-    ) -> tuple[str | None, str | None]:
-        """``(role, None)`` for an accepted token, ``(None, reason)`` otherwise."""
-        token = self._bearer(metadata)
-        if token is None:
-            return None, "missing bearer token: send metadata 'authorization: Bearer <token>'"
-        role = self._role_of(token)
-        return (role, None) if role is not None else (None, "invalid bearer token")
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        behavior = _behavior(handler)
 
-    def _api_may_call(self, method: str) -> bool:
-        return method in self._api_methods or method.startswith(self._api_prefixes)
+        def admit(method: str, context: grpc.ServicerContext) -> Principal:
+            try:
+                return self.admit(method, context)
+            except Exception as exc:
+                _abort_for(exc, context, method)
+                raise  # not reached: _abort_for raises
 
-    def identity(self, metadata: Iterable[tuple[str, Any]] | None) -> str:
-        """Who is calling, for audit fields (``Review.decided_by``): ``"steward:"``,
-        ``"privacy:"`` or ``"api:"`` + the first 8 hex digits of the SHA-256 of the token (never the token),
-        :data:`ANONYMOUS` when no token is configured.
+        if _handler_kind(handler)[1]:
+            def streaming(request: Any, context: grpc.ServicerContext) -> Any:
+                token = _PRINCIPAL.set(admit(method, context))
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    _PRINCIPAL.reset(token)
 
-        Call it from a handler: the token was already checked before the handler ran.
-        """
-        if not self._digests:
-            return ANONYMOUS
-        token = self._bearer(metadata)
-        role = self._role_of(token) if token is not None else None
-        if token is None or role is None:  # not reachable behind this interceptor
-            return "unauthenticated"
-        return f"{role}:{_digest(token).hex()[:8]}"
+            return _make_handler(handler, streaming, keep_serializers=True)
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            token = _PRINCIPAL.set(admit(method, context))
+            try:
+                return behavior(request, context)
+            finally:
+                _PRINCIPAL.reset(token)
+
+        return _make_handler(handler, unary, keep_serializers=True)
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if not self._digests or method.startswith(self._exempt):
-            return continuation(handler_call_details)
-        role, problem = self._authenticate(handler_call_details.invocation_metadata)
         handler = continuation(handler_call_details)
-        if handler is None:  # unknown method: UNIMPLEMENTED either way
+        method = handler_call_details.method
+        if handler is None or not self._auth.enabled or method.startswith(self._exempt):
             return handler
-        if problem is not None:
-            code = grpc.StatusCode.UNAUTHENTICATED
-        elif role == ROLE_API and not self._api_may_call(method):
-            code = grpc.StatusCode.PERMISSION_DENIED
-            needs = "a privacy token (grpc.privacy_tokens)" if method in PRIVACY_ONLY_METHODS \
-                else "a steward token (grpc.steward_tokens)"
-            problem = (
-                f"{_rpc_name(method)} needs {needs}; "
-                f"an api token may only call {self._api_allowed}, health and reflection"
-            )
-        elif role == ROLE_STEWARD and method in PRIVACY_ONLY_METHODS:
-            code = grpc.StatusCode.PERMISSION_DENIED
-            problem = (f"{_rpc_name(method)} needs a privacy token (grpc.privacy_tokens); "
-                       "a steward token may not erase, unsuppress or export a person")
-        elif role == ROLE_PRIVACY and not (method in PRIVACY_METHODS
-                                           or method.startswith(self._api_prefixes)):
-            code = grpc.StatusCode.PERMISSION_DENIED
-            problem = (f"{_rpc_name(method)} needs a steward token (grpc.steward_tokens); "
-                       "a privacy token may call the privacy rpcs, the lookups and Explain")
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
+
+
+class AuditInterceptor(grpc.ServerInterceptor):
+    """Write one audit entry per call of the methods in ``audited`` (after the call, with
+    its outcome: ``ok``, or ``failed`` and the status code's name) through
+    ``record(principal, method, request, outcome, reason)``. Runs after
+    :class:`AuthInterceptor` (the principal is known) and before
+    :class:`ErrorMappingInterceptor` (it sees the status the caller gets)."""
+
+    def __init__(self, audited: Iterable[str],
+                 record: Callable[[Principal, str, Any, str, str], None]) -> None:
+        self._audited = frozenset(audited)
+        self._record = record
+        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def _outcome(self, method: str, request: Any, context: grpc.ServicerContext,
+                 failed: BaseException | None) -> None:
+        if failed is None:
+            outcome, reason = "ok", ""
         else:
+            code = context.code()
+            outcome = "failed"
+            reason = code.name if isinstance(code, grpc.StatusCode) else type(failed).__name__
+        try:
+            self._record(_PRINCIPAL.get(), method, request, outcome, reason)
+        except Exception:  # noqa: BLE001 - the audit must not fail the call it records
+            _LOG.error("could not audit a call of %s", method, exc_info=False)
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        behavior = _behavior(handler)
+        outcome = self._outcome
+        if _handler_kind(handler)[1]:
+            def streaming(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    yield from behavior(request, context)
+                except BaseException as exc:
+                    outcome(method, request, context, exc)
+                    raise
+                outcome(method, request, context, None)
+
+            return _make_handler(handler, streaming, keep_serializers=True)
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                answer = behavior(request, context)
+            except BaseException as exc:
+                outcome(method, request, context, exc)
+                raise
+            outcome(method, request, context, None)
+            return answer
+
+        return _make_handler(handler, unary, keep_serializers=True)
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method not in self._audited:
             return handler
-
-        def deny(_request: Any, context: grpc.ServicerContext) -> None:
-            context.abort(code, problem)
-
-        return _make_handler(handler, deny, keep_serializers=False)
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):

@@ -19,7 +19,14 @@ import grpc
 from idgraph.proto.idgraph.v1 import privacy_pb2 as ppb
 from idgraph.proto.idgraph.v1 import privacy_pb2_grpc as ppb_grpc
 from idgraph.service.convert import seconds, timestamp
-from idgraph.service.servicer import InvalidRequestError, Metadata, _anonymous, _check_text
+from idgraph.service.interceptors import current_principal
+from idgraph.service.servicer import (
+    PEOPLE_ROLES,
+    InvalidRequestError,
+    Metadata,
+    _caller,
+    _check_text,
+)
 
 if TYPE_CHECKING:
     from idgraph.engine.consent import ConsentService, ConsentView
@@ -87,7 +94,7 @@ class PrivacyServiceServicer(ppb_grpc.PrivacyServiceServicer):
                  explainer: Explainer | None = None) -> None:
         self._consent = consent
         self._keys = keys
-        self._identify = identify or _anonymous
+        self._identify = identify or _caller
         self._explainer = explainer
         self._regions = consent.queries.store.regions
         """Forget requests of profiles outside these regions are not shown here."""
@@ -127,7 +134,8 @@ class PrivacyServiceServicer(ppb_grpc.PrivacyServiceServicer):
         profile = self._consent.resolve(identifier, profile_id)
         self._consent.gate(profile, None)  # NOT_FOUND once a forget was requested
         view = self._consent.view(profile)
-        self._consent.record_read(self._who(context), "GetConsent", [profile.profile_id])
+        if set(current_principal().roles) & PEOPLE_ROLES:
+            self._consent.record_read(self._who(context), "GetConsent", [profile.profile_id])
         return ppb.GetConsentResponse(
             profile_id=profile.profile_id, region=profile.region, consent=view_protos(view),
             history=[entry_proto(e) for e in self._consent.entries(profile, limit)])

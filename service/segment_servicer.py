@@ -23,7 +23,7 @@ from idgraph.core.errors import IdGraphError
 from idgraph.proto.idgraph.v1 import segments_pb2 as spb
 from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
 from idgraph.service.convert import timestamp
-from idgraph.service.servicer import InvalidRequestError, Metadata, _anonymous, _check_text
+from idgraph.service.servicer import InvalidRequestError, Metadata, _caller, _check_text
 
 if TYPE_CHECKING:
     from idgraph.engine.consent import ConsentService
@@ -93,7 +93,7 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         self._answers: dict[str, tuple[float, int, float, spb.EvaluateSegmentsResponse]] = {}
         self._cache_size = cache_size
         self._clock = clock
-        self._identify = identify or _anonymous
+        self._identify = identify or _caller
         self._max_watchers = max_watchers
         self._poll = watch_poll_seconds
         self._watchers = 0

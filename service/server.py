@@ -1,4 +1,5 @@
-"""Build and run the gRPC server: ProfileService, health checking and reflection.
+"""Build and run the gRPC server: ProfileService, SegmentService, PrivacyService,
+AdminService, health checking and reflection.
 
 Concurrency model: the synchronous ``grpc.server`` with a thread pool of
 ``GrpcSettings.max_workers`` threads. ProfileQueries is synchronous (SQLite behind it), so
@@ -7,12 +8,15 @@ loop). Measured over loopback on 2 cores at 1000 Lookup/s (server in its own pro
 sync client, small profile): p50 ~0.6 ms, p99 ~1.0-1.2 ms, with auth on; a bare grpc.aio
 prototype without interceptors was not measurably better (p99 0.9-1.5 ms).
 
-Security: when neither ``api_tokens`` nor ``steward_tokens`` is set the server
-authenticates nobody (every rpc is open), so it refuses to bind anything but a loopback
-address (or a Unix socket). Otherwise api tokens may only look profiles up, and Explain,
-ListReviews and DecideReview need a steward token (least privilege, see
-:class:`idgraph.service.interceptors.AuthInterceptor`). TLS is used when both ``tls_cert_file``
-and ``tls_key_file`` are set.
+Security (:class:`~idgraph.service.access.Access`): every call but health checks is
+authenticated (API keys, deprecated static tokens, client certificates), authorised by the
+permission table (:mod:`idgraph.auth.roles`), rate limited and, when it changes something or
+reads profiles, audited. With no credential configured at all the server authenticates
+nobody, so it refuses to bind anything but a loopback address (or a Unix socket); off
+loopback it also refuses plain text unless ``grpc.allow_plaintext``. TLS is used when both
+``tls_cert_file`` and ``tls_key_file`` are set; ``tls_client_ca_file`` adds client
+certificates (mutual TLS). A key limited to some of the served regions is served by
+servicers over a store of those regions only (:mod:`idgraph.service.scopes`).
 
 Explain needs an :class:`idgraph.engine.explain.Explainer` (a read-only view of the identity
 graph) and the review rpcs a :class:`idgraph.coordination.ReviewQueue`; without
@@ -29,21 +33,30 @@ import threading
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from idgraph.core.errors import ConfigError
+from idgraph.proto.idgraph.v1 import admin_pb2 as apb
+from idgraph.proto.idgraph.v1 import admin_pb2_grpc as apb_grpc
 from idgraph.proto.idgraph.v1 import privacy_pb2 as ppb
 from idgraph.proto.idgraph.v1 import privacy_pb2_grpc as ppb_grpc
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.proto.idgraph.v1 import segments_pb2 as spb
 from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
-from idgraph.service.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from idgraph.service.access import AUDITED_CALLS, Access, static_access
+from idgraph.service.admin_servicer import AdminServiceServicer
+from idgraph.service.interceptors import (
+    AuditInterceptor,
+    AuthInterceptor,
+    ErrorMappingInterceptor,
+)
 from idgraph.service.privacy_servicer import PrivacyServiceServicer
+from idgraph.service.scopes import RegionScopes, ScopeBackends, dispatcher
 from idgraph.service.segment_servicer import SegmentServiceServicer
 from idgraph.service.servicer import ProfileServiceServicer
 from idgraph.service.settings import GrpcSettings
@@ -63,6 +76,8 @@ SEGMENT_SERVICE_NAME = spb.DESCRIPTOR.services_by_name["SegmentService"].full_na
 """``idgraph.v1.SegmentService``."""
 PRIVACY_SERVICE_NAME = ppb.DESCRIPTOR.services_by_name["PrivacyService"].full_name
 """``idgraph.v1.PrivacyService`` (served when the server has the privacy ledger)."""
+ADMIN_SERVICE_NAME = apb.DESCRIPTOR.services_by_name["AdminService"].full_name
+"""``idgraph.v1.AdminService``: keys, the audit log, the server's status."""
 
 _SERVER_OPTIONS = [
     # grpc enables SO_REUSEPORT by default on Linux, letting a second server silently share
@@ -108,7 +123,7 @@ def _token_list(secrets: list, setting: str) -> list[str]:
     return tokens
 
 
-def _tokens(settings: GrpcSettings) -> tuple[list[str], list[str], list[str]]:
+def configured_tokens(settings: GrpcSettings) -> tuple[list[str], list[str], list[str]]:
     """The api, steward and privacy tokens; a token may have only one role."""
     api = _token_list(settings.api_tokens, "grpc.api_tokens")
     stewards = _token_list(settings.steward_tokens, "grpc.steward_tokens")
@@ -133,62 +148,115 @@ def _read(path: Path, setting: str) -> bytes:
 def _credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
     cert, key = settings.tls_cert_file, settings.tls_key_file
     if cert is None and key is None:
+        if settings.tls_client_ca_file is not None:
+            raise ConfigError("grpc.tls_client_ca_file needs grpc.tls_cert_file and "
+                              "grpc.tls_key_file: client certificates are checked over TLS")
         return None
     if cert is None or key is None:
         missing = "grpc.tls_cert_file" if cert is None else "grpc.tls_key_file"
         raise ConfigError(f"{missing} is not set: TLS needs both a certificate and a key")
+    client_ca = settings.tls_client_ca_file
     return grpc.ssl_server_credentials(
-        [(_read(key, "grpc.tls_key_file"), _read(cert, "grpc.tls_cert_file"))]
+        [(_read(key, "grpc.tls_key_file"), _read(cert, "grpc.tls_cert_file"))],
+        root_certificates=(_read(client_ca, "grpc.tls_client_ca_file")
+                           if client_ca is not None else None),
+        require_client_auth=client_ca is not None,
     )
+
+
+def _servicer_builder(settings: GrpcSettings, reviews: ReviewQueue | None,
+                      segment_catalog: SegmentCatalog | None, access: Access
+                      ) -> Callable[[ScopeBackends], dict[str, Any]]:
+    """Builds the servicers of one region scope over its backends."""
+    from idgraph.engine.segment_definitions import SegmentDefinitions
+    from idgraph.engine.segment_queries import SegmentQueries
+
+    def build(backends: ScopeBackends) -> dict[str, Any]:
+        queries, consent = backends.queries, backends.consent
+        servicers: dict[str, Any] = {
+            SERVICE_NAME: ProfileServiceServicer(
+                queries, max_batch_lookup=settings.max_batch_lookup,
+                explainer=backends.explainer, reviews=reviews, consent=consent,
+                access=access),
+            SEGMENT_SERVICE_NAME: SegmentServiceServicer(
+                SegmentDefinitions(queries.store, segment_catalog),
+                SegmentQueries(queries.store, queries), max_watchers=settings.max_watchers,
+                watch_poll_seconds=settings.watch_poll_seconds, consent=consent),
+        }
+        if consent is not None:
+            servicers[PRIVACY_SERVICE_NAME] = PrivacyServiceServicer(
+                consent, consent.keys, explainer=backends.explainer)
+        return servicers
+
+    return build
+
+
+def _check_exposure(settings: GrpcSettings, host: str, access: Access,
+                    credentials: grpc.ServerCredentials | None) -> None:
+    """Refuse to serve off loopback without credentials, or in plain text unless told."""
+    if is_loopback(host):
+        return
+    if not access.authenticator.enabled:
+        raise ConfigError(
+            "no API key store, static token or client certificate is configured, which is "
+            f"only allowed on a loopback address; refusing to serve unauthenticated on "
+            f"{host!r} (create keys with `idgraph keys create`, or bind grpc.host to "
+            "127.0.0.1)")
+    if credentials is None and not settings.allow_plaintext:
+        raise ConfigError(
+            f"grpc.tls_cert_file and grpc.tls_key_file are not set; refusing to serve "
+            f"{host!r} in plain text (keys would cross the network readable). Set them, or "
+            "set grpc.allow_plaintext = true when a proxy or mesh terminates TLS in front")
 
 
 def _build(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None,
     reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
-    consent: ConsentService | None = None,
-) -> tuple[grpc.Server, int, health.HealthServicer, SegmentServiceServicer]:
+    consent: ConsentService | None = None, access: Access | None = None,
+) -> tuple[grpc.Server, int, health.HealthServicer, RegionScopes]:
     address = address or _default_address(settings)
-    tokens, steward_tokens, privacy_tokens = _tokens(settings)
+    if access is None:
+        access = static_access(*configured_tokens(settings))
     host = _split_address(address)
-    if not tokens and not steward_tokens and not privacy_tokens and not is_loopback(host):
-        raise ConfigError(
-            f"grpc.api_tokens, grpc.steward_tokens and grpc.privacy_tokens are empty, which "
-            "is only allowed on a "
-            f"loopback address; refusing to serve unauthenticated on {host!r} (set "
-            "grpc.api_tokens or bind grpc.host to 127.0.0.1)"
-        )
     credentials = _credentials(settings)
-
-    auth = AuthInterceptor(tokens, steward_tokens=steward_tokens, privacy_tokens=privacy_tokens)
+    _check_exposure(settings, host, access, credentials)
+    store = queries.store
+    served = list(store.regions) if store is not None else []  # no store: tests of conversion
+    interceptors: list[grpc.ServerInterceptor] = [AuthInterceptor(
+        access.authenticator, served_regions=served, rates=access.rates,
+        limiter=access.limiter, audit_refusal=access.refusal)]
+    if access.audit is not None:
+        interceptors.append(AuditInterceptor(AUDITED_CALLS, access.call))
+    interceptors.append(ErrorMappingInterceptor())
+    options = [("grpc.so_reuseport", 1)] if reuse_port else list(_SERVER_OPTIONS)
+    options += [("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.max_metadata_size", settings.max_metadata_bytes)]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                    thread_name_prefix="idgraph-grpc"),
-        interceptors=[auth, ErrorMappingInterceptor()],
+        interceptors=interceptors,
         # several server processes may share a port on purpose (``idgraph serve
         # --processes N``): only then is SO_REUSEPORT on
-        options=[("grpc.so_reuseport", 1)] if reuse_port else _SERVER_OPTIONS,
+        options=options,
     )
+    scopes = RegionScopes(served, ScopeBackends(queries, explainer, consent),
+                          _servicer_builder(settings, reviews, segment_catalog, access),
+                          access.open_scope)
     pb_grpc.add_ProfileServiceServicer_to_server(
-        ProfileServiceServicer(queries, max_batch_lookup=settings.max_batch_lookup,
-                               explainer=explainer, reviews=reviews, identify=auth.identity,
-                               consent=consent),
-        server,
-    )
+        dispatcher(pb.DESCRIPTOR.services_by_name["ProfileService"], scopes), server)
+    spb_grpc.add_SegmentServiceServicer_to_server(
+        dispatcher(spb.DESCRIPTOR.services_by_name["SegmentService"], scopes), server)
     names = [SERVICE_NAME, SEGMENT_SERVICE_NAME]
     if consent is not None:
         ppb_grpc.add_PrivacyServiceServicer_to_server(
-            PrivacyServiceServicer(consent, consent.keys, identify=auth.identity,
-                                   explainer=explainer), server)
+            dispatcher(ppb.DESCRIPTOR.services_by_name["PrivacyService"], scopes), server)
         names.append(PRIVACY_SERVICE_NAME)
-    from idgraph.engine.segment_definitions import SegmentDefinitions
-    from idgraph.engine.segment_queries import SegmentQueries
-
-    segments = SegmentServiceServicer(
-        SegmentDefinitions(queries.store, segment_catalog), SegmentQueries(queries.store, queries),
-        identify=auth.identity, max_watchers=settings.max_watchers,
-        watch_poll_seconds=settings.watch_poll_seconds, consent=consent)
-    spb_grpc.add_SegmentServiceServicer_to_server(segments, server)
+    apb_grpc.add_AdminServiceServicer_to_server(AdminServiceServicer(
+        access, served, tls=credentials is not None,
+        client_certificates=settings.tls_client_ca_file is not None,
+        static_tokens=access.static_token_count, version=_version()), server)
+    names.append(ADMIN_SERVICE_NAME)
     health_servicer = health.HealthServicer()
     for name in (health.OVERALL_HEALTH, *names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -205,14 +273,23 @@ def _build(
         raise ConfigError(f"grpc.host/grpc.port: cannot bind {address!r}: {exc}") from None
     if port == 0 and not host.startswith("unix"):
         raise ConfigError(f"grpc.host/grpc.port: cannot bind {address!r}")
-    return server, port, health_servicer, segments
+    return server, port, health_servicer, scopes
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("idgraph")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def create_server(
     queries: ProfileQueries, settings: GrpcSettings, address: str | None = None,
     *, reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
-    consent: ConsentService | None = None,
+    consent: ConsentService | None = None, access: Access | None = None,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
@@ -232,7 +309,7 @@ def create_server(
     files is set or unreadable, or when the address cannot be bound.
     """
     server, port, _, _ = _build(queries, settings, address, reuse_port, explainer, reviews,
-                                segment_catalog, consent)
+                                segment_catalog, consent, access)
     return server, port
 
 
@@ -249,6 +326,7 @@ def serve(
     reviews: ReviewQueue | None = None,
     segment_catalog: SegmentCatalog | None = None,
     consent: ConsentService | None = None,
+    access: Access | None = None,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
@@ -258,18 +336,18 @@ def serve(
     ``explainer`` and ``reviews`` as for :func:`create_server`; they stay open (the
     caller closes them).
     """
-    server, port, health_servicer, segments = _build(queries, settings, address, reuse_port,
-                                                     explainer, reviews, segment_catalog,
-                                                     consent)
+    server, port, health_servicer, scopes = _build(queries, settings, address, reuse_port,
+                                                   explainer, reviews, segment_catalog,
+                                                   consent, access)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     server.start()
-    _LOG.info("serving ProfileService on port %d (%s, tls=%s, auth=%s, explain=%s, "
-              "reviews=%s)", port, SERVICE_NAME, settings.tls_cert_file is not None,
-              bool(settings.api_tokens or settings.steward_tokens), explainer is not None,
+    _LOG.info("serving ProfileService on port %d (%s, tls=%s, client certificates=%s, "
+              "explain=%s, reviews=%s)", port, SERVICE_NAME, settings.tls_cert_file is not None,
+              settings.tls_client_ca_file is not None, explainer is not None,
               reviews is not None)
     try:
         if on_ready is not None:
@@ -278,8 +356,10 @@ def serve(
             pass
     finally:
         health_servicer.enter_graceful_shutdown()
-        segments.stopping.set()  # open WatchSegment streams end instead of holding the grace
+        for servicers in scopes.every():  # open WatchSegment streams end, not hold the grace
+            servicers[SEGMENT_SERVICE_NAME].stopping.set()
         server.stop(grace).wait()
+        scopes.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _LOG.info("server stopped")

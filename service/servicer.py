@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from idgraph.auth.roles import MARKETER, PRIVACY, STEWARD
 from idgraph.core.errors import IdGraphError, NotFoundError
 from idgraph.privacy.consent import carried_states, subjects_of
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.service import convert
-from idgraph.service.interceptors import ANONYMOUS, status_for
+from idgraph.service.interceptors import caller_name, current_principal, status_for
+from idgraph.service.masking import mask_lookup, mask_profile
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from idgraph.coordination import Review, ReviewQueue
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the type
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
     from idgraph.profile_store.base import Profile
+    from idgraph.service.access import Access
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,8 +70,13 @@ class NotAvailableError(IdGraphError):
     status = "UNIMPLEMENTED"
 
 
-def _anonymous(_metadata: Metadata) -> str:
-    return ANONYMOUS
+PEOPLE_ROLES = frozenset({STEWARD, PRIVACY, MARKETER})
+"""Roles held by people: their profile reads go into each subject's access history."""
+
+
+def _caller(_metadata: Metadata) -> str:
+    """The current caller's name (:func:`~idgraph.service.interceptors.caller_name`)."""
+    return caller_name()
 
 
 def _check_text(field: str, value: str) -> None:
@@ -101,8 +109,11 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
                  cache_size: int = 100_000, *, explainer: Explainer | None = None,
                  reviews: ReviewQueue | None = None,
                  identify: Callable[[Metadata], str] | None = None,
-                 consent: ConsentService | None = None) -> None:
+                 consent: ConsentService | None = None,
+                 access: Access | None = None) -> None:
         self._queries = queries
+        self._access = access
+        self._personal = access.personal_attributes if access is not None else frozenset()
         self._max_batch = max_batch_lookup
         self._consent = consent
         self._protos: dict[str, tuple[float, pb.Profile, list[str], list, str]] = {}
@@ -110,7 +121,7 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         self._explainer = explainer
         self._reviews = reviews
         self._reviews_lock = threading.Lock()  # one SQLite connection shared by the pool
-        self._identify = identify or _anonymous
+        self._identify = identify or _caller
 
     def _profile_proto(self, profile_id: str, version: float, purpose: str) -> pb.Profile:
         """The rendered profile, gated by consent (class docstring). The rendering is
@@ -148,8 +159,13 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         return profile if self._consent is None else self._consent.gate(profile, purpose)
 
     def _read(self, context: grpc.ServicerContext, rpc: str, *profile_ids: str) -> None:
-        """Audit a person's read of profiles (:meth:`ConsentService.record_read`)."""
-        if self._consent is not None:
+        """Audit a read of profiles: in the audit log (every caller, batched), and for
+        people (not activation channels) in each subject's access history too
+        (:meth:`ConsentService.record_read`, what a subject's export shows)."""
+        principal = current_principal()
+        if self._access is not None:
+            self._access.reads(principal, "profile.read", profile_ids)
+        if self._consent is not None and set(principal.roles) & PEOPLE_ROLES:
             self._consent.record_read(self._identify(context.invocation_metadata()), rpc,
                                       profile_ids)
 
@@ -158,12 +174,13 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         located = self._queries.locate(request.identifier)
         profile = self._profile_proto(located.profile_id, located.version, request.purpose)
         self._read(context, "Lookup", located.profile_id)
-        return pb.LookupResponse(
+        answer = pb.LookupResponse(
             profile=profile,
             matched_identifier=located.identifier,
             shared=located.shared,
             other_profile_ids=located.other_profile_ids,
         )
+        return mask_lookup(answer, self._personal) if current_principal().masked else answer
 
     def GetProfile(
         self, request: pb.GetProfileRequest, context: grpc.ServicerContext
@@ -171,10 +188,13 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         _check_text("profile_id", request.profile_id)
         profile = self._gate(self._queries.get_profile(request.profile_id), request.purpose)
         self._read(context, "GetProfile", profile.profile_id)
-        return pb.GetProfileResponse(
+        answer = pb.GetProfileResponse(
             profile=convert.profile_fields(profile),
             resolved_from_alias=profile.profile_id != request.profile_id.strip(),
         )
+        if current_principal().masked:
+            answer.profile.CopyFrom(mask_profile(answer.profile, self._personal))
+        return answer
 
     def BatchLookup(
         self, request: pb.BatchLookupRequest, context: grpc.ServicerContext
@@ -218,7 +238,12 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
                 results.append(
                     {"identifier": text, "result": convert.lookup_result_fields(outcome)}
                 )
-        return pb.BatchLookupResponse(results=results)
+        answer = pb.BatchLookupResponse(results=results)
+        if current_principal().masked:
+            for result in answer.results:
+                if result.HasField("result"):
+                    result.result.CopyFrom(mask_lookup(result.result, self._personal))
+        return answer
 
     # --- Explain and reviews (steward rpcs; the interceptor checks the token's role) ------
 

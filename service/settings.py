@@ -21,21 +21,37 @@ class GrpcSettings(Section):
     near 1,000-1,500 lookups/s; use one process per core. The kernel spreads connections
     (not single calls) across processes."""
     api_tokens: list[SecretStr] = []
-    """Bearer tokens accepted in the ``authorization`` metadata. Empty: no authentication
-    (only allowed when ``host`` is a loopback address)."""
+    """Deprecated (use API keys: ``idgraph keys create``); kept for this release, with a
+    warning at start. Static bearer tokens with the ``activation`` role."""
     steward_tokens: list[SecretStr] = []
-    """Bearer tokens of data stewards: they may also call Explain, ListReviews and
-    DecideReview (which show or change why records link). ``api_tokens`` (activation
-    channels) may only look profiles up. With no tokens at all (loopback only), every rpc
-    is open."""
+    """Deprecated, as ``api_tokens``: static tokens with the ``steward``, ``marketer``
+    (unmasked) and ``activation`` roles (what a steward token could do before roles)."""
     privacy_tokens: list[SecretStr] = []
-    """Bearer tokens of privacy officers: they may forget a person, end a suppression and
-    export a person's data (no other token may), record and read consent, look profiles
-    up and call Explain."""
+    """Deprecated, as ``api_tokens``: static tokens with the ``privacy`` role."""
     client_token: SecretStr | None = None
-    """Token the CLI client sends."""
+    """The key (or token) the CLI client sends."""
     tls_cert_file: Path | None = None
+    """The server's certificate chain (PEM). TLS is required off loopback (see
+    ``allow_plaintext``)."""
     tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    """CA bundle (PEM) client certificates are verified against: mutual TLS, every
+    connection must present a certificate it signed (gRPC Python cannot ask for an
+    optional one). A verified certificate's common name is a principal
+    (``auth.certificate_principals``); a key sent as well takes precedence."""
+    allow_plaintext: bool = False
+    """Serve a non-loopback address without TLS (only behind a proxy or mesh that
+    terminates TLS in front of the server)."""
+    tls_ca_file: Path | None = None
+    """Client side (``idgraph lookup``, ``idgraph keys`` over gRPC): the CA that signs the
+    server's certificate; set it to connect over TLS."""
+    tls_client_cert_file: Path | None = None
+    """Client side: a client certificate to present (mutual TLS)."""
+    tls_client_key_file: Path | None = None
+    max_request_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    """Largest request message accepted (RESOURCE_EXHAUSTED above)."""
+    max_metadata_bytes: int = Field(default=16 << 10, ge=1024, le=1 << 20)
+    """Largest request metadata accepted."""
     served_regions: list[str] | None = None
     """Regions this server answers for; None: every region in ``regions.regions``."""
     max_batch_lookup: int = Field(default=1000, ge=1)

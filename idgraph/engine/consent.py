@@ -50,9 +50,6 @@ from idgraph.privacy.purposes import Decision, PurposeRegistry
 from idgraph.privacy.suppression import SuppressionKeys
 from idgraph.profile_store.base import Profile
 
-HUMAN_ROLES = ("steward:", "privacy:")
-"""Caller identities of people (not channels): their reads of a profile are audited."""
-
 MAX_TEXT = 200
 """Longest free-text field of a statement (source, collection point, method...)."""
 
@@ -245,12 +242,11 @@ class ConsentService:
                 for e in self.ledger.consent_entries(plain, limit)]
 
     def record_read(self, actor: str, rpc: str, profile_ids: Iterable[str]) -> None:
-        """Note in the privacy audit trail that a person (a steward's or a privacy
-        officer's token: ``steward:``/``privacy:`` identities) read these profiles, so a
-        subject's export can say who looked at their data. Reads by activation channels
-        (api tokens) are not logged per profile: their volume is the whole traffic."""
-        if not actor.startswith(HUMAN_ROLES):
-            return
+        """Note in each subject's access history (the privacy ledger's audit trail)
+        that a person read these profiles, so a subject's export can say who looked at
+        their data. Callers pass reads by people only (stewards, privacy officers,
+        marketers); activation channels' reads, the whole traffic, go to the
+        tamper-evident audit log only (:mod:`idgraph.service.access`)."""
         now = self.clock()
         for pid in dict.fromkeys(profile_ids):
             if pid:

@@ -549,14 +549,17 @@ def test_error_mapping_respects_handler_abort(raw_channel: grpc.Channel) -> None
 
 def test_refuses_unauthenticated_non_loopback(queries: FakeQueries) -> None:
     for address in ("0.0.0.0:0", "[::]:0", "10.1.2.3:0"):
-        with pytest.raises(ConfigError, match="grpc.api_tokens"):
-            create_server(queries, GrpcSettings(), address)
-    with pytest.raises(ConfigError, match="grpc.api_tokens"):
+        with pytest.raises(ConfigError, match="refusing to serve unauthenticated"):
+            create_server(queries, GrpcSettings(allow_plaintext=True), address)
+    with pytest.raises(ConfigError, match="refusing to serve unauthenticated"):
         create_server(queries, GrpcSettings(host="0.0.0.0", port=0))
 
 
-def test_non_loopback_with_tokens_is_allowed(queries: FakeQueries) -> None:
-    server, port = create_server(queries, GrpcSettings(api_tokens=[TOKEN]), "0.0.0.0:0")
+def test_non_loopback_needs_tls_unless_told_plaintext_is_fine(queries: FakeQueries) -> None:
+    with pytest.raises(ConfigError, match="refusing to serve '0.0.0.0' in plain text"):
+        create_server(queries, GrpcSettings(api_tokens=[TOKEN]), "0.0.0.0:0")
+    server, port = create_server(queries, GrpcSettings(api_tokens=[TOKEN],
+                                                       allow_plaintext=True), "0.0.0.0:0")
     server.start()
     try:
         assert port > 0

@@ -7,7 +7,9 @@ model refused between Victor and Lena, an alias of Lena's profile that was a US 
 before a merge moved it, and review pairs within and across the regions (two of them
 queued before reviews kept their regions). A segment ("Everyone") has members in both.
 Two servers read the data directory the way ``idgraph serve`` does: one for ``us`` only,
-one for every region.
+one for every region. The same cases also run on the server of every region with API keys
+limited to ``us`` (``us-key``): a key limited to a region must see exactly what a server
+of that region shows.
 
 ``CASES`` holds one case per rpc of every service the server registers
 (``test_every_rpc_has_a_case`` compares them with the services' descriptors, so an rpc
@@ -57,6 +59,8 @@ from idgraph.engine.consent import ConsentService
 from idgraph.engine.explain import Explainer
 from idgraph.engine.forget import request_forget
 from idgraph.graph.base import MatchEdge
+from idgraph.proto.idgraph.v1 import admin_pb2 as apb
+from idgraph.proto.idgraph.v1 import admin_pb2_grpc as apb_grpc
 from idgraph.proto.idgraph.v1 import privacy_pb2 as ppb
 from idgraph.proto.idgraph.v1 import privacy_pb2_grpc as ppb_grpc
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
@@ -65,12 +69,14 @@ from idgraph.proto.idgraph.v1 import segments_pb2 as spb
 from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
 from idgraph.service.server import create_server
 from idgraph.service.settings import GrpcSettings
+from idgraph.serving import open_access, open_key_admin
 from idgraph.settings import Settings
 
 STEWARD = "steward-token"
 METADATA = [("authorization", f"Bearer {STEWARD}")]
 PRIVACY = "privacy-token"
 PRIVACY_METADATA = [("authorization", f"Bearer {PRIVACY}")]
+ADMIN_METADATA: list = [("authorization", "Bearer admin key: set when the world is built")]
 NOT_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
 
 URSULA, VICTOR = "email:ursula@example.com", "email:victor@example.com"
@@ -129,20 +135,32 @@ class World:
     channels: dict[str, grpc.Channel] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=itertools.count)
 
+    keys: dict[str, list] = field(default_factory=dict)
+    """Metadata of US-limited keys standing in for the static tokens (``us-key``)."""
+
     def calls(self, served: str) -> Calls:
+        if served == "us-key":
+            return Calls(self, False, self.channels["all"], self.keys)
         return Calls(self, served == "all", self.channels[served])
 
 
 class Calls:
     """The calls of one case on one server, and the text of every answer they got."""
 
-    def __init__(self, world: World, serves_eu: bool, channel: grpc.Channel) -> None:
+    def __init__(self, world: World, serves_eu: bool, channel: grpc.Channel,
+                 keys: dict[str, list] | None = None) -> None:
         self.world = world
         self.serves_eu = serves_eu
+        self._keys = keys or {}
+        self.admin = apb_grpc.AdminServiceStub(channel)
         self.profiles = pb_grpc.ProfileServiceStub(channel)
         self.segments = spb_grpc.SegmentServiceStub(channel)
         self.privacy = ppb_grpc.PrivacyServiceStub(channel)
         self.answers: list[str] = []
+
+    def md(self, metadata: list) -> list:
+        """``metadata``, or the US-limited key standing in for its token (``us-key``)."""
+        return self._keys.get(metadata[0][1], metadata)
 
     def keep(self, message: Any) -> None:
         self.answers.append(text_format.MessageToString(message))
@@ -151,7 +169,7 @@ class Calls:
                ) -> tuple[grpc.StatusCode, Any]:
         """The call's status and response (None on an error, whose details are kept)."""
         try:
-            response = method(request, metadata=metadata, timeout=20)
+            response = method(request, metadata=self.md(metadata), timeout=20)
         except grpc.RpcError as exc:
             self.answers.append(exc.details() or "")
             return exc.code(), None
@@ -172,7 +190,7 @@ class Calls:
         return response
 
     def stream(self, method: Callable, request: Any, metadata: list = METADATA) -> list:
-        messages = list(method(request, metadata=metadata, timeout=20))
+        messages = list(method(request, metadata=self.md(metadata), timeout=20))
         for message in messages:
             self.keep(message)
         return messages
@@ -186,16 +204,35 @@ def _serve(settings: Settings, regions: list[str], closers: list) -> grpc.Channe
     reviews = open_review_queue(settings)
     catalog = open_segment_catalog(settings)
     ledger, keys = open_privacy(settings)
+    grpc_settings = GrpcSettings(steward_tokens=[STEWARD], privacy_tokens=[PRIVACY],
+                                 served_regions=regions)
+    access, close_access = open_access(settings.model_copy(update={"grpc": grpc_settings}),
+                                       graph=graph, ledger=ledger, keys=keys)
     server, port = create_server(
-        queries, GrpcSettings(steward_tokens=[STEWARD], privacy_tokens=[PRIVACY],
-                              served_regions=regions),
-        "127.0.0.1:0", explainer=Explainer(graph, queries), reviews=reviews,
-        segment_catalog=catalog, consent=ConsentService(ledger, queries, keys))
+        queries, grpc_settings, "127.0.0.1:0", explainer=Explainer(graph, queries),
+        reviews=reviews, segment_catalog=catalog,
+        consent=ConsentService(ledger, queries, keys), access=access)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    closers.extend([channel.close, lambda: server.stop(0).wait(), catalog.close,
-                    reviews.close, graph.close, store.close, ledger.close])
+    closers.extend([channel.close, lambda: server.stop(0).wait(), close_access,
+                    catalog.close, reviews.close, graph.close, store.close, ledger.close])
     return channel
+
+
+def _us_keys(settings: Settings) -> dict[str, list]:
+    """US-limited keys with the static tokens' roles, by the token's metadata value."""
+    admin, store = open_key_admin(settings, None)
+    try:
+        def key(*roles: str) -> list:
+            text = admin.create("residency test", roles, regions=["us"],
+                                unmask="marketer" in roles).text
+            return [("authorization", f"Bearer {text}")]
+
+        return {METADATA[0][1]: key("steward", "marketer", "activation"),
+                PRIVACY_METADATA[0][1]: key("privacy"),
+                ADMIN_METADATA[0][1]: key("admin", "operator")}
+    finally:
+        store.close()
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +278,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 w.eu_text.update({pid, "eve@example.de", "hubspot:7101"})
         w.channels = {"us": _serve(settings, ["us"], closers),
                       "all": _serve(settings, settings.regions.regions, closers)}
+        w.keys = _us_keys(settings)
+        admin, store = open_key_admin(settings, None)
+        ADMIN_METADATA[:] = [("authorization", "Bearer " + admin.create(
+            "residency test", ["admin", "operator"]).text)]
+        store.close()
         pb_definition = spb.DefineSegmentRequest(name="Everyone",
                                                  definition="has_identifier(email)")
         spb_grpc.SegmentServiceStub(w.channels["all"]).DefineSegment(
@@ -411,7 +453,7 @@ def watch_segment(calls: Calls) -> None:
     n = next(w.counter)
     eu_email, us_email = f"email:eu-watch-{n}@example.fr", f"email:us-watch-{n}@example.com"
     stream = calls.segments.WatchSegment(spb.WatchSegmentRequest(names=["Everyone"]),
-                                         metadata=METADATA, timeout=30)
+                                         metadata=calls.md(METADATA), timeout=30)
     got: list[spb.SegmentChange] = []
 
     def read() -> None:
@@ -494,7 +536,7 @@ def unsuppress(calls: Calls) -> None:
 def export_subject(calls: Calls) -> None:
     w = calls.world
     chunks = calls.privacy.ExportSubject(ppb.ExportSubjectRequest(identifier=URSULA),
-                                         metadata=PRIVACY_METADATA, timeout=20)
+                                         metadata=calls.md(PRIVACY_METADATA), timeout=20)
     data = b"".join(c.data for c in chunks)
     calls.answers.append(data.decode("latin-1"))  # the zip's deflated bytes: see below
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -505,7 +547,8 @@ def export_subject(calls: Calls) -> None:
     for name in ("lena", "jonas"):
         try:
             data = b"".join(c.data for c in calls.privacy.ExportSubject(
-                ppb.ExportSubjectRequest(profile_id=w.pids[name]), metadata=PRIVACY_METADATA,
+                ppb.ExportSubjectRequest(profile_id=w.pids[name]),
+                metadata=calls.md(PRIVACY_METADATA),
                 timeout=20))
         except grpc.RpcError as exc:
             calls.answers.append(exc.details() or "")
@@ -521,6 +564,54 @@ def forget(calls: Calls) -> None:
     status = calls.eu_subject(calls.privacy.Forget, ppb.ForgetRequest(identifier=LENA),
                               PRIVACY_METADATA)
     assert status is None or status.profile_ids == [calls.world.pids["lena"]]
+
+
+# ---------------------------------------------------------------- AdminService cases
+# (no personal data: keys, the audit log's hashes, the server's status)
+
+
+def create_key(calls: Calls) -> None:
+    issued = calls.ok(calls.admin.CreateKey, apb.CreateKeyRequest(
+        owner="case", roles=["activation"], regions=["us"]), ADMIN_METADATA)
+    assert issued.key_text.startswith("idg_")
+    calls.answers[-1] = calls.answers[-1].replace(issued.key_text, "")
+
+
+def list_keys(calls: Calls) -> None:
+    assert calls.ok(calls.admin.ListKeys, apb.ListKeysRequest(), ADMIN_METADATA).keys
+
+
+def rotate_key(calls: Calls) -> None:
+    issued = calls.ok(calls.admin.CreateKey, apb.CreateKeyRequest(
+        owner="case", roles=["activation"]), ADMIN_METADATA)
+    rotated = calls.ok(calls.admin.RotateKey, apb.RotateKeyRequest(
+        key_id=issued.key.key_id), ADMIN_METADATA)
+    assert rotated.previous.rotated_to == rotated.successor.key.key_id
+    calls.answers[-1] = calls.answers[-1].replace(rotated.successor.key_text, "")
+    calls.answers[-2] = calls.answers[-2].replace(issued.key_text, "")
+
+
+def revoke_key(calls: Calls) -> None:
+    issued = calls.ok(calls.admin.CreateKey, apb.CreateKeyRequest(
+        owner="case", roles=["activation"]), ADMIN_METADATA)
+    calls.answers[-1] = calls.answers[-1].replace(issued.key_text, "")
+    assert calls.ok(calls.admin.RevokeKey, apb.RevokeKeyRequest(
+        key_id=issued.key.key_id), ADMIN_METADATA).state == "revoked"
+
+
+def read_audit(calls: Calls) -> None:
+    calls.ok(calls.admin.ReadAudit, apb.ReadAuditRequest(limit=1000), ADMIN_METADATA)
+
+
+def verify_audit(calls: Calls) -> None:
+    assert calls.ok(calls.admin.VerifyAudit, apb.VerifyAuditRequest(), ADMIN_METADATA).ok
+
+
+def get_server_status(calls: Calls) -> None:
+    status = calls.ok(calls.admin.GetServerStatus, apb.GetServerStatusRequest(),
+                      ADMIN_METADATA)
+    assert ("eu" in status.served_regions) is (calls._keys == {} and calls.serves_eu) \
+        or calls._keys != {}
 
 
 #: service full name -> rpc name -> its case.
@@ -552,6 +643,15 @@ CASES: dict[str, dict[str, Callable[[Calls], None]]] = {
         "ExportSubject": export_subject,
         "Forget": forget,
     },
+    "idgraph.v1.AdminService": {
+        "CreateKey": create_key,
+        "ListKeys": list_keys,
+        "RotateKey": rotate_key,
+        "RevokeKey": revoke_key,
+        "ReadAudit": read_audit,
+        "VerifyAudit": verify_audit,
+        "GetServerStatus": get_server_status,
+    },
 }
 RPCS = [(service, rpc) for service, cases in CASES.items() for rpc in cases]
 
@@ -572,10 +672,14 @@ def test_every_rpc_has_a_case(world: World) -> None:
         assert set(CASES[name]) == methods, f"{name}: rpcs and cases differ"
 
 
+@pytest.mark.parametrize("served", ["us", "us-key"])
 @pytest.mark.parametrize(("service", "rpc"), RPCS,
                          ids=[f"{s.rsplit('.', 1)[-1]}.{r}" for s, r in RPCS])
-def test_a_us_server_answers_nothing_of_the_eu(world: World, service: str, rpc: str) -> None:
-    calls = world.calls("us")
+def test_a_us_server_answers_nothing_of_the_eu(world: World, service: str, rpc: str,
+                                               served: str) -> None:
+    """On the US server with the static tokens, and on the server of every region with
+    keys limited to ``us``."""
+    calls = world.calls(served)
     CASES[service][rpc](calls)
     assert calls.answers, "the case called nothing"
     leaks = sorted({text for text in world.eu_text for answer in calls.answers

@@ -1,0 +1,273 @@
+"""Access control on a real server, as ``idgraph serve`` builds it (:func:`open_access`):
+the marketer's masked view, rate limits, request size limits, the audit log of reads,
+changes and refusals, and mutual TLS with a client certificate as the principal."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from helpers import record
+
+from idgraph.auth.audit import read_entries, verify
+from idgraph.auth.settings import CertificatePrincipal
+from idgraph.engine import Engine
+from idgraph.engine.backends import (
+    open_graph_view,
+    open_privacy,
+    open_queries,
+    open_reader_store,
+    open_review_queue,
+    open_segment_catalog,
+)
+from idgraph.engine.consent import ConsentService
+from idgraph.engine.explain import Explainer
+from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+from idgraph.proto.idgraph.v1 import segments_pb2 as spb
+from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
+from idgraph.service.server import create_server
+from idgraph.service.settings import GrpcSettings
+from idgraph.serving import audit_dir, audit_public_key, open_access, open_key_admin
+from idgraph.settings import Settings
+
+JANE = "email:jane.doe@acme.com"
+PEOPLE = [record("hubspot", "501", "e-1", 100, ["crm:hubspot:501", JANE,
+                                                "phone:+14155550123"],
+                 given_name="Jane", family_name="Doe", company="Acme", country="US")]
+
+
+def _serve(settings: Settings, grpc_settings: GrpcSettings, closers: list,
+           address: str = "127.0.0.1:0") -> int:
+    settings = settings.model_copy(update={"grpc": grpc_settings})
+    store = open_reader_store(settings, settings.served_regions)
+    queries = open_queries(settings, store)
+    graph = open_graph_view(settings)
+    reviews = open_review_queue(settings)
+    catalog = open_segment_catalog(settings)
+    ledger, keys = open_privacy(settings)
+    closers.extend([ledger.close, store.close, graph.close, reviews.close, catalog.close])
+    access, close_access = open_access(settings, graph=graph, ledger=ledger, keys=keys)
+    closers.append(close_access)
+    server, port = create_server(queries, grpc_settings, address,
+                                 explainer=Explainer(graph, queries), reviews=reviews,
+                                 segment_catalog=catalog,
+                                 consent=ConsentService(ledger, queries, keys), access=access)
+    server.start()
+    closers.append(lambda: server.stop(0).wait())
+    return port
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("access") / "data")
+    engine = Engine(settings)
+    engine.ingest(PEOPLE)
+    admin, store = open_key_admin(settings, None)
+    keys = {name: admin.create(name, roles, **kw).text for name, roles, kw in [
+        ("activation", ["activation"], {}),
+        ("marketer", ["marketer"], {}),
+        ("marketer unmasked", ["marketer"], {"unmask": True}),
+        ("slow", ["activation"], {"rate_per_second": 1.0}),
+    ]}
+    store.close()
+    closers: list = []
+    port = _serve(settings, GrpcSettings(), closers)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield settings, engine, keys, channel
+    channel.close()
+    for close in reversed(closers):
+        close()
+    engine.close()
+
+
+def _md(key: str) -> list:
+    return [("authorization", f"Bearer {key}")]
+
+
+def test_a_marketer_reads_profiles_masked_unless_granted(world):
+    _, _, keys, channel = world
+    lookup = pb_grpc.ProfileServiceStub(channel).Lookup
+    full = lookup(pb.LookupRequest(identifier=JANE), metadata=_md(keys["activation"]))
+    masked = lookup(pb.LookupRequest(identifier=JANE), metadata=_md(keys["marketer"]))
+    unmasked = lookup(pb.LookupRequest(identifier=JANE),
+                      metadata=_md(keys["marketer unmasked"]))
+    assert unmasked == full
+    assert {i.identifier for i in full.profile.identifiers} >= {JANE, "phone:+14155550123"}
+    assert {i.identifier for i in masked.profile.identifiers} >= {
+        "email:j***@acme.com", "phone:***23", "crm:***"}
+    assert masked.matched_identifier == "email:j***@acme.com"
+    assert masked.profile.attributes["given_name"].value == "***"
+    assert masked.profile.attributes["company"].value == "Acme"  # not personal
+    text = str(masked)
+    assert "jane.doe" not in text and "Jane" not in text and "5550123" not in text
+    assert "hubspot:501" not in text  # record keys masked too
+    assert masked.profile.profile_id == full.profile.profile_id
+
+
+def test_a_key_over_its_rate_is_told_to_back_off(world):
+    _, _, keys, channel = world
+    lookup = pb_grpc.ProfileServiceStub(channel).Lookup
+    codes = []
+    for _ in range(6):  # 1/s with a 2 s burst: two pass
+        try:
+            lookup(pb.LookupRequest(identifier=JANE), metadata=_md(keys["slow"]))
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as exc:
+            codes.append(exc.code())
+            assert "rate limit" in exc.details()
+    assert codes.count(grpc.StatusCode.OK) == 2
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 4
+    # another key is not slowed by it
+    lookup(pb.LookupRequest(identifier=JANE), metadata=_md(keys["activation"]))
+
+
+def test_an_oversized_request_is_refused(world):
+    _, _, keys, channel = world
+    with pytest.raises(grpc.RpcError) as err:
+        pb_grpc.ProfileServiceStub(channel).Lookup(
+            pb.LookupRequest(identifier="email:" + "x" * (2 << 20) + "@a.com"),
+            metadata=_md(keys["activation"]))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_reads_changes_and_refusals_reach_the_audit_log(world):
+    settings, engine, keys, channel = world
+    pid = engine.queries.lookup(JANE).profile.profile_id
+    pb_grpc.ProfileServiceStub(channel).Lookup(pb.LookupRequest(identifier=JANE),
+                                               metadata=_md(keys["activation"]))
+    segments = spb_grpc.SegmentServiceStub(channel)
+    segments.DefineSegment(spb.DefineSegmentRequest(name="Acme", definition='company = "Acme"'),
+                           metadata=_md(keys["marketer"]))
+    with pytest.raises(grpc.RpcError):
+        segments.DefineSegment(spb.DefineSegmentRequest(name="X", definition="true"),
+                               metadata=_md(keys["activation"]))
+    with pytest.raises(grpc.RpcError):
+        segments.ListSegments(spb.ListSegmentsRequest(), metadata=_md("idg_made_up"))
+    settings_dir = audit_dir(settings)
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=5)
+    wanted = {"profile.read", "segment.updated", "auth.denied", "auth.failed"}
+    while True:  # the server writes its batch every auth.audit_flush_seconds (1 s)
+        entries = read_entries(settings_dir, limit=1000)
+        if wanted <= {e.action for e in entries} or datetime.datetime.now() > deadline:
+            break
+        time.sleep(0.1)
+    by_action = {e.action: e for e in entries}
+    assert wanted <= set(by_action)
+    activation_id = keys["activation"].split("_")[1]
+    reads = [e for e in entries if e.action == "profile.read"
+             and e.actor == f"key:{activation_id}"]
+    assert reads and all(r.resources and r.resources[0].startswith("profile:") for r in reads)
+    log_text = (settings_dir / "audit.jsonl").read_text()
+    assert pid not in log_text and "jane" not in log_text  # people only as keyed hashes
+    assert by_action["segment.updated"].resource == "segment:Acme"
+    assert by_action["segment.updated"].outcome == "ok"
+    assert by_action["auth.denied"].outcome == "denied"
+    assert by_action["auth.failed"].outcome == "denied"
+    assert verify(settings_dir, audit_public_key(settings)).ok
+
+
+# --- mutual TLS --------------------------------------------------------------------------
+
+
+def _certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and two client certificates it signed,
+    and a client certificate signed by another CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def issue(cn, issuer_name, issuer_key, ca=False, san=None):
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer_name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
+                                  critical=True))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return key, builder.sign(issuer_key or key, hashes.SHA256())
+
+    paths = {}
+
+    def write(label, key, cert):
+        paths[label + ".key"] = directory / f"{label}.key"
+        paths[label + ".crt"] = directory / f"{label}.crt"
+        paths[label + ".key"].write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        paths[label + ".crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    ca_key, ca = issue("test ca", name("test ca"), None, ca=True)
+    write("ca", ca_key, ca)
+    write("server", *issue("localhost", ca.subject, ca_key, san=[
+        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]))
+    write("crm", *issue("crm-sync.internal", ca.subject, ca_key))
+    write("stranger", *issue("stranger.internal", ca.subject, ca_key))
+    other_key, other = issue("other ca", name("other ca"), None, ca=True)
+    write("forged", *issue("crm-sync.internal", other.subject, other_key))
+    return paths
+
+
+def _tls_channel(port: int, certs: dict[str, Path], client: str | None) -> grpc.Channel:
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=certs["ca.crt"].read_bytes(),
+        private_key=certs[f"{client}.key"].read_bytes() if client else None,
+        certificate_chain=certs[f"{client}.crt"].read_bytes() if client else None)
+    return grpc.secure_channel(f"127.0.0.1:{port}", creds,
+                               options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+def test_a_client_certificate_is_a_principal(world, tmp_path):
+    settings, _, keys, _ = world
+    certs = _certificates(tmp_path)
+    settings = settings.model_copy(update={"auth": settings.auth.model_copy(update={
+        "certificate_principals": {
+            "crm-sync.internal": CertificatePrincipal(roles=["activation"])}})})
+    closers: list = []
+    port = _serve(settings, GrpcSettings(tls_cert_file=certs["server.crt"],
+                                         tls_key_file=certs["server.key"],
+                                         tls_client_ca_file=certs["ca.crt"]), closers)
+    try:
+        def lookup(client, metadata=()):
+            with _tls_channel(port, certs, client) as channel:
+                return pb_grpc.ProfileServiceStub(channel).Lookup(
+                    pb.LookupRequest(identifier=JANE), metadata=list(metadata), timeout=10)
+
+        assert lookup("crm").profile.record_count == 1  # the certificate alone
+        with pytest.raises(grpc.RpcError) as err:  # verified, but granted nothing
+            lookup("stranger")
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for client in ("forged", None):  # another CA's certificate, or none: no handshake
+            with pytest.raises(grpc.RpcError) as err:
+                lookup(client, _md(keys["activation"]))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, client
+        # a key sent over the certificate's connection takes precedence
+        with pytest.raises(grpc.RpcError) as err:
+            lookup("crm", _md("idg_not_a_key"))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        masked = lookup("stranger", _md(keys["marketer"]))
+        assert masked.matched_identifier == "email:j***@acme.com"
+    finally:
+        for close in reversed(closers):
+            close()
+
+
+def test_the_settings_name_every_tls_mistake(world, tmp_path):
+    settings, *_ = world
+    closers: list = []
+    with pytest.raises(Exception, match="tls_client_ca_file needs grpc.tls_cert_file"):
+        _serve(settings, GrpcSettings(tls_client_ca_file=tmp_path / "ca.crt"), closers)
+    for close in reversed(closers):
+        close()
