@@ -71,6 +71,9 @@ class AuthSettings(Section):
     dir, created when missing, its public half beside it (``audit.key.pub``)."""
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    audit_reads: bool = True
+    """Audit every profile read (batched). Turn off only to measure its cost
+    (``benchmarks/access_control.py``): changes and refusals are audited regardless."""
     audit_flush_seconds: float = Field(default=1.0, gt=0, le=60)
     """Profile reads are audited in batches written this often (one entry per caller and
     action per batch, naming every profile read as a keyed hash)."""

@@ -122,7 +122,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _check_inputs(args.files)
     dead_path = settings.data_dir / "dead-letters.jsonl"
-    with Engine(settings) as engine:
+    from idgraph.serving import writer_audit
+
+    with writer_audit(settings) as audit, Engine(settings, audit=audit) as engine:
         total = IngestResult()
         for path in args.files:
             unreadable: list[DeadLetter] = []
@@ -526,13 +528,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         created = ensure_topics_sync(settings.stream)
         if created:
             log.info("created topics: %s", ", ".join(created))
-    engine = Engine(settings, publish_changes=settings.stream.publish_changes)
-    try:
-        StreamWorker(settings.stream, engine, Path(args.stats_file) if args.stats_file else None).run()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        engine.close()
+    from idgraph.serving import writer_audit
+
+    with writer_audit(settings) as audit:
+        engine = Engine(settings, publish_changes=settings.stream.publish_changes, audit=audit)
+        try:
+            StreamWorker(settings.stream, engine,
+                         Path(args.stats_file) if args.stats_file else None).run()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        finally:
+            engine.close()
     return 0
 
 

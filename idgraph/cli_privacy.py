@@ -141,19 +141,32 @@ def cmd_consent_purposes(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from idgraph.auth.audit import AuditEvent
     from idgraph.engine import Engine
+    from idgraph.serving import cli_actor, writer_audit
 
     settings = _settings(args)
-    with Engine(settings) as engine:
+    with writer_audit(settings) as audit, Engine(settings, audit=audit) as engine:
         if args.pending:  # the engine ran the open requests when it started
             print("open forget requests carried out")
             return 0
         if bool(args.identifier) == bool(args.profile_id):
             raise ConfigError("give an identifier or --profile-id (one of them)")
         started = time.perf_counter()
-        request = engine.forget(identifier=args.identifier or "",
-                                profile_id=args.profile_id or "", reason=args.reason or "",
-                                actor=_actor(args))
+        subject = (f"identifier:{args.identifier}" if args.identifier
+                   else f"profile_id:{args.profile_id}")
+        kind, _, value = subject.partition(":")
+        resource = f"{kind}:{engine.backends.keys.hash(value)}"
+        try:
+            request = engine.forget(identifier=args.identifier or "",
+                                    profile_id=args.profile_id or "", reason=args.reason or "",
+                                    actor=_actor(args))
+        except Exception as exc:
+            audit(AuditEvent(actor=cli_actor(), role="privacy", action="forget.requested",
+                             resource=resource, outcome="failed", reason=type(exc).__name__))
+            raise
+        audit(AuditEvent(actor=cli_actor(), role="privacy", action="forget.requested",
+                         resource=resource, reason=request.request_id))
         took = time.perf_counter() - started
     print(f"{request.request_id}: {request.status} in {took:.2f}s; erased "
           + ", ".join(f"{k} {v}" for k, v in sorted(request.erased.items()))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import getpass
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,26 @@ def open_audit_log(settings: Settings) -> AuditLog:
     return AuditLog(audit_dir(settings), load_or_create_signing_key(signing_key_path(settings)),
                     checkpoint_every=a.audit_checkpoint_every,
                     checkpoint_seconds=a.audit_checkpoint_seconds)
+
+
+@contextmanager
+def writer_audit(settings: Settings) -> Iterator[Callable[[AuditEvent], Any]]:
+    """What a writer (``ingest``, a stream worker, ``forget``) hands the engine as its
+    ``audit``: appends to this machine's audit log, closed (with its final checkpoint) on
+    exit. The log is opened on the first event (most writer runs have none, and the data
+    dir is checked by the engine first)."""
+    opened: list[AuditLog] = []
+
+    def append(event: AuditEvent) -> Any:
+        if not opened:
+            opened.append(open_audit_log(settings))
+        return opened[0].append(event)
+
+    try:
+        yield append
+    finally:
+        for log in opened:
+            log.close()
 
 
 def audit_public_key(settings: Settings) -> Any:
@@ -142,6 +163,7 @@ def open_access(settings: Settings, *, graph: GraphView | None = None,
                     audit_public_key=audit_public_key(settings),
                     subject_hash=keys.hash if keys is not None else None,
                     personal_attributes=frozenset(a.personal_attributes),
+                    audit_reads=a.audit_reads,
                     open_scope=open_scope)
 
     def close() -> None:

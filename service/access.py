@@ -85,6 +85,8 @@ class Access:
     subject_hash: Callable[[str], str] | None = None
     """Keyed hash of a profile ID or identifier (the suppression key's)."""
     personal_attributes: frozenset[str] = frozenset()
+    audit_reads: bool = True
+    """False: profile reads are not audited (changes and refusals still are)."""
     open_scope: Callable[[tuple[str, ...]], ScopeBackends] | None = None
     """Backends for a key limited to some of the served regions (None: such keys get
     PERMISSION_DENIED unless they cover every served region)."""
@@ -110,7 +112,7 @@ class Access:
     def reads(self, principal: Principal, action: str, profile_ids: Iterable[str],
               region: str = "") -> None:
         """Profiles read by ``principal`` (batched, each as a keyed hash)."""
-        if self.audit is None:
+        if self.audit is None or not self.audit_reads:
             return
         for pid in dict.fromkeys(profile_ids):
             if pid:

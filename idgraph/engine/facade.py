@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Self
 
+from idgraph.auth.audit import AuditEvent
 from idgraph.coordination import CatchUp, open_writer_turns
 from idgraph.core.private_files import make_private_dir
 from idgraph.engine.backends import WriterBackends, open_writer_backends
@@ -82,10 +83,14 @@ class Engine:
 
     def __init__(self, settings: EngineSettings, publish_changes: bool = False,
                  open_backends: Callable[[EngineSettings, frozenset[str]], WriterBackends]
-                 = open_writer_backends) -> None:
+                 = open_writer_backends,
+                 audit: Callable[[AuditEvent], object] | None = None) -> None:
         """Open the backends of ``settings`` with ``open_backends`` (several engines may
         share one data dir: they take turns, see :mod:`idgraph.coordination`), then make the
         store agree with the graph, load the model and apply accepted reviews.
+
+        ``audit`` receives ``forget.completed`` / ``forget.failed`` for the audit log of
+        this machine (:func:`idgraph.serving.open_audit_log`); None: not written there.
 
         ``publish_changes`` puts a :class:`ProfileChange` for every changed profile in the
         store's outbox, in the same atomic write (stream workers publish them); without it
@@ -126,7 +131,8 @@ class Engine:
                                                backends.store, self.materialiser, self.matching,
                                                settings.survivorship, self.privacy)
                 self.forgets = ForgetRunner(backends.ledger, backends.keys, settings.data_dir,
-                                            self._erase_profile, recover=self._recover)
+                                            self._erase_profile, recover=self._recover,
+                                            audit=audit)
                 self.session.catch_up = self._catch_up
                 self.session.abandon = self.materialiser.clear
                 self.materialiser.reconcile()

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from idgraph.auth.audit import AuditEvent
 from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
 from idgraph.engine.consent import hash_subjects
 from idgraph.engine.queries import ProfileQueries
@@ -148,8 +149,12 @@ class ForgetRunner:
     def __init__(self, ledger: PrivacyLedger, keys: SuppressionKeys, data_dir: Path,
                  erase: Callable[[str], tuple[Counter, list[str]]],
                  clock: Callable[[], float] = time.time,
-                 recover: Callable[[], None] = lambda: None) -> None:
+                 recover: Callable[[], None] = lambda: None,
+                 audit: Callable[[AuditEvent], object] | None = None) -> None:
         self.ledger = ledger
+        self.audit = audit
+        """Where ``forget.completed`` / ``forget.failed`` go (the tamper-evident audit log
+        of the writer's machine); None: the privacy ledger's trail only."""
         self.keys = keys
         self.recover = recover
         """Called after a request failed in :meth:`run_open` (the engine drops its caches
@@ -193,14 +198,28 @@ class ForgetRunner:
             self.ledger.put_forget_request(request)
             log.error("forget request %s failed (%s); its suppressions hold",
                       request.request_id, type(exc).__name__)
+            self._audit(request, "forget.failed", "failed", type(exc).__name__)
             raise
         request.status, request.error = "completed", ""
         request.erased, request.updated_at = dict(erased), self.clock()
         self.ledger.put_forget_request(request)
         self.ledger.audit(AuditEntry(request.updated_at, "writer", "forget_completed",
                                      request.request_id, dict(erased)))
+        self._audit(request, "forget.completed", "ok",
+                    ", ".join(f"{k} {v}" for k, v in sorted(erased.items()) if v))
         log.info("forget request %s completed", request.request_id)
         return request
+
+    def _audit(self, request: ForgetRequest, action: str, outcome: str, reason: str) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit(AuditEvent(actor="writer", role="writer", action=action,
+                                  resource=f"forget_request:{request.request_id}",
+                                  outcome=outcome, reason=reason[:200]))
+        except Exception:  # noqa: BLE001 - the erasure stands; the audit failure is logged
+            log.error("could not write %s of %s to the audit log", action,
+                      request.request_id)
 
 
 def erase_dead_letters(path: Path, values: Iterable[str]) -> int:

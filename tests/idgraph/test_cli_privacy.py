@@ -92,6 +92,16 @@ def test_export_subject_then_forget_then_unsuppress(data, tmp_path):
     assert again.returncode == 2 and request_id in again.stderr  # ALREADY_EXISTS
     assert idgraph("lookup", "email:nina@acme.com", data_dir=data).returncode == 3
     assert idgraph("lookup", "email:otto@acme.com", data_dir=data).returncode == 0
+    # the tamper-evident audit log has the request (by the CLI's user) and the writer's
+    # completion, the person only as a keyed hash; the refused second forget is there too
+    shown = idgraph("audit", "show", "--action", "forget.requested", data_dir=data)
+    requested = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [(e["outcome"], e["actor"].startswith("cli:")) for e in requested] == [
+        ("ok", True), ("failed", True)]
+    assert requested[0]["reason"] == request_id and "nina" not in shown.stdout
+    done = idgraph("audit", "show", "--action", "forget.completed", data_dir=data).stdout
+    assert f"forget_request:{request_id}" in done and '"actor":"writer"' in done
+    assert idgraph("audit", "verify", data_dir=data).returncode == 0
 
     no_reason = idgraph("unsuppress", request_id, "--reason", " ", data_dir=data)
     assert no_reason.returncode == 2 and "reason is required" in no_reason.stderr
