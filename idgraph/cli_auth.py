@@ -141,7 +141,8 @@ def cmd_keys_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from idgraph.auth.audit import load_public_key, verify
+    from idgraph.auth.audit import load_public_key
+    from idgraph.auth.audit_check import verify
     from idgraph.serving import audit_dir, audit_public_key
 
     settings = _settings(args)
@@ -153,7 +154,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_show(args: argparse.Namespace) -> int:
-    from idgraph.auth.audit import read_entries
+    from idgraph.auth.audit_check import read_entries
     from idgraph.serving import audit_dir
 
     settings = _settings(args)
@@ -165,7 +166,7 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
-    from idgraph.auth.audit import latest_checkpoint
+    from idgraph.auth.audit_check import latest_checkpoint
     from idgraph.serving import audit_dir
 
     checkpoint = latest_checkpoint(audit_dir(_settings(args)))

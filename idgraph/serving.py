@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idgraph.auth import create_key_store, load_server_secret
-from idgraph.auth.audit import AuditBuffer, AuditEvent, AuditLog, load_or_create_signing_key
+from idgraph.auth.audit import AuditEvent, AuditLog, load_or_create_signing_key
+from idgraph.auth.audit_buffer import AuditBuffer
 from idgraph.auth.authenticator import Authenticator, static_tokens
 from idgraph.auth.key_admin import KeyAdmin
 from idgraph.auth.store import KeyStore

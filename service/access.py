@@ -28,7 +28,7 @@ from idgraph.auth.authenticator import Authenticator, Principal, static_tokens
 from idgraph.auth.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from idgraph.auth.audit import AuditBuffer
+    from idgraph.auth.audit_buffer import AuditBuffer
     from idgraph.auth.key_admin import KeyAdmin
     from idgraph.service.scopes import ScopeBackends
 

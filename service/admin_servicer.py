@@ -8,7 +8,7 @@ from datetime import datetime
 
 import grpc
 
-from idgraph.auth import audit
+from idgraph.auth import audit_check
 from idgraph.auth.key_admin import IssuedKey, KeyAdmin, KeyListing
 from idgraph.auth.keys import ApiKey
 from idgraph.proto.idgraph.v1 import admin_pb2 as apb
@@ -100,7 +100,7 @@ class AdminServiceServicer(apb_grpc.AdminServiceServicer):
                   ) -> apb.ReadAuditResponse:
         if request.after_seq < 0 or not 0 <= request.limit <= MAX_AUDIT_PAGE:
             raise InvalidRequestError(f"after_seq must be >= 0 and limit 0..{MAX_AUDIT_PAGE}")
-        entries = audit.read_entries(self._audit_dir(), after_seq=request.after_seq,
+        entries = audit_check.read_entries(self._audit_dir(), after_seq=request.after_seq,
                                      limit=request.limit or 100,
                                      action=request.action or None,
                                      actor=request.actor or None)
@@ -116,7 +116,7 @@ class AdminServiceServicer(apb_grpc.AdminServiceServicer):
                     ) -> apb.VerifyAuditResponse:
         if self._access.audit is not None:
             self._access.audit.flush()
-        report = audit.verify(self._audit_dir(), self._access.audit_public_key)
+        report = audit_check.verify(self._audit_dir(), self._access.audit_public_key)
         return apb.VerifyAuditResponse(
             ok=report.ok, entries=report.entries, checkpoints=report.checkpoints,
             unsigned_tail=report.unsigned_tail, problems=[p.message for p in report.problems])

@@ -31,16 +31,14 @@ from idgraph.auth.audit import (
     CHECKPOINT_FILE,
     GENESIS,
     LOG_FILE,
-    AuditBuffer,
     AuditEvent,
     AuditLog,
     InvalidAuditArgumentError,
-    latest_checkpoint,
     load_or_create_signing_key,
     load_public_key,
-    read_entries,
-    verify,
 )
+from idgraph.auth.audit_buffer import AuditBuffer
+from idgraph.auth.audit_check import latest_checkpoint, read_entries, verify
 from idgraph.core.errors import ConfigError
 
 ENTRY_KEYS = {"seq", "time", "actor", "role", "action", "resource", "region", "request_id",

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from helpers import record
 
-from idgraph.auth.audit import read_entries, verify
+from idgraph.auth.audit_check import read_entries, verify
 from idgraph.auth.settings import CertificatePrincipal
 from idgraph.engine import Engine
 from idgraph.engine.backends import (
