@@ -11,4 +11,6 @@ Cassandra. Nothing in the product imports this package except the Kafka demo.
 * :mod:`idgraph.devservers.bolt_server`: ArcadeDB 26.10.2 speaking Bolt 5.4
   (``python -m idgraph.devservers.bolt_server``);
 * :mod:`idgraph.devservers.cassandra_cluster`: Apache Cassandra 2.1.0, two nodes in dc1 and dc2.
+* :mod:`idgraph.devservers.tls`: throwaway CA and certificates for the opt-in TLS modes of
+  the Bolt server and the Cassandra cluster (tansu 0.6.0 cannot serve TLS).
 """

@@ -8,7 +8,20 @@ Usage::
 
 or from a shell (foreground; Ctrl+C or SIGTERM stops it)::
 
-    python -m idgraph.devservers.bolt_server [--port 7687] [--root DIR]
+    python -m idgraph.devservers.bolt_server [--port 7687] [--root DIR] [--tls]
+
+TLS (opt in with ``tls=True`` / ``--tls``): the Bolt listener then accepts TLS only
+(ArcadeDB's ``arcadedb.bolt.ssl=REQUIRED``; a plaintext client is refused with "BOLT
+rejecting non-TLS connection ... (TLS is REQUIRED)"). A CA and a server certificate for
+``localhost``/``127.0.0.1`` are generated per start under ``root/tls`` (:mod:`.tls`); the
+server reads them as a PKCS#12 keystore and a JKS truststore (``arcadedb.ssl.keyStore``,
+``arcadedb.ssl.trustStore``: ArcadeDB requires both, made with the wheel's own
+``keytool``). Clients trust :attr:`LocalBoltServer.ca_file`:
+``neo4j.GraphDatabase.driver(server.uri, encrypted=True,
+trusted_certificates=neo4j.TrustCustomCAs(server.ca_file), auth=...)``. ArcadeDB 26.10.2
+does not ask for client certificates (``BoltSslHelper`` never calls
+``setNeedClientAuth``), and Bolt authentication is always on: the ``root`` password is
+checked whether TLS is on or not.
 
 The server binds 127.0.0.1 only (Bolt and HTTP; free ports unless ``port`` is given),
 keeps its data, configuration and log (``server.log``) under ``root`` and is stopped by
@@ -69,6 +82,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from idgraph.core.errors import BackendError
 from idgraph.devservers.launcher import (
     LocalServer,
     accepts_connections,
@@ -76,6 +90,12 @@ from idgraph.devservers.launcher import (
     terminate_process,
 )
 from idgraph.devservers.launcher import free_port as _free_port
+from idgraph.devservers.tls import (
+    Certificates,
+    jks_truststore,
+    make_certificates,
+    pkcs12_keystore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +162,8 @@ class LocalBoltServer(LocalServer):
     user = "root"
 
     def __init__(self, root: Path, port: int | None = None, database: str = "idgraph",
-                 password: str | None = None, heap: str = "512m") -> None:
+                 password: str | None = None, heap: str = "512m", *,
+                 tls: bool = False) -> None:
         if password is not None and len(password) < 8:
             raise ValueError("ArcadeDB refuses root passwords shorter than 8 characters")
         if not _DATABASE_NAME.match(database):
@@ -153,6 +174,9 @@ class LocalBoltServer(LocalServer):
         self.database = database
         self.password = password if password is not None else secrets.token_urlsafe(18)
         self.heap = heap
+        self.tls = tls
+        self.certificates: Certificates | None = None
+        """The TLS material of the running server (``tls=True``), made at each start."""
         self._requested_port = port
         self.port = port if port is not None else 0
         self.http_port = 0
@@ -165,6 +189,22 @@ class LocalBoltServer(LocalServer):
     def uri(self) -> str:
         """``bolt://127.0.0.1:PORT`` (PORT is known once :meth:`start` has chosen it)."""
         return f"bolt://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """PEM of the CA that signed the server's certificate (``tls=True``, once started)."""
+        return self.certificates.ca_file if self.certificates is not None else None
+
+    def driver_options(self) -> dict[str, object]:
+        """Keyword arguments of ``neo4j.GraphDatabase.driver`` for this server: TLS trusting
+        :attr:`ca_file` when ``tls=True``, nothing otherwise."""
+        if not self.tls:
+            return {}
+        import neo4j
+
+        if self.ca_file is None:
+            raise RuntimeError("the TLS material is made when the server starts: start() first")
+        return {"encrypted": True, "trusted_certificates": neo4j.TrustCustomCAs(str(self.ca_file))}
 
     @property
     def log_file(self) -> Path:
@@ -193,6 +233,12 @@ class LocalBoltServer(LocalServer):
             raise RuntimeError(f"the server is already running (pid {self._proc.pid})")
         self.root.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
+        if self.tls:
+            try:
+                self._make_tls_material()
+            except (BackendError, OSError) as exc:
+                raise RuntimeError(f"ArcadeDB Bolt server: cannot make its TLS material: "
+                                   f"{exc}") from exc
         deadline = began + timeout
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             self.port = self._requested_port or _free_port()
@@ -226,6 +272,28 @@ class LocalBoltServer(LocalServer):
         log.info("ArcadeDB Bolt server on port %d stopped", self.port)
 
 
+    def _make_tls_material(self) -> None:
+        tls_dir = self.root / "tls"
+        certs = make_certificates(tls_dir, hosts=("127.0.0.1",))
+        pkcs12_keystore(certs, tls_dir / "server.p12")
+        jks_truststore(certs.ca_file, tls_dir / "trust.jks", certs.password,
+                       arcadedb_java().with_name("keytool"))
+        self.certificates = certs
+
+    def _tls_props(self) -> dict[str, str]:
+        if not self.tls:
+            return {}
+        assert self.certificates is not None
+        tls_dir, password = self.certificates.dir, self.certificates.password
+        # ArcadeDB reads the keystore as PKCS12 and the truststore as JKS by default
+        return {
+            "arcadedb.bolt.ssl": "REQUIRED",
+            "arcadedb.ssl.keyStore": str(tls_dir / "server.p12"),
+            "arcadedb.ssl.keyStorePassword": password,
+            "arcadedb.ssl.trustStore": str(tls_dir / "trust.jks"),
+            "arcadedb.ssl.trustStorePassword": password,
+        }
+
     def _jvm_args(self) -> list[str]:
         props = {
             "arcadedb.server.rootPath": str(self.root),
@@ -237,6 +305,7 @@ class LocalBoltServer(LocalServer):
             "arcadedb.bolt.defaultDatabase": self.database,
             "arcadedb.server.httpIncomingHost": "127.0.0.1",
             "arcadedb.server.httpIncomingPort": str(self.http_port),
+            **self._tls_props(),
         }
         return [f"-Xmx{self.heap}", "-Djava.awt.headless=true", "-cp", arcadedb_classpath(),
                 *(f"-D{k}={v}" for k, v in props.items()), SERVER_MAIN_CLASS]
@@ -273,7 +342,8 @@ class LocalBoltServer(LocalServer):
                     # Short timeouts: whatever holds the port may accept and never answer.
                     with (neo4j.GraphDatabase.driver(
                             self.uri, auth=(self.user, self.password), connection_timeout=2.0,
-                            connection_acquisition_timeout=3.0) as driver,
+                            connection_acquisition_timeout=3.0,
+                            **self.driver_options()) as driver,
                           driver.session(database=self.database) as session):
                         session.run("RETURN 1").consume()
                     return
@@ -334,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default=None, help="root password (default: random)")
     parser.add_argument("--heap", default="512m")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for start")
+    parser.add_argument("--tls", action="store_true",
+                        help="Bolt over TLS only (a CA is generated; its file is printed)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -352,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args.root = Path(tempfile.mkdtemp(prefix="idgraph-arcadedb-"))
     server = LocalBoltServer(args.root, port=args.port, database=args.database,
-                             password=args.password, heap=args.heap)
+                             password=args.password, heap=args.heap, tls=args.tls)
     try:
         server.start(timeout=args.timeout)
     except RuntimeError as exc:
@@ -360,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         print(f"uri={server.uri}\nuser={server.user}\npassword={server.password}\n"
-              f"database={server.database}\nroot={server.root}\npid={server.pid}", flush=True)
+              f"database={server.database}\nroot={server.root}\npid={server.pid}"
+              + (f"\nencrypted=true\ntrusted_ca_file={server.ca_file}" if server.tls else ""),
+              flush=True)
         while not stop_requested.wait(0.5):
             if server.returncode is not None:
                 print(f"the server exited with status {server.returncode}; see "

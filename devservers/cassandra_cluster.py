@@ -41,9 +41,26 @@ because nodetool 2.1 writes the JMX URL as ``rmi://[IP]:PORT``). The JDK's JMX a
 opens its local-only connector (it refuses non-local clients) on an ephemeral port of
 the wildcard address; nothing else binds outside the node's IP.
 
+TLS and credentials (opt in; both off by default). ``tls=True`` turns on Cassandra 2.1's
+``client_encryption_options`` on every node: the native (CQL) port then speaks TLS only
+(2.1 has no optional mode on one port). A CA, a server certificate for ``localhost`` and
+every node IP, and a client certificate are generated with ``cryptography`` under
+``root/tls`` at the first start (:mod:`.tls`); the nodes read a JKS keystore (and, with
+``require_client_cert=True``, a JKS truststore of the CA) that the machine JDK's
+``keytool`` makes from them. The cipher suites are set to ECDHE-RSA with AES-GCM: 2.1's
+default list is CBC-SHA1 only, which Python's ``ssl`` module (3.10+) no longer offers.
+``authentication=True`` sets ``authenticator: PasswordAuthenticator``; the default
+superuser ``cassandra``/``cassandra`` is created without 2.1's usual 10 s delay
+(``-Dcassandra.superuser_setup_delay_ms=0``) and :meth:`LocalCassandraCluster.start`
+waits until it can log in. ``system_auth`` keeps 2.1's default replication (SimpleStrategy,
+RF 1): the credentials live on one node, so on a several-node cluster logins fail while
+that node is down. :meth:`LocalCassandraCluster.client_options` gives the driver options
+(``ssl_context``, ``auth_provider``) that reach such a cluster.
+
 Run a cluster in the foreground with ``python -m idgraph.devservers.cassandra_cluster
-[--root DIR]``; it prints the contact points, the port and the data centres, and stops
-the nodes on Ctrl-C or SIGTERM.
+[--root DIR] [--tls] [--authentication]``; it prints the contact points, the port and the
+data centres (and the CA file and credentials when on), and stops the nodes on Ctrl-C or
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -69,6 +86,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from idgraph.core.errors import BackendError
+from idgraph.devservers import tls as _tls
 from idgraph.devservers.launcher import (
     LocalServer,
     accepts_connections,
@@ -104,6 +122,12 @@ _COMPLETE_MARKER = ".complete"
 _DRIVER_HINT = "install the project's cassandra extra: pip install -e '.[cassandra]'"
 _DC_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _GOSSIP_STATE = re.compile(rb"InetAddress /([0-9.]+) is now (UP|DOWN)")
+DEFAULT_SUPERUSER = ("cassandra", "cassandra")
+"""The superuser Cassandra 2.1 creates with ``PasswordAuthenticator`` (user, password)."""
+# Cassandra 2.1's default client cipher suites are CBC-SHA1 only, which Python's ssl
+# module (3.10+) no longer offers; both sides have these (Java 17, OpenSSL 3)
+TLS_CIPHER_SUITES = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
 
 
 class LocalClusterError(BackendError, RuntimeError):
@@ -420,6 +444,11 @@ class LocalCassandraCluster(LocalServer):
       15 s, until the other running nodes' gossip has marked it DOWN;
       :meth:`start_node` starts it again on its data (as :meth:`start` does, failing
       the same way but stopping only that node).
+    - ``tls``, ``require_client_cert`` and ``authentication`` turn on client TLS, client
+      certificates and ``PasswordAuthenticator`` (module doc); :attr:`certificates`
+      holds the PEM files clients need, :attr:`username`/:attr:`password` the
+      superuser's, and :meth:`client_options` the driver options; the readiness checks
+      above use them too.
     - Every node runs with ``heap_mb`` of heap (young generation a quarter of it),
       small memtables and caches, ``auto_bootstrap: false`` and the
       GossipingPropertyFileSnitch (rack ``rack1``); ``jvm_args`` are appended to the
@@ -440,6 +469,9 @@ class LocalCassandraCluster(LocalServer):
         jvm_args: Sequence[str] = (),
         home: str | os.PathLike[str] | None = None,
         java: str | None = None,
+        tls: bool = False,
+        require_client_cert: bool = False,
+        authentication: bool = False,
     ) -> None:
         if not nodes:
             raise ValueError("LocalCassandraCluster needs at least one node")
@@ -457,6 +489,8 @@ class LocalCassandraCluster(LocalServer):
                 raise ValueError(f"data centre name {dc!r} must match {_DC_NAME.pattern}")
         if heap_mb < 128:
             raise ValueError(f"heap_mb must be at least 128, got {heap_mb}")
+        if require_client_cert and not tls:
+            raise ValueError("require_client_cert needs tls=True")
         self.root = Path(root).expanduser().resolve()
         self.heap_mb = heap_mb
         self.jvm_args = list(jvm_args)
@@ -468,6 +502,11 @@ class LocalCassandraCluster(LocalServer):
         self._native_port, self._storage_port, self._jmx_port = _free_ports(ips, 3)
         self._ever_started = False
         self._module_args: list[str] | None = None
+        self.tls = tls
+        self.require_client_cert = require_client_cert
+        self.authentication = authentication
+        self.certificates: _tls.Certificates | None = None
+        """PEM files of the TLS material (``tls=True``; made at the first start)."""
 
     # -- addresses ---------------------------------------------------------------------
 
@@ -500,6 +539,39 @@ class LocalCassandraCluster(LocalServer):
     def nodes(self) -> list[tuple[str, str]]:
         """``(IP, data centre)`` of each node, in node order (as given)."""
         return [(n.ip, n.dc) for n in self._nodes]
+
+    @property
+    def username(self) -> str | None:
+        """The superuser's name with ``authentication=True``, else None."""
+        return DEFAULT_SUPERUSER[0] if self.authentication else None
+
+    @property
+    def password(self) -> str | None:
+        """The superuser's password with ``authentication=True``, else None."""
+        return DEFAULT_SUPERUSER[1] if self.authentication else None
+
+    def client_options(self) -> dict[str, Any]:
+        """``cassandra.cluster.Cluster`` keyword arguments that reach this cluster: an
+        ``ssl_context`` trusting its CA (with the client certificate when one is
+        required) and the superuser's ``auth_provider``, as configured; ``{}`` for a
+        plain cluster. With ``tls=True`` it needs the TLS material (after the first
+        :meth:`start`)."""
+        options: dict[str, Any] = {}
+        if self.tls:
+            import ssl
+
+            if self.certificates is None:
+                raise LocalClusterError("the TLS material is made at the first start()")
+            context = ssl.create_default_context(cafile=str(self.certificates.ca_file))
+            if self.require_client_cert:
+                context.load_cert_chain(str(self.certificates.client_cert_file),
+                                        str(self.certificates.client_key_file))
+            options["ssl_context"] = context
+        if self.authentication:
+            from cassandra.auth import PlainTextAuthProvider
+
+            options["auth_provider"] = PlainTextAuthProvider(*DEFAULT_SUPERUSER)
+        return options
 
     @property
     def cluster_name(self) -> str:
@@ -611,6 +683,8 @@ class LocalCassandraCluster(LocalServer):
             if taken:
                 self._native_port, self._storage_port, self._jmx_port = _free_ports(ips, 3)
         self._ever_started = True
+        if self.tls and self.certificates is None:
+            self._make_tls_material()
         to_start = [n.index for n in self._nodes if not n.running()]
         if not to_start:
             return self
@@ -677,6 +751,20 @@ class LocalCassandraCluster(LocalServer):
 
     # -- internals ---------------------------------------------------------------------
 
+    def _make_tls_material(self) -> None:
+        """CA, certificates (PEM) and the nodes' JKS stores under ``root/tls``."""
+        java = self._java or java_executable()
+        keytool = Path(os.path.realpath(java)).with_name("keytool")
+        tls_dir = self.root / "tls"
+        try:
+            certs = _tls.make_certificates(tls_dir, hosts=self.contact_points)
+            _tls.jks_keystore(certs, tls_dir / "keystore.jks", keytool)
+            _tls.jks_truststore(certs.ca_file, tls_dir / "truststore.jks", certs.password,
+                                keytool)
+        except (BackendError, OSError) as exc:
+            raise LocalClusterError(f"cannot make the TLS material in {tls_dir}: {exc}") from exc
+        self.certificates = certs
+
     def _node(self, i: int) -> _Node:
         if not 0 <= i < len(self._nodes):
             raise IndexError(f"node index {i} out of range 0..{len(self._nodes) - 1}")
@@ -730,6 +818,8 @@ class LocalCassandraCluster(LocalServer):
             "-Djava.net.preferIPv4Stack=true",
             "-Dcassandra.ring_delay_ms=2000",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            # 2.1 waits 10 s before it creates the default superuser
+            *(["-Dcassandra.superuser_setup_delay_ms=0"] if self.authentication else []),
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.config={(conf / 'cassandra.yaml').as_uri()}",
             f"-Dcassandra-rackdc.properties={(conf / 'cassandra-rackdc.properties').as_uri()}",
@@ -785,7 +875,8 @@ class LocalCassandraCluster(LocalServer):
             "native_transport_max_threads": 32,
             "hinted_handoff_enabled": True,
             "max_hints_delivery_threads": 1,
-            "authenticator": "AllowAllAuthenticator",
+            "authenticator": ("PasswordAuthenticator" if self.authentication
+                              else "AllowAllAuthenticator"),
             "authorizer": "AllowAllAuthorizer",
             "auto_snapshot": False,
             "read_request_timeout_in_ms": 5000,
@@ -801,9 +892,30 @@ class LocalCassandraCluster(LocalServer):
             "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
             "    parameters:",
             f"      - seeds: {_yaml_scalar(seed)}",
+            *self._client_encryption_yaml(),
         ]
         return "# generated by devservers.cassandra_cluster\n" + \
             "\n".join(lines) + "\n"
+
+    def _client_encryption_yaml(self) -> list[str]:
+        """``client_encryption_options`` (TLS on the native port) when ``tls`` is on."""
+        if not self.tls:
+            return []
+        assert self.certificates is not None
+        tls_dir, password = self.certificates.dir, self.certificates.password
+        options = {
+            "enabled": True,
+            "keystore": str(tls_dir / "keystore.jks"),
+            "keystore_password": password,
+            "require_client_auth": self.require_client_cert,
+            "truststore": str(tls_dir / "truststore.jks"),
+            "truststore_password": password,
+            "protocol": "TLS",
+            "store_type": "JKS",
+        }
+        return ["client_encryption_options:",
+                *(f"  {key}: {_yaml_scalar(value)}" for key, value in options.items()),
+                "  cipher_suites: [" + ", ".join(TLS_CIPHER_SUITES) + "]"]
 
     def _write_config(self, node: _Node, home: Path) -> Path:
         for sub in ("conf", "data", "commitlog", "saved_caches", "logs"):
@@ -944,6 +1056,7 @@ class LocalCassandraCluster(LocalServer):
                 request_timeout=5.0)},
             connect_timeout=3.0, control_connection_timeout=3.0,
             schema_metadata_enabled=False, token_metadata_enabled=False,
+            **self.client_options(),
         )
         try:
             session = cluster.connect()
@@ -968,6 +1081,7 @@ class LocalCassandraCluster(LocalServer):
                 load_balancing_policy=driver.RoundRobinPolicy(), request_timeout=5.0)},
             connect_timeout=3.0, control_connection_timeout=3.0,
             schema_metadata_enabled=False, token_metadata_enabled=False,
+            **self.client_options(),
         )
         try:
             cluster.connect()
@@ -1057,6 +1171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heap-mb", type=int, default=256, help="heap per node (MB)")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
                         help="seconds to wait for the cluster to be ready")
+    parser.add_argument("--tls", action="store_true",
+                        help="CQL over TLS only (a CA is generated; its file is printed)")
+    parser.add_argument("--authentication", action="store_true",
+                        help="PasswordAuthenticator (superuser cassandra/cassandra)")
     args = parser.parse_args(argv)
 
     def _interrupt(signum: int, frame: object) -> None:
@@ -1068,12 +1186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="idgraph-cassandra-")) if owned else args.root
     cluster: LocalCassandraCluster | None = None
     try:
-        cluster = LocalCassandraCluster(root, heap_mb=args.heap_mb)
+        cluster = LocalCassandraCluster(root, heap_mb=args.heap_mb, tls=args.tls,
+                                        authentication=args.authentication)
         t0 = time.monotonic()
         cluster.start(timeout=args.timeout)
         print(f"contact_points={','.join(cluster.contact_points)}")
         print(f"port={cluster.port}")
         print(f"datacenters={','.join(cluster.datacenters)}", flush=True)
+        if cluster.certificates is not None:
+            print(f"ssl_ca_file={cluster.certificates.ca_file}", flush=True)
+        if cluster.authentication:
+            print(f"username={cluster.username}\npassword={cluster.password}", flush=True)
         rss = ", ".join(f"{(cluster.rss_bytes(i) or 0) / 2**20:.0f} MiB"
                         for i in range(len(cluster.contact_points)))
         print(f"Cassandra {CASSANDRA_VERSION} ready in {time.monotonic() - t0:.1f} s "

@@ -29,6 +29,13 @@ describes how the project uses the broker):
   a group's first member left can take ~11 s instead of ~3 s, and meanwhile commits
   from a consumer outside the group (manual assignment, generation -1) are refused
   with UNKNOWN_MEMBER_ID;
+- no TLS and no usable SASL, so ``stream.security_protocol`` stays ``PLAINTEXT`` here:
+  ``--cert`` and ``--key`` are in one clap argument group, so tansu refuses them together
+  ("'--cert <CERT>' cannot be used with '--key <KEY>'") and builds its TLS configuration
+  only from both (``--cert`` alone leaves the listener plaintext); ``--authentication``
+  requires SCRAM logins, but users are created over an authenticated connection
+  (``tansu user create``) in the storage, and memory storage starts empty: every login
+  fails (``tests/stream/test_kafka_tls.py`` checks both, as strict expected failures);
 - no broker-side record size limit (200 MB values were accepted), unlike Kafka's
   default ``message.max.bytes`` of ~1 MiB: a large record that works here can fail on a
   real cluster. The client-side limit still applies (aiokafka's producer refuses a

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from idgraph.core.errors import ConfigError
+from idgraph.core.errors import BackendError, ConfigError
 from idgraph.resolver.adapters import adapt
 from idgraph.resolver.normalize import Normalizer
 from idgraph.stream.settings import StreamSettings
@@ -65,7 +65,18 @@ async def produce_payloads(cfg: StreamSettings, items: Iterable[tuple[str, objec
     normalizer = Normalizer()
     producer = AIOKafkaProducer(**client_options(cfg), linger_ms=linger_ms,
                                 max_request_size=max(1_048_576, 2 * cfg.max_event_bytes))
-    await producer.start()
+    try:
+        await producer.start()
+    except Exception as exc:
+        await producer.stop()
+        # aiokafka reports some refused SCRAM logins as a bare KeyError (it does not parse
+        # the server's "e=..." final message): say where to look
+        hint = ("; if the login was refused, check stream.sasl_mechanism, sasl_username "
+                "and sasl_password" if cfg.security_protocol.startswith("SASL") else "")
+        raise BackendError(
+            f"kafka: cannot connect a producer to {cfg.bootstrap} "
+            f"(security_protocol={cfg.security_protocol}): {type(exc).__name__}: {exc}{hint}"
+        ) from exc
     sent = 0
     try:
         start = time.perf_counter()

@@ -52,8 +52,12 @@ class StreamSettings(Section):
     publish_changes: bool = True
     """Publish profile changes from the store's outbox to ``P.profile-changes``."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """``SSL``/``SASL_SSL``: TLS to the brokers; ``SASL_*``: log in with ``sasl_*``."""
     ssl_cafile: Path | None = None
+    """CA bundle (PEM) that signs the brokers' certificates; None: the system's CAs. The
+    brokers' names are checked against their certificates."""
     ssl_certfile: Path | None = None
+    """Client certificate (PEM) for brokers that require one; with ``ssl_keyfile``."""
     ssl_keyfile: Path | None = None
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str = ""
@@ -74,10 +78,23 @@ class StreamSettings(Section):
 
     @model_validator(mode="after")
     def _check_security(self) -> StreamSettings:
-        if self.security_protocol.startswith("SASL") and (
-                not self.sasl_username or self.sasl_password is None):
+        # settings the chosen protocol would silently ignore are refused: a CA or a user
+        # name given with a protocol that does not use it means a connection weaker than
+        # the one intended
+        protocol = self.security_protocol
+        if protocol.startswith("SASL") and (not self.sasl_username or self.sasl_password is None):
             raise ValueError("sasl_username and sasl_password are required with "
-                             f"security_protocol={self.security_protocol}")
+                             f"security_protocol={protocol}")
+        if not protocol.startswith("SASL") and (self.sasl_username or self.sasl_password):
+            raise ValueError(f"sasl_username/sasl_password are set but security_protocol="
+                             f"{protocol} sends no credentials: use SASL_SSL or SASL_PLAINTEXT")
+        tls_files = [name for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+                     if getattr(self, name) is not None]
+        if tls_files and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(f"{', '.join(tls_files)} set but security_protocol={protocol} "
+                             "does not use TLS: use SSL or SASL_SSL")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile is set without ssl_certfile")
         return self
 
     def input_topic(self, kind: str) -> str:

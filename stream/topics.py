@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from idgraph.core.errors import BackendError
+from idgraph.core.errors import BackendError, ConfigError
 from idgraph.stream.settings import StreamSettings
 
 TOPIC_ALREADY_EXISTS = 36
@@ -24,13 +24,27 @@ def project_topics(cfg: StreamSettings) -> list[str]:
 
 
 def ssl_context(cfg: StreamSettings) -> ssl.SSLContext | None:
-    """TLS context for ``SSL`` and ``SASL_SSL`` (None otherwise)."""
+    """TLS context for ``SSL`` and ``SASL_SSL`` (None otherwise), shared by the worker
+    (Faust) and the plain clients: it verifies the broker's certificate against
+    ``ssl_cafile`` (the system's CAs when unset) and its name, and presents
+    ``ssl_certfile``/``ssl_keyfile`` when set. ConfigError naming the field when a file
+    is missing or cannot be loaded."""
     if cfg.security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    context = ssl.create_default_context(cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
-    if cfg.ssl_certfile:
-        context.load_cert_chain(str(cfg.ssl_certfile),
-                                str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(cfg, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"stream.{name}: {path} is not a file")
+    field = "ssl_cafile"
+    try:
+        context = ssl.create_default_context(
+            cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
+        if cfg.ssl_certfile:
+            field = "ssl_certfile"
+            context.load_cert_chain(str(cfg.ssl_certfile),
+                                    str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"stream.{field}: cannot load the TLS file(s): {exc}") from exc
     return context
 
 

@@ -40,6 +40,7 @@ import functools
 import json
 import logging
 import random
+import ssl
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,62 @@ def _reason(exc: BaseException) -> str:
     statement's values, which are identifiers (personal data)."""
     code = getattr(exc, "code", None)
     return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
+
+
+def _tls_options(settings: Neo4jSettings) -> tuple[str, dict[str, Any]]:
+    """The URI to connect to and the driver's TLS options, from ``neo4j.uri``,
+    ``neo4j.encrypted`` and ``neo4j.trusted_ca_file``.
+
+    The driver takes TLS options only with the plain ``bolt``/``neo4j`` schemes: a ``+s``
+    URI verifies against the system's CAs, so with ``trusted_ca_file`` it is connected as
+    the plain scheme with TLS on and that CA trusted (what the field promises). Raises
+    ConfigError naming the field when the settings contradict each other (a CA file with
+    ``+ssc``, which trusts any certificate, or with TLS off) or the CA file is missing.
+    """
+    scheme, sep, rest = settings.uri.partition("://")
+    base, _, security = scheme.partition("+")
+    if not sep or base not in ("bolt", "neo4j") or security not in ("", "s", "ssc"):
+        raise ConfigError(f"neo4j.uri: {settings.uri!r} is not a Bolt URI (bolt:// or neo4j://, "
+                          "optionally bolt+s://, bolt+ssc://, neo4j+s://, neo4j+ssc://)")
+    ca = settings.trusted_ca_file
+    if ca is not None and not ca.is_file():
+        raise ConfigError(f"neo4j.trusted_ca_file: {ca} is not a file")
+    if security == "ssc":
+        if ca is not None:
+            raise ConfigError(
+                f"neo4j.trusted_ca_file is set but neo4j.uri {settings.uri!r} (+ssc) trusts "
+                f"any certificate: use {base}+s:// or {base}:// with encrypted = true to "
+                "verify the server against that CA")
+        return settings.uri, {}
+    if security == "s":
+        if ca is None:
+            return settings.uri, {}
+        return f"{base}://{rest}", {"encrypted": True,
+                                    "trusted_certificates": neo4j.TrustCustomCAs(str(ca))}
+    if not settings.encrypted:
+        if ca is not None:
+            raise ConfigError(
+                "neo4j.trusted_ca_file is set but neo4j.encrypted is false and neo4j.uri "
+                f"{settings.uri!r} is not a +s URI: the connection would not be encrypted; "
+                "set encrypted = true")
+        return settings.uri, {"encrypted": False}
+    trust = neo4j.TrustCustomCAs(str(ca)) if ca is not None else neo4j.TrustSystemCAs()
+    return settings.uri, {"encrypted": True, "trusted_certificates": trust}
+
+
+def _tls_failure(exc: BaseException) -> str:
+    """``"TLS: <why>; "`` when a TLS error caused ``exc`` (the driver's own message only
+    says the connection failed), else ``""``."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the cause chain is short; bounded against cycles
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            verify = getattr(seen, "verify_message", None)
+            why = f"certificate verify failed: {verify}" if verify else seen.reason or seen
+            return f"TLS: {why}; "
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def _run(tx: Any, query: str, **params: Any) -> list[Any]:
@@ -240,28 +297,29 @@ class Neo4jGraph(IdentityGraph):
         self._read_only = read_only
         self._last: _WorkingSet | None = None
         auth = (settings.user, settings.password.get_secret_value())
+        uri, tls = _tls_options(settings)
         options: dict[str, Any] = {
             "max_connection_pool_size": settings.max_connection_pool_size,
             "connection_timeout": settings.connection_timeout_seconds,
             "max_transaction_retry_time": settings.max_transaction_retry_seconds,
+            **tls,
         }
-        if settings.uri.split("://", 1)[0] in ("bolt", "neo4j"):
-            options["encrypted"] = settings.encrypted
-            if settings.encrypted:
-                options["trusted_certificates"] = (
-                    neo4j.TrustCustomCAs(str(settings.trusted_ca_file))
-                    if settings.trusted_ca_file else neo4j.TrustSystemCAs())
         try:
-            self._driver = neo4j.GraphDatabase.driver(settings.uri, auth=auth, **options)
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, **options)
             self._driver.verify_connectivity()
         except neo4j_errors.AuthError as exc:
             raise BackendError(
                 f"graph: Neo4j at {settings.uri} refused the credentials of user "
-                f"{settings.user!r}") from exc
+                f"{settings.user!r} (neo4j.user, neo4j.password)") from exc
         except (neo4j_errors.Neo4jError, neo4j_errors.DriverError, OSError) as exc:
+            hint = ""
+            if not tls.get("encrypted", True) and "incomplete handshake" in str(exc):
+                # what a TLS-only server does to a plaintext client: close at once
+                hint = (" (if the server requires TLS, set neo4j.encrypted = true or use a "
+                        "+s URI)")
             raise BackendError(
-                f"graph: cannot reach Neo4j at {settings.uri}: {type(exc).__name__}: {exc}"
-            ) from exc
+                f"graph: cannot reach Neo4j at {settings.uri}: {_tls_failure(exc)}"
+                f"{type(exc).__name__}: {exc}{hint}") from exc
         if not read_only:
             self._create_schema()
 

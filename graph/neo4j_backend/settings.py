@@ -23,8 +23,10 @@ class Neo4jSettings(Section):
     max_transaction_retry_seconds: float = Field(default=30.0, gt=0)
     """How long a write is retried on transient errors and concurrent-write conflicts."""
     encrypted: bool = False
-    """TLS for ``bolt://`` URIs (the ``+s`` schemes set it themselves)."""
+    """TLS for ``bolt://``/``neo4j://`` URIs (the ``+s`` and ``+ssc`` schemes turn it on
+    themselves; ``+ssc`` accepts any certificate)."""
     trusted_ca_file: Path | None = None
-    """CA bundle (PEM) that signs the server's certificate; None: the system's CAs."""
+    """CA bundle (PEM) that signs the server's certificate; None: the system's CAs. Used
+    with ``encrypted = true`` or a ``+s`` URI; refused with ``+ssc`` or with TLS off."""
     write_batch_size: int = Field(default=2000, ge=1)
     """Rows per ``UNWIND`` statement when writing a batch's nodes and edges."""

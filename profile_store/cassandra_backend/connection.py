@@ -114,19 +114,30 @@ def check_settings(cfg: CassandraSettings, regions: Sequence[str]) -> None:
         raise ConfigError("cassandra.contact_points: empty")
     if (cfg.ssl_cert_file is None) != (cfg.ssl_key_file is None):
         raise ConfigError("cassandra.ssl_cert_file and cassandra.ssl_key_file go together")
+    if cfg.password.get_secret_value() and not cfg.username:
+        # without a user name no credentials would be sent at all
+        raise ConfigError("cassandra.password is set but cassandra.username is empty")
+    for name in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file"):
+        path = getattr(cfg, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"cassandra.{name}: {path} is not a file")
 
 
 def _ssl_context(cfg: CassandraSettings) -> ssl.SSLContext | None:
+    """TLS when a CA or a client certificate is configured: the server's certificate is
+    verified against ``ssl_ca_file`` (the system's CAs when unset), and its name too (the
+    driver checks it against the address it connects to)."""
     if cfg.ssl_ca_file is None and cfg.ssl_cert_file is None:
         return None
+    field = "ssl_ca_file"
     try:
-        # verifies the server's certificate (and its name: the address connected to)
         context = ssl.create_default_context(
             cafile=str(cfg.ssl_ca_file) if cfg.ssl_ca_file is not None else None)
         if cfg.ssl_cert_file is not None and cfg.ssl_key_file is not None:
+            field = "ssl_cert_file"
             context.load_cert_chain(str(cfg.ssl_cert_file), str(cfg.ssl_key_file))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cassandra.ssl_*: cannot load the TLS files: {exc}") from exc
+        raise ConfigError(f"cassandra.{field}: cannot load the TLS file(s): {exc}") from exc
     return context
 
 
@@ -181,8 +192,21 @@ def connect(cfg: CassandraSettings, regions: Sequence[str]) -> tuple[Any, Any]:
         session = cluster.connect(wait_for_all_pools=True)
     except driver_error_types() as exc:
         cluster.shutdown()
-        raise backend_error("connect", None, exc) from exc
+        error = backend_error("connect", None, exc)
+        if context is None and _only_timeouts(exc):
+            # a TLS-only node never answers a plaintext client: say where to look
+            error = BackendError(f"{error} (if the cluster requires TLS, set "
+                                 "cassandra.ssl_ca_file)")
+        raise error from exc
     return cluster, session
+
+
+def _only_timeouts(exc: BaseException) -> bool:
+    """Whether every host of a NoHostAvailable timed out opening its connection."""
+    from cassandra import OperationTimedOut
+
+    errors = list((getattr(exc, "errors", None) or {}).values())
+    return bool(errors) and all(isinstance(e, OperationTimedOut) for e in errors)
 
 
 SchemaTarget = tuple[str | None, str, dict[str, str], dict[str, int]]
@@ -256,13 +280,24 @@ def backend_error(operation: str, region: str | None, exc: BaseException,
     return BackendError(f"{what}: {operation}{where} failed: {describe(exc)}")
 
 
+_SSL_REASON = re.compile(r"\[SSL[^\]]*\]\s*([^()]*)")
+_SERVER_MESSAGE = re.compile(r'message="([^"]*)"')
+
+
 def describe(exc: BaseException) -> str:
     """What a driver error says about the failure, without keys or values: its class, the
-    consistency level and replicas the server reported, the hosts tried."""
-    from cassandra import ReadTimeout, Unavailable, WriteTimeout
+    consistency level and replicas the server reported, the hosts tried, why TLS or the
+    login failed."""
+    from cassandra import AuthenticationFailed, ReadTimeout, Unavailable, WriteTimeout
     from cassandra.cluster import NoHostAvailable
 
     detail = type(exc).__name__
+    if isinstance(exc, AuthenticationFailed):
+        said = _SERVER_MESSAGE.search(str(exc))
+        return (f"{detail} ({said.group(1) if said else exc}: check cassandra.username and "
+                "cassandra.password)")
+    if isinstance(exc, OSError) and (why := _tls_reason(exc)):
+        return f"{detail} (TLS: {why})"
     if isinstance(exc, Unavailable):
         detail += (f" (consistency {_level(exc.consistency)} needs {exc.required_replicas} "
                    f"replica(s), {exc.alive_replicas} alive)")
@@ -274,6 +309,16 @@ def describe(exc: BaseException) -> str:
                           for host, err in (exc.errors or {}).items())
         detail += f" (tried {tried})" if tried else " (no host of the data centre is up)"
     return detail
+
+
+def _tls_reason(exc: OSError) -> str | None:
+    """Why a TLS handshake failed, or None when ``exc`` is no TLS error. The driver
+    re-raises the ``ssl`` module's error as a plain OSError with its text."""
+    if isinstance(exc, ssl.SSLError):
+        verify = getattr(exc, "verify_message", None)
+        return f"certificate verify failed: {verify}" if verify else exc.reason or str(exc)
+    found = _SSL_REASON.search(str(exc))
+    return (found.group(1).strip() or None) if found else None
 
 
 def _level(value: object) -> str:

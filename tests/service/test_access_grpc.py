@@ -5,7 +5,6 @@ changes and refusals, and mutual TLS with a client certificate as the principal.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from helpers import record
 
 from idgraph.auth.audit_check import read_entries, verify
 from idgraph.auth.settings import CertificatePrincipal
+from idgraph.devservers.tls import make_certificates
 from idgraph.engine import Engine
 from idgraph.engine.backends import (
     open_graph_view,
@@ -175,49 +175,17 @@ def test_reads_changes_and_refusals_reach_the_audit_log(world):
 
 
 def _certificates(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and two client certificates it signed,
-    and a client certificate signed by another CA."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def issue(cn, issuer_name, issuer_key, ca=False, san=None):
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer_name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=1))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
-                                  critical=True))
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        return key, builder.sign(issuer_key or key, hashes.SHA256())
-
-    paths = {}
-
-    def write(label, key, cert):
-        paths[label + ".key"] = directory / f"{label}.key"
-        paths[label + ".crt"] = directory / f"{label}.crt"
-        paths[label + ".key"].write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        paths[label + ".crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-    ca_key, ca = issue("test ca", name("test ca"), None, ca=True)
-    write("ca", ca_key, ca)
-    write("server", *issue("localhost", ca.subject, ca_key, san=[
-        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]))
-    write("crm", *issue("crm-sync.internal", ca.subject, ca_key))
-    write("stranger", *issue("stranger.internal", ca.subject, ca_key))
-    other_key, other = issue("other ca", name("other ca"), None, ca=True)
-    write("forged", *issue("crm-sync.internal", other.subject, other_key))
-    return paths
+    """A CA, a server certificate for 127.0.0.1, client certificates it signed (``crm``,
+    ``stranger``) and one another CA signed with the same name (``forged``)."""
+    certs = make_certificates(directory / "ours", client_name="crm-sync.internal",
+                              other_clients=["stranger.internal"])
+    forged = make_certificates(directory / "theirs", client_name="crm-sync.internal")
+    stranger = certs.other_clients["stranger.internal"]
+    return {"ca.crt": certs.ca_file, "server.crt": certs.server_cert_file,
+            "server.key": certs.server_key_file, "crm.crt": certs.client_cert_file,
+            "crm.key": certs.client_key_file, "stranger.crt": stranger[0],
+            "stranger.key": stranger[1], "forged.crt": forged.client_cert_file,
+            "forged.key": forged.client_key_file}
 
 
 def _tls_channel(port: int, certs: dict[str, Path], client: str | None) -> grpc.Channel:
