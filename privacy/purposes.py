@@ -136,7 +136,9 @@ class PurposeRegistry:
         purpose = self.purposes.get((name or "").strip())
         if purpose is None:
             known = ", ".join(sorted(self.purposes)) or "none"
-            raise PurposeError(f"unknown purpose {name!r} (known: {known})")
+            # the caller's text is not quoted back: it may be anything (error messages
+            # are PII-free by contract)
+            raise PurposeError(f"unknown purpose (known: {known})")
         return purpose
 
     def decide(self, name: str, states: Mapping[str, ConsentState], region: str,

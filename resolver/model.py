@@ -114,9 +114,12 @@ class Identifier(NamedTuple):
             typ = f"{head}:{ns}"
         else:
             known = ", ".join(sorted(SIMPLE_TYPES | NAMESPACED_TYPES))
-            raise InvalidIdentifierError(f"unknown identifier type {head!r}; known types: {known}")
+            # the part before ':' is not quoted back: a malformed identifier can put a
+            # person's e-mail address there (error messages are PII-free by contract)
+            raise InvalidIdentifierError(f"unknown identifier type (the text before the "
+                                         f"first ':'); known types: {known}")
         if not value.strip():
-            raise InvalidIdentifierError(f"identifier of type {typ!r} has an empty value")
+            raise InvalidIdentifierError(f"identifier of type {head!r} has an empty value")
         return typ, value
 
 

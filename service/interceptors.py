@@ -102,9 +102,11 @@ def _handler_kind(handler: grpc.RpcMethodHandler) -> tuple[bool, bool]:
 
 
 def _make_handler(
-    template: grpc.RpcMethodHandler, behavior: Callable[..., Any], *, keep_serializers: bool
+    template: grpc.RpcMethodHandler, behavior: Callable[..., Any], *, keep_serializers: bool,
+    request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
-    """A method handler of the same streaming kind as ``template`` running ``behavior``."""
+    """A method handler of the same streaming kind as ``template`` running ``behavior``
+    (with ``request_deserializer`` instead of the template's, when given)."""
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
         (False, True): grpc.unary_stream_rpc_method_handler,
@@ -115,9 +117,36 @@ def _make_handler(
         return factory(behavior)
     return factory(
         behavior,
-        request_deserializer=template.request_deserializer,
+        request_deserializer=request_deserializer or template.request_deserializer,
         response_serializer=template.response_serializer,
     )
+
+
+class Undecodable:
+    """A request whose bytes are not a valid message of the rpc's request type (what
+    :func:`_tolerant` hands the handler instead of letting grpc answer INTERNAL with
+    "Exception deserializing request!"); :func:`_guard` answers INVALID_ARGUMENT."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` returning :class:`Undecodable` instead of raising."""
+    if deserializer is None:
+        return None
+    message = getattr(deserializer, "__self__", None)
+    type_name = getattr(getattr(message, "DESCRIPTOR", None), "full_name", "request")
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad bytes
+            return Undecodable(type_name)
+
+    return parse
 
 
 def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
@@ -394,7 +423,8 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         if cached is not None and cached[0] is handler:
             return cached[1]
         guarded = _guard(_behavior(handler), method, streaming=_handler_kind(handler)[1])
-        wrapped = _make_handler(handler, guarded, keep_serializers=True)
+        wrapped = _make_handler(handler, guarded, keep_serializers=True,
+                                request_deserializer=_tolerant(handler.request_deserializer))
         self._cache[method] = (handler, wrapped)
         return wrapped
 
@@ -407,9 +437,16 @@ def _abort_for(exc: Exception, context: grpc.ServicerContext, method: str) -> No
     context.abort(code, message)
 
 
+def _undecodable(request: Any, context: grpc.ServicerContext) -> None:
+    if isinstance(request, Undecodable):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"the request is not a valid {request.type_name} message")
+
+
 def _guard(behavior: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
     if streaming:
         def guarded_stream(request: Any, context: grpc.ServicerContext) -> Any:
+            _undecodable(request, context)
             try:
                 yield from behavior(request, context)
             except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed
@@ -418,6 +455,7 @@ def _guard(behavior: Callable[..., Any], method: str, streaming: bool) -> Callab
         return guarded_stream
 
     def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        _undecodable(request, context)
         try:
             return behavior(request, context)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never swallowed

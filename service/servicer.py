@@ -333,7 +333,7 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         with self._reviews_lock:
             # a review of records this server does not serve is not found, like an unknown one
             if not self._served_reviews([queue.get(review_id, regions)]):
-                raise NotFoundError(f"review {review_id!r} not found")
+                raise NotFoundError("no review with this ID")
             review = queue.decide(review_id, accept, decided_by, request.note, regions)
         # audit trail: the review ID and who, never the record keys (they can hold e-mails)
         _LOG.info("review %s %s by %s (now %s)", review.review_id,

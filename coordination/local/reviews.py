@@ -134,7 +134,7 @@ class SqliteReviewQueue(ReviewQueue):
         row = self._db.execute(f"SELECT {_COLS} FROM reviews WHERE review_id = ?",
                                (review_id,)).fetchone()
         if row is None or not may_be_in(review := _review(row), regions):
-            raise NotFoundError(f"review {review_id!r} not found")
+            raise NotFoundError("no review with this ID")
         return review
 
     def list(self, status: str = "open", limit: int = 100, after: str = "",

@@ -85,9 +85,9 @@ class SegmentQueries:
         wanted = [n.strip() for n in names]
         if not wanted:
             return list(live.order)
-        unknown = [n for n in wanted if n not in live.trees]
+        unknown = [i for i, n in enumerate(wanted) if n not in live.trees]
         if unknown:
-            raise NotFoundError(f"no segment named {unknown[0]!r}")
+            raise NotFoundError(f"names[{unknown[0]}]: no segment with this name")
         return list(dict.fromkeys(wanted))
 
     def names(self, names: Iterable[str]) -> list[str]:

@@ -303,7 +303,7 @@ def test_identifier_parses_and_normalises(
     ("text", "fragment"),
     [
         ("janedoe@gmail.com", "TYPE:VALUE"),
-        ("twitter:@jane", "unknown identifier type 'twitter'"),
+        ("twitter:@jane", "unknown identifier type (the text before the first ':')"),
         ("email:   ", "empty value"),
         ("crm:51", "needs a namespace"),
         ("email:jane.example.com", "email: missing @"),
