@@ -63,8 +63,9 @@ def start_server(data_dir: Path, token: str, processes: int) -> tuple[subprocess
 
 
 def paced_calls(port: int, token: str, method: str, identifiers: list[str], rate: float,
-                seconds: float, threads: int) -> dict:
-    """Send ``rate`` calls/s for ``seconds``; latency summaries (ms) and error count."""
+                seconds: float, threads: int, keep_samples: bool = False) -> dict:
+    """Send ``rate`` calls/s for ``seconds``; latency summaries (ms) and error count (and
+    ``scheduled_ms``, every latency from the schedule, with ``keep_samples``)."""
     metadata = (("authorization", f"Bearer {token}"),)
     n = int(rate * seconds)
     sent_ms: list[float] = []
@@ -117,8 +118,11 @@ def paced_calls(port: int, token: str, method: str, identifiers: list[str], rate
         return {f"p{q:g}_ms": round(percentile(values, q), 3) for q in (50, 90, 99, 99.9)} | {
             "max_ms": round(max(values), 3) if values else None}
 
-    return {"count": len(sent_ms), "errors": errors[0], "sent": summary(sent_ms),
-            "scheduled": summary(sched_ms)}
+    out = {"count": len(sent_ms), "errors": errors[0], "sent": summary(sent_ms),
+           "scheduled": summary(sched_ms)}
+    if keep_samples:
+        out["scheduled_ms"] = sched_ms
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -6,6 +6,7 @@ The one-million-record batch resolution takes about 7 minutes and ~8 GB; it runs
 """
 
 from benchmarks import (
+    access_control,
     batch_resolution,
     cassandra_store,
     consent_gating,
@@ -50,6 +51,8 @@ RUNS = [
     (cassandra_store, ["--records", "20000"]),
     (consent_gating, ["--records", "20000", "--withdrawals", "200"]),
     (privacy_requests, ["--records", "20000", "--forgets", "20", "--events", "10000"]),
+    (access_control, ["--records", "50000", "--rate", "500", "--seconds", "3", "--rounds",
+                      "20"]),
     (matching_accuracy, []),
     (real_world_accuracy, []),
     (batch_resolution, ["--records", "200000", "--output", "batch_resolution_200k"]),
