@@ -74,6 +74,9 @@ class Principal:
     key_id: str = ""
     masked: bool = field(default=False, compare=False)
     """Set per call by the transport: this call reads profiles masked."""
+    request_id: str = field(default="", compare=False)
+    """Set per call by the transport: the caller's ``x-request-id`` or a fresh one (what
+    audit entries of the call carry)."""
 
     @property
     def role(self) -> str:

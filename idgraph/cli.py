@@ -164,7 +164,10 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
         from idgraph.service.client import ProfileClient
 
-        with ProfileClient(args.server, token=settings.grpc.client_token) as client:
+        g = settings.grpc
+        with ProfileClient(args.server, token=g.client_token, tls_ca=g.tls_ca_file,
+                           client_cert=g.tls_client_cert_file,
+                           client_key=g.tls_client_key_file) as client:
             response = client.lookup(args.identifier)
         print(json.dumps(MessageToDict(response), indent=2))
         return 0

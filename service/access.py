@@ -117,7 +117,8 @@ class Access:
         for pid in dict.fromkeys(profile_ids):
             if pid:
                 self.audit.record_read(principal.name, principal.role, action,
-                                       f"profile:{self._hash(pid)}", region)
+                                       f"profile:{self._hash(pid)}", region,
+                                       request_id=principal.request_id)
 
     def call(self, principal: Principal, method: str, request: Any, outcome: str,
              reason: str) -> None:
@@ -137,7 +138,7 @@ class Access:
             resource = f"{kind}:{self._hash(value)}"
         self.audit.record(AuditEvent(actor=principal.name, role=principal.role,
                                      action=action, resource=resource, outcome=outcome,
-                                     reason=reason[:200]))
+                                     reason=reason[:200], request_id=principal.request_id))
 
     def close(self) -> None:
         """Write keys' last uses and flush and close the audit log."""

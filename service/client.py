@@ -50,12 +50,18 @@ def _secret(value: Any) -> str | None:
     return get() if get is not None else str(value)
 
 
+def _pem(value: str | Path | bytes | None) -> bytes | None:
+    return value if isinstance(value, bytes | None) else Path(value).read_bytes()
+
+
 class ProfileClient:
     """Client for ``target`` (``host:port``).
 
     ``token``: bearer token sent as ``authorization`` metadata (str or SecretStr).
     ``tls_ca``: PEM CA certificate (path or bytes) to verify the server with; implies TLS.
     ``use_tls``: TLS verified with the system roots when no ``tls_ca`` is given.
+    ``client_cert`` / ``client_key``: a client certificate and its key (paths or PEM bytes)
+    for a server that requires mutual TLS; they imply TLS.
     ``timeout``: per-call deadline in seconds.
     """
 
@@ -67,6 +73,8 @@ class ProfileClient:
         *,
         use_tls: bool = False,
         timeout: float = 10.0,
+        client_cert: str | Path | bytes | None = None,
+        client_key: str | Path | bytes | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
@@ -74,9 +82,12 @@ class ProfileClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token_text}"),) if token_text else ()
         )
-        if tls_ca is not None or use_tls:
-            root = tls_ca if isinstance(tls_ca, bytes | None) else Path(tls_ca).read_bytes()
-            credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        if (client_cert is None) != (client_key is None):
+            raise ValueError("client_cert and client_key go together")
+        if tls_ca is not None or use_tls or client_cert is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_pem(tls_ca), private_key=_pem(client_key),
+                certificate_chain=_pem(client_cert))
             self._channel = grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
         else:
             self._channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
+import re
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -192,6 +193,18 @@ def _bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     return None
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    """The caller's ``x-request-id`` (when it is 1-64 characters of ``[A-Za-z0-9._:-]``:
+    anything else could be a person's data or a log injection), else a fresh one."""
+    for key, val in metadata or ():
+        if key == "x-request-id" and isinstance(val, str) and _REQUEST_ID.fullmatch(val):
+            return val
+    return uuid.uuid4().hex[:16]
+
+
 def _certificate_name(context: grpc.ServicerContext) -> str | None:
     """The common name of the client certificate the TLS layer verified (mutual TLS);
     None on a connection without one."""
@@ -282,7 +295,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"rate limit of {rate:g} calls per second exceeded for this key; "
                           "retry with backoff")
-        return dataclasses.replace(principal, masked=True) if masked else principal
+        return dataclasses.replace(principal, masked=masked, request_id=_request_id(metadata))
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         behavior = _behavior(handler)

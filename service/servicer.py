@@ -158,13 +158,14 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
     def _gate(self, profile: Profile, purpose: str) -> Profile:
         return profile if self._consent is None else self._consent.gate(profile, purpose)
 
-    def _read(self, context: grpc.ServicerContext, rpc: str, *profile_ids: str) -> None:
+    def _read(self, context: grpc.ServicerContext, rpc: str, *profile_ids: str,
+              region: str = "") -> None:
         """Audit a read of profiles: in the audit log (every caller, batched), and for
         people (not activation channels) in each subject's access history too
         (:meth:`ConsentService.record_read`, what a subject's export shows)."""
         principal = current_principal()
         if self._access is not None:
-            self._access.reads(principal, "profile.read", profile_ids)
+            self._access.reads(principal, "profile.read", profile_ids, region)
         if self._consent is not None and set(principal.roles) & PEOPLE_ROLES:
             self._consent.record_read(self._identify(context.invocation_metadata()), rpc,
                                       profile_ids)
@@ -173,7 +174,7 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         _check_text("identifier", request.identifier)
         located = self._queries.locate(request.identifier)
         profile = self._profile_proto(located.profile_id, located.version, request.purpose)
-        self._read(context, "Lookup", located.profile_id)
+        self._read(context, "Lookup", located.profile_id, region=profile.region)
         answer = pb.LookupResponse(
             profile=profile,
             matched_identifier=located.identifier,
@@ -187,7 +188,7 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
     ) -> pb.GetProfileResponse:
         _check_text("profile_id", request.profile_id)
         profile = self._gate(self._queries.get_profile(request.profile_id), request.purpose)
-        self._read(context, "GetProfile", profile.profile_id)
+        self._read(context, "GetProfile", profile.profile_id, region=profile.region)
         answer = pb.GetProfileResponse(
             profile=convert.profile_fields(profile),
             resolved_from_alias=profile.profile_id != request.profile_id.strip(),
@@ -227,8 +228,12 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
                         answer = exc
                 outcomes[i] = answer
 
-        self._read(context, "BatchLookup", *(o.profile.profile_id for o in outcomes
-                                              if not isinstance(o, BaseException)))
+        by_region: dict[str, list[str]] = {}
+        for o in outcomes:
+            if not isinstance(o, BaseException):
+                by_region.setdefault(o.profile.region, []).append(o.profile.profile_id)
+        for region, ids in by_region.items():
+            self._read(context, "BatchLookup", *ids, region=region)
         results = []
         for text, outcome in zip(texts, outcomes, strict=True):
             if isinstance(outcome, BaseException):

@@ -30,6 +30,7 @@ from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.proto.idgraph.v1 import segments_pb2 as spb
 from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
+from idgraph.service.client import ProfileClient
 from idgraph.service.server import create_server
 from idgraph.service.settings import GrpcSettings
 from idgraph.serving import audit_dir, audit_public_key, open_access, open_key_admin
@@ -73,6 +74,7 @@ def world(tmp_path_factory):
         ("marketer", ["marketer"], {}),
         ("marketer unmasked", ["marketer"], {"unmask": True}),
         ("slow", ["activation"], {"rate_per_second": 1.0}),
+        ("audited", ["activation"], {}),  # read once: its batch keeps the request ID
     ]}
     store.close()
     closers: list = []
@@ -138,8 +140,9 @@ def test_an_oversized_request_is_refused(world):
 def test_reads_changes_and_refusals_reach_the_audit_log(world):
     settings, engine, keys, channel = world
     pid = engine.queries.lookup(JANE).profile.profile_id
-    pb_grpc.ProfileServiceStub(channel).Lookup(pb.LookupRequest(identifier=JANE),
-                                               metadata=_md(keys["activation"]))
+    pb_grpc.ProfileServiceStub(channel).Lookup(
+        pb.LookupRequest(identifier=JANE),
+        metadata=[*_md(keys["audited"]), ("x-request-id", "req-42")])
     segments = spb_grpc.SegmentServiceStub(channel)
     segments.DefineSegment(spb.DefineSegmentRequest(name="Acme", definition='company = "Acme"'),
                            metadata=_md(keys["marketer"]))
@@ -158,10 +161,10 @@ def test_reads_changes_and_refusals_reach_the_audit_log(world):
         time.sleep(0.1)
     by_action = {e.action: e for e in entries}
     assert wanted <= set(by_action)
-    activation_id = keys["activation"].split("_")[1]
     reads = [e for e in entries if e.action == "profile.read"
-             and e.actor == f"key:{activation_id}"]
+             and e.actor == f"key:{keys['audited'].split('_')[1]}"]
     assert reads and all(r.resources and r.resources[0].startswith("profile:") for r in reads)
+    assert any(r.request_id == "req-42" and r.region == "us" for r in reads)
     log_text = (settings_dir / "audit.jsonl").read_text()
     assert pid not in log_text and "jane" not in log_text  # people only as keyed hashes
     assert by_action["segment.updated"].resource == "segment:Acme"
@@ -227,6 +230,10 @@ def test_a_client_certificate_is_a_principal(world, tmp_path):
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         masked = lookup("stranger", _md(keys["marketer"]))
         assert masked.matched_identifier == "email:j***@acme.com"
+        # the project's client, as `idgraph lookup --server` uses it with grpc.tls_* set
+        with ProfileClient(f"localhost:{port}", tls_ca=certs["ca.crt"],
+                           client_cert=certs["crm.crt"], client_key=certs["crm.key"]) as client:
+            assert client.lookup(JANE).profile.record_count == 1
     finally:
         for close in reversed(closers):
             close()
