@@ -218,7 +218,38 @@ def _certificate_name(context: grpc.ServicerContext) -> str | None:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class _WrappingInterceptor(grpc.ServerInterceptor):
+    """An interceptor that wraps the handlers of the methods it :meth:`wraps` with
+    :meth:`_wrap`, once per method: the wrapped handler is cached (and made again only if
+    the handler below changes), so a call costs one dict lookup and one extra frame."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def wraps(self, method: str) -> bool:
+        raise NotImplementedError
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not self.wraps(method):
+            return handler
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
+
+
+class AuthInterceptor(_WrappingInterceptor):
     """Authenticate every call, authorise it by the permission table
     (:mod:`idgraph.auth.roles`), limit its rate, and run the handler as its principal.
 
@@ -244,13 +275,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
                  limiter: RateLimiter | None = None,
                  audit_refusal: Callable[[str, str, str, str, str], None] | None = None,
                  exempt_prefixes: Iterable[str] = (HEALTH_PREFIX,)) -> None:
+        super().__init__()
         self._auth = authenticator
         self._served = frozenset(served_regions)
         self._rates = dict(rates or {})
         self._limiter = limiter
         self._refused = audit_refusal or (lambda *_: None)
         self._exempt = tuple(exempt_prefixes)
-        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -326,24 +357,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
         return _make_handler(handler, unary, keep_serializers=True)
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not self._auth.enabled or method.startswith(self._exempt):
-            return handler
-        cached = self._cache.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method)
-        self._cache[method] = (handler, wrapped)
-        return wrapped
+    def wraps(self, method: str) -> bool:
+        return self._auth.enabled and not method.startswith(self._exempt)
 
 
-class AuditInterceptor(grpc.ServerInterceptor):
+class AuditInterceptor(_WrappingInterceptor):
     """Write one audit entry per call of the methods in ``audited`` (after the call, with
     its outcome: ``ok``, or ``failed`` and the status code's name) through
     ``record(principal, method, request, outcome, reason)``. Runs after
@@ -352,9 +370,9 @@ class AuditInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, audited: Iterable[str],
                  record: Callable[[Principal, str, Any, str, str], None]) -> None:
+        super().__init__()
         self._audited = frozenset(audited)
         self._record = record
-        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def _outcome(self, method: str, request: Any, context: grpc.ServicerContext,
                  failed: BaseException | None) -> None:
@@ -394,24 +412,11 @@ class AuditInterceptor(grpc.ServerInterceptor):
 
         return _make_handler(handler, unary, keep_serializers=True)
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method not in self._audited:
-            return handler
-        cached = self._cache.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method)
-        self._cache[method] = (handler, wrapped)
-        return wrapped
+    def wraps(self, method: str) -> bool:
+        return method in self._audited
 
 
-class ErrorMappingInterceptor(grpc.ServerInterceptor):
+class ErrorMappingInterceptor(_WrappingInterceptor):
     """Turn exceptions raised by this project's handlers into statuses (see module doc).
 
     Only methods starting with one of ``prefixes`` are wrapped; health and reflection keep
@@ -420,26 +425,16 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
     """
 
     def __init__(self, prefixes: Iterable[str] = (IDGRAPH_METHOD_PREFIX,)) -> None:
+        super().__init__()
         self._prefixes = tuple(prefixes)
-        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(self._prefixes):
-            return handler
-        cached = self._cache.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
+    def wraps(self, method: str) -> bool:
+        return method.startswith(self._prefixes)
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         guarded = _guard(_behavior(handler), method, streaming=_handler_kind(handler)[1])
-        wrapped = _make_handler(handler, guarded, keep_serializers=True,
-                                request_deserializer=_tolerant(handler.request_deserializer))
-        self._cache[method] = (handler, wrapped)
-        return wrapped
+        return _make_handler(handler, guarded, keep_serializers=True,
+                             request_deserializer=_tolerant(handler.request_deserializer))
 
 
 def _abort_for(exc: Exception, context: grpc.ServicerContext, method: str) -> None:

@@ -12,27 +12,23 @@ fails rather than skips.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import shutil
 import subprocess
-import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from node_tools import NodeTool
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL_DIR = ROOT / "tools" / "grpc-client"
 PROTO_DIR = ROOT / "proto"
 PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader")
-INSTALL_TIMEOUT_SECONDS = 600
+TOOL = NodeTool("grpc-client", PACKAGES, "the Node gRPC client")
 DEFAULT_DEADLINE_MS = 10_000
 JOB_OVERHEAD_SECONDS = 60
 """Time a job may take beyond its calls' deadlines (Node's start, loading the protos)."""
 
-_install_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -73,8 +69,7 @@ def call_node(target: str, calls: list[NodeCall]) -> list[NodeResult]:
     """
     if not calls:
         return []
-    node = _require("node")
-    _ensure_installed()
+    node = TOOL.node()
     job = {"target": target, "protoDir": str(PROTO_DIR),
            "calls": [{"service": c.service, "rpc": c.rpc, "request": c.request,
                       "key": c.key, "deadlineMs": c.deadline_ms} for c in calls]}
@@ -99,58 +94,8 @@ def call_node(target: str, calls: list[NodeCall]) -> list[NodeResult]:
     return [NodeResult(r["code"], r["details"], r["messages"]) for r in answer]
 
 
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise RuntimeError(
-            f"`{tool}` is not on PATH: the Node gRPC client needs Node.js >= 18 and npm "
-            f"(tools/grpc-client)")
-    return path
 
 
-def _pinned_versions() -> dict[str, str]:
-    lock = json.loads((TOOL_DIR / "package-lock.json").read_text(encoding="utf-8"))
-    return {p: str(lock["packages"][f"node_modules/{p}"]["version"]) for p in PACKAGES}
 
 
-def _installed() -> bool:
-    """True when ``npm ci`` completed with the pinned versions (npm writes
-    ``node_modules/.package-lock.json`` at the end of an install)."""
-    modules = TOOL_DIR / "node_modules"
-    if not (modules / ".package-lock.json").is_file():
-        return False
-    for package, version in _pinned_versions().items():
-        manifest = modules / package / "package.json"
-        if not manifest.is_file():
-            return False
-        if json.loads(manifest.read_text(encoding="utf-8")).get("version") != version:
-            return False
-    return True
 
-
-def _ensure_installed() -> None:
-    """Run ``npm ci`` once when the dependencies are missing or stale; safe to call from
-    parallel threads and processes (an exclusive lock file in the temp directory)."""
-    if _installed():
-        return
-    npm = _require("npm")
-    key = hashlib.sha256(str(TOOL_DIR).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"idgraph-grpc-client-{key}.lock"
-    with _install_lock, open(lock_path, "w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            if _installed():
-                return
-            try:
-                proc = subprocess.run(
-                    [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=TOOL_DIR,
-                    capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS,
-                    check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise RuntimeError(f"`npm ci` in {TOOL_DIR} could not run: {exc}") from exc
-            if proc.returncode != 0 or not _installed():
-                raise RuntimeError(
-                    f"`npm ci` in {TOOL_DIR} failed (exit {proc.returncode}); the Node gRPC "
-                    f"client needs the npm registry once:\n{proc.stderr[-2000:]}")
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
