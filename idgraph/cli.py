@@ -284,24 +284,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if port == 0:
             port = free_port(host)
         children = [_spawn_serve_worker(args, host, port) for _ in range(processes - 1)]
-    store = _open_reader(settings)
-    queries = _queries(settings, store)
-    explainer, reviews, graph = _steward_backends(settings, queries)
-    from idgraph.engine.backends import open_privacy, open_segment_catalog
-    from idgraph.engine.consent import ConsentService
-    from idgraph.serving import open_access, warn_deprecated
+    from idgraph.serving import open_served, warn_deprecated
 
-    catalog = open_segment_catalog(settings)
-    ledger, keys = open_privacy(settings)
-    consent = ConsentService(ledger, queries, keys, settings.privacy.merge_rule)
-    access, close_access = open_access(settings, graph=graph, ledger=ledger, keys=keys)
+    served = open_served(settings)
     regions = ", ".join(settings.served_regions)
 
     def ready(bound: int) -> None:
         if not args.worker:
             print(f"idgraph serving ProfileService on port {bound} for regions {regions}"
                   f" ({processes} process{'es' if processes > 1 else ''})", flush=True)
-        warn_deprecated(access)
+        warn_deprecated(served.access)
 
     # Start-up leaves many long-lived objects (phone metadata, protobuf and pydantic
     # modules) that every full collection would rescan while calls wait; freeze them.
@@ -309,19 +301,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     try:
-        serve(queries, settings.grpc, f"{host}:{port}", on_ready=ready,
-              reuse_port=processes > 1 or args.worker, explainer=explainer, reviews=reviews,
-              segment_catalog=catalog, consent=consent, access=access)
+        serve(served.queries, settings.grpc, f"{host}:{port}", on_ready=ready,
+              reuse_port=processes > 1 or args.worker, **served.server_kwargs())
     finally:
         for child in children:
             child.terminate()
         for child in children:
             child.wait(timeout=10)
-        close_access()
-        for resource in (graph, reviews, catalog, ledger):
-            if resource is not None:
-                resource.close()
-        store.close()
+        served.close()
     return 0
 
 
@@ -329,21 +316,6 @@ def _graph_view(settings: Settings):
     from idgraph.engine.backends import open_graph_view
 
     return open_graph_view(settings)
-
-
-def _steward_backends(settings: Settings, queries):
-    """Explain (over a graph view) and the review queue, when the data directory has them
-    (before the first ingest it has neither)."""
-    from idgraph.engine.backends import open_review_queue
-    from idgraph.engine.explain import Explainer
-
-    graph = explainer = None
-    try:
-        graph = _graph_view(settings)
-        explainer = Explainer(graph, queries)
-    except IdGraphError as exc:
-        log.warning("Explain is not available: %s", exc)
-    return explainer, open_review_queue(settings), graph
 
 
 def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import getpass
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,3 +175,70 @@ def open_access(settings: Settings, *, graph: GraphView | None = None,
             store.close()
 
     return access, close
+
+
+@dataclass
+class ServedBackends:
+    """What a server process serves, opened as ``idgraph serve`` opens it: the profile
+    queries over the served regions' store, Explain over a graph view (None before the
+    first ingest), the review queue, the segment catalog, consent and access control.
+    :meth:`server_kwargs` are :func:`idgraph.service.server.create_server`'s keyword
+    arguments; :meth:`close` closes everything, the access control first."""
+
+    queries: Any
+    explainer: Any
+    reviews: Any
+    segment_catalog: Any
+    consent: Any
+    access: Access
+    _resources: ExitStack
+
+    def server_kwargs(self) -> dict[str, Any]:
+        return {"explainer": self.explainer, "reviews": self.reviews,
+                "segment_catalog": self.segment_catalog, "consent": self.consent,
+                "access": self.access}
+
+    def close(self) -> None:
+        """Close everything, newest first; one failure does not leave the rest open."""
+        self._resources.close()
+
+
+def open_served(settings: Settings) -> ServedBackends:
+    """The backends of a server process for ``settings.served_regions``, reading the data
+    directory (or the distributed backends) the writers fill."""
+    from idgraph.core.errors import IdGraphError
+    from idgraph.engine.backends import (
+        open_graph_view,
+        open_privacy,
+        open_queries,
+        open_reader_store,
+        open_review_queue,
+        open_segment_catalog,
+    )
+    from idgraph.engine.consent import ConsentService
+    from idgraph.engine.explain import Explainer
+
+    with ExitStack() as resources:
+        store = open_reader_store(settings, settings.served_regions)
+        resources.callback(store.close)
+        queries = open_queries(settings, store)
+        graph = explainer = None
+        try:
+            graph = open_graph_view(settings)
+            resources.callback(graph.close)
+            explainer = Explainer(graph, queries)
+        except IdGraphError as exc:
+            _LOG.warning("Explain is not available: %s", exc)
+        reviews = open_review_queue(settings)
+        if reviews is not None:
+            resources.callback(reviews.close)
+        catalog = open_segment_catalog(settings)
+        resources.callback(catalog.close)
+        ledger, keys = open_privacy(settings)
+        resources.callback(ledger.close)
+        consent = ConsentService(ledger, queries, keys, settings.privacy.merge_rule)
+        access, close_access = open_access(settings, graph=graph, ledger=ledger, keys=keys)
+        resources.callback(close_access)
+        return ServedBackends(queries, explainer, reviews, catalog, consent, access,
+                              resources.pop_all())
+    raise AssertionError("unreachable")  # pragma: no cover

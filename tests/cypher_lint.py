@@ -9,13 +9,11 @@ install raises RuntimeError, so the calling test fails rather than skips.
 from __future__ import annotations
 
 import json
-import subprocess
 
 from node_tools import NodeTool
 
 PACKAGE = "@neo4j-cypher/language-support"
 TOOL = NodeTool("cypher-lint", [PACKAGE], "the Cypher linter")
-TOOL_DIR = TOOL.dir
 LINT_TIMEOUT_SECONDS = 300
 
 
@@ -31,23 +29,11 @@ def lint_cypher(statements: list[str]) -> list[list[str]]:
         raise TypeError("statements must be strings")
     if not statements:
         return []
-    node = TOOL.node()
-    try:
-        proc = subprocess.run(
-            [node, str(TOOL_DIR / "lint.mjs")], input=json.dumps(statements), cwd=TOOL_DIR,
-            capture_output=True, text=True, timeout=LINT_TIMEOUT_SECONDS, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"cypher-lint could not run: {exc}") from exc
-    if proc.returncode != 0:
-        raise RuntimeError(f"cypher-lint failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    try:
-        result = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"cypher-lint wrote invalid JSON: {proc.stdout[:500]!r}") from exc
+    result = TOOL.run_json("lint.mjs", statements, LINT_TIMEOUT_SECONDS)
     if not (isinstance(result, list) and len(result) == len(statements)
             and all(isinstance(m, list) and all(isinstance(x, str) for x in m)
                     for m in result)):
-        raise RuntimeError(f"cypher-lint answered an unexpected shape: {proc.stdout[:500]!r}")
+        raise RuntimeError(f"cypher-lint answered an unexpected shape: {json.dumps(result)[:500]}")
     return result
 
 

@@ -13,7 +13,6 @@ fails rather than skips.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 from node_tools import NodeTool
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOL_DIR = ROOT / "tools" / "grpc-client"
 PROTO_DIR = ROOT / "proto"
 PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader")
 TOOL = NodeTool("grpc-client", PACKAGES, "the Node gRPC client")
@@ -69,28 +67,16 @@ def call_node(target: str, calls: list[NodeCall]) -> list[NodeResult]:
     """
     if not calls:
         return []
-    node = TOOL.node()
     job = {"target": target, "protoDir": str(PROTO_DIR),
            "calls": [{"service": c.service, "rpc": c.rpc, "request": c.request,
                       "key": c.key, "deadlineMs": c.deadline_ms} for c in calls]}
     timeout = JOB_OVERHEAD_SECONDS + sum(c.deadline_ms for c in calls) / 1000
-    try:
-        proc = subprocess.run(
-            [node, str(TOOL_DIR / "call.mjs")], input=json.dumps(job), cwd=TOOL_DIR,
-            capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"grpc-client could not run: {exc}") from exc
-    if proc.returncode != 0:
-        raise RuntimeError(f"grpc-client failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    try:
-        answer = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"grpc-client wrote invalid JSON: {proc.stdout[:500]!r}") from exc
+    answer = TOOL.run_json("call.mjs", job, timeout)
     if not (isinstance(answer, list) and len(answer) == len(calls)
             and all(isinstance(r, dict) and isinstance(r.get("code"), int)
                     and isinstance(r.get("details"), str) and "messages" in r
                     for r in answer)):
-        raise RuntimeError(f"grpc-client answered an unexpected shape: {proc.stdout[:500]!r}")
+        raise RuntimeError(f"grpc-client answered an unexpected shape: {json.dumps(answer)[:500]}")
     return [NodeResult(r["code"], r["details"], r["messages"]) for r in answer]
 
 

@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 INSTALL_TIMEOUT_SECONDS = 600
@@ -91,3 +92,23 @@ class NodeTool:
         node = self.require("node")
         self.ensure_installed()
         return node
+
+    def run_json(self, script: str, payload: Any, timeout: float) -> Any:
+        """Run ``node <script>`` in the tool's folder with ``payload`` as JSON on stdin and
+        return its stdout parsed as JSON. RuntimeError (naming the tool) when it cannot
+        run, exits non-zero, outlives ``timeout`` seconds or writes invalid JSON."""
+        node = self.node()
+        try:
+            proc = subprocess.run(
+                [node, str(self.dir / script)], input=json.dumps(payload), cwd=self.dir,
+                capture_output=True, text=True, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(f"{self.dir.name} could not run: {exc}") from exc
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{self.dir.name} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise RuntimeError(
+                f"{self.dir.name} wrote invalid JSON: {proc.stdout[:500]!r}") from exc

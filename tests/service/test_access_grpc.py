@@ -16,16 +16,6 @@ from idgraph.auth.audit_check import read_entries, verify
 from idgraph.auth.settings import CertificatePrincipal
 from idgraph.devservers.tls import make_certificates
 from idgraph.engine import Engine
-from idgraph.engine.backends import (
-    open_graph_view,
-    open_privacy,
-    open_queries,
-    open_reader_store,
-    open_review_queue,
-    open_segment_catalog,
-)
-from idgraph.engine.consent import ConsentService
-from idgraph.engine.explain import Explainer
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.proto.idgraph.v1 import segments_pb2 as spb
@@ -33,7 +23,7 @@ from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
 from idgraph.service.client import ProfileClient
 from idgraph.service.server import create_server
 from idgraph.service.settings import GrpcSettings
-from idgraph.serving import audit_dir, audit_public_key, open_access, open_key_admin
+from idgraph.serving import audit_dir, audit_public_key, open_key_admin, open_served
 from idgraph.settings import Settings
 
 JANE = "email:jane.doe@acme.com"
@@ -45,19 +35,10 @@ PEOPLE = [record("hubspot", "501", "e-1", 100, ["crm:hubspot:501", JANE,
 def _serve(settings: Settings, grpc_settings: GrpcSettings, closers: list,
            address: str = "127.0.0.1:0") -> int:
     settings = settings.model_copy(update={"grpc": grpc_settings})
-    store = open_reader_store(settings, settings.served_regions)
-    queries = open_queries(settings, store)
-    graph = open_graph_view(settings)
-    reviews = open_review_queue(settings)
-    catalog = open_segment_catalog(settings)
-    ledger, keys = open_privacy(settings)
-    closers.extend([ledger.close, store.close, graph.close, reviews.close, catalog.close])
-    access, close_access = open_access(settings, graph=graph, ledger=ledger, keys=keys)
-    closers.append(close_access)
-    server, port = create_server(queries, grpc_settings, address,
-                                 explainer=Explainer(graph, queries), reviews=reviews,
-                                 segment_catalog=catalog,
-                                 consent=ConsentService(ledger, queries, keys), access=access)
+    served = open_served(settings)
+    closers.append(served.close)
+    server, port = create_server(served.queries, grpc_settings, address,
+                                 **served.server_kwargs())
     server.start()
     closers.append(lambda: server.stop(0).wait())
     return port

@@ -63,21 +63,12 @@ from proto_strategies import clipped, messages, raw_bytes, string_values, texts
 
 from idgraph.coordination import review_id_for
 from idgraph.engine import Engine
-from idgraph.engine.backends import (
-    open_graph_view,
-    open_privacy,
-    open_queries,
-    open_reader_store,
-    open_review_queue,
-    open_segment_catalog,
-)
-from idgraph.engine.consent import ConsentService
-from idgraph.engine.explain import Explainer
 from idgraph.engine.forget import request_forget
 from idgraph.proto.idgraph.v1 import admin_pb2, privacy_pb2, profiles_pb2, segments_pb2
 from idgraph.resolver.model import NAMESPACED_TYPES, SIMPLE_TYPES
 from idgraph.service.server import create_server
 from idgraph.service.settings import GrpcSettings
+from idgraph.serving import open_served
 from idgraph.settings import Settings
 
 TOKENS = {"api": "fz-api-7c1e0d55", "steward": "fz-steward-4b2d91aa",
@@ -371,22 +362,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                    identifier="crm:hubspot:7001", actor="privacy:fuzz",
                                    ).request_id
 
-        regions = settings_.regions.regions
-        store = open_reader_store(settings_, regions)
-        queries = open_queries(settings_, store)
-        graph = open_graph_view(settings_)
-        reviews = open_review_queue(settings_)
-        catalog = open_segment_catalog(settings_)
-        ledger, keys = open_privacy(settings_)
-        closers += [store.close, graph.close, catalog.close, ledger.close]
-        if reviews is not None:
-            closers.append(reviews.close)
-        server, port = create_server(
-            queries, GrpcSettings(api_tokens=[TOKENS["api"]],
-                                  steward_tokens=[TOKENS["steward"]],
-                                  privacy_tokens=[TOKENS["privacy"]]),
-            "127.0.0.1:0", explainer=Explainer(graph, queries), reviews=reviews,
-            segment_catalog=catalog, consent=ConsentService(ledger, queries, keys))
+        grpc_settings = GrpcSettings(api_tokens=[TOKENS["api"]],
+                                     steward_tokens=[TOKENS["steward"]],
+                                     privacy_tokens=[TOKENS["privacy"]])
+        served = open_served(settings_.model_copy(update={"grpc": grpc_settings}))
+        closers.append(served.close)
+        server, port = create_server(served.queries, grpc_settings, "127.0.0.1:0",
+                                     **served.server_kwargs())
         server.start()
         closers.append(lambda: server.stop(0).wait())
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -402,7 +384,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         while engine.segment_step():
             pass
 
-        purposes = sorted(ledger.purposes().purposes)
+        purposes = sorted(served.consent.ledger.purposes().purposes)
         hints = [URSULA, LENA, VICTOR, "crm:hubspot:7001", "crm:salesforce:003EU",
                  "phone:+4915112345678", "device:tablet-7", "user:segment:u-9",
                  pids[URSULA], pids[LENA], pids[VICTOR], forget_id,

@@ -47,16 +47,6 @@ from helpers import record
 
 from idgraph.coordination import review_id_for
 from idgraph.engine import Engine
-from idgraph.engine.backends import (
-    open_graph_view,
-    open_privacy,
-    open_queries,
-    open_reader_store,
-    open_review_queue,
-    open_segment_catalog,
-)
-from idgraph.engine.consent import ConsentService
-from idgraph.engine.explain import Explainer
 from idgraph.engine.forget import request_forget
 from idgraph.graph.base import MatchEdge
 from idgraph.proto.idgraph.v1 import admin_pb2 as apb
@@ -69,7 +59,7 @@ from idgraph.proto.idgraph.v1 import segments_pb2 as spb
 from idgraph.proto.idgraph.v1 import segments_pb2_grpc as spb_grpc
 from idgraph.service.server import create_server
 from idgraph.service.settings import GrpcSettings
-from idgraph.serving import open_access, open_key_admin
+from idgraph.serving import open_key_admin, open_served
 from idgraph.settings import Settings
 
 STEWARD = "steward-token"
@@ -198,24 +188,14 @@ class Calls:
 
 def _serve(settings: Settings, regions: list[str], closers: list) -> grpc.Channel:
     """A server reading the data dir as ``idgraph serve`` does, for ``regions``."""
-    store = open_reader_store(settings, regions)
-    queries = open_queries(settings, store)
-    graph = open_graph_view(settings)
-    reviews = open_review_queue(settings)
-    catalog = open_segment_catalog(settings)
-    ledger, keys = open_privacy(settings)
     grpc_settings = GrpcSettings(steward_tokens=[STEWARD], privacy_tokens=[PRIVACY],
                                  served_regions=regions)
-    access, close_access = open_access(settings.model_copy(update={"grpc": grpc_settings}),
-                                       graph=graph, ledger=ledger, keys=keys)
-    server, port = create_server(
-        queries, grpc_settings, "127.0.0.1:0", explainer=Explainer(graph, queries),
-        reviews=reviews, segment_catalog=catalog,
-        consent=ConsentService(ledger, queries, keys), access=access)
+    served = open_served(settings.model_copy(update={"grpc": grpc_settings}))
+    server, port = create_server(served.queries, grpc_settings, "127.0.0.1:0",
+                                 **served.server_kwargs())
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    closers.extend([channel.close, lambda: server.stop(0).wait(), close_access,
-                    catalog.close, reviews.close, graph.close, store.close, ledger.close])
+    closers.extend([channel.close, lambda: server.stop(0).wait(), served.close])
     return channel
 
 
