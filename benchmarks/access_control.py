@@ -25,9 +25,7 @@ every running server within 1 s.
 
 from __future__ import annotations
 
-import gc
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -40,9 +38,7 @@ from pathlib import Path
 import grpc
 
 from benchmarks.common import argument_parser, load_average, percentile, save
-from benchmarks.lookup_latency import paced_calls
-from idgraph.engine import Engine
-from idgraph.generator import generate
+from benchmarks.lookup_latency import paced_calls, seed_identifiers
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.serving import open_key_admin
@@ -125,17 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="idgraph-bench-"))
     procs: list[subprocess.Popen] = []
     try:
-        dataset = generate(n_records=args.records, seed=args.seed)
-        with Engine(Settings(data_dir=tmp)) as engine:
-            engine.ingest_payloads(dataset.events)
-            rng = random.Random(args.seed)
-            pids = engine.graph.profile_ids()
-            identifiers = [i.identifier for pid in rng.sample(pids, min(5000, len(pids)))
-                           for i in engine.queries.get_profile(pid).identifiers]
-        rng.shuffle(identifiers)
-        del dataset, engine
-        gc.collect()
-        gc.freeze()
+        identifiers = seed_identifiers(tmp, args.records, args.seed)
         key = _cli(tmp, "keys", "create", "--owner", "benchmark", "--role", "activation",
                    "--rate", "100000")
         audited, port_a = _serve(tmp, audit_reads=True)
