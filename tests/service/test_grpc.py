@@ -1,30 +1,40 @@
 """End-to-end tests of the gRPC service through a real channel on 127.0.0.1.
 
-The server runs against ``FakeQueries``, a ProfileQueries look-alike returning fixed
-profiles, so these tests exercise the proto contract, conversion, auth, error mapping,
-health and reflection without the resolver or a store.
+The server runs over the real query stack, opened as ``idgraph serve`` opens it
+(:func:`~idgraph.engine.backends.open_reader_store`,
+:func:`~idgraph.engine.backends.open_queries`) on a data dir an :class:`Engine` filled with
+a few records: the answers (normalisation, error messages, shared identifiers, aliases,
+survivorship) are the product's own. These tests exercise the proto contract, conversion,
+auth, error mapping, health and reflection on top of it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from helpers import record
 
-from idgraph.core.errors import ConfigError, IdGraphError, InvalidIdentifierError, NotFoundError
-from idgraph.engine.queries import Located, LookupResult
-from idgraph.profile_store.base import AttributeValue, Profile, ProfileIdentifier, SourceCounter
+from idgraph.core.errors import ConfigError, NotFoundError
+from idgraph.engine import Engine
+from idgraph.engine.backends import open_queries, open_reader_store
+from idgraph.engine.queries import ProfileQueries
+from idgraph.profile_store.base import IdentifierMatch, Profile, ProfileIdentifier
 from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.service import convert
 from idgraph.service.client import ProfileClient, ServiceCallError
 from idgraph.service.server import SERVICE_NAME, create_server
 from idgraph.service.settings import GrpcSettings
+from idgraph.settings import Settings
 
 TOKEN = "s3cret-token"
 OTHER_TOKEN = "second-token"
@@ -36,110 +46,107 @@ T1 = 1_700_000_100.5
 T2 = 1_700_000_200.25
 T3 = 1_700_000_300.0
 
+SF_ID = "0035e00000AbCdEAAB"
+JANE_EMAIL = "email:jane@example.com"
+TABLET = "device:tablet-1"
+TV = "device:tv-1"
 
-def make_jane() -> Profile:
-    return Profile(
-        profile_id="p-jane",
-        region="eu",
-        identifiers=[
-            ProfileIdentifier("email:jane@example.com", "email", T0, T2, ["hubspot", "salesforce"]),
-            ProfileIdentifier("crm:salesforce:0035e00000AbCdEAAB", "crm:salesforce", T0, T1,
-                              ["salesforce"]),
-            ProfileIdentifier("phone:+4915112345678", "phone", T1, T2, ["hubspot"]),
-            ProfileIdentifier("device:tablet-1", "device", T1, T2, ["segment"], linked=False),
-        ],
-        attributes={
-            "given_name": AttributeValue("Jane", "salesforce", "salesforce:0035e00000AbCdEAAB",
-                                         T0, "source_priority"),
-            "country": AttributeValue("DE", "hubspot", "hubspot:123", T1, "most_frequent"),
-        },
-        sources=[
-            SourceCounter("salesforce", 3, 1, T0, T1),
-            SourceCounter("hubspot", 2, 1, T1, T2),
-            SourceCounter("segment", 4, 1, T1, T2),
-        ],
-        record_keys=["salesforce:0035e00000AbCdEAAB", "hubspot:123", "segment:anon-9"],
-        aliases=["p-old-1", "p-old-2"],
-        consent={"email_marketing": True, "sms_marketing": False},
-        first_seen=T0,
-        last_seen=T2,
-        event_count=9,
-        updated_at=T3,
-    )
+# Jane: a Salesforce contact, then a HubSpot contact with her phone and tablet (no
+# identifier in common yet: a second profile), then a HubSpot event with her email that
+# joins the two (one profile ID survives, the other becomes its alias).
+JANE_SF = record("salesforce", SF_ID, "sf-1", T0, [f"crm:salesforce:{SF_ID}", JANE_EMAIL],
+                 given_name="Jane", family_name="Doe")
+JANE_HS = record("hubspot", "123", "hs-1", T1,
+                 ["crm:hubspot:123", "phone:+4915112345678", TABLET],
+                 consent={"email_marketing": True, "sms_marketing": False},
+                 given_name="Jane", family_name="Doe", country="DE")
+JANE_JOIN = record("hubspot", "123", "hs-2", T2, ["crm:hubspot:123", JANE_EMAIL])
+# John and Max use Jane's tablet later: a shared device links nothing more, so it is
+# attached to their profiles unlinked. Max's record is the more recent of the two. They
+# share a TV too: John's record, the earlier, links it.
+JOHN = record("hubspot", "456", "hs-3", T2, ["crm:hubspot:456", "email:john@example.com",
+                                              TABLET, TV], given_name="John", country="US")
+MAX = record("hubspot", "789", "hs-4", T3, ["crm:hubspot:789", "email:max@example.com",
+                                             TABLET, TV], given_name="Max", country="US")
 
 
-def make_john() -> Profile:
-    return Profile(
-        profile_id="p-john",
-        region="us",
-        identifiers=[ProfileIdentifier("device:tablet-1", "device", T1, T1, ["segment"], False)],
-        attributes={},
-        sources=[SourceCounter("segment", 1, 1, T1, T1)],
-        record_keys=["segment:anon-7"],
-    )
+@dataclass(frozen=True)
+class World:
+    """The served data dir and the profile IDs the engine gave its people."""
+
+    settings: Settings
+    jane: str
+    jane_alias: str
+    john: str
+    max: str
+    written_after: float  # wall-clock bounds of the writes (a profile's updated_at)
+    written_before: float
 
 
-class FakeQueries:
-    """ProfileQueries look-alike: lower-cases as its "normalisation", fixed profiles."""
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("grpc") / "data")
+    started = time.time()
+    with Engine(settings) as engine:
+        for batch in ([JANE_SF], [JANE_HS], [JANE_JOIN], [JOHN, MAX]):
+            engine.ingest(batch)
+        profile_of = engine.graph.profile_of
+        jane = profile_of(f"salesforce:{SF_ID}")
+        assert profile_of("hubspot:123") == jane  # the join happened
+        aliases = engine.graph.aliases_of(jane)
+        assert len(aliases) == 1
+        people = World(settings, jane, aliases[0], profile_of("hubspot:456"),
+                       profile_of("hubspot:789"), started, time.time())
+    assert len({people.jane, people.john, people.max}) == 3
+    return people
 
-    store = None  # no segments here: the SegmentService is tested on a real store
-    # (test_segment_grpc.py)
 
-    def __init__(self) -> None:
-        self.jane, self.john = make_jane(), make_john()
-        self.profiles = {p.profile_id: p for p in (self.jane, self.john)}
-        self.aliases = {"p-old-1": "p-jane", "p-old-2": "p-jane"}
-        self.calls: list[tuple[str, object]] = []
+class BrokenForOneIdentifier:
+    """The real store, except that looking up ``LEAKY_EMAIL`` fails as a driver bug might,
+    with personal data in its message (which must reach neither the caller nor the log)."""
 
-    def lookup(self, identifier: str) -> LookupResult:
-        self.calls.append(("lookup", identifier))
-        key = identifier.strip().lower()
-        kind, sep, _value = key.partition(":")
-        if key == LEAKY_EMAIL:
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def lookup(self, identifier_key: str) -> list[IdentifierMatch]:
+        if identifier_key == LEAKY_EMAIL:
             raise RuntimeError("database exploded while reading jane.doe@leak.example")
-        if not sep or kind not in {"email", "phone", "crm", "device", "user"}:
-            raise InvalidIdentifierError(f"unknown identifier type {kind!r}")
-        if key == "device:tablet-1":
-            return LookupResult(key, self.jane, shared=True, other_profile_ids=["p-john"])
-        for profile in (self.jane, self.john):
-            if any(i.identifier.lower() == key for i in profile.identifiers):
-                return LookupResult(key, profile)
-        raise NotFoundError(f"no profile has this {kind} identifier")
+        return self._store.lookup(identifier_key)
 
-    def locate(self, identifier: str) -> Located:
-        result = self.lookup(identifier)
-        return Located(result.identifier, result.profile.profile_id, result.profile.updated_at,
-                       result.shared, result.other_profile_ids)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
-    def profile(self, profile_id: str) -> Profile:
-        return self.profiles[self.aliases.get(profile_id, profile_id)]
 
-    def get_profile(self, profile_id: str) -> Profile:
-        self.calls.append(("get_profile", profile_id))
-        pid = profile_id.strip()
-        profile = self.profiles.get(self.aliases.get(pid, pid))
-        if profile is None:
-            raise NotFoundError("no profile with this ID in the served regions")
-        return profile
+class RecordedQueries:
+    """The real :class:`ProfileQueries`; ``calls`` names each of its methods the server
+    called (a refused request must reach none of them)."""
 
-    def batch_lookup(self, identifiers: list[str]) -> list[LookupResult | IdGraphError]:
-        self.calls.append(("batch_lookup", list(identifiers)))
-        out: list[LookupResult | IdGraphError] = []
-        for text in identifiers:
-            try:
-                out.append(self.lookup(text))
-            except IdGraphError as exc:
-                out.append(exc)
-        return out
+    def __init__(self, queries: ProfileQueries) -> None:
+        self._queries = queries
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._queries, name)
+        if not callable(value):
+            return value
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return value(*args, **kwargs)
+
+        return recorded
 
 
 @pytest.fixture
-def queries() -> FakeQueries:
-    return FakeQueries()
+def queries(world: World) -> Iterator[RecordedQueries]:
+    settings = world.settings
+    store = open_reader_store(settings, settings.served_regions)
+    yield RecordedQueries(open_queries(settings, BrokenForOneIdentifier(store)))
+    store.close()
 
 
 @pytest.fixture
-def start_server(queries: FakeQueries) -> Iterator[Callable[..., int]]:
+def start_server(queries: RecordedQueries) -> Iterator[Callable[..., int]]:
     servers: list[grpc.Server] = []
 
     def start(**settings: object) -> int:
@@ -173,82 +180,109 @@ def ts(seconds: int, nanos: int = 0) -> dict[str, int]:
 # --- Lookup --------------------------------------------------------------------------------
 
 
-def test_lookup_found_converts_every_field(client: ProfileClient) -> None:
+def test_lookup_found_converts_every_field(client: ProfileClient, world: World,
+                                           queries: RecordedQueries) -> None:
     response = client.lookup("  Email:Jane@Example.com ")
 
+    # the version is the wall-clock time of the profile's last write
+    updated = convert.seconds(response.profile.updated_at)
+    assert world.written_after <= updated <= world.written_before
+    t0, t1, t2 = ts(1_700_000_000, 123_456_000), ts(1_700_000_100, 500_000_000), ts(
+        1_700_000_200, 250_000_000)
     expected = pb.LookupResponse(
-        matched_identifier="email:jane@example.com",
+        matched_identifier=JANE_EMAIL,
         shared=False,
         profile=pb.Profile(
-            profile_id="p-jane",
-            region="eu",
-            aliases=["p-old-1", "p-old-2"],
+            profile_id=world.jane,
+            region="eu",  # her German phone and country
+            aliases=[world.jane_alias],
             identifiers=[
-                pb.ProfileIdentifier(identifier="email:jane@example.com", type="email",
-                                     first_seen=ts(1_700_000_000, 123_456_000),
-                                     last_seen=ts(1_700_000_200, 250_000_000),
-                                     sources=["hubspot", "salesforce"], linked=True),
-                pb.ProfileIdentifier(identifier="crm:salesforce:0035e00000AbCdEAAB",
-                                     type="crm:salesforce",
-                                     first_seen=ts(1_700_000_000, 123_456_000),
-                                     last_seen=ts(1_700_000_100, 500_000_000),
+                pb.ProfileIdentifier(identifier="crm:hubspot:123", type="crm:hubspot",
+                                     first_seen=t1, last_seen=t2, sources=["hubspot"],
+                                     linked=True),
+                pb.ProfileIdentifier(identifier=f"crm:salesforce:{SF_ID}",
+                                     type="crm:salesforce", first_seen=t0, last_seen=t0,
                                      sources=["salesforce"], linked=True),
+                pb.ProfileIdentifier(identifier=TABLET, type="device", first_seen=t1,
+                                     last_seen=t1, sources=["hubspot"], linked=True),
+                pb.ProfileIdentifier(identifier=JANE_EMAIL, type="email", first_seen=t0,
+                                     last_seen=t2, sources=["hubspot", "salesforce"],
+                                     linked=True),
                 pb.ProfileIdentifier(identifier="phone:+4915112345678", type="phone",
-                                     first_seen=ts(1_700_000_100, 500_000_000),
-                                     last_seen=ts(1_700_000_200, 250_000_000),
-                                     sources=["hubspot"], linked=True),
-                pb.ProfileIdentifier(identifier="device:tablet-1", type="device",
-                                     first_seen=ts(1_700_000_100, 500_000_000),
-                                     last_seen=ts(1_700_000_200, 250_000_000),
-                                     sources=["segment"], linked=False),
+                                     first_seen=t1, last_seen=t1, sources=["hubspot"],
+                                     linked=True),
             ],
             attributes={
-                "given_name": pb.AttributeValue(value="Jane", source="salesforce",
-                                                record_key="salesforce:0035e00000AbCdEAAB",
-                                                observed_at=ts(1_700_000_000, 123_456_000),
+                # both records say Jane Doe: the provenance is the newer record's
+                "given_name": pb.AttributeValue(value="Jane", source="hubspot",
+                                                record_key="hubspot:123", observed_at=t1,
                                                 rule="source_priority"),
+                "family_name": pb.AttributeValue(value="Doe", source="hubspot",
+                                                 record_key="hubspot:123", observed_at=t1,
+                                                 rule="source_priority"),
                 "country": pb.AttributeValue(value="DE", source="hubspot",
-                                             record_key="hubspot:123",
-                                             observed_at=ts(1_700_000_100, 500_000_000),
+                                             record_key="hubspot:123", observed_at=t1,
                                              rule="most_frequent"),
             },
             sources=[
-                pb.SourceCounter(source="salesforce", event_count=3, record_count=1,
-                                 first_seen=ts(1_700_000_000, 123_456_000),
-                                 last_seen=ts(1_700_000_100, 500_000_000)),
                 pb.SourceCounter(source="hubspot", event_count=2, record_count=1,
-                                 first_seen=ts(1_700_000_100, 500_000_000),
-                                 last_seen=ts(1_700_000_200, 250_000_000)),
-                pb.SourceCounter(source="segment", event_count=4, record_count=1,
-                                 first_seen=ts(1_700_000_100, 500_000_000),
-                                 last_seen=ts(1_700_000_200, 250_000_000)),
+                                 first_seen=t1, last_seen=t2),
+                pb.SourceCounter(source="salesforce", event_count=1, record_count=1,
+                                 first_seen=t0, last_seen=t0),
             ],
-            record_count=3,
-            event_count=9,
-            first_seen=ts(1_700_000_000, 123_456_000),
-            last_seen=ts(1_700_000_200, 250_000_000),
+            record_count=2,
+            event_count=3,
+            first_seen=t0,
+            last_seen=t2,
             consent={"email_marketing": True, "sms_marketing": False},
-            updated_at=ts(1_700_000_300),
+            updated_at=response.profile.updated_at,
         ),
     )
     assert response == expected
 
-    # and back: the proto carries everything but the record keys (only their count)
+    # and back: the proto carries everything but the record keys (only their count), the
+    # events and the consent of each record; times to the microsecond
+    original = queries.lookup(JANE_EMAIL).profile
     back = convert.profile_from_proto(response.profile)
-    original = make_jane()
-    original.record_keys = []
-    assert back == original
+    assert back.updated_at == pytest.approx(original.updated_at, abs=1e-6)
+    assert back == replace(original, record_keys=[], events=[], record_consent=[],
+                           updated_at=back.updated_at)
 
 
-def test_lookup_shared_identifier_and_unknown_times(client: ProfileClient) -> None:
-    response = client.lookup("device:tablet-1")
+def test_lookup_by_a_shared_identifier_names_every_profile_that_carries_it(
+        client: ProfileClient, world: World) -> None:
+    """The tablet is linked in Jane's profile (her record carried it first); John's and
+    Max's carry it unlinked. The answer is the profile it is linked in, and names the
+    others, the most recently active first."""
+    response = client.lookup(TABLET)
     assert response.shared is True
-    assert list(response.other_profile_ids) == ["p-john"]
-    assert response.profile.profile_id == "p-jane"
+    assert response.matched_identifier == TABLET
+    assert response.profile.profile_id == world.jane
+    assert list(response.other_profile_ids) == [world.max, world.john]
+    device = {i.identifier: i for i in response.profile.identifiers}[TABLET]
+    assert device.linked
 
-    john = convert.profile_to_proto(make_john())
+    pair = client.lookup(TV)  # two carriers
+    assert pair.shared is True
+    assert pair.profile.profile_id == world.john and list(pair.other_profile_ids) == [world.max]
+
+    for identifier, owner in [(JANE_EMAIL, world.jane), ("email:john@example.com", world.john),
+                              ("crm:hubspot:789", world.max)]:
+        single = client.lookup(identifier)
+        assert single.shared is False and list(single.other_profile_ids) == []
+        assert single.profile.profile_id == owner
+
+
+def test_unknown_times_are_left_unset() -> None:
+    nobody_knows_when = Profile(
+        profile_id="p-x", region="us",
+        identifiers=[ProfileIdentifier(TABLET, "device", 0.0, 0.0, ["segment"], False)],
+        attributes={}, sources=[], record_keys=[])
+    message = convert.profile_to_proto(nobody_knows_when)
     for name in ("first_seen", "last_seen", "updated_at"):
-        assert not john.HasField(name)  # 0.0 in the store means unknown, not 1970
+        assert not message.HasField(name)  # 0.0 in the store means unknown, not 1970
+    for name in ("first_seen", "last_seen"):
+        assert not message.identifiers[0].HasField(name)
 
 
 def test_lookup_not_found(client: ProfileClient) -> None:
@@ -259,23 +293,35 @@ def test_lookup_not_found(client: ProfileClient) -> None:
     assert "NOT_FOUND" in str(err.value)
 
 
+UNKNOWN_TYPE = "unknown identifier type (the text before the first ':'); known types: "
+NO_TYPE = "identifier must have the form TYPE:VALUE (e.g. email:jane@example.com)"
+
+
 @pytest.mark.parametrize(
     ("identifier", "reason"),
     [
-        ("nonsense:abc", "unknown identifier type 'nonsense'"),
-        ("no-type-at-all", "unknown identifier type 'no-type-at-all'"),
+        # the normaliser's reasons (it does not quote what the caller sent: it may be PII)
+        ("nonsense:abc", UNKNOWN_TYPE),
+        ("jane.doe@leak.example:x", UNKNOWN_TYPE),
+        ("no-type-at-all", NO_TYPE),
+        ("email:not-an-address", "email: missing @"),
+        ("crm:hubspot", "identifier type 'crm' needs a namespace: crm:NAMESPACE:VALUE"),
+        # the servicer's limits, checked before the query
         ("", "identifier is empty"),
         ("   ", "identifier is empty"),
         ("email:" + "a" * 3000, "identifier is longer than 2048 characters"),
     ],
 )
 def test_lookup_invalid_argument_with_reason(
-    client: ProfileClient, queries: FakeQueries, identifier: str, reason: str
+    client: ProfileClient, identifier: str, reason: str
 ) -> None:
     with pytest.raises(ServiceCallError) as err:
         client.lookup(identifier)
     assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
-    assert err.value.details == reason
+    assert err.value.details.startswith(reason)
+    if reason != UNKNOWN_TYPE:
+        assert err.value.details == reason
+    assert "nonsense" not in err.value.details and "leak" not in err.value.details
 
 
 def test_unexpected_exception_is_internal_without_leaking(
@@ -300,12 +346,12 @@ def test_unexpected_exception_is_internal_without_leaking(
 # --- GetProfile ----------------------------------------------------------------------------
 
 
-def test_get_profile_direct_and_via_alias(client: ProfileClient) -> None:
-    direct = client.get_profile("p-jane")
-    assert direct.profile.profile_id == "p-jane"
+def test_get_profile_direct_and_via_alias(client: ProfileClient, world: World) -> None:
+    direct = client.get_profile(world.jane)
+    assert direct.profile.profile_id == world.jane
     assert direct.resolved_from_alias is False
 
-    via_alias = client.get_profile(" p-old-2 ")
+    via_alias = client.get_profile(f" {world.jane_alias} ")
     assert via_alias.resolved_from_alias is True
     assert via_alias.profile == direct.profile
 
@@ -314,6 +360,7 @@ def test_get_profile_errors(client: ProfileClient) -> None:
     with pytest.raises(ServiceCallError) as err:
         client.get_profile("p-nobody")
     assert err.value.code is grpc.StatusCode.NOT_FOUND
+    assert err.value.details == "no profile with this ID in the served regions"
     with pytest.raises(ServiceCallError) as err:
         client.get_profile("")
     assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
@@ -323,14 +370,15 @@ def test_get_profile_errors(client: ProfileClient) -> None:
 # --- BatchLookup ---------------------------------------------------------------------------
 
 
-def test_batch_lookup_mixed_results_in_request_order(client: ProfileClient) -> None:
+def test_batch_lookup_mixed_results_in_request_order(client: ProfileClient,
+                                                     world: World) -> None:
     requested = [
         "EMAIL:jane@example.com",
         "email:nobody@example.com",
         "nonsense:abc",
         "",
-        "device:tablet-1",
-        "email:jane@example.com",
+        TABLET,
+        JANE_EMAIL,
     ]
     response = client.batch_lookup(requested)
     results = list(response.results)
@@ -338,12 +386,14 @@ def test_batch_lookup_mixed_results_in_request_order(client: ProfileClient) -> N
     assert [r.identifier for r in results] == requested
     assert [r.code for r in results] == [0, 5, 3, 3, 0, 0]
     assert [r.HasField("result") for r in results] == [True, False, False, False, True, True]
-    assert results[0].error == "" and results[0].result.profile.profile_id == "p-jane"
-    assert results[0].result.matched_identifier == "email:jane@example.com"
+    assert results[0].error == "" and results[0].result.profile.profile_id == world.jane
+    assert results[0].result.matched_identifier == JANE_EMAIL
     assert results[1].error == "no profile has this email identifier"
-    assert results[2].error == "unknown identifier type 'nonsense'"
+    assert results[2].error.startswith(UNKNOWN_TYPE) and "nonsense" not in results[2].error
     assert results[3].error == "identifier is empty"
-    assert results[4].result.shared and list(results[4].result.other_profile_ids) == ["p-john"]
+    assert results[4].result.shared
+    assert results[4].result.profile.profile_id == world.jane
+    assert list(results[4].result.other_profile_ids) == [world.max, world.john]
     assert results[5].result == results[0].result
 
 
@@ -351,23 +401,27 @@ def test_batch_lookup_empty_and_at_limit(start_server: Callable[..., int]) -> No
     port = start_server(max_batch_lookup=3)
     with ProfileClient(f"127.0.0.1:{port}") as c:
         assert list(c.batch_lookup([]).results) == []
-        assert len(c.batch_lookup(["email:jane@example.com"] * 3).results) == 3
+        assert len(c.batch_lookup([JANE_EMAIL] * 3).results) == 3
 
 
-def test_batch_lookup_over_limit(start_server: Callable[..., int], queries: FakeQueries) -> None:
+def test_batch_lookup_over_limit(start_server: Callable[..., int],
+                                 queries: RecordedQueries) -> None:
     port = start_server(max_batch_lookup=3)
     with ProfileClient(f"127.0.0.1:{port}") as c, pytest.raises(ServiceCallError) as err:
-        c.batch_lookup(["email:jane@example.com"] * 4)
+        c.batch_lookup([JANE_EMAIL] * 4)
     assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert "4 identifiers" in err.value.details
     assert "grpc.max_batch_lookup" in err.value.details
     assert queries.calls == []
+    with ProfileClient(f"127.0.0.1:{port}") as c:
+        c.batch_lookup([JANE_EMAIL] * 3)
+    assert queries.calls == ["batch_lookup"]  # one within the limit reaches them
 
 
 def test_batch_lookup_unexpected_exception_is_internal(client: ProfileClient) -> None:
-    # FakeQueries.batch_lookup (like the real one) only catches IdGraphError
+    # ProfileQueries.batch_lookup answers domain errors per identifier, nothing else
     with pytest.raises(ServiceCallError) as err:
-        client.batch_lookup(["email:jane@example.com", LEAKY_EMAIL])
+        client.batch_lookup([JANE_EMAIL, LEAKY_EMAIL])
     assert err.value.code is grpc.StatusCode.INTERNAL
     assert "exploded" not in err.value.details
 
@@ -375,48 +429,55 @@ def test_batch_lookup_unexpected_exception_is_internal(client: ProfileClient) ->
 # --- auth ----------------------------------------------------------------------------------
 
 
-def test_auth_missing_token(auth_port: int, queries: FakeQueries) -> None:
+def test_auth_missing_token(auth_port: int, queries: RecordedQueries) -> None:
     with ProfileClient(f"127.0.0.1:{auth_port}") as c, pytest.raises(ServiceCallError) as err:
-        c.lookup("email:jane@example.com")
+        c.lookup(JANE_EMAIL)
     assert err.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert "missing bearer token" in err.value.details
     assert queries.calls == []  # the handler never ran
+    with ProfileClient(f"127.0.0.1:{auth_port}", token=TOKEN) as c:
+        c.lookup(JANE_EMAIL)
+    assert queries.calls == ["locate", "profile"]  # with the token it does
 
 
-def test_auth_wrong_token(auth_port: int, queries: FakeQueries) -> None:
+def test_auth_wrong_token(auth_port: int, queries: RecordedQueries,
+                          world: World) -> None:
     for wrong in ("nope", TOKEN + "x", TOKEN[:-1], ""):
         client = ProfileClient(f"127.0.0.1:{auth_port}", token=wrong or None)
         with client, pytest.raises(ServiceCallError) as err:
-            client.get_profile("p-jane")
+            client.get_profile(world.jane)
         assert err.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert queries.calls == []
+    with ProfileClient(f"127.0.0.1:{auth_port}", token=TOKEN) as c:
+        c.get_profile(world.jane)
+    assert queries.calls == ["get_profile"]  # with the right token it does
 
 
-def test_auth_wrong_scheme(auth_port: int) -> None:
+def test_auth_wrong_scheme(auth_port: int, world: World) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{auth_port}")
     lookup = pb_grpc.ProfileServiceStub(channel).Lookup
-    request = pb.LookupRequest(identifier="email:jane@example.com")
+    request = pb.LookupRequest(identifier=JANE_EMAIL)
     with pytest.raises(grpc.RpcError) as err:
         lookup(request, metadata=[("authorization", f"Basic {TOKEN}")], timeout=5)
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
     # the scheme is case-insensitive (RFC 7235)
     response = lookup(request, metadata=[("authorization", f"bearer {TOKEN}")], timeout=5)
-    assert response.profile.profile_id == "p-jane"
+    assert response.profile.profile_id == world.jane
     channel.close()
 
 
-def test_auth_right_tokens(auth_port: int) -> None:
+def test_auth_right_tokens(auth_port: int, world: World) -> None:
     for token in (TOKEN, OTHER_TOKEN):
         with ProfileClient(f"127.0.0.1:{auth_port}", token=token) as c:
-            assert c.lookup("email:jane@example.com").profile.profile_id == "p-jane"
-            assert c.get_profile("p-old-1").resolved_from_alias
-            assert c.batch_lookup(["email:jane@example.com"]).results[0].code == 0
+            assert c.lookup(JANE_EMAIL).profile.profile_id == world.jane
+            assert c.get_profile(world.jane_alias).resolved_from_alias
+            assert c.batch_lookup([JANE_EMAIL]).results[0].code == 0
 
 
-def test_auth_accepts_secret_str(auth_port: int) -> None:
+def test_auth_accepts_secret_str(auth_port: int, world: World) -> None:
     settings = GrpcSettings(client_token=TOKEN)
     with ProfileClient(f"127.0.0.1:{auth_port}", token=settings.client_token) as c:
-        assert c.lookup("email:jane@example.com").profile.profile_id == "p-jane"
+        assert c.lookup(JANE_EMAIL).profile.profile_id == world.jane
 
 
 def test_health_check_needs_no_token(auth_port: int) -> None:
@@ -547,7 +608,7 @@ def test_error_mapping_respects_handler_abort(raw_channel: grpc.Channel) -> None
 # --- server configuration ------------------------------------------------------------------
 
 
-def test_refuses_unauthenticated_non_loopback(queries: FakeQueries) -> None:
+def test_refuses_unauthenticated_non_loopback(queries: RecordedQueries) -> None:
     for address in ("0.0.0.0:0", "[::]:0", "10.1.2.3:0"):
         with pytest.raises(ConfigError, match="refusing to serve unauthenticated"):
             create_server(queries, GrpcSettings(allow_plaintext=True), address)
@@ -555,7 +616,8 @@ def test_refuses_unauthenticated_non_loopback(queries: FakeQueries) -> None:
         create_server(queries, GrpcSettings(host="0.0.0.0", port=0))
 
 
-def test_non_loopback_needs_tls_unless_told_plaintext_is_fine(queries: FakeQueries) -> None:
+def test_non_loopback_needs_tls_unless_told_plaintext_is_fine(queries: RecordedQueries,
+                                                               world: World) -> None:
     with pytest.raises(ConfigError, match="refusing to serve '0.0.0.0' in plain text"):
         create_server(queries, GrpcSettings(api_tokens=[TOKEN]), "0.0.0.0:0")
     server, port = create_server(queries, GrpcSettings(api_tokens=[TOKEN],
@@ -564,12 +626,12 @@ def test_non_loopback_needs_tls_unless_told_plaintext_is_fine(queries: FakeQueri
     try:
         assert port > 0
         with ProfileClient(f"127.0.0.1:{port}", token=TOKEN) as c:
-            assert c.lookup("email:jane@example.com").profile.profile_id == "p-jane"
+            assert c.lookup(JANE_EMAIL).profile.profile_id == world.jane
     finally:
         server.stop(None)
 
 
-def test_config_errors(queries: FakeQueries, tmp_path: Path) -> None:
+def test_config_errors(queries: RecordedQueries, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"grpc.api_tokens\[1\] is empty"):
         create_server(queries, GrpcSettings(api_tokens=[TOKEN, " "]), "127.0.0.1:0")
     with pytest.raises(ConfigError, match="grpc.tls_key_file is not set"):
@@ -584,14 +646,14 @@ def test_config_errors(queries: FakeQueries, tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_a_config_error(
-    queries: FakeQueries, start_server: Callable[..., int]
+    queries: RecordedQueries, start_server: Callable[..., int]
 ) -> None:
     port = start_server()
     with pytest.raises(ConfigError, match="cannot bind"):
         create_server(queries, GrpcSettings(), f"127.0.0.1:{port}")
 
 
-def test_serve_runs_until_stopped(queries: FakeQueries) -> None:
+def test_serve_runs_until_stopped(queries: RecordedQueries, world: World) -> None:
     import threading
 
     from idgraph.service.server import serve
@@ -611,7 +673,7 @@ def test_serve_runs_until_stopped(queries: FakeQueries) -> None:
     thread.start()
     assert ready.wait(10)
     with ProfileClient(f"127.0.0.1:{ports[0]}", timeout=5) as c:
-        assert c.lookup("email:jane@example.com").profile.profile_id == "p-jane"
+        assert c.lookup(JANE_EMAIL).profile.profile_id == world.jane
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
@@ -647,7 +709,7 @@ def _self_signed(cert: Path, key: Path) -> None:
                                           serialization.NoEncryption()))
 
 
-def test_tls(queries: FakeQueries, tmp_path: Path) -> None:
+def test_tls(queries: RecordedQueries, tmp_path: Path, world: World) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     _self_signed(cert, key)
     settings = GrpcSettings(api_tokens=[TOKEN], tls_cert_file=cert, tls_key_file=key)
@@ -655,12 +717,12 @@ def test_tls(queries: FakeQueries, tmp_path: Path) -> None:
     server.start()
     try:
         with ProfileClient(f"localhost:{port}", token=TOKEN, tls_ca=cert) as c:
-            assert c.lookup("email:jane@example.com").profile.profile_id == "p-jane"
+            assert c.lookup(JANE_EMAIL).profile.profile_id == world.jane
         with ProfileClient(f"127.0.0.1:{port}", token=TOKEN, tls_ca=cert.read_bytes()) as c:
             assert c.health() == "SERVING"
         with ProfileClient(f"127.0.0.1:{port}", token=TOKEN, timeout=2) as plain:
             with pytest.raises(ServiceCallError) as err:
-                plain.lookup("email:jane@example.com")
+                plain.lookup(JANE_EMAIL)
             assert err.value.code is grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop(None)
