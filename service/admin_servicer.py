@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import grpc
@@ -123,4 +124,7 @@ class AdminServiceServicer(apb_grpc.AdminServiceServicer):
 
     def GetServerStatus(self, request: apb.GetServerStatusRequest,
                         context: grpc.ServicerContext) -> apb.ServerStatus:
-        return self._status
+        status = apb.ServerStatus()
+        status.CopyFrom(self._status)
+        status.pid = os.getpid()  # read per call: the process that answers, even if forked
+        return status

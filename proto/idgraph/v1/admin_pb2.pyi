@@ -178,17 +178,19 @@ class GetServerStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerStatus(_message.Message):
-    __slots__ = ("served_regions", "tls", "client_certificates", "api_keys", "static_tokens", "version")
+    __slots__ = ("served_regions", "tls", "client_certificates", "api_keys", "static_tokens", "version", "pid")
     SERVED_REGIONS_FIELD_NUMBER: _ClassVar[int]
     TLS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     API_KEYS_FIELD_NUMBER: _ClassVar[int]
     STATIC_TOKENS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     served_regions: _containers.RepeatedScalarFieldContainer[str]
     tls: bool
     client_certificates: bool
     api_keys: bool
     static_tokens: int
     version: str
-    def __init__(self, served_regions: _Optional[_Iterable[str]] = ..., tls: _Optional[bool] = ..., client_certificates: _Optional[bool] = ..., api_keys: _Optional[bool] = ..., static_tokens: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+    pid: int
+    def __init__(self, served_regions: _Optional[_Iterable[str]] = ..., tls: _Optional[bool] = ..., client_certificates: _Optional[bool] = ..., api_keys: _Optional[bool] = ..., static_tokens: _Optional[int] = ..., version: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
