@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import grpc
@@ -64,22 +65,55 @@ def world(tmp_path_factory):
 
 def test_lookup_by_any_identifier_returns_the_engines_profile(world):
     _dataset, engine, client, _ = world
-    multi = next(p for p in engine.graph.profile_ids() if len(engine.graph.records_of(p)) >= 3)
-    expected = engine.queries.get_profile(multi)
-    for ident in expected.identifiers:
+
+    def carriers(identifier: str) -> list[str]:
+        return [m.profile_id for m in engine.store.lookup(identifier)]
+
+    def own(profile) -> list[str]:
+        """The identifiers only ``profile`` carries."""
+        return [i.identifier for i in profile.identifiers
+                if carriers(i.identifier) == [profile.profile_id]]
+
+    # a profile of several records with identifiers only it carries: the data, not luck,
+    # makes the profile checks below run
+    candidates = (engine.queries.get_profile(p) for p in engine.graph.profile_ids()
+                  if len(engine.graph.records_of(p)) >= 3)
+    expected = next(profile for profile in candidates if own(profile))
+    multi = expected.profile_id
+    for ident in expected.identifiers:  # every one names every profile that carries it
         response = client.lookup(ident.identifier)
-        carriers = {m.profile_id for m in engine.store.lookup(ident.identifier)}
-        assert response.shared == (len(carriers) > 1)
-        assert {response.profile.profile_id, *response.other_profile_ids} == carriers
-        if response.shared:  # a household device: the other profiles are named, not folded
-            assert multi in carriers
-            continue
+        assert response.shared == (len(carriers(ident.identifier)) > 1)
+        assert [response.profile.profile_id, *response.other_profile_ids] == carriers(
+            ident.identifier)
+    for identifier in own(expected):
+        response = client.lookup(identifier)
+        assert not response.shared and list(response.other_profile_ids) == []
         assert response.profile.profile_id == multi
         assert response.profile.record_count == len(expected.record_keys)
         assert response.profile.event_count == expected.event_count
         assert response.profile.region == expected.region
         assert {i.identifier for i in response.profile.identifiers} == {
             i.identifier for i in expected.identifiers}
+
+
+def test_lookup_by_a_shared_device_names_both_people(world):
+    """Two known people on one tablet: the served answer is the profile the tablet is
+    linked in (the first to use it) and names the other."""
+    _, engine, client, _ = world
+    from helpers import record
+    engine.ingest([
+        record("hubspot", "e2e-tab-1", "e2e-tab-1", 1_700_000_000,
+               ["crm:hubspot:e2e-tab-1", "email:tab.first@example.net", "device:e2e-tab"]),
+        record("hubspot", "e2e-tab-2", "e2e-tab-2", 1_700_000_100,
+               ["crm:hubspot:e2e-tab-2", "email:tab.second@example.net", "device:e2e-tab"]),
+    ])
+    first = engine.graph.profile_of("hubspot:e2e-tab-1")
+    second = engine.graph.profile_of("hubspot:e2e-tab-2")
+    assert first != second
+    response = client.lookup("device:e2e-tab")
+    assert response.shared is True
+    assert response.profile.profile_id == first
+    assert list(response.other_profile_ids) == [second]
 
 
 def test_lookup_normalises_the_callers_identifier(world):
@@ -176,16 +210,45 @@ def test_server_for_other_regions_does_not_serve_a_profile(world):
 
 
 def test_serve_with_several_processes_shares_the_port_and_stops_them_all(world):
+    """Each connection is served by one of the processes (the kernel picks, per
+    connection); GetServerStatus on a connection names the process that answered it, and
+    a lookup on the same connection is answered there. New connections are opened until
+    both processes have answered."""
     _, engine, _, data_dir = world
+    from idgraph.proto.idgraph.v1 import admin_pb2 as apb
+    from idgraph.proto.idgraph.v1 import admin_pb2_grpc as apb_grpc
+    from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
+    from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
+    from idgraph.serving import open_key_admin
+
+    admin, store = open_key_admin(Settings(data_dir=data_dir), None)
+    operator = admin.create("e2e operator", ["operator"]).text
+    store.close()
     ident = engine.queries.get_profile(engine.graph.profile_ids()[0]).identifiers[0].identifier
     proc, port = start_server(data_dir, ("IDGRAPH_GRPC__PROCESSES", "2"))
+    answered: Counter[int] = Counter()
     try:
         children = _children_of(proc.pid)
         assert len(children) == 1  # the parent serves too
-        for _ in range(4):  # separate connections; the kernel spreads them over the processes
-            with ProfileClient(f"127.0.0.1:{port}", token=TOKEN) as c:
-                c.wait_ready()
-                assert c.lookup(ident).matched_identifier == ident
+        servers = {proc.pid, int(children[0])}
+        # until both answered (the child may still be starting: until then every
+        # connection goes to the parent), or a deadline
+        deadline = time.monotonic() + 60
+        while len(answered) < 2 and time.monotonic() < deadline:
+            # a channel of its own subchannel pool: a new connection, not a shared one
+            with grpc.insecure_channel(f"127.0.0.1:{port}",
+                                       options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+                grpc.channel_ready_future(ch).result(timeout=20)
+                status = apb_grpc.AdminServiceStub(ch).GetServerStatus(
+                    apb.GetServerStatusRequest(), timeout=10,
+                    metadata=[("authorization", f"Bearer {operator}")])
+                found = pb_grpc.ProfileServiceStub(ch).Lookup(
+                    pb.LookupRequest(identifier=ident), timeout=10,
+                    metadata=[("authorization", f"Bearer {TOKEN}")])
+                assert found.matched_identifier == ident
+                assert status.pid in servers
+                answered[status.pid] += 1
+        assert set(answered) == servers, f"only {sorted(answered)} of {sorted(servers)} answered"
     finally:
         proc.terminate()
         proc.wait(timeout=20)
