@@ -43,16 +43,35 @@ POINTS: dict[str, str] = {
                            "the outbox",
     "stream.batch.acknowledged": "everything of the batch is done; Faust acknowledges it "
                                  "next (its offsets are committed at the next commit)",
-    # the embedded writer (idgraph/engine/ingest.py)
+    # a writer's turn with an embedded store (idgraph/engine/, the networkx link log, the
+    # SQLite store), in the order an ingest batch passes them
+    "writer.turn.begun": "the writer's turn is open (its row in the turn feed says so); "
+                         "nothing of the batch is written",
+    "writer.graph.logging": "the link log's transaction holds the batch's rows but not its "
+                            "commit row: nothing of it is committed",
     "writer.graph.applied": "the graph holds the batch's links, the store nothing of it",
+    "writer.store.writing": "the SQLite store's transaction holds the batch's rows but not "
+                            "its processed events: nothing of it is committed",
     "writer.store.committed": "the store holds the batch; the writer turn is not released",
-    # the Cassandra store's redo journal (profile_store/cassandra_backend/)
+    "writer.turn.ended": "the turn is closed with the keys it wrote and released; the "
+                         "caller has not acknowledged the batch",
+    # the Cassandra store's redo journal (profile_store/cassandra_backend/journal.py), in
+    # the order a write passes them (recovery passes the step 3 ones again)
+    "journal.pending": "step 1 in progress: the pending batch row is written; no region "
+                       "points at it, no journal",
+    "journal.pointed": "step 1 in progress: the pending batch row and the regions' "
+                       "in-flight pointers are written, the journals not",
     "journal.begun": "step 1 done: the pending batch row and its journals are written, "
                      "the batch is not committed",
     "journal.committed": "step 2 done: the batch is committed, none of its rows written",
-    "journal.applying": "step 3 in progress: part of the batch's rows are written",
-    "journal.applied": "step 3: every row and processed event is written, the journals "
-                       "not yet removed",
+    "journal.applying": "step 3 in progress: half the batch's rows are written, the rest "
+                        "not (armed, the rows are sent in two rounds)",
+    "journal.applied": "step 3: every row is written, the processed events not yet",
+    "journal.processed": "step 3: the rows and the processed events are written, the "
+                         "journals not yet removed",
+    "journal.cleared": "step 3: the journals are removed, the committed batch row not yet",
+    "journal.discarding": "recovery of a pending batch: its journals are removed, its "
+                          "batch row not yet",
 }
 
 

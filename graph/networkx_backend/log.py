@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from idgraph.core.errors import BackendError
+from idgraph.core.failpoints import failpoint
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
 from idgraph.graph.components import LogRow
 
@@ -128,6 +129,7 @@ class LinkLog:
                 " event_id, at, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
+            failpoint("writer.graph.logging")
             seq = self._db.execute("INSERT INTO link_log (op) VALUES ('commit')").lastrowid
             self._db.execute("COMMIT")
             return seq

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError
+from idgraph.core.failpoints import failpoint
 from idgraph.engine.ingest_privacy import IngestPrivacy
 from idgraph.engine.matching_service import MatchingService
 from idgraph.engine.materialise import Materialiser
@@ -177,6 +178,7 @@ class IngestPipeline:
         plan = self.planner.plan(fresh, self.graph)
         changes = self.graph.apply(plan.new_records, plan.edges, names=plan.names,
                                    generic=plan.generic, detached=plan.detached)
+        failpoint("writer.graph.applied")
 
         keys = list(dict.fromkeys(r.record_key for r in fresh))
         states = self.materialiser.load_records(keys)
@@ -231,6 +233,7 @@ class IngestPipeline:
             identifier_links=links, at=max(r.event_ts for r in fresh),
             causes={r.record_key: _segment_cause(r) for r in fresh},
             fact_keys=_fact_keys(fresh))
+        failpoint("writer.store.committed")
 
         if matched is not None:
             plan_m = matched[1]

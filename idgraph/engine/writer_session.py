@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from idgraph.coordination import CatchUp, WriterCoordination
+from idgraph.core.failpoints import failpoint
 
 
 class WriterSession:
@@ -39,6 +40,7 @@ class WriterSession:
             yield
             return
         catch = self._turns.begin()
+        failpoint("writer.turn.begun")
         self._in_turn = True
         self._written = set()
         try:
@@ -51,6 +53,7 @@ class WriterSession:
             raise
         else:
             self._turns.end(self._written)
+            failpoint("writer.turn.ended")
         finally:
             self._in_turn = False
 

@@ -21,7 +21,9 @@ same timestamps, so it is idempotent and never overwrites a later write. Hence: 
 whose event IDs are recorded as processed is fully stored, and a batch either lands
 entirely (at the latest when the writer next opens or writes) or not at all, before the
 writer reads or writes anything else. A crash before the commit point leaves the events
-unprocessed, so they are delivered again and applied once.
+unprocessed, so they are delivered again and applied once. Each step is a failpoint
+(``journal.*`` in :mod:`idgraph.core.failpoints`) where the crash tests
+(``tests/profile_store/test_journal_crash.py``) kill a writer process, also mid-recovery.
 
 Erasure (``StoreBatch.erased_profiles``, ``erased_event_ids``; :mod:`.erasure`) is part
 of the plan like any other row: the deletions and rewrites that remove every trace of the
@@ -56,6 +58,7 @@ from collections.abc import Callable
 import orjson
 
 from idgraph.core.errors import BackendError
+from idgraph.core.failpoints import armed, failpoint
 from idgraph.profile_store.cassandra_backend import schema as q
 from idgraph.profile_store.cassandra_backend.connection import Statements, chunks
 from idgraph.profile_store.cassandra_backend.plan import Mutation
@@ -127,28 +130,35 @@ class Journal:
         regions = ",".join(sorted(plan))
         self._db.run([(None, "batch_put", (batch_id, PENDING, regions, b"".join(events),
                                            PENDING_BATCH_TTL))], "write (begin)")
+        failpoint("journal.pending")
         self._db.run([(r, "meta_put", (r, INFLIGHT, str(batch_id))) for r in sorted(plan)],
                      "write (begin)")
+        failpoint("journal.pointed")
         calls = []
         for region, mutations in sorted(plan.items()):
             data = encode_journal(mutations)
             for part, chunk in enumerate(chunks(data, JOURNAL_PART_BYTES)):
                 calls.append((region, "journal_put", (region, batch_id, part, bytes(chunk))))
         self._db.run(calls, "write (journal)")
+        failpoint("journal.begun")
 
     def commit(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes]) -> None:
         """Step 2, the commit point: the batch row says ``committed``."""
         self._db.run([(None, "batch_put", (batch_id, COMMITTED, ",".join(sorted(plan)),
                                            b"".join(events), 0))], "write (commit)")
+        failpoint("journal.committed")
 
     def finish(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes],
                regions: list[str]) -> None:
         """Step 3: the rows, the processed events, then the journals of ``regions`` and
         the batch row are dropped."""
         self.apply(plan)
+        failpoint("journal.applied")
         self.put_processed(events, self._next_ts())
+        failpoint("journal.processed")
         self._db.run([(r, "journal_delete", (r, batch_id)) for r in regions],
                      "write (clean up)")
+        failpoint("journal.cleared")
         self._db.run([(None, "batch_delete", (batch_id,))], "write (clean up)")
 
     def apply(self, plan: Plan) -> None:
@@ -177,6 +187,11 @@ class Journal:
                     calls.append((current[0], None, target))
                 current[0].add(stmt, values)
                 current[1] += n
+        if len(calls) > 1 and "journal.applying" in armed():
+            # a crash test: half the calls land, then the point (unarmed: one round)
+            self._db.execute(calls[:len(calls) // 2], "write")
+            failpoint("journal.applying")
+            calls = calls[len(calls) // 2:]
         self._db.execute(calls, "write")
 
     def put_processed(self, events: list[bytes], ts: int) -> None:
@@ -228,6 +243,7 @@ class Journal:
         if state != COMMITTED:
             self._db.run([(r, "journal_delete", (r, batch_id)) for r in regions
                           if r in self._regions], "recover (discard)")
+            failpoint("journal.discarding")
             if not unserved:
                 self._db.run([(None, "batch_delete", (batch_id,))], "recover (discard)")
             return 1

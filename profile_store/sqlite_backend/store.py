@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from idgraph.core.errors import BackendError, ResidencyError
+from idgraph.core.failpoints import failpoint
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
 from idgraph.profile_store.base import (
     IdentifierMatch,
@@ -272,6 +273,7 @@ class SqliteProfileStore(ProfileStore):
                     " VALUES (?,?,?,?,?,?)",
                     [(pid, h.seq, h.kind, h.profile_id, encode_related(h), h.at)
                      for h in batch.history for pid in [h.profile_id, *h.related_ids]])
+                failpoint("writer.store.writing")
                 db.executemany("INSERT OR IGNORE INTO processed_events (event_id) VALUES (?)",
                                [(e,) for e in batch.processed_event_ids])
                 if batch.changes:
