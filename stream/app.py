@@ -13,7 +13,16 @@ ID once, so nothing is applied twice and nothing acknowledged is lost. Faust's
 ``exactly_once`` guarantee is not used: it needs Kafka transactions, which the local
 broker (tansu) lacks, and the engine's idempotence does not need them.
 Dead letters and change messages are at-least-once; change messages carry a
-``change_id`` to deduplicate on.
+``change_id`` to deduplicate on. A send the broker refuses is retried (0.5 s doubling to
+30 s) while the batch waits unacknowledged. Faust acknowledges a ``take_events`` batch in
+a ``finally``, even when the agent fails or is cancelled; so a batch whose dead letters or
+changes are not delivered when the worker stops (or that fails in an unforeseen way) has
+its acknowledgements *withheld* (:func:`_withhold`): its offsets are never committed and
+the batch is redelivered, to this worker's successor or to another member of the group.
+
+Failpoints (:mod:`idgraph.core.failpoints`) mark the steps a batch passes:
+``stream.batch.stored``, ``stream.dead_letters.send``, ``stream.changes.sent``,
+``stream.batch.acknowledged``; the crash tests kill or fail the worker at each.
 
 Segments: the profile changes of a batch and the segment membership changes they cause
 are in the same outbox; profile changes go to ``P.profile-changes``, membership changes to
@@ -39,6 +48,7 @@ import faust
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from idgraph.core.errors import BackendError
+from idgraph.core.failpoints import failpoint
 from idgraph.engine import Engine
 from idgraph.profile_store.segment_state import SegmentChange
 from idgraph.stream.events import (
@@ -55,8 +65,11 @@ log = logging.getLogger(__name__)
 
 _CHANGES_PER_ROUND = 5000
 _SEGMENT_WORK_SECONDS = 0.5
-#: Pauses between retries of a batch the store or graph refused: 0.5 s, doubling, at most 30 s.
+#: Pauses between retries of a batch the store or graph refused, or of sends the broker
+#: refused: 0.5 s, doubling, at most 30 s.
 _BATCH_RETRY_WAIT = wait_exponential(multiplier=0.5, max=30.0)
+#: How long a stopping worker lets the batch in hand finish before withholding its acks.
+STOP_GRACE_SECONDS = 10.0
 
 
 def broker_credentials(cfg: StreamSettings) -> faust.types.auth.CredentialsT | None:
@@ -120,6 +133,14 @@ class WorkerStats:
         os.replace(tmp, path)
 
 
+def _withhold(events: list[faust.types.EventT]) -> None:
+    """Keep Faust from acknowledging ``events``: one more reference on each message, so the
+    acknowledgement ``take_events`` makes in its ``finally`` does not reach zero. Their
+    offsets are then never committed by this process; the group redelivers them."""
+    for event in events:
+        event.message.incref()
+
+
 def _raw(event: faust.types.EventT) -> RawEvent:
     m = event.message
     headers = m.headers or []
@@ -174,26 +195,34 @@ class StreamWorker:
             batch = [_raw(e) for e in events]
             task = asyncio.ensure_future(self._handle(batch))
             try:
-                # shielded: once the engine has the batch, finish it (dead letters included)
-                # before Faust acknowledges it, even when the worker is being stopped
+                # shielded: once the engine has the batch, finish it (dead letters and
+                # changes included) before Faust acknowledges it, even when stopping
                 await asyncio.shield(task)
             except asyncio.CancelledError:
-                await task
+                done, _ = await asyncio.wait([task], timeout=STOP_GRACE_SECONDS)
+                if not done or task.exception() is not None:
+                    task.cancel()
+                    _withhold(events)
+                    log.warning("stopping with a batch of %d events not finished; it is "
+                                "not acknowledged and will be redelivered", len(batch))
+                raise
+            except Exception:
+                _withhold(events)
+                log.exception("a batch of %d events failed; it is not acknowledged and "
+                              "will be redelivered", len(batch))
                 raise
 
     async def _handle(self, batch: list[RawEvent]) -> None:
+        """Store the batch, deliver its dead letters, publish the outbox; returns when all
+        three are done (each retried while its backend or the broker refuses)."""
         outcome = await self._process(batch)
-        sends = [await self.dead_letters.send(
-                    key=d.event.key, value=d.event.value or b"",
-                    headers=dead_letter_headers(d.event, d.reason, d.system))
-                 for d in outcome.dead]
-        for fut in sends:
-            await fut  # delivered before the batch is acknowledged
+        failpoint("stream.batch.stored")
+        await self._retrying("dead letters", lambda: self._send_dead_letters(outcome))
         for d in outcome.dead:
             log.warning("dead-lettered %s[%d]@%d: %s", d.event.topic, d.event.partition,
                         d.event.offset, d.reason)
         if self.cfg.publish_changes:
-            await self._publish_changes()
+            await self._retrying("profile changes", self._publish_changes)
         st, r = self.stats, outcome.result
         st.batches += 1
         st.events_consumed += len(batch)
@@ -204,6 +233,35 @@ class StreamWorker:
         st.last_batch_at = time.time()
         if self.stats_file is not None:
             st.save(self.stats_file)
+        failpoint("stream.batch.acknowledged")
+
+    async def _send_dead_letters(self, outcome: BatchOutcome) -> None:
+        """Send every dead letter and wait until the broker has each (at-least-once: a
+        retry after a partial failure sends some again)."""
+        sends = []
+        for d in outcome.dead:
+            failpoint("stream.dead_letters.send")
+            sends.append(await self.dead_letters.send(
+                key=d.event.key, value=d.event.value or b"",
+                headers=dead_letter_headers(d.event, d.reason, d.system)))
+        for fut in sends:
+            await fut
+
+    async def _retrying(self, what: str, send) -> None:
+        """Await ``send()`` until it succeeds, after pauses of 0.5 s doubling to 30 s; each
+        retry is counted in ``stats.retries`` and logged (the error's type only: a broker
+        error may quote a message)."""
+        def count_and_log(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            log.warning("%s not delivered (%s); retrying in %.1f s", what,
+                        type(state.outcome.exception()).__name__, state.upcoming_sleep)
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception),
+                                 wait=_BATCH_RETRY_WAIT, before_sleep=count_and_log,
+                                 sleep=self._sleep, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                await send()
 
     async def _process(self, batch: list[RawEvent]) -> BatchOutcome:
         """Process ``batch`` on the engine's thread. While the store or graph is unavailable
@@ -249,6 +307,7 @@ class StreamWorker:
                     futures.append(await self.changes.send(key=key, value=value))
             for fut in futures:
                 await fut
+            failpoint("stream.changes.sent")
             await loop.run_in_executor(self._pool, store.ack_changes,
                                        [c.change_id for c in pending])
             self.stats.changes_published += len(pending)
@@ -275,7 +334,11 @@ class StreamWorker:
             log.warning("segment work not stored (%s); trying again at the next tick", exc)
             return
         if done and self.cfg.publish_changes:
-            await self._publish_changes()
+            try:
+                await self._publish_changes()
+            except Exception as exc:  # noqa: BLE001 - the outbox keeps them for the next send
+                log.warning("segment changes not published (%s); they wait in the outbox",
+                            type(exc).__name__)
 
     # ------------------------------------------------------------------ running
 
