@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from idgraph.core.errors import BackendError
 from idgraph.engine import Engine
 from idgraph.engine.queries import ProfileQueries
 from idgraph.generator import generate
@@ -26,11 +25,10 @@ from idgraph.graph import create_graph
 from idgraph.profile_store import create_store
 from idgraph.resolver.linking import LinkPlanner
 from idgraph.resolver.normalize import Normalizer
-from idgraph.settings import Settings, load_settings
+from idgraph.settings import Settings
 from idgraph.stream.events import OFFSET, PARTITION, REASON, TOPIC
-from idgraph.stream.produce import message_key, topic_of_system
-from idgraph.stream.settings import StreamSettings
 from tests.stream.conftest import wait_for
+from tests.stream.fault_harness import processed, produce, stream_settings
 
 pytestmark = pytest.mark.slow
 
@@ -52,50 +50,7 @@ def expected(tmp_path_factory) -> Expected:
                         {k: r.event_count for k, r in records.items()})
 
 
-def _stream_settings(env: dict[str, str]) -> StreamSettings:
-    """The stream settings the workers started with ``env`` run with."""
-    return load_settings(env["IDGRAPH_CONFIG"]).stream
-
-
-def produce(env: dict[str, str], items, raw: list[tuple[str, bytes, list]] = ()) -> None:
-    """Send ``(system, payload)`` items (and raw ``(topic kind, value, headers)``
-    messages) with a plain aiokafka producer."""
-    from aiokafka import AIOKafkaProducer
-
-    cfg = _stream_settings(env)
-    topics = topic_of_system(cfg)
-    normalizer = Normalizer()
-
-    async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, max_request_size=4_000_000)
-        await producer.start()
-        try:
-            futures = [await producer.send(topics[s], orjson.dumps(p),
-                                           key=message_key(s, p, normalizer),
-                                           headers=[("source", s.encode())]) for s, p in items]
-            futures += [await producer.send(cfg.input_topic(kind), value, headers=headers)
-                        for kind, value, headers in raw]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(run())
-
-
-def processed(data_dir) -> int:
-    """Events the workers have stored; 0 until the first worker has created the store
-    (the file appears a moment before its tables)."""
-    if not (data_dir / "profiles.sqlite").exists():
-        return 0
-    store = create_store("sqlite", data_dir, Settings().regions.regions, readonly=True)
-    try:
-        return store.counts()["processed_events"]
-    except BackendError as exc:
-        if "no such table" in str(exc):
-            return 0
-        raise
-    finally:
-        store.close()
+_stream_settings = stream_settings
 
 
 def assert_exactly_once(data_dir, expected: Expected) -> None:
