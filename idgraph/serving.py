@@ -218,7 +218,8 @@ def open_served(settings: Settings) -> ServedBackends:
     from idgraph.engine.consent import ConsentService
     from idgraph.engine.explain import Explainer
 
-    with ExitStack() as resources:
+    resources = ExitStack()
+    try:
         store = open_reader_store(settings, settings.served_regions)
         resources.callback(store.close)
         queries = open_queries(settings, store)
@@ -239,6 +240,7 @@ def open_served(settings: Settings) -> ServedBackends:
         consent = ConsentService(ledger, queries, keys, settings.privacy.merge_rule)
         access, close_access = open_access(settings, graph=graph, ledger=ledger, keys=keys)
         resources.callback(close_access)
-        return ServedBackends(queries, explainer, reviews, catalog, consent, access,
-                              resources.pop_all())
-    raise AssertionError("unreachable")  # pragma: no cover
+    except BaseException:
+        resources.close()
+        raise
+    return ServedBackends(queries, explainer, reviews, catalog, consent, access, resources)

@@ -50,9 +50,6 @@ def expected(tmp_path_factory) -> Expected:
                         {k: r.event_count for k, r in records.items()})
 
 
-_stream_settings = stream_settings
-
-
 def assert_exactly_once(data_dir, expected: Expected) -> None:
     settings = Settings(data_dir=data_dir)
     store = create_store("sqlite", data_dir, settings.regions.regions, readonly=True)
@@ -153,7 +150,7 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     assert worker.alive()
     assert worker.stats()["dead_letters"] == len(poison)
 
-    cfg = _stream_settings(stream_env)
+    cfg = stream_settings(stream_env)
 
     async def read_dead_letters():
         consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, group_id=None,
