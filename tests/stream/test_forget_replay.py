@@ -18,7 +18,7 @@ from idgraph.engine.backends import open_privacy
 from idgraph.profile_store import create_store
 from idgraph.settings import Settings
 from tests.stream.conftest import ROOT, wait_for
-from tests.stream.test_worker_failures import processed, produce
+from tests.stream.fault_harness import processed, produce
 
 pytestmark = pytest.mark.slow
 

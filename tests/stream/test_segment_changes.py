@@ -15,7 +15,8 @@ from idgraph.profile_store import create_store
 from idgraph.profile_store.sqlite_backend.segment_catalog import SqliteSegmentCatalog
 from idgraph.settings import Settings
 from tests.stream.conftest import wait_for
-from tests.stream.test_worker_failures import _stream_settings, produce
+from tests.stream.fault_harness import produce
+from tests.stream.fault_harness import stream_settings as _stream_settings
 
 pytestmark = pytest.mark.slow
 
