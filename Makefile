@@ -15,7 +15,7 @@ UV      = $(TOOLS)/bin/uv
 UV_COMPILE = $(UV) pip compile pyproject.toml requirements/build.in --universal \
 	--python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock"
 
-.PHONY: demo demo-kafka test bench lint proto clean lock upgrade-lock check-upgrades
+.PHONY: demo demo-kafka test mutation bench lint proto clean lock upgrade-lock check-upgrades
 
 # A changed lock rebuilds the environment from scratch, so nothing unlocked stays behind.
 $(STAMP): pyproject.toml $(LOCK)
@@ -33,6 +33,11 @@ demo-kafka: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Mutation check of the modules that carry the guarantees (delivery, survivorship, the
+# over-merge guards): every mutant must be killed by their tests (tools/mutation/check.py)
+mutation: $(STAMP)
+	$(PY) tools/mutation/check.py $(MUTATION_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
