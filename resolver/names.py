@@ -139,7 +139,7 @@ def _typo(a: str, b: str) -> bool:
     shorter = min(len(a), len(b))
     if shorter < 4:
         return False
-    return OSA.distance(a, b, score_cutoff=2) <= (2 if shorter >= 8 else 1)
+    return OSA.distance(a, b) <= (2 if shorter >= 8 else 1)
 
 
 def _dropped_letter(short: str, long: str) -> bool:

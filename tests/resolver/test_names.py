@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from idgraph.resolver import names
 from idgraph.resolver.names import NameJudge, name_signature
+
+
+@pytest.fixture(autouse=True)
+def cold_caches():
+    """Every test computes the answers it asserts. The judgements are memoised per process,
+    so a cache warmed by an earlier test (or by the process the mutation check forks its
+    runs from) would answer without running the code under test."""
+    for cached in (name_signature, NameJudge.disagree, names._tokens_compatible,
+                   names._nick_group):
+        cached.cache_clear()
 
 SAME = [
     (("Robert", "Miller"), ("Bob", "Miller")),  # nickname (nicknames package)
@@ -29,6 +40,9 @@ SAME = [
     (("Pul", "Bailey"), ("Paul", "Bailey")),  # a letter left out of a short name
     (("Josef", "Möller"), ("Sepp", "Moller")),
     (("Willem", "Smits"), ("Wim", "Smits")),
+    (("Omar", "Haddad"), ("Omer", "Haddad")),  # one typo from four letters
+    (("Fernando", "Ruiz"), ("Frenadno", "Ruiz")),  # two typos from eight letters
+    (("Leonhard", "Vogt"), ("Bernhard", "Vogt")),  # (two edits apart: forgiven as typos)
 ]
 DIFFERENT = [
     (("John", "Smith"), ("Mary", "Smith")),  # household
@@ -36,6 +50,12 @@ DIFFERENT = [
     (("Luca", "Bianchi"), ("Marco", "Bianchi")),
     (("Jan", "Novak"), ("Eva", "Novak")),
     (("Tom", "Fischer"), ("Tim", "Fischer")),  # short names: no substitution forgiven
+    (("Jens", "Krause"), ("Janis", "Krause")),  # two edits below eight letters
+    (("Friedrich", "Lang"), ("Dietrich", "Lang")),  # three edits, however long the names
+    (("Paul", "Wagner"), ("Petra", "Wagner")),  # one letter longer, but not a letter left out
+    (("Ivan", "Petrov"), ("Irina", "Petrov")),
+    (("Li", "Wang"), ("Lin", "Wang")),  # a letter left out of a two-letter name is a new name
+    (("Al", "Haddad"), ("Ali", "Haddad")),
 ]
 
 
@@ -73,3 +93,13 @@ def test_profiles_disagree_only_when_no_name_of_one_agrees_with_the_other():
     assert judge.sets_disagree({name_signature("John", "Smith")},
                                {name_signature("Mary", "Smith"), name_signature("M.", "Smith")})
     assert not judge.sets_disagree(set(), {name_signature("Mary", "Smith")})
+
+
+def test_short_forms_join_every_form_of_a_name_both_ways():
+    """The table behind the European nicknames (built once, at import): a short form finds
+    its formal name and the other short forms, and a short form of two formal names (Sepp:
+    Josef, Joseph) finds both; keys are folded (Joe and Jö are one key)."""
+    forms = names._short_forms()
+    assert forms["sepp"] == {"sepp", "josef", "joseph", "beppo", "jupp", "jo"}
+    assert forms["josef"] == {"josef", "sepp", "beppo", "jupp", "jo"}
+    assert forms["kati"] == {"katharina", "katja", "kathi", "kati", "kat", "trina", "tina"}
