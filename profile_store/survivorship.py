@@ -71,33 +71,24 @@ def add_event(events: list[RecordEvent], event: RecordEvent, retention_seconds: 
     if not events or key > _event_order(events[-1]):
         events.append(event)  # the usual case: the newest event so far
     else:
+        # here the newest event is not older than this one, so events[i] exists
         i = bisect_left(events, key, key=_event_order)
-        if i < len(events) and _event_order(events[i]) == key:
+        if _event_order(events[i]) == key:
             return False
         events.insert(i, event)
     cutoff = events[-1].at - retention_seconds
-    if events[0].at < cutoff:
-        del events[:bisect_left(events, cutoff, key=lambda e: e.at)]
-    if len(events) > max_events:
-        del events[:len(events) - max_events]
+    del events[:bisect_left(events, cutoff, key=lambda e: e.at)]
+    del events[:max(0, len(events) - max_events)]
     return True
 
 
 def bounded_properties(properties: dict[str, str | float], max_properties: int,
                        max_chars: int) -> dict[str, str | float]:
     """``properties`` without text (values or names) longer than ``max_chars``, and without
-    those beyond the first ``max_properties``."""
-    if len(properties) <= max_properties and all(
-            len(k) <= max_chars and (not isinstance(v, str) or len(v) <= max_chars)
-            for k, v in properties.items()):
-        return properties
-    out: dict[str, str | float] = {}
-    for k, v in properties.items():
-        if len(out) >= max_properties:
-            break
-        if len(k) <= max_chars and (not isinstance(v, str) or len(v) <= max_chars):
-            out[k] = v
-    return out
+    those beyond the first ``max_properties`` (of the ones kept); a new dict."""
+    kept = ((k, v) for k, v in properties.items()
+            if len(k) <= max_chars and (not isinstance(v, str) or len(v) <= max_chars))
+    return dict(islice(kept, max_properties))
 
 
 def apply_event(state: StoredRecord, rec: IdentityRecord, linked: dict[str, bool],
@@ -173,7 +164,7 @@ def identifier_type(key: str) -> str:
     """Type part of a canonical identifier key (``crm:hubspot:51`` -> ``crm:hubspot``)."""
     head, rest = key.split(":", 1)
     if head in ("crm", "user", "ext"):
-        return f"{head}:{rest.split(':', 1)[0]}"
+        return f"{head}:{rest.partition(':')[0]}"
     return head
 
 
@@ -183,13 +174,28 @@ class ProfileBuilder:
     def __init__(self, settings: SurvivorshipSettings) -> None:
         self._settings = settings
         self._rank = {s: i for i, s in enumerate(settings.source_priority)}
-        self._rules: dict[str, str] = {}
+        self._unlisted = len(self._rank)
 
-    def _rule(self, attribute: str) -> str:
-        rule = self._rules.get(attribute)
-        if rule is None:
-            rule = self._rules[attribute] = self._settings.rule_for(attribute)
-        return rule
+    def _survivor(self, name: str, holders_of: dict[str, list[tuple[float, str, str]]]
+                  ) -> AttributeValue:
+        """The value of attribute ``name`` its rule picks among ``holders_of`` (value ->
+        the (event time, record key, source) of each record holding it), with the
+        provenance of its latest holder (ties: the smallest record key)."""
+        rule = self._settings.rule_for(name)
+        candidates: dict[tuple, AttributeValue] = {}
+        for value, holders in holders_of.items():
+            t, record_key, source = min(holders, key=lambda h: (-h[0], h[1]))
+            rank = min(self._rank.get(s, self._unlisted) for _, _, s in holders)
+            # the value ends each order: a full tie goes to the smallest value, so the
+            # order the records are read in never matters
+            if rule == "source_priority":
+                order = (rank, -t, value)
+            elif rule == "most_frequent":
+                order = (-len(holders), -t, rank, value)
+            else:
+                order = (-t, rank, value)
+            candidates[order] = AttributeValue(value, source, record_key, t, rule)
+        return candidates[min(candidates)]
 
     def build(self, profile_id: str, region: str, records: Iterable[StoredRecord],
               aliases: list[str], now: float, *, all_events: bool = False,
@@ -197,12 +203,11 @@ class ProfileBuilder:
         """The folded profile; its ``events`` are the newest ``profile_events_limit`` of
         its records' events, or every stored one with ``all_events`` (segment evaluation),
         only of ``event_types`` when given (what the segments evaluated count)."""
-        unlisted = len(self._rank)
-        # attribute -> value -> [record count, best source rank, latest time, record, source]
-        cands: dict[str, dict[str, list]] = {}
+        # attribute -> value -> (event time, record key, source) of each record holding it
+        held: dict[str, dict[str, list[tuple[float, str, str]]]] = {}
         idents: dict[str, list] = {}  # key -> [first, last, sources(set), linked]
         counters: dict[str, list] = {}  # source -> [events, records, first, last]
-        consent: dict[str, tuple[bool, float]] = {}
+        consent: dict[str, bool] = {}
         carried: list[tuple[str, str, bool, float]] = []
         record_keys: list[str] = []
         timelines: list[list[RecordEvent]] = []
@@ -212,19 +217,9 @@ class ProfileBuilder:
             record_keys.append(rec.record_key)
             timelines.append(rec.events)
             src = rec.source
-            rank = self._rank.get(src, unlisted)
             for name, (value, t) in rec.attributes.items():
-                per_value = cands.get(name)
-                if per_value is None:
-                    per_value = cands[name] = {}
-                c = per_value.get(value)
-                if c is None:
-                    per_value[value] = [1, rank, t, rec.record_key, src]
-                else:
-                    c[0] += 1
-                    c[1] = min(c[1], rank)
-                    if t > c[2] or (t == c[2] and rec.record_key < c[3]):
-                        c[2], c[3], c[4] = t, rec.record_key, src
+                held.setdefault(name, {}).setdefault(value, []).append(
+                    (t, rec.record_key, src))
             for key, (f, lst, linked) in rec.identifiers.items():
                 i = idents.get(key)
                 if i is None:
@@ -244,31 +239,14 @@ class ProfileBuilder:
                 sc[3] = max(sc[3], rec.last_seen)
             for purpose, (granted, t) in rec.consent.items():
                 carried.append((rec.record_key, purpose, granted, t))
-                old = consent.get(purpose)
                 # across records a withdrawal wins (each record's own latest statement
                 # counts), as the privacy ledger folds a profile's subjects by default
                 # (privacy.merge_rule "deny_wins"): a profile read without the ledger
-                # answers as one read with it. Among statements of one kind the latest.
-                if old is None or (old[0] and not granted) or (
-                        old[0] == granted and t > old[1]):
-                    consent[purpose] = (granted, t)
+                # answers as one read with it.
+                consent[purpose] = consent.get(purpose, True) and granted
             events += rec.event_count
             first = rec.first_seen if first is None else min(first, rec.first_seen)
             last = rec.last_seen if last is None else max(last, rec.last_seen)
-
-        attributes: dict[str, AttributeValue] = {}
-        for name, per_value in cands.items():
-            rule = self._rule(name)
-            if len(per_value) == 1:
-                value, c = next(iter(per_value.items()))
-            elif rule == "source_priority":
-                value, c = min(per_value.items(), key=lambda kv: (kv[1][1], -kv[1][2], kv[0]))
-            elif rule == "most_frequent":
-                value, c = min(per_value.items(),
-                               key=lambda kv: (-kv[1][0], -kv[1][2], kv[1][1], kv[0]))
-            else:
-                value, c = min(per_value.items(), key=lambda kv: (-kv[1][2], kv[1][1], kv[0]))
-            attributes[name] = AttributeValue(value, c[4], c[3], c[2], rule)
 
         return Profile(
             profile_id=profile_id,
@@ -277,11 +255,11 @@ class ProfileBuilder:
                 ProfileIdentifier(k, identifier_type(k), v[0], v[1], sorted(v[2]), v[3])
                 for k, v in sorted(idents.items())
             ],
-            attributes=dict(sorted(attributes.items())),
+            attributes={name: self._survivor(name, held[name]) for name in sorted(held)},
             sources=[SourceCounter(s, v[0], v[1], v[2], v[3]) for s, v in sorted(counters.items())],
             record_keys=record_keys,
             aliases=aliases,
-            consent={p: g for p, (g, _) in sorted(consent.items())},
+            consent=dict(sorted(consent.items())),
             record_consent=carried,
             first_seen=first or 0.0,
             last_seen=last or 0.0,
