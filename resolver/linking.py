@@ -63,6 +63,9 @@ NOT_THE_PERSONS = (GENERIC, SHARED_MAILBOX)
 """Reason prefixes of values that are not the record's person's own (the model skips them)."""
 CONFLICT_REASON = "conflict: the profiles name different people"
 ADDRESS_CONFLICT_REASON = "conflict: the profiles have different addresses at one company"
+_NEW = "new:"
+"""Prefix of the component token of a record the graph does not have yet (apart from the
+graph's own tokens)."""
 
 
 def record_signature(record: IdentityRecord) -> str:
@@ -110,21 +113,19 @@ class LinkPlanner:
         self._generic_on = gen.enabled
         self._generic_kinds = frozenset(gen.types)
         self._generic_max_people = gen.max_people
-        self._role_locals = frozenset(_local_key(p) for p in gen.role_local_parts)
+        self._role_locals = frozenset(_local_key(p.lower()) for p in gen.role_local_parts)
         self._generic_values = frozenset(v.strip().lower() for v in gen.values)
         self._max_per_source = dict(gen.max_records_per_source)
-        self._household_local = re.compile(
-            "|".join(f"(?:{p})" for p in gen.household_local_patterns) or r"(?!)")
+        self._household_local = tuple(re.compile(p) for p in gen.household_local_patterns)
         self._mailbox_sources = frozenset(settings.mailbox_sources)
         self._conflicts_on = settings.name_conflicts
         self._conflict_exempt = frozenset(settings.conflict_exempt_types)
         self.judge = NameJudge()
 
     def rule(self, identifier_type: str) -> IdentifierRule:
-        rule = self._rules.get(identifier_type)
-        if rule is None:
-            rule = self._rules[identifier_type] = self._settings.rule_for(identifier_type)
-        return rule
+        if identifier_type not in self._rules:
+            self._rules[identifier_type] = self._settings.rule_for(identifier_type)
+        return self._rules[identifier_type]
 
     def shareable_types(self) -> frozenset[str]:
         return frozenset(t for t, r in self._settings.identifier_rules.items() if r.shareable)
@@ -132,7 +133,7 @@ class LinkPlanner:
     def blocked_reason(self, ident: Identifier) -> str | None:
         if ident.key.lower() in self._blocked:
             return "blocked value (configured placeholder)"
-        if ident.type == "email" and ident.value.split("@", 1)[0] in self._blocked_local:
+        if ident.type == "email" and ident.value.split("@")[0] in self._blocked_local:
             return "blocked value (no-reply mailbox)"
         return None
 
@@ -160,19 +161,17 @@ class LinkPlanner:
             rk = rec.record_key
             token = token_of_rec.get(rk)
             if token is None:  # a new record founds a component of its own
-                token = token_of_rec[rk] = "new:" + rk
-                components.add(token, {}, False)
+                token = token_of_rec[rk] = _NEW + rk
+                components.add(token, {})
                 plan.new_records.append((rk, rec.event_ts))
             sig = plan.names.get(rk)
             if sig:
                 components.add_name(components.find(token), sig)
             have = existing.setdefault(rk, {})
-            own = frozenset(i.value for i in rec.identifiers
-                            if i.type == "email" and company_domain(i.value))
-            mailbox = ""
-            if rec.source in self._mailbox_sources:
-                why = generic.get("email:" + rec.source_record_id)
-                mailbox = _mailbox_reason(why) if why else ""
+            own = frozenset(i.value for i in rec.identifiers if i.type == "email")
+            why = (generic.get("email:" + rec.source_record_id)
+                   if rec.source in self._mailbox_sources else None)
+            mailbox = _mailbox_reason(why) if why else ""
             for ident in self._by_priority(rec.identifiers):
                 if ident.key in have:
                     continue
@@ -202,10 +201,12 @@ class LinkPlanner:
         if not self._generic_on:
             return {}
         carried: dict[str, set[str]] = {}  # candidate identifier -> batch records carrying it
+        kind_of: dict[str, str] = {}
         for rec in records:
             for ident in rec.identifiers:
                 if ident.kind in self._generic_kinds:
                     carried.setdefault(ident.key, set()).add(rec.record_key)
+                    kind_of[ident.key] = ident.kind
         if not carried:
             return {}
         evidence = graph.identifier_evidence(list(carried))
@@ -216,9 +217,9 @@ class LinkPlanner:
                 out[key] = ev.generic
                 continue
             reason = self._seeded(key)
-            per_source = self._max_per_source.get(key.split(":", 1)[0])
+            per_source = self._max_per_source.get(kind_of[key])
             if reason is None and per_source is not None:
-                sources = Counter(k.split(":", 1)[0] for k in
+                sources = Counter(k.split(":")[0] for k in
                                   {*batch_carriers, *(ev.carriers if ev is not None else ())})
                 if max(sources.values()) > per_source:
                     reason = f"{GENERIC}: carried by several records of one source"
@@ -251,8 +252,8 @@ class LinkPlanner:
         Message-ID) stops linking."""
         address = key[len("email:"):]
         why = _mailbox_reason(reason)
-        mailbox = [rk for rk in carriers if rk.split(":", 1)[0] in self._mailbox_sources
-                   and rk.split(":", 1)[1] == address]
+        keys = {f"{source}:{address}" for source in self._mailbox_sources}
+        mailbox = [rk for rk in carriers if rk in keys]
         if not mailbox:
             return
         have = graph.edges_of(mailbox)
@@ -269,10 +270,10 @@ class LinkPlanner:
         if key.lower() in self._generic_values:
             return f"{GENERIC}: listed as shared"
         if key.startswith("email:"):
-            local = key[6:].rsplit("@", 1)[0]
+            local = key[6:].split("@")[0]
             if _local_key(local) in self._role_locals:
                 return f"{GENERIC}: role mailbox"
-            if self._household_local.fullmatch(local):
+            if any(p.fullmatch(local) for p in self._household_local):
                 return f"{GENERIC}: household mailbox"
         return None
 
@@ -288,14 +289,13 @@ class LinkPlanner:
         if self.judge.sets_disagree(names_a, names_b):
             return CONFLICT_REASON
         addr_a, addr_b = components.addresses[a], components.addresses[b]
-        if addr_a and addr_b:
-            by_domain: dict[str, set[str]] = {}
-            for x in addr_a:
-                by_domain.setdefault(x.rpartition("@")[2], set()).add(x)
-            for y in addr_b - addr_a:
-                for x in by_domain.get(y.rpartition("@")[2], ()):
-                    if x not in addr_b and not (x in own and y in own):
-                        return ADDRESS_CONFLICT_REASON
+        by_domain: dict[str, set[str]] = {}
+        for x in addr_a:
+            by_domain.setdefault(x.split("@")[1], set()).add(x)
+        for y in addr_b - addr_a:
+            for x in by_domain.get(y.split("@")[1], ()):
+                if x not in addr_b and not (x in own and y in own):
+                    return ADDRESS_CONFLICT_REASON
         return ""
 
     def _by_priority(self, identifiers: list[Identifier]) -> list[Identifier]:
@@ -356,12 +356,12 @@ class LinkPlanner:
         for k in keys:
             info = rec_info.get(k)
             if info is None:
-                token[k] = "new:" + k
-                components.add(token[k], {}, False)
-            else:
+                token[k] = _NEW + k
+                components.add(token[k], {})
+            else:  # shareability does not apply: who is known does not matter here
                 token[k] = info.component
-                components.add(info.component, info.type_counts, info.known, info.names,
-                               _company_addresses(info.emails))
+                components.add(info.component, info.type_counts, names=info.names,
+                               addresses=_company_addresses(info.emails))
         out = []
         checks = [True] * len(pairs) if check_names is None else list(check_names)
         for (a, b), check in zip(pairs, checks, strict=True):
@@ -378,11 +378,10 @@ class LinkPlanner:
     def _limit_blocker(self, ca: dict[str, int], cb: dict[str, int],
                        exempt: frozenset[str] = frozenset()) -> str:
         for t in ca.keys() & cb.keys():
-            if t.split(":", 1)[0] in exempt:
-                continue
-            limit = self.rule(t).max_per_profile
-            if ca[t] + cb[t] > limit:
-                return f"limit: merge would give {ca[t] + cb[t]} {t} identifiers (max {limit})"
+            if t.split(":")[0] not in exempt:
+                limit = self.rule(t).max_per_profile
+                if ca[t] + cb[t] > limit:
+                    return f"limit: merge would give {ca[t] + cb[t]} {t} identifiers (max {limit})"
         return ""
 
     def _merge_blocker(self, ca: dict[str, int], ka: bool, cb: dict[str, int], kb: bool,
@@ -407,7 +406,7 @@ class _Components:
         self.names: dict[str, set[str]] = {}
         self.addresses: dict[str, set[str]] = {}  # company email addresses
 
-    def add(self, token: str, type_counts: dict[str, int], known: bool,
+    def add(self, token: str, type_counts: dict[str, int], known: bool = False,
             names: frozenset[str] = frozenset(),
             addresses: frozenset[str] = frozenset()) -> None:
         """A component as the graph has it (ignored when already added)."""
@@ -448,8 +447,9 @@ class _Components:
 
 
 def _local_key(local: str) -> str:
-    """An email local part compared with the role list: lower case, ``.-_`` dropped."""
-    return local.lower().replace(".", "").replace("-", "").replace("_", "")
+    """An email local part (lower case, as normalised) compared with the role list:
+    ``.-_`` dropped."""
+    return local.replace(".", "").replace("-", "").replace("_", "")
 
 
 def _company_addresses(emails: frozenset[str]) -> frozenset[str]:
