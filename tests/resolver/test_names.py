@@ -29,6 +29,9 @@ SAME = [
     (("Anna", "Schmidt"), ("Schmidt", "Anna")),  # swapped fields
     (("J.", "Smith"), ("John", "Smith")),  # initial
     (("Chris", "Lee"), ("Christopher", "Lee")),  # short form by prefix
+    (("Flo", "Berger"), ("Florian", "Berger")),  # (three letters are enough)
+    (("Isa", "Conti"), ("Isabella", "Conti")),
+    (("Joe", "Novak"), ("Joseph", "Novak")),  # a nickname only the formal name lists
     (("Jonathan", "Whitfield"), ("Jonathon", "Whitfield")),  # typo
     (("Sandra", "Lewis"), ("Sadnra", "Lewis")),  # transposition
     (("Anna Maria", "Rossi"), ("Maria", "Rossi")),  # second given name
