@@ -5,6 +5,12 @@ purpose, its identifiers' first and last seen, its own first and last seen and r
 Each rule is checked with every arrival order of a few events whose first and last
 arrivals are neither the earliest nor the latest in time, so a rule that kept the first
 or the last arrival, or swapped a min for a max, gives a different answer.
+
+The sections after those check each public function on whole values (a record's full
+state, a full profile with provenance, an events list) at the boundaries the module
+docstring states: events' order, redelivery, retention and count limits, property bounds,
+the merged timeline's limit, identifier types, and each rule's tie-breaks in either order
+the records are read in. ``make mutation`` runs this file against the module's mutants.
 """
 
 from __future__ import annotations
@@ -410,6 +416,14 @@ MERGED = ["a1", "b2", "a2", "b1", "c1", "c2", "a3", "b3"]
 def test_merge_events_merges_in_time_order_the_newest_limit(limit, want):
     """All events (limit None) or the newest ``limit``, oldest first, ties by event ID."""
     assert ids_of(merge_events(TIMELINES, limit)) == want
+
+
+@pytest.mark.parametrize(("limit", "want"), [
+    (None, ["a1", "b2", "a2", "b1", "a3", "b3"]), (0, []), (2, ["a3", "b3"]),
+    (5, ["b2", "a2", "b1", "a3", "b3"]),
+])
+def test_merge_events_of_two_timelines(limit, want):
+    assert ids_of(merge_events(TIMELINES[:3], limit)) == want
 
 
 @pytest.mark.parametrize(("limit", "want"), [
