@@ -35,7 +35,7 @@ from idgraph.core.errors import BackendError
 ENV = "IDGRAPH_FAILPOINTS"
 
 POINTS: dict[str, str] = {
-    # the Kafka worker (stream/app.py), in the order a batch passes them
+    # the Kafka worker (stream/delivery.py), in the order a batch passes them
     "stream.batch.stored": "the batch is stored (profiles, graph, outbox); its dead letters "
                            "are not sent and nothing is acknowledged yet",
     "stream.dead_letters.send": "a dead letter is about to be sent",

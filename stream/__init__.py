@@ -3,6 +3,8 @@
 - :mod:`idgraph.stream.events`: the message contract (decode inputs, dead-letter headers, change
   messages); pure functions.
 - :mod:`idgraph.stream.processor`: one batch of consumed messages -> the engine, broker-free.
+- :mod:`idgraph.stream.delivery`: the steps a batch passes (stored, dead letters sent, changes
+  published) and when it may be acknowledged, broker-free.
 - :mod:`idgraph.stream.app`: the Faust app and agent of ``idgraph worker``.
 - :mod:`idgraph.stream.topics`, :mod:`idgraph.stream.produce`: topic creation and producing raw payloads
   (``idgraph topics``, ``idgraph backfill``, the Kafka demo).

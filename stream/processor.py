@@ -1,13 +1,14 @@
 """The synchronous half of a worker: one batch of consumed messages -> the engine.
 
-Kept apart from Faust so it is tested without a broker. The Faust agent
-(:mod:`idgraph.stream.app`) runs :meth:`BatchProcessor.process` in a worker thread, sends the dead
-letters it returns, and only then lets Faust acknowledge the batch.
+Kept apart from Faust so it is tested without a broker. :mod:`idgraph.stream.delivery` runs
+:meth:`BatchProcessor.process` on the engine's thread, sends the dead letters it returns, and
+only then lets the consumer acknowledge the batch.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from dataclasses import dataclass, field
 
@@ -53,45 +54,49 @@ class BatchProcessor:
 
     def process(self, events: list[RawEvent]) -> BatchOutcome:
         outcome = BatchOutcome()
-        items: list[tuple[str, object]] = []
-        origin: list[RawEvent] = []
+        decoded: list[tuple[RawEvent, tuple[str, object]]] = []
         for ev in events:
             systems = self.systems.get(ev.topic)
             if systems is None:
                 outcome.dead.append(DeadEvent(ev, f"topic {ev.topic} is not an input topic"))
                 continue
             try:
-                items.append(decode(ev, systems, self.max_bytes))
-                origin.append(ev)
+                decoded.append((ev, decode(ev, systems, self.max_bytes)))
             except EventRejected as exc:
                 outcome.dead.append(DeadEvent(ev, str(exc)))
-        if not items:
+        if not decoded:
             return outcome
         try:
-            self._ingest(items, origin, outcome)
+            self._ingest(decoded, outcome)
         except BackendError:
             raise
         except Exception:
-            log.exception("batch of %d events failed; retrying them one by one", len(items))
+            log.exception("batch of %d events failed; retrying them one by one", len(decoded))
             outcome.result = IngestResult()
-            for item, ev in zip(items, origin, strict=True):
+            for one in decoded:
                 try:
-                    self._ingest([item], [ev], outcome)
+                    self._ingest([one], outcome)
                 except BackendError:
                     raise
                 except Exception as exc:
+                    ev, (system, _payload) = one
                     ref = uuid.uuid4().hex[:12]
                     log.exception("event %s[%d]@%d failed (ref %s)", ev.topic, ev.partition,
                                   ev.offset, ref)
                     outcome.dead.append(DeadEvent(
-                        ev, f"processing failed: {type(exc).__name__} (log ref {ref})", item[0]))
+                        ev, f"processing failed: {type(exc).__name__} (log ref {ref})", system))
         return outcome
 
-    def _ingest(self, items: list[tuple[str, object]], origin: list[RawEvent],
+    def _ingest(self, decoded: list[tuple[RawEvent, tuple[str, object]]],
                 outcome: BatchOutcome) -> None:
-        result = self.engine.ingest_payloads(items, batch_size=len(items))  # one turn
+        """Ingest ``decoded`` in one writer turn (whatever ``ingest_batch_size`` says: a
+        meeting's payload may give several records); the payloads the adapters reject
+        become dead letters."""
+        items = [item for _ev, item in decoded]
+        result = self.engine.ingest_payloads(items, batch_size=sys.maxsize)
         for d in result.dead_letters:
-            n = int(d.position.split()[-1])  # "item N": the index in ``items``
-            outcome.dead.append(DeadEvent(origin[n], d.reason, items[n][0]))
+            n = int(d.position.removeprefix("item "))  # the index in ``items``
+            ev, (system, _payload) = decoded[n]
+            outcome.dead.append(DeadEvent(ev, d.reason, system))
         result.dead_letters = []
         outcome.result.add(result)

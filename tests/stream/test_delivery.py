@@ -1,58 +1,163 @@
-"""The worker's Faust agent without a broker: a batch the store refuses is retried until it is
-stored, and only then counted; other errors are not retried."""
+"""The steps a consumed batch passes (:mod:`idgraph.stream.delivery`), without a broker: a
+real engine stores the batch; the topics are in-memory stand-ins for the broker that can
+refuse sends and that deliver a message only when its send completes.
+
+What is checked: a batch is retried while the store or graph refuses and is then stored
+once; dead letters and profile changes are sent, retried while the broker refuses, and the
+outbox is emptied only after the broker has every message; the stats count a batch only
+when all its steps are done; :func:`settle` withholds the acknowledgement of a batch whose
+steps did not finish (a failure, or a stop that outlasts the grace period), and only then.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
 
+from idgraph.core import failpoints
 from idgraph.core.errors import BackendError
 from idgraph.engine import Engine
 from idgraph.generator import generate
+from idgraph.profile_store.base import ProfileChange
+from idgraph.profile_store.segment_state import SegmentChange
+from idgraph.resolver import adapters
 from idgraph.settings import Settings
-from idgraph.stream.app import StreamWorker
-from idgraph.stream.events import RawEvent
+from idgraph.stream import delivery
+from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle, withhold
+from idgraph.stream.events import OFFSET, REASON, SOURCE, RawEvent
+from idgraph.stream.processor import BatchProcessor
 from idgraph.stream.produce import topic_of_system
 from idgraph.stream.settings import StreamSettings
 
 ITEMS = generate(n_records=60, seed=8).events
+LOGGER = "idgraph.stream.delivery"
+
+
+class BrokerRefused(Exception):
+    """What the in-memory topic raises for a refused send (a broker error)."""
+
+
+class MemoryTopic:
+    """A topic on an in-memory broker. ``send`` queues the message and returns a future; the
+    broker *has* the message (it is in :attr:`delivered`) when that future completes, one
+    loop turn later. The first ``refuse`` sends are refused (their futures raise)."""
+
+    def __init__(self, name: str, journal: list, refuse: int = 0) -> None:
+        self.name = name
+        self.journal = journal
+        self.refuse = refuse
+        self.delivered: list[tuple[bytes | None, bytes, dict]] = []
+
+    async def send(self, *, key, value, headers=None):
+        fut = asyncio.get_running_loop().create_future()
+        refused = self.refuse > 0
+        self.refuse -= refused
+
+        def complete() -> None:
+            if refused:
+                fut.set_exception(BrokerRefused(f"{self.name}: not leader for partition"))
+            else:
+                self.delivered.append((key, value, dict(headers or [])))
+                self.journal.append(("delivered", self.name, key))
+                fut.set_result(None)
+
+        asyncio.get_running_loop().call_soon(complete)
+        return fut
+
+
+class Rig:
+    """A :class:`BatchDelivery` over a real engine and in-memory topics; pauses between
+    retries are recorded instead of slept; ``journal`` orders deliveries and outbox acks."""
+
+    def __init__(self, engine: Engine, cfg: StreamSettings, stats_file=None) -> None:
+        self.engine = engine
+        self.journal: list = []
+        self.pauses: list[float] = []
+        self.dead = MemoryTopic("dead-letters", self.journal)
+        self.changes = MemoryTopic("profile-changes", self.journal)
+        self.segments = MemoryTopic("segment-changes", self.journal)
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.stats = WorkerStats()
+        real_ack = engine.store.ack_changes
+
+        def ack(ids):
+            self.journal.append(("acked", len(ids)))
+            real_ack(ids)
+
+        engine.store.ack_changes = ack
+        self.delivery = BatchDelivery(
+            BatchProcessor(engine, cfg), engine.store, dead_letters=self.dead,
+            changes=self.changes, segment_changes=self.segments,
+            publish_changes=cfg.publish_changes, run_blocking=self.run_blocking,
+            stats=self.stats, stats_file=stats_file, sleep=self.pause)
+
+    async def run_blocking(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        if len(self.pauses) > 50:
+            raise AssertionError("retried without end")
+
+    def handle(self, batch) -> None:
+        asyncio.run(self.delivery.handle(batch))
 
 
 @pytest.fixture()
-def worker(tmp_path):
-    """A worker over a real engine; no dead letters or change messages to send, so no broker
-    is needed. Its pauses between retries are recorded instead of slept."""
-    settings = Settings(data_dir=tmp_path / "d", stream=StreamSettings(publish_changes=False))
-    with Engine(settings) as engine:
-        w = StreamWorker(settings.stream, engine)
-        w.pauses = []
+def make_rig(tmp_path):
+    made: list[tuple[Rig, Engine]] = []
 
-        async def pause(seconds: float) -> None:
-            w.pauses.append(seconds)
-            if len(w.pauses) > 50:
-                raise AssertionError("retried without end")
+    def make(publish_changes: bool = True, stats_file=None) -> Rig:
+        cfg = StreamSettings(publish_changes=publish_changes)
+        settings = Settings(data_dir=tmp_path / f"d{len(made)}", stream=cfg)
+        engine = Engine(settings, publish_changes=publish_changes)
+        rig = Rig(engine, cfg, stats_file)
+        made.append((rig, engine))
+        return rig
 
-        w._sleep = pause
-        try:
-            yield w
-        finally:
-            w._pool.shutdown(wait=True)
+    yield make
+    for rig, engine in made:
+        rig.pool.shutdown(wait=True)
+        engine.close()
 
 
-def _batch() -> list[RawEvent]:
+@pytest.fixture()
+def rig(make_rig) -> Rig:
+    """No change messages: only the batch and its dead letters."""
+    return make_rig(publish_changes=False)
+
+
+def _batch(items=ITEMS, poison: int = 0) -> list[RawEvent]:
+    """The events of ``items`` on their topics, then ``poison`` undecodable ones."""
     topics = topic_of_system(Settings().stream)
-    return [RawEvent(topics[system], 0, n, None, orjson.dumps(payload),
+    good = [RawEvent(topics[system], 0, n, None, orjson.dumps(payload),
                      [("source", system.encode())])
-            for n, (system, payload) in enumerate(ITEMS)]
+            for n, (system, payload) in enumerate(items)]
+    bad = [RawEvent("idgraph.events.crm", 1, n, f"k{n}".encode(), b"{oops",
+                    [("source", b"hubspot"), ("trace", b"t")]) for n in range(poison)]
+    return good + bad
+
+
+@pytest.fixture()
+def arm(monkeypatch):
+    """Arm failpoints in this process (as ``IDGRAPH_FAILPOINTS`` would at start-up)."""
+    def arm_(spec: str) -> None:
+        monkeypatch.setattr(failpoints, "_ARMED", failpoints._parse(spec))
+        monkeypatch.setattr(failpoints, "_hits", {})
+    return arm_
+
+
+# -- step 1: stored, retried while a backend refuses ------------------------------------------
 
 
 def test_a_batch_is_retried_while_the_store_is_unavailable_then_stored_once(
-        worker, monkeypatch, caplog):
-    store = worker.engine.store
-    real_write, real_process = store.write, worker.processor.process
+        rig, monkeypatch, caplog):
+    store = rig.engine.store
+    real_write, real_process = store.write, rig.delivery.processor.process
     refusals: list[int] = []
     attempts: list[str] = []
 
@@ -68,13 +173,13 @@ def test_a_batch_is_retried_while_the_store_is_unavailable_then_stored_once(
         return outcome
 
     monkeypatch.setattr(store, "write", flaky_write)
-    monkeypatch.setattr(worker.processor, "process", process)
+    monkeypatch.setattr(rig.delivery.processor, "process", process)
     batch = _batch()
-    with caplog.at_level(logging.WARNING, logger="idgraph.stream.app"):
-        asyncio.run(worker._handle(batch))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        rig.handle(batch)
     assert len(refusals) == 3 and attempts == ["stored"]
-    assert worker.pauses == [0.5, 1.0, 2.0]  # doubling from 0.5 s
-    st = worker.stats
+    assert rig.pauses == [0.5, 1.0, 2.0]  # doubling from 0.5 s
+    st = rig.stats
     assert st.retries == 3 and st.batches == 1 and st.events_consumed == len(batch)
     assert st.events_applied == store.counts()["processed_events"] > 0
     assert st.duplicate_events == 0 and st.dead_letters == 0
@@ -82,35 +187,364 @@ def test_a_batch_is_retried_while_the_store_is_unavailable_then_stored_once(
         f"batch of {len(batch)} events not stored (profile store: disk I/O error); "
         f"retrying in {pause:.1f} s" for pause in (0.5, 1.0, 2.0)]
     monkeypatch.undo()
-    asyncio.run(worker._handle(batch))  # redelivered: nothing is applied twice
-    assert worker.stats.duplicate_events == st.events_applied
+    rig.handle(batch)  # redelivered: nothing is applied twice
+    assert rig.stats.duplicate_events == st.events_applied
     assert store.counts()["processed_events"] == st.events_applied
 
 
-def test_the_pause_between_retries_stops_growing_at_30_seconds(worker, monkeypatch):
+def test_the_pause_between_retries_stops_growing_at_30_seconds(rig, monkeypatch):
     refusals = 9
+    real_process = rig.delivery.processor.process
 
     def process(batch):
-        if len(worker.pauses) < refusals:
+        if len(rig.pauses) < refusals:
             raise BackendError("graph: write failed after 3 attempt(s): ConstraintError")
         return real_process(batch)
 
-    real_process = worker.processor.process
-    monkeypatch.setattr(worker.processor, "process", process)
-    asyncio.run(worker._handle(_batch()))
-    assert worker.pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
-    assert worker.stats.retries == refusals and worker.stats.batches == 1
+    monkeypatch.setattr(rig.delivery.processor, "process", process)
+    rig.handle(_batch())
+    assert rig.pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert rig.stats.retries == refusals and rig.stats.batches == 1
 
 
-def test_an_error_other_than_an_unavailable_backend_is_not_retried(worker, monkeypatch):
+def test_an_error_other_than_an_unavailable_backend_is_not_retried(rig, monkeypatch):
     calls: list[int] = []
 
     def broken(batch):
         calls.append(len(batch))
         raise RuntimeError("decoder bug")
 
-    monkeypatch.setattr(worker.processor, "process", broken)
+    monkeypatch.setattr(rig.delivery.processor, "process", broken)
     with pytest.raises(RuntimeError, match="decoder bug"):
-        asyncio.run(worker._handle(_batch()))
+        rig.handle(_batch(poison=2))
     assert len(calls) == 1
-    assert worker.pauses == [] and worker.stats.retries == 0 and worker.stats.batches == 0
+    assert rig.pauses == [] and rig.stats.retries == 0 and rig.stats.batches == 0
+    assert rig.dead.delivered == []  # nothing after a failed step
+
+
+# -- step 2: dead letters ---------------------------------------------------------------------
+
+
+def test_dead_letters_carry_the_event_and_its_reason_and_are_counted(rig, caplog):
+    batch = _batch(ITEMS[:5], poison=3)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        rig.handle(batch)
+    assert [(k, v) for k, v, _h in rig.dead.delivered] == [
+        (e.key, e.value) for e in batch[5:]]
+    for (_k, _v, headers), event in zip(rig.dead.delivered, batch[5:], strict=True):
+        assert headers[REASON].startswith(b"invalid JSON")
+        assert headers["trace"] == b"t"  # the event's own headers are kept
+        assert headers[OFFSET] == str(event.offset).encode()
+    assert rig.stats.dead_letters == 3 and rig.stats.batches == 1
+    assert rig.stats.events_consumed == 8 and rig.stats.retries == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"dead-lettered idgraph.events.crm[1]@{n}: " + headers[REASON].decode()
+        for n, (_k, _v, headers) in enumerate(rig.dead.delivered)]
+
+
+def test_a_dead_letter_names_the_system_the_adapter_rejected_and_keeps_a_tombstone(rig):
+    """An event the adapter rejects carries its source system; an empty message (a
+    tombstone) goes to the dead-letter topic as an empty value, not as nothing."""
+    crm = topic_of_system(Settings().stream)["hubspot"]
+    batch = [RawEvent(crm, 2, 5, b"a", b'{"properties": {}}', [("source", b"hubspot")]),
+             RawEvent(crm, 2, 6, b"b", None, [("source", b"hubspot")])]
+    rig.handle(batch)
+    (k1, v1, h1), (k2, v2, h2) = sorted(rig.dead.delivered, key=lambda m: m[0])
+    assert (k1, v1, h1[REASON], h1[SOURCE]) == (
+        b"a", b'{"properties": {}}', b"hubspot: field 'id': missing", b"hubspot")
+    assert (k2, v2, SOURCE in h2) == (b"b", b"", False)
+    assert h2[REASON].startswith(b"empty message")
+
+
+def test_a_refused_dead_letter_is_sent_again_until_the_broker_has_it(rig, caplog):
+    rig.dead.refuse = 3  # both sends of the first attempt, the first of the second
+    batch = _batch(ITEMS[:3], poison=2)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        rig.handle(batch)
+    keys = [k for k, _v, _h in rig.dead.delivered]
+    # at-least-once: an attempt sends every dead letter; a refused one is sent again
+    assert keys == [b"k1", b"k0", b"k1"]
+    assert set(keys) == {e.key for e in batch[3:]}
+    assert rig.pauses == [0.5, 1.0] and rig.stats.retries == 2
+    assert rig.stats.batches == 1 and rig.stats.dead_letters == 2
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    # the error's type only: a broker error may quote a message
+    assert retries == ["dead letters not delivered (BrokerRefused); retrying in 0.5 s",
+                       "dead letters not delivered (BrokerRefused); retrying in 1.0 s"]
+
+
+def test_a_batch_waits_for_its_dead_letters_before_it_is_counted(rig, monkeypatch):
+    seen: list[int] = []
+    real_send = rig.dead.send
+
+    async def send(**kw):
+        seen.append(rig.stats.batches)  # the batch is not counted while its letters go out
+        return await real_send(**kw)
+
+    monkeypatch.setattr(rig.dead, "send", send)
+    rig.handle(_batch(ITEMS[:2], poison=2))
+    assert seen == [0, 0] and rig.stats.batches == 1
+    assert len(rig.dead.delivered) == 2  # each send's future was awaited
+
+
+# -- step 3: changes --------------------------------------------------------------------------
+
+
+def test_changes_are_published_and_the_outbox_emptied_after_the_broker_has_them(make_rig):
+    rig = make_rig(publish_changes=True)
+    rig.handle(_batch())
+    store = rig.engine.store
+    assert store.pending_changes(10) == []
+    sent = [orjson.loads(v) for _k, v, _h in rig.changes.delivered]
+    assert len(sent) == rig.stats.changes_published > 0
+    assert "created" in {m["kind"] for m in sent} <= {"created", "updated", "merged"}
+    assert [k.decode() for k, _v, _h in rig.changes.delivered] == [m["profile_id"] for m in sent]
+    assert len({m["change_id"] for m in sent}) == len(sent)
+    # the outbox is acknowledged once, after the last message reached the broker
+    assert rig.journal[-1] == ("acked", len(sent))
+    assert all(entry[0] == "delivered" for entry in rig.journal[:-1])
+
+
+def test_changes_the_broker_refused_stay_in_the_outbox_and_are_sent_again(make_rig, caplog):
+    rig = make_rig(publish_changes=True)
+    rig.changes.refuse = 1
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        rig.handle(_batch(ITEMS[:10]))
+    ids = [orjson.loads(v)["change_id"] for _k, v, _h in rig.changes.delivered]
+    n = len(set(ids))
+    # the first attempt sent the round; the broker refused its first message, so nothing
+    # was removed from the outbox and the whole round went out again
+    assert n > 1 and len(ids) == 2 * n - 1
+    assert ids[:n - 1] == ids[n:] and len(set(ids[n - 1:])) == n
+    assert [e for e in rig.journal if e[0] == "acked"] == [("acked", n)]
+    assert rig.stats.changes_published == n
+    assert rig.engine.store.pending_changes(10) == []
+    assert rig.pauses == [0.5] and rig.stats.retries == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "profile changes not delivered (BrokerRefused); retrying in 0.5 s"]
+
+
+def test_without_publish_changes_the_outbox_is_left_alone(rig):
+    rig.handle(_batch())
+    assert rig.changes.delivered == [] and rig.stats.changes_published == 0
+    assert not any(entry[0] == "acked" for entry in rig.journal)
+
+
+class ListOutbox:
+    """An outbox holding given changes (the store's contract: oldest first, up to limit)."""
+
+    def __init__(self, changes: list) -> None:
+        self.changes = list(changes)
+        self.acked: list[list[str]] = []
+
+    def pending_changes(self, limit: int) -> list:
+        return self.changes[:limit]
+
+    def ack_changes(self, change_ids: list[str]) -> None:
+        self.acked.append(list(change_ids))
+        self.changes = [c for c in self.changes if c.change_id not in set(change_ids)]
+
+
+@pytest.mark.parametrize("total", [3, 4, 8])
+def test_the_outbox_goes_out_in_rounds_and_membership_changes_to_their_topic(
+        rig, monkeypatch, total):
+    """Rounds of at most CHANGES_PER_ROUND (4 here): a full round is followed by another
+    look at the outbox; profile changes and segment membership changes go to their own
+    topics, keyed by profile ID."""
+    monkeypatch.setattr(delivery, "CHANGES_PER_ROUND", 4)
+    changes = [
+        ProfileChange("updated", f"p{n}", [], "eu", 1.0, change_id=f"c{n}") if n % 2 else
+        SegmentChange(f"p{n}", "Recent openers", 1, "entered", 1.0, "event", ["c"], "eu",
+                      change_id=f"c{n}")
+        for n in range(total)]
+    outbox = ListOutbox(changes)
+    rig.delivery.outbox = outbox
+    asyncio.run(rig.delivery.send_changes())
+    assert outbox.changes == []
+    assert outbox.acked == [[f"c{n}" for n in range(i, min(i + 4, total))]
+                            for i in range(0, total, 4)]
+    assert [k for k, _v, _h in rig.changes.delivered] == [
+        f"p{n}".encode() for n in range(total) if n % 2]
+    assert [(k, orjson.loads(v)["segment"]) for k, v, _h in rig.segments.delivered] == [
+        (f"p{n}".encode(), "Recent openers") for n in range(total) if not n % 2]
+    assert rig.stats.changes_published == total
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+def test_the_stats_file_is_written_after_each_batch(tmp_path, make_rig):
+    path = tmp_path / "stats.json"
+    rig = make_rig(publish_changes=False, stats_file=path)
+    batch = _batch(ITEMS[:20], poison=1)
+    rig.handle(batch)
+    saved = orjson.loads(path.read_bytes())
+    assert saved["batches"] == 1 and saved["events_consumed"] == 21
+    assert saved["dead_letters"] == 1 and saved["events_applied"] == rig.stats.events_applied > 0
+    assert saved["last_batch_at"] > 0
+    rig.handle(batch)  # redelivered: the counters add up
+    saved = orjson.loads(path.read_bytes())
+    assert saved["batches"] == 2 and saved["events_consumed"] == 42
+    assert saved["dead_letters"] == 2 and saved["events_applied"] == rig.stats.events_applied
+    assert saved["duplicate_events"] == rig.stats.events_applied
+    rig.handle(batch)
+    assert rig.stats.duplicate_events == 2 * rig.stats.events_applied
+
+
+def test_events_of_a_forgotten_person_are_counted_as_suppressed_at_each_delivery(rig):
+    batch = _batch()
+    rig.handle(batch)
+    person = next(r for s, p in ITEMS for r in adapters.adapt(s, p) if r.identifiers)
+    rig.engine.forget(identifier=person.identifiers[0].key, reason="test")
+    rig.handle(batch)  # redelivered after the forget: that person's events are dropped
+    once = rig.stats.suppressed_events
+    assert once > 0
+    rig.handle(batch)  # suppressed events are never marked processed: counted again
+    assert rig.stats.suppressed_events == 2 * once
+
+
+# -- failpoints mark the steps in order -------------------------------------------------------
+
+
+def test_a_fault_after_the_batch_is_stored_leaves_its_dead_letters_unsent(rig, arm):
+    arm("stream.batch.stored=fail")
+    with pytest.raises(failpoints.InjectedFault):
+        rig.handle(_batch(ITEMS[:5], poison=1))
+    assert rig.engine.store.counts()["processed_events"] > 0
+    assert rig.dead.delivered == [] and rig.stats.batches == 0
+
+
+def test_a_fault_before_a_dead_letter_is_sent_is_retried(rig, arm, caplog):
+    arm("stream.dead_letters.send=fail@2")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        rig.handle(_batch(ITEMS[:5], poison=2))
+    assert "dead letters not delivered (InjectedFault); retrying in 0.5 s" in [
+        r.getMessage() for r in caplog.records]
+    assert [k for k, _v, _h in rig.dead.delivered] == [b"k0", b"k0", b"k1"]
+    assert rig.stats.retries == 1 and rig.stats.batches == 1
+
+
+def test_a_fault_after_changes_are_sent_keeps_them_in_the_outbox_for_another_round(
+        make_rig, arm):
+    rig = make_rig(publish_changes=True)
+    arm("stream.changes.sent=fail@1")
+    rig.handle(_batch(ITEMS[:5]))
+    ids = [orjson.loads(v)["change_id"] for _k, v, _h in rig.changes.delivered]
+    half = len(ids) // 2
+    assert ids[:half] == ids[half:] and half > 0  # all sent twice, acknowledged once
+    assert [e for e in rig.journal if e[0] == "acked"] == [("acked", half)]
+    assert rig.stats.changes_published == half
+
+
+def test_a_fault_at_the_last_step_comes_after_the_batch_is_counted(rig, arm):
+    arm("stream.batch.acknowledged=fail")
+    with pytest.raises(failpoints.InjectedFault):
+        rig.handle(_batch(ITEMS[:5], poison=1))
+    assert rig.stats.batches == 1 and len(rig.dead.delivered) == 1
+
+
+# -- settle: when the acknowledgement is withheld ---------------------------------------------
+
+
+class Message:
+    def __init__(self) -> None:
+        self.refcount = 0
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+
+class Event:
+    def __init__(self) -> None:
+        self.message = Message()
+
+
+def refs(events) -> list[int]:
+    return [e.message.refcount for e in events]
+
+
+def test_withhold_takes_one_more_reference_on_every_message():
+    events = [Event() for _ in range(3)]
+    withhold(events)
+    assert refs(events) == [1, 1, 1]
+
+
+def test_a_batch_whose_steps_finish_is_acknowledged():
+    events = [Event(), Event()]
+    done: list[bool] = []
+
+    async def work():
+        await asyncio.sleep(0)
+        done.append(True)
+
+    asyncio.run(settle(events, work(), grace=1.0))
+    assert done == [True] and refs(events) == [0, 0]
+
+
+def test_a_failed_batch_is_withheld_and_the_error_propagates(caplog):
+    events = [Event(), Event()]
+
+    async def work():
+        raise RuntimeError("store bug")
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER), pytest.raises(RuntimeError):
+        asyncio.run(settle(events, work(), grace=1.0))
+    assert refs(events) == [1, 1]
+    assert [r.getMessage() for r in caplog.records] == [
+        "a batch of 2 events failed; it is not acknowledged and will be redelivered"]
+
+
+async def _stop_during(events, work, grace: float, after: float = 0.01):
+    """Run ``settle`` as the agent does and cancel it (the worker stops) after ``after`` s."""
+    agent = asyncio.ensure_future(settle(events, work, grace))
+    await asyncio.sleep(after)
+    agent.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await agent
+
+
+def test_a_stop_lets_the_batch_in_hand_finish_within_the_grace_period():
+    events = [Event(), Event()]
+    finished: list[bool] = []
+
+    async def work():
+        await asyncio.sleep(0.05)  # outlives the stop, not the grace period
+        finished.append(True)
+
+    asyncio.run(_stop_during(events, work(), grace=5.0))
+    assert finished == [True] and refs(events) == [0, 0]
+
+
+def test_a_stop_that_outlasts_the_grace_period_withholds_the_batch(caplog):
+    events = [Event(), Event(), Event()]
+    state: list[str] = []
+
+    async def work():
+        try:
+            await asyncio.sleep(10)
+            state.append("finished")
+        except asyncio.CancelledError:
+            state.append("cancelled")
+            raise
+
+    async def run():
+        await _stop_during(events, work(), grace=0.05)
+        await asyncio.sleep(0)  # the cancelled work sees its cancellation
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        asyncio.run(run())
+    assert state == ["cancelled"] and refs(events) == [1, 1, 1]
+    assert [r.getMessage() for r in caplog.records] == [
+        ("stopping with a batch of 3 events not finished; it is not acknowledged and will "
+         "be redelivered")]
+
+
+def test_a_stop_during_which_the_batch_fails_withholds_it():
+    events = [Event()]
+
+    async def work():
+        await asyncio.sleep(0.05)
+        raise BackendError("profile store: disk I/O error")
+
+    asyncio.run(_stop_during(events, work(), grace=5.0))
+    assert refs(events) == [1]

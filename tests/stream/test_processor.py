@@ -3,6 +3,9 @@ is dead-lettered, and how failures are contained."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 import orjson
 import pytest
 
@@ -47,6 +50,10 @@ def test_valid_events_apply_once_and_poison_is_named(engine):
     reasons = {(d.event.partition, d.event.offset): d.reason for d in outcome.dead}
     assert reasons[(1, 7)].startswith("invalid JSON")
     assert reasons[(1, 8)] == "hubspot: field 'id': missing"
+    # the adapter's rejection names its system; the undecodable ones have none
+    systems = {(d.event.partition, d.event.offset): d.system for d in outcome.dead}
+    assert systems == {(1, 7): None, (1, 8): "hubspot", (1, 9): None, (1, 10): None,
+                       (0, 0): None}
     assert reasons[(1, 9)].startswith("unknown source 'marketo'")
     assert reasons[(1, 10)].startswith("oversized payload")
     assert reasons[(0, 0)] == "topic other.topic is not an input topic"
@@ -58,7 +65,29 @@ def test_valid_events_apply_once_and_poison_is_named(engine):
     assert engine.store.counts()["processed_events"] == records
 
 
-def test_an_event_that_breaks_the_engine_is_isolated(engine, monkeypatch):
+def test_a_batch_is_one_writer_turn_whatever_the_ingest_batch_size(tmp_path, monkeypatch,
+                                                                     caplog):
+    """The processor hands the engine the whole batch at once: one writer turn (and one
+    durable write) per consumed batch, even when ``ingest_batch_size`` is smaller, and no
+    error is logged for a healthy batch."""
+    items = generate(n_records=80, seed=7).events
+    turns: list[int] = []
+    with Engine(Settings(data_dir=tmp_path / "d", ingest_batch_size=5)) as engine:
+        real_turn = engine._ingest_turn
+
+        def turn(records):
+            turns.append(len(records))
+            return real_turn(records)
+
+        monkeypatch.setattr(engine, "_ingest_turn", turn)
+        with caplog.at_level(logging.WARNING):
+            outcome = BatchProcessor(engine, Settings().stream).process(raw_events(items))
+    records = sum(len(adapters.adapt(s, p)) for s, p in items)
+    assert turns == [records] and outcome.result.events_applied == records
+    assert caplog.records == [] and outcome.dead == []
+
+
+def test_an_event_that_breaks_the_engine_is_isolated(engine, monkeypatch, caplog):
     items = generate(n_records=50, seed=5).events
     batch = raw_events(items)
     real = adapters.ADAPTERS["segment"]
@@ -70,10 +99,16 @@ def test_an_event_that_breaks_the_engine_is_isolated(engine, monkeypatch):
         return real(payload, normalizer)
 
     monkeypatch.setitem(adapters.ADAPTERS, "segment", buggy)
-    outcome = BatchProcessor(engine, Settings().stream).process(batch)
-    assert [d.event.offset for d in outcome.dead] == [victim]
-    assert outcome.dead[0].reason.startswith("processing failed: RuntimeError (log ref ")
-    assert "adapter bug" not in outcome.dead[0].reason
+    with caplog.at_level(logging.ERROR, logger="idgraph.stream.processor"):
+        outcome = BatchProcessor(engine, Settings().stream).process(batch)
+    assert [(d.event.offset, d.system) for d in outcome.dead] == [(victim, "segment")]
+    ref = re.fullmatch(r"processing failed: RuntimeError \(log ref ([0-9a-f]{12})\)",
+                       outcome.dead[0].reason).group(1)
+    topic = batch[victim].topic
+    # the log says where (and the reference the dead letter quotes), never the payload
+    assert [r.getMessage() for r in caplog.records] == [
+        f"batch of {len(batch)} events failed; retrying them one by one",
+        f"event {topic}[0]@{victim} failed (ref {ref})"]
     records = sum(len(real(p, engine.normalizer)) if s == "segment" else
                   len(adapters.adapt(s, p)) for s, p in items)
     assert outcome.result.events_applied == records - len(real(items[victim][1], engine.normalizer))

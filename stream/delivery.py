@@ -1,0 +1,256 @@
+"""The order a consumed batch passes through, and when it may be acknowledged.
+
+Kept apart from Faust (:mod:`idgraph.stream.app` wires it to a consumer and topics) so every
+step is tested without a broker. A batch goes through four steps, each finished before the
+next starts:
+
+1. **stored**: :class:`~idgraph.stream.processor.BatchProcessor` applies it on the engine's
+   thread. While the store or graph is unavailable (:class:`BackendError`) the same batch
+   is processed again (idempotent by event ID) after pauses of 0.5 s doubling to 30 s; any
+   other error propagates at once.
+2. **dead letters sent**: every event the processor could not take goes to the dead-letter
+   topic with its reason; the step waits until the broker has each, retried (same pauses)
+   while the broker refuses. At-least-once: a retry after a partial failure sends some
+   again.
+3. **changes published**: what waits in the store's outbox (profile and segment membership
+   changes) is sent, then removed from the outbox, in rounds of at most 5,000; retried
+   while the broker refuses. At-least-once (a change carries a ``change_id``).
+4. **acknowledged**: only now may the consumer acknowledge the batch.
+
+:func:`settle` decides the acknowledgement. Faust acknowledges a ``take_events`` batch in a
+``finally``, even when the agent fails or is cancelled; so a batch whose steps did not all
+finish (an unexpected error, or a stop while the batch is in hand that outlasts
+``grace`` seconds) has its acknowledgements *withheld*: one more reference on each message,
+so Faust's acknowledgement never brings it to zero, its offset is never committed, and the
+group redelivers it.
+
+Failpoints (:mod:`idgraph.core.failpoints`) mark the steps: ``stream.batch.stored``,
+``stream.dead_letters.send`` (before each send), ``stream.changes.sent``,
+``stream.batch.acknowledged``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from idgraph.core.errors import BackendError
+from idgraph.core.failpoints import failpoint
+from idgraph.profile_store.segment_state import SegmentChange
+from idgraph.stream.events import (
+    RawEvent,
+    change_message,
+    dead_letter_headers,
+    segment_change_message,
+)
+from idgraph.stream.processor import BatchOutcome, BatchProcessor
+
+log = logging.getLogger(__name__)
+
+#: Changes taken from the outbox per round.
+CHANGES_PER_ROUND = 5000
+#: Pauses between retries of a batch the store or graph refused, or of sends the broker
+#: refused: 0.5 s, doubling, at most 30 s.
+RETRY_WAIT = wait_exponential(multiplier=0.5, max=30.0)
+
+
+class Topic(Protocol):
+    """Where messages go (a Faust topic): ``send`` returns once the message is queued, with
+    an awaitable that completes when the broker has it (or raises when it refused it)."""
+
+    async def send(self, *, key: bytes | None, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]: ...
+
+
+class Outbox(Protocol):
+    """The store's outbox of changes to publish (:class:`idgraph.profile_store.ProfileStore`)."""
+
+    def pending_changes(self, limit: int) -> list: ...
+
+    def ack_changes(self, change_ids: list[str]) -> None: ...
+
+
+class Message(Protocol):
+    def incref(self) -> None: ...
+
+
+class Event(Protocol):
+    """A consumed event as Faust hands it to an agent (only its message is used)."""
+
+    message: Message
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Cumulative counters of one worker process (written to ``--stats-file``)."""
+
+    pid: int = 0
+    started_at: float = 0.0
+    batches: int = 0
+    events_consumed: int = 0
+    events_applied: int = 0
+    duplicate_events: int = 0
+    suppressed_events: int = 0
+    """Events dropped because they carry a forgotten person's identifier."""
+    dead_letters: int = 0
+    changes_published: int = 0
+    retries: int = 0
+    last_batch_at: float = 0.0
+
+    def save(self, path: Path) -> None:
+        """Write atomically (readers never see half a file)."""
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".stats-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh)
+        os.replace(tmp, path)
+
+
+def withhold(events: Sequence[Event]) -> None:
+    """Keep the consumer from acknowledging ``events``: one more reference on each message,
+    so the acknowledgement ``take_events`` makes in its ``finally`` does not reach zero.
+    Their offsets are then never committed by this process; the group redelivers them."""
+    for event in events:
+        event.message.incref()
+
+
+async def settle(events: Sequence[Event], work: Awaitable[None], grace: float) -> None:
+    """Run ``work`` (the batch's steps) to its end, then return: the caller's consumer may
+    acknowledge ``events``. If ``work`` fails, ``events`` are withheld and the error
+    propagates. If the caller is cancelled (the worker stops), ``work`` is shielded and
+    given ``grace`` seconds to finish; unfinished or failed, it is cancelled and ``events``
+    are withheld. The cancellation propagates either way."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait([task], timeout=grace)
+        if not done or task.cancelled() or task.exception() is not None:
+            task.cancel()
+            withhold(events)
+            log.warning("stopping with a batch of %d events not finished; it is not "
+                        "acknowledged and will be redelivered", len(events))
+        raise
+    except Exception:
+        withhold(events)
+        log.exception("a batch of %d events failed; it is not acknowledged and will be "
+                      "redelivered", len(events))
+        raise
+
+
+class BatchDelivery:
+    """Steps 1-3 of the module docstring for one batch at a time (:meth:`handle`).
+
+    ``run_blocking(fn, *args)`` runs a blocking call off the event loop (the engine's one
+    thread); ``sleep`` is the pause between retries. ``stats`` is updated once a batch has
+    passed every step (and saved to ``stats_file`` when given); ``stats.retries`` counts
+    each retry of any step.
+    """
+
+    def __init__(self, processor: BatchProcessor, outbox: Outbox, *, dead_letters: Topic,
+                 changes: Topic, segment_changes: Topic, publish_changes: bool,
+                 run_blocking: Callable[..., Awaitable[Any]], stats: WorkerStats,
+                 stats_file: Path | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.processor = processor
+        self.outbox = outbox
+        self.dead_letters = dead_letters
+        self.changes = changes
+        self.segment_changes = segment_changes
+        self.publish_changes = publish_changes
+        self.run_blocking = run_blocking
+        self.stats = stats
+        self.stats_file = stats_file
+        self.sleep = sleep
+
+    async def handle(self, batch: list[RawEvent]) -> None:
+        """Store the batch, deliver its dead letters, publish the outbox; returns when all
+        three are done."""
+        outcome = await self._retrying(
+            lambda: self.run_blocking(self.processor.process, batch), BackendError,
+            f"batch of {len(batch)} events not stored")
+        failpoint("stream.batch.stored")
+        await self._retrying(lambda: self.send_dead_letters(outcome), Exception,
+                             "dead letters not delivered")
+        for d in outcome.dead:
+            log.warning("dead-lettered %s[%d]@%d: %s", d.event.topic, d.event.partition,
+                        d.event.offset, d.reason)
+        if self.publish_changes:
+            await self._retrying(self.send_changes, Exception,
+                                 "profile changes not delivered")
+        st, r = self.stats, outcome.result
+        st.batches += 1
+        st.events_consumed += len(batch)
+        st.events_applied += r.events_applied
+        st.duplicate_events += r.duplicate_events
+        st.suppressed_events += r.suppressed_events
+        st.dead_letters += len(outcome.dead)
+        st.last_batch_at = time.time()
+        if self.stats_file is not None:
+            st.save(self.stats_file)
+        failpoint("stream.batch.acknowledged")
+
+    async def send_dead_letters(self, outcome: BatchOutcome) -> None:
+        """Send every dead letter, then wait until the broker has each."""
+        sends = []
+        for d in outcome.dead:
+            failpoint("stream.dead_letters.send")
+            sends.append(await self.dead_letters.send(
+                key=d.event.key, value=d.event.value or b"",
+                headers=dead_letter_headers(d.event, d.reason, d.system)))
+        for fut in sends:
+            await fut
+
+    async def send_changes(self) -> None:
+        """Send what waits in the outbox, round by round; a round is removed from the
+        outbox only once the broker has every message of it."""
+        while True:
+            pending = await self.run_blocking(self.outbox.pending_changes, CHANGES_PER_ROUND)
+            if not pending:
+                return
+            futures = []
+            for change in pending:
+                if isinstance(change, SegmentChange):
+                    key, value = segment_change_message(change)
+                    futures.append(await self.segment_changes.send(key=key, value=value))
+                else:
+                    key, value = change_message(change)
+                    futures.append(await self.changes.send(key=key, value=value))
+            for fut in futures:
+                await fut
+            failpoint("stream.changes.sent")
+            await self.run_blocking(self.outbox.ack_changes, [c.change_id for c in pending])
+            self.stats.changes_published += len(pending)
+            if len(pending) < CHANGES_PER_ROUND:
+                return
+
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[Any]],
+                        retry_on: type[BaseException], message: str) -> Any:
+        """``attempt_once()`` until it succeeds, retrying errors of ``retry_on`` after the
+        pauses of :data:`RETRY_WAIT`; each retry counted and logged. Retrying the store
+        and graph (``retry_on`` BackendError), the error's text is logged (theirs hold no
+        values of events); retrying sends, only the error's type (a broker error may quote
+        a message)."""
+        def count_and_log(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception()
+            cause = exc if retry_on is BackendError else type(exc).__name__
+            log.warning("%s (%s); retrying in %.1f s", message, cause, state.upcoming_sleep)
+
+        # no stop: retried until it succeeds (so tenacity's ``reraise``, which applies
+        # when retrying stops, never does); an error not of ``retry_on`` propagates as is
+        retrying = AsyncRetrying(retry=retry_if_exception_type(retry_on), wait=RETRY_WAIT,
+                                 before_sleep=count_and_log, sleep=self.sleep)
+        async for attempt in retrying:
+            with attempt:
+                result = await attempt_once()
+        return result
