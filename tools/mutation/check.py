@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from importlib.metadata import version as _version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for mutant in failed:
         print(mutmut(tree, "show", mutant, capture=True))
-    summary = {"modules": {n: dict(c) for n, c in counts.items()},
+    summary = {"command": "python tools/mutation/check.py " + " ".join(argv or sys.argv[1:]),
+               "date": time.strftime("%Y-%m-%d"), "mutmut": _version("mutmut"),
+               "modules": {n: dict(c) for n, c in counts.items()},
                "failed": failed, "seconds": round(time.monotonic() - started, 1)}
     for n, c in counts.items():
         print(f"{n:14s} " + ", ".join(f"{k}: {v}" for k, v in sorted(c.items())))
