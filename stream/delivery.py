@@ -27,6 +27,10 @@ group redelivers it.
 Failpoints (:mod:`idgraph.core.failpoints`) mark the steps: ``stream.batch.stored``,
 ``stream.dead_letters.send`` (before each send), ``stream.changes.sent``,
 ``stream.batch.acknowledged``.
+
+Metrics (:class:`~idgraph.stream.metrics.WorkerMetrics`) are updated with the stats: a
+batch once it has passed every step (its duration measured from :meth:`BatchDelivery.handle`
+called, i.e. taken, to then), each retry by its step, changes once the broker has them.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from idgraph.stream.events import (
     dead_letter_headers,
     segment_change_message,
 )
+from idgraph.stream.metrics import WorkerMetrics
 from idgraph.stream.processor import BatchOutcome, BatchProcessor
 
 log = logging.getLogger(__name__)
@@ -153,14 +158,16 @@ class BatchDelivery:
     ``run_blocking(fn, *args)`` runs a blocking call off the event loop (the engine's one
     thread); ``sleep`` is the pause between retries. ``stats`` is updated once a batch has
     passed every step (and saved to ``stats_file`` when given); ``stats.retries`` counts
-    each retry of any step.
+    each retry of any step. ``metrics`` (a new :class:`WorkerMetrics` by default) are
+    updated at the same moments; ``clock`` (seconds) times a batch for them.
     """
 
     def __init__(self, processor: BatchProcessor, outbox: Outbox, *, dead_letters: Topic,
                  changes: Topic, segment_changes: Topic, publish_changes: bool,
                  run_blocking: Callable[..., Awaitable[Any]], stats: WorkerStats,
-                 stats_file: Path | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 stats_file: Path | None = None, metrics: WorkerMetrics | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.processor = processor
         self.outbox = outbox
         self.dead_letters = dead_letters
@@ -170,23 +177,26 @@ class BatchDelivery:
         self.run_blocking = run_blocking
         self.stats = stats
         self.stats_file = stats_file
+        self.metrics = metrics or WorkerMetrics()
         self.sleep = sleep
+        self.clock = clock
 
     async def handle(self, batch: list[RawEvent]) -> None:
         """Store the batch, deliver its dead letters, publish the outbox; returns when all
         three are done."""
+        started = self.clock()
         outcome = await self._retrying(
             lambda: self.run_blocking(self.processor.process, batch), BackendError,
-            f"batch of {len(batch)} events not stored")
+            f"batch of {len(batch)} events not stored", "store")
         failpoint("stream.batch.stored")
         await self._retrying(lambda: self.send_dead_letters(outcome), Exception,
-                             "dead letters not delivered")
+                             "dead letters not delivered", "dead_letters")
         for d in outcome.dead:
             log.warning("dead-lettered %s[%d]@%d: %s", d.event.topic, d.event.partition,
                         d.event.offset, d.reason)
         if self.publish_changes:
             await self._retrying(self.send_changes, Exception,
-                                 "profile changes not delivered")
+                                 "profile changes not delivered", "changes")
         st, r = self.stats, outcome.result
         st.batches += 1
         st.events_consumed += len(batch)
@@ -197,6 +207,7 @@ class BatchDelivery:
         st.last_batch_at = time.time()
         if self.stats_file is not None:
             st.save(self.stats_file)
+        self.metrics.batch_done(len(batch), self.clock() - started, outcome)
         failpoint("stream.batch.acknowledged")
 
     async def send_dead_letters(self, outcome: BatchOutcome) -> None:
@@ -230,18 +241,21 @@ class BatchDelivery:
             failpoint("stream.changes.sent")
             await self.run_blocking(self.outbox.ack_changes, [c.change_id for c in pending])
             self.stats.changes_published += len(pending)
+            self.metrics.changes_sent(pending)
             if len(pending) < CHANGES_PER_ROUND:
                 return
 
     async def _retrying(self, attempt_once: Callable[[], Awaitable[Any]],
-                        retry_on: type[BaseException], message: str) -> Any:
+                        retry_on: type[BaseException], message: str, step: str) -> Any:
         """``attempt_once()`` until it succeeds, retrying errors of ``retry_on`` after the
-        pauses of :data:`RETRY_WAIT`; each retry counted and logged. Retrying the store
+        pauses of :data:`RETRY_WAIT`; each retry counted (in the metrics by ``step``) and
+        logged. Retrying the store
         and graph (``retry_on`` BackendError), the error's text is logged (theirs hold no
         values of events); retrying sends, only the error's type (a broker error may quote
         a message)."""
         def count_and_log(state: RetryCallState) -> None:
             self.stats.retries += 1
+            self.metrics.retries.labels(step).inc()
             exc = state.outcome.exception()
             cause = exc if retry_on is BackendError else type(exc).__name__
             log.warning("%s (%s); retrying in %.1f s", message, cause, state.upcoming_sleep)

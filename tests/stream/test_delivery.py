@@ -7,12 +7,16 @@ once; dead letters and profile changes are sent, retried while the broker refuse
 outbox is emptied only after the broker has every message; the stats count a batch only
 when all its steps are done; :func:`settle` withholds the acknowledgement of a batch whose
 steps did not finish (a failure, or a stop that outlasts the grace period), and only then.
+The Prometheus metrics are updated at the same moments as the stats: a batch's counters,
+its size and duration and its dead letters by reason class; retries by step; changes by
+kind, and no label value is ever a reason's text or an event's value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
@@ -20,6 +24,7 @@ import pytest
 
 from idgraph.core import failpoints
 from idgraph.core.errors import BackendError
+from idgraph.core.metrics_endpoint import idgraph_version
 from idgraph.engine import Engine
 from idgraph.generator import generate
 from idgraph.profile_store.base import ProfileChange
@@ -29,11 +34,13 @@ from idgraph.settings import Settings
 from idgraph.stream import delivery
 from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle, withhold
 from idgraph.stream.events import OFFSET, REASON, SOURCE, RawEvent
+from idgraph.stream.metrics import DEAD_LETTER_CLASSES, RETRY_STEPS, WorkerMetrics
 from idgraph.stream.processor import BatchProcessor
 from idgraph.stream.produce import topic_of_system
 from idgraph.stream.settings import StreamSettings
 
 ITEMS = generate(n_records=60, seed=8).events
+TICK = 0.25
 LOGGER = "idgraph.stream.delivery"
 
 
@@ -71,7 +78,9 @@ class MemoryTopic:
 
 class Rig:
     """A :class:`BatchDelivery` over a real engine and in-memory topics; pauses between
-    retries are recorded instead of slept; ``journal`` orders deliveries and outbox acks."""
+    retries are recorded instead of slept; ``journal`` orders deliveries and outbox acks.
+    Its clock advances by :data:`TICK` seconds at each reading (a batch then takes one
+    tick)."""
 
     def __init__(self, engine: Engine, cfg: StreamSettings, stats_file=None) -> None:
         self.engine = engine
@@ -82,6 +91,8 @@ class Rig:
         self.segments = MemoryTopic("segment-changes", self.journal)
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.stats = WorkerStats()
+        self.metrics = WorkerMetrics()
+        self.readings: list[float] = []
         real_ack = engine.store.ack_changes
 
         def ack(ids):
@@ -93,7 +104,22 @@ class Rig:
             BatchProcessor(engine, cfg), engine.store, dead_letters=self.dead,
             changes=self.changes, segment_changes=self.segments,
             publish_changes=cfg.publish_changes, run_blocking=self.run_blocking,
-            stats=self.stats, stats_file=stats_file, sleep=self.pause)
+            stats=self.stats, stats_file=stats_file, metrics=self.metrics, sleep=self.pause,
+            clock=self.clock)
+
+    def clock(self) -> float:
+        self.readings.append(1000.0 + TICK * len(self.readings))
+        return self.readings[-1]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample's value (a counter's ``_total``, a histogram's ``_sum``...)."""
+        value = self.metrics.registry.get_sample_value(name, labels)
+        assert value is not None, f"no sample {name} {labels}"
+        return value
+
+    def retries(self) -> dict[str, float]:
+        return {step: self.metric("idgraph_worker_retries_total", step=step)
+                for step in RETRY_STEPS}
 
     async def run_blocking(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -181,6 +207,7 @@ def test_a_batch_is_retried_while_the_store_is_unavailable_then_stored_once(
     assert rig.pauses == [0.5, 1.0, 2.0]  # doubling from 0.5 s
     st = rig.stats
     assert st.retries == 3 and st.batches == 1 and st.events_consumed == len(batch)
+    assert rig.retries() == {"store": 3, "dead_letters": 0, "changes": 0}
     assert st.events_applied == store.counts()["processed_events"] > 0
     assert st.duplicate_events == 0 and st.dead_letters == 0
     assert [r.getMessage() for r in caplog.records] == [
@@ -220,6 +247,8 @@ def test_an_error_other_than_an_unavailable_backend_is_not_retried(rig, monkeypa
     assert len(calls) == 1
     assert rig.pauses == [] and rig.stats.retries == 0 and rig.stats.batches == 0
     assert rig.dead.delivered == []  # nothing after a failed step
+    assert rig.metric("idgraph_worker_events_consumed_total") == 0
+    assert rig.metric("idgraph_worker_batch_size_events_count") == 0
 
 
 # -- step 2: dead letters ---------------------------------------------------------------------
@@ -266,6 +295,7 @@ def test_a_refused_dead_letter_is_sent_again_until_the_broker_has_it(rig, caplog
     assert keys == [b"k1", b"k0", b"k1"]
     assert set(keys) == {e.key for e in batch[3:]}
     assert rig.pauses == [0.5, 1.0] and rig.stats.retries == 2
+    assert rig.retries() == {"store": 0, "dead_letters": 2, "changes": 0}
     assert rig.stats.batches == 1 and rig.stats.dead_letters == 2
     retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     # the error's type only: a broker error may quote a message
@@ -297,6 +327,8 @@ def test_changes_are_published_and_the_outbox_emptied_after_the_broker_has_them(
     assert store.pending_changes(10) == []
     sent = [orjson.loads(v) for _k, v, _h in rig.changes.delivered]
     assert len(sent) == rig.stats.changes_published > 0
+    assert rig.metric("idgraph_worker_changes_published_total", kind="profile") == len(sent)
+    assert rig.metric("idgraph_worker_changes_published_total", kind="segment") == 0
     assert "created" in {m["kind"] for m in sent} <= {"created", "updated", "merged"}
     assert [k.decode() for k, _v, _h in rig.changes.delivered] == [m["profile_id"] for m in sent]
     assert len({m["change_id"] for m in sent}) == len(sent)
@@ -320,6 +352,8 @@ def test_changes_the_broker_refused_stay_in_the_outbox_and_are_sent_again(make_r
     assert rig.stats.changes_published == n
     assert rig.engine.store.pending_changes(10) == []
     assert rig.pauses == [0.5] and rig.stats.retries == 1
+    assert rig.retries() == {"store": 0, "dead_letters": 0, "changes": 1}
+    assert rig.metric("idgraph_worker_changes_published_total", kind="profile") == n
     assert [r.getMessage() for r in caplog.records] == [
         "profile changes not delivered (BrokerRefused); retrying in 0.5 s"]
 
@@ -368,6 +402,9 @@ def test_the_outbox_goes_out_in_rounds_and_membership_changes_to_their_topic(
     assert [(k, orjson.loads(v)["segment"]) for k, v, _h in rig.segments.delivered] == [
         (f"p{n}".encode(), "Recent openers") for n in range(total) if not n % 2]
     assert rig.stats.changes_published == total
+    assert rig.metric("idgraph_worker_changes_published_total", kind="profile") == total // 2
+    assert rig.metric("idgraph_worker_changes_published_total", kind="segment") == (
+        total - total // 2)
 
 
 # -- stats ------------------------------------------------------------------------------------
@@ -403,6 +440,109 @@ def test_events_of_a_forgotten_person_are_counted_as_suppressed_at_each_delivery
     assert rig.stats.suppressed_events == 2 * once
 
 
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def _dead_letter_batch(rig: Rig) -> tuple[list[RawEvent], dict[str, int]]:
+    """Valid events and one or more dead letters of every reason class, and how many of
+    each; personal data in the rejected payloads (an email) must reach no label."""
+    topics = topic_of_system(Settings().stream)
+    crm, device = topics["hubspot"], topics["segment"]
+    valid = _batch(ITEMS[:6])
+    too_big = b'{"email": "big@example.org", "pad": "' + b"x" * 300_000 + b'"}'
+    bad = [
+        RawEvent(crm, 1, 0, b"k0", b'{"email": "json@example.org"', [("source", b"hubspot")]),
+        RawEvent(crm, 1, 1, b"k1", b'{"email": "json2@example.org"', [("source", b"hubspot")]),
+        RawEvent(crm, 1, 2, b"k2", b'{"id": "x"}', [("source", b"marketo")]),
+        RawEvent(device, 1, 3, b"k3", too_big, []),
+        RawEvent(crm, 1, 4, b"k4", None, [("source", b"hubspot")]),
+        RawEvent(crm, 1, 5, b"k5", b'{"properties": {"email": "shape@example.org"}}',
+                 [("source", b"hubspot")]),
+        RawEvent("elsewhere.events", 0, 6, b"k6", b"{}", []),
+    ]
+    expected = dict.fromkeys(DEAD_LETTER_CLASSES, 0)
+    expected.update(invalid_json=2, unknown_source=1, oversized=1, empty=1, invalid_payload=1,
+                    not_input_topic=1)
+    return valid + bad, expected
+
+
+def test_metrics_count_a_batch_and_its_dead_letters_by_the_class_of_their_reason(rig):
+    batch, expected = _dead_letter_batch(rig)
+    rig.handle(batch)
+    st = rig.stats
+    assert st.dead_letters == sum(expected.values()) == len(rig.dead.delivered)
+    assert {name: rig.metric("idgraph_worker_dead_letters_total", reason=name)
+            for name in DEAD_LETTER_CLASSES} == expected
+    assert rig.metric("idgraph_worker_events_consumed_total") == len(batch)
+    assert rig.metric("idgraph_worker_events_applied_total") == st.events_applied > 0
+    assert rig.metric("idgraph_worker_duplicate_events_total") == 0
+    assert rig.metric("idgraph_worker_batch_size_events_count") == 1
+    assert rig.metric("idgraph_worker_batch_size_events_sum") == len(batch)
+    assert rig.metric("idgraph_worker_batch_duration_seconds_count") == 1
+    # read when handle was called and once every step was done: one tick apart
+    assert rig.metric("idgraph_worker_batch_duration_seconds_sum") == TICK
+    assert rig.retries() == {"store": 0, "dead_letters": 0, "changes": 0}
+    rig.handle(batch)  # redelivered: applied nothing, dead-lettered again
+    assert rig.metric("idgraph_worker_duplicate_events_total") == st.events_applied
+    assert rig.metric("idgraph_worker_events_applied_total") == st.events_applied
+    assert rig.metric("idgraph_worker_events_consumed_total") == 2 * len(batch)
+    assert rig.metric("idgraph_worker_dead_letters_total", reason="invalid_json") == 4
+    assert rig.metric("idgraph_worker_batch_duration_seconds_sum") == 2 * TICK
+    assert rig.metric("idgraph_worker_batch_duration_seconds_bucket", le="0.25") == 2
+    assert rig.metric("idgraph_worker_batch_duration_seconds_bucket", le="0.1") == 0
+
+
+def test_metrics_label_values_hold_no_reason_text_and_no_event_value(rig):
+    from prometheus_client import generate_latest
+
+    batch, _expected = _dead_letter_batch(rig)
+    rig.handle(batch)
+    text = generate_latest(rig.metrics.registry).decode()
+    for leak in ("example.org", "marketo", "hubspot", "invalid JSON", "field 'id'", "k0"):
+        assert leak not in text
+    allowed = {"reason": set(DEAD_LETTER_CLASSES), "step": set(RETRY_STEPS),
+               "kind": {"profile", "segment"}, "version": {idgraph_version()}}
+    seen: dict[str, set[str]] = {}
+    for metric in rig.metrics.registry.collect():
+        for sample in metric.samples:
+            for name, value in sample.labels.items():
+                seen.setdefault(name, set()).add(value)
+    buckets = seen.pop("le")
+    assert all(float(b) > 0 for b in buckets)  # "+Inf" included
+    assert seen == allowed  # every class, step and kind has a series from the start
+
+
+def test_an_event_that_fails_processing_is_counted_as_processing_failed(rig, monkeypatch):
+    real = rig.engine.ingest_payloads
+
+    def ingest(items, **kw):
+        if any(p.get("properties", {}).get("lastname") == "Boom" for _s, p in items
+               if isinstance(p, dict)):
+            raise RuntimeError("adapter bug")
+        return real(items, **kw)
+
+    monkeypatch.setattr(rig.engine, "ingest_payloads", ingest)
+    crm = topic_of_system(Settings().stream)["hubspot"]
+    boom = RawEvent(crm, 3, 0, b"b", orjson.dumps({"id": "1", "properties": {
+        "lastname": "Boom"}}), [("source", b"hubspot")])
+    rig.handle([*_batch(ITEMS[:3]), boom])
+    assert rig.metric("idgraph_worker_dead_letters_total", reason="processing_failed") == 1
+    assert rig.stats.dead_letters == 1
+
+
+def test_a_delivery_without_metrics_given_keeps_its_own(rig):
+    d = rig.delivery
+    alone = BatchDelivery(d.processor, d.outbox, dead_letters=rig.dead, changes=rig.changes,
+                          segment_changes=rig.segments, publish_changes=False,
+                          run_blocking=rig.run_blocking, stats=WorkerStats(), sleep=rig.pause)
+    assert isinstance(alone.metrics, WorkerMetrics) and alone.metrics is not rig.metrics
+    assert alone.clock is time.monotonic
+    asyncio.run(alone.handle(_batch(ITEMS[:4], poison=1)))
+    assert alone.metrics.registry.get_sample_value(
+        "idgraph_worker_events_consumed_total") == 5
+    assert rig.metric("idgraph_worker_events_consumed_total") == 0
+
+
 # -- failpoints mark the steps in order -------------------------------------------------------
 
 
@@ -412,6 +552,8 @@ def test_a_fault_after_the_batch_is_stored_leaves_its_dead_letters_unsent(rig, a
         rig.handle(_batch(ITEMS[:5], poison=1))
     assert rig.engine.store.counts()["processed_events"] > 0
     assert rig.dead.delivered == [] and rig.stats.batches == 0
+    assert rig.metric("idgraph_worker_events_applied_total") == 0
+    assert rig.metric("idgraph_worker_dead_letters_total", reason="invalid_json") == 0
 
 
 def test_a_fault_before_a_dead_letter_is_sent_is_retried(rig, arm, caplog):
@@ -422,6 +564,7 @@ def test_a_fault_before_a_dead_letter_is_sent_is_retried(rig, arm, caplog):
         r.getMessage() for r in caplog.records]
     assert [k for k, _v, _h in rig.dead.delivered] == [b"k0", b"k0", b"k1"]
     assert rig.stats.retries == 1 and rig.stats.batches == 1
+    assert rig.retries() == {"store": 0, "dead_letters": 1, "changes": 0}
 
 
 def test_a_fault_after_changes_are_sent_keeps_them_in_the_outbox_for_another_round(
@@ -441,6 +584,7 @@ def test_a_fault_at_the_last_step_comes_after_the_batch_is_counted(rig, arm):
     with pytest.raises(failpoints.InjectedFault):
         rig.handle(_batch(ITEMS[:5], poison=1))
     assert rig.stats.batches == 1 and len(rig.dead.delivered) == 1
+    assert rig.metric("idgraph_worker_dead_letters_total", reason="invalid_json") == 1
 
 
 # -- settle: when the acknowledgement is withheld ---------------------------------------------
