@@ -509,7 +509,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         engine = Engine(settings, publish_changes=settings.stream.publish_changes, audit=audit)
         try:
             StreamWorker(settings.stream, engine,
-                         Path(args.stats_file) if args.stats_file else None).run()
+                         Path(args.stats_file) if args.stats_file else None,
+                         metrics=settings.metrics).run()
         except SystemExit as exc:
             return int(exc.code or 0)
         finally:

@@ -49,6 +49,7 @@ from pydantic_settings import (
 
 from idgraph.auth.settings import AuthSettings
 from idgraph.core.errors import ConfigError
+from idgraph.core.metrics_endpoint import MetricsSettings
 from idgraph.engine.settings import EngineSettings
 from idgraph.service.settings import GrpcSettings
 from idgraph.stream.settings import StreamSettings
@@ -56,7 +57,7 @@ from idgraph.stream.settings import StreamSettings
 
 class Settings(BaseSettings, EngineSettings):
     """Everything the engine, the CLI, the stream workers and the server need: the
-    engine's settings plus the gRPC, access-control and Kafka sections."""
+    engine's settings plus the gRPC, access-control, Kafka and metrics sections."""
 
     model_config = SettingsConfigDict(
         env_prefix="IDGRAPH_", env_nested_delimiter="__", extra="forbid"
@@ -65,6 +66,7 @@ class Settings(BaseSettings, EngineSettings):
     grpc: GrpcSettings = GrpcSettings()
     auth: AuthSettings = AuthSettings()
     stream: StreamSettings = StreamSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _check_served(self) -> Settings:

@@ -32,8 +32,14 @@ def worker_env(settings: Settings, config_path: Path,
 
 
 def start_worker(data_dir: Path, stats_file: Path, log_path: Path, env: dict[str, str],
-                 cwd: Path | None = None) -> subprocess.Popen:
-    """``idgraph worker`` in the background, its output appended to ``log_path``."""
+                 cwd: Path | None = None, metrics_port: int = 0) -> subprocess.Popen:
+    """``idgraph worker`` in the background, its output appended to ``log_path``.
+
+    ``metrics_port``: where this worker serves its metrics (``IDGRAPH_METRICS__PORT``);
+    several workers of one machine each need their own: worker ``i`` of a deployment
+    takes ``settings.metrics.port_of_process(i)``. 0 keeps what ``env`` says."""
+    if metrics_port:
+        env = {**env, "IDGRAPH_METRICS__PORT": str(metrics_port)}
     with log_path.open("ab") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "idgraph.cli", "worker", "--data-dir", str(data_dir),

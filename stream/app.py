@@ -21,6 +21,11 @@ are in the same outbox; profile changes go to ``P.profile-changes``, membership 
 triggers on the engine's thread (memberships whose deadline passed, new definitions
 evaluated over the stored profiles: :meth:`idgraph.engine.Engine.segment_step`), at most
 half a second of it per tick so batches are not held up, then publishes what it changed.
+
+Metrics: :class:`idgraph.stream.metrics.WorkerMetrics`, updated by the delivery; after each
+batch, the lag of the partitions it had messages of (the consumer's high watermark of the
+partition, as the last fetch response gave it: no request to the broker). Served on
+``metrics.host:metrics.port`` when the port is set (:mod:`idgraph.core.metrics_endpoint`).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from pathlib import Path
 import faust
 
 from idgraph.core.errors import BackendError
+from idgraph.core.metrics_endpoint import MetricsSettings, start_endpoint
 from idgraph.engine import Engine
 from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle
 from idgraph.stream.events import RawEvent
+from idgraph.stream.metrics import WorkerMetrics
 from idgraph.stream.processor import BatchProcessor
 from idgraph.stream.settings import StreamSettings
 from idgraph.stream.topics import ssl_context
@@ -95,13 +102,17 @@ def _raw(event: faust.types.EventT) -> RawEvent:
 
 
 class StreamWorker:
-    """Builds the Faust app around one engine; :meth:`run` blocks until stopped."""
+    """Builds the Faust app around one engine; :meth:`run` blocks until stopped (serving
+    its metrics meanwhile when ``metrics.port`` is set)."""
 
     def __init__(self, cfg: StreamSettings, engine: Engine,
-                 stats_file: Path | None = None) -> None:
+                 stats_file: Path | None = None,
+                 metrics: MetricsSettings | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
         self.stats = WorkerStats(pid=os.getpid(), started_at=time.time())
+        self.metrics_settings = metrics or MetricsSettings()
+        self.metrics = WorkerMetrics()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idgraph-engine")
         self.app = app = faust.App(
             cfg.consumer_group,
@@ -127,7 +138,7 @@ class StreamWorker:
             changes=app.topic(cfg.profile_changes_topic, **raw),
             segment_changes=app.topic(cfg.segment_changes_topic, **raw),
             publish_changes=cfg.publish_changes, run_blocking=self._run_blocking,
-            stats=self.stats, stats_file=stats_file)
+            stats=self.stats, stats_file=stats_file, metrics=self.metrics)
         app.agent(self.inputs, name="idgraph.resolve")(self._resolve)
         app.timer(engine.settings.segments.tick_seconds, name="idgraph.segments")(
             self._segment_tick)
@@ -142,8 +153,17 @@ class StreamWorker:
     async def _resolve(self, stream: faust.StreamT) -> None:
         async for events in stream.take_events(self.cfg.batch_size,
                                                within=self.cfg.batch_within_seconds):
-            await settle(events, self.delivery.handle([_raw(e) for e in events]),
-                         STOP_GRACE_SECONDS)
+            batch = [_raw(e) for e in events]
+            await settle(events, self.delivery.handle(batch), STOP_GRACE_SECONDS)
+            self.metrics.set_lag(batch, self._highwater)
+
+    def _highwater(self, topic: str, partition: int) -> int | None:
+        """The offset the partition's next message will get, as the consumer last heard
+        it (None before it knows, or once the partition is no longer assigned to it)."""
+        try:
+            return self.app.consumer.highwater(faust.types.TP(topic, partition))
+        except Exception:  # noqa: BLE001 - a metric is left as it was, never fails a batch
+            return None
 
     async def _segment_tick(self) -> None:
         """Segment work no event triggers (module docstring); a backend error is logged and
@@ -178,7 +198,13 @@ class StreamWorker:
 
         worker = Worker(self.app, loglevel=logging.getLogger().level or logging.INFO,
                         quiet=True, redirect_stdouts=False)
+        endpoint = start_endpoint(self.metrics_settings, self.metrics.registry)
+        if endpoint is not None:
+            log.info("metrics on http://%s:%d/metrics", self.metrics_settings.host,
+                     endpoint.port)
         try:
             worker.execute_from_commandline()
         finally:
+            if endpoint is not None:
+                endpoint.close()
             self._pool.shutdown(wait=True)
