@@ -283,7 +283,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if processes > 1:
         if port == 0:
             port = free_port(host)
-        children = [_spawn_serve_worker(args, host, port) for _ in range(processes - 1)]
+        children = [_spawn_serve_worker(args, host, port, settings.metrics.port_of_process(i))
+                    for i in range(1, processes)]
     from idgraph.serving import open_served, warn_deprecated
 
     served = open_served(settings)
@@ -318,15 +319,17 @@ def _graph_view(settings: Settings):
     return open_graph_view(settings)
 
 
-def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen:
-    """Another server process on the same port; it exits when this one stops it."""
+def _spawn_serve_worker(args: argparse.Namespace, host: str, port: int,
+                        metrics_port: int) -> subprocess.Popen:
+    """Another server process on the same port, serving its metrics on ``metrics_port``
+    (0: none); it exits when this one stops it."""
     cmd = [sys.executable, "-m", "idgraph.cli", "serve", "--worker", "--host", host,
            "--port", str(port)]
     if args.config:
         cmd += ["--config", args.config]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
-    return subprocess.Popen(cmd)
+    return subprocess.Popen(cmd, env={**os.environ, "IDGRAPH_METRICS__PORT": str(metrics_port)})
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -19,7 +19,9 @@ from idgraph.auth.audit_buffer import AuditBuffer
 from idgraph.auth.authenticator import Authenticator, static_tokens
 from idgraph.auth.key_admin import KeyAdmin
 from idgraph.auth.store import KeyStore
+from idgraph.core.metrics_endpoint import start_endpoint
 from idgraph.service.access import Access
+from idgraph.service.metrics import ServerMetrics
 from idgraph.service.scopes import ScopeBackends
 from idgraph.settings import Settings
 
@@ -181,7 +183,8 @@ def open_access(settings: Settings, *, graph: GraphView | None = None,
 class ServedBackends:
     """What a server process serves, opened as ``idgraph serve`` opens it: the profile
     queries over the served regions' store, Explain over a graph view (None before the
-    first ingest), the review queue, the segment catalog, consent and access control.
+    first ingest), the review queue, the segment catalog, consent and access control, and
+    its metrics when ``metrics.port`` is set (served there; None otherwise).
     :meth:`server_kwargs` are :func:`idgraph.service.server.create_server`'s keyword
     arguments; :meth:`close` closes everything, the access control first."""
 
@@ -192,11 +195,12 @@ class ServedBackends:
     consent: Any
     access: Access
     _resources: ExitStack
+    metrics: ServerMetrics | None = None
 
     def server_kwargs(self) -> dict[str, Any]:
         return {"explainer": self.explainer, "reviews": self.reviews,
                 "segment_catalog": self.segment_catalog, "consent": self.consent,
-                "access": self.access}
+                "access": self.access, "metrics": self.metrics}
 
     def close(self) -> None:
         """Close everything, newest first; one failure does not leave the rest open."""
@@ -220,6 +224,11 @@ def open_served(settings: Settings) -> ServedBackends:
 
     resources = ExitStack()
     try:
+        metrics = ServerMetrics() if settings.metrics.port else None
+        if metrics is not None:
+            endpoint = start_endpoint(settings.metrics, metrics.registry)
+            resources.callback(endpoint.close)
+            _LOG.info("metrics on http://%s:%d/metrics", settings.metrics.host, endpoint.port)
         store = open_reader_store(settings, settings.served_regions)
         resources.callback(store.close)
         queries = open_queries(settings, store)
@@ -243,4 +252,5 @@ def open_served(settings: Settings) -> ServedBackends:
     except BaseException:
         resources.close()
         raise
-    return ServedBackends(queries, explainer, reviews, catalog, consent, access, resources)
+    return ServedBackends(queries, explainer, reviews, catalog, consent, access, resources,
+                          metrics)

@@ -1,7 +1,9 @@
 """Server interceptors: authentication, authorisation and rate limits of every call, and
 the one error-to-status mapping.
 
-Order on the server: :class:`AuthInterceptor` first, then :class:`ErrorMappingInterceptor`.
+Order on the server: :class:`~idgraph.service.metrics.MetricsInterceptor` when metrics are
+on (it counts every call with its status, refusals included), :class:`AuthInterceptor`,
+then :class:`ErrorMappingInterceptor`.
 
 Authorisation is least privilege by one table (:mod:`idgraph.auth.roles`): each rpc
 needs a permission, each role grants some, deny by default (see :class:`AuthInterceptor`).

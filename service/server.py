@@ -55,6 +55,7 @@ from idgraph.service.interceptors import (
     AuthInterceptor,
     ErrorMappingInterceptor,
 )
+from idgraph.service.metrics import MetricsInterceptor, ServerMetrics
 from idgraph.service.privacy_servicer import PrivacyServiceServicer
 from idgraph.service.scopes import RegionScopes, ScopeBackends, dispatcher
 from idgraph.service.segment_servicer import SegmentServiceServicer
@@ -214,6 +215,7 @@ def _build(
     reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
     consent: ConsentService | None = None, access: Access | None = None,
+    metrics: ServerMetrics | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer, RegionScopes]:
     address = address or _default_address(settings)
     if access is None:
@@ -223,9 +225,12 @@ def _build(
     _check_exposure(settings, host, access, credentials)
     store = queries.store
     served = list(store.regions) if store is not None else []  # no store: tests of conversion
-    interceptors: list[grpc.ServerInterceptor] = [AuthInterceptor(
+    # metrics first: they see every call with the status its caller gets, refusals too
+    interceptors: list[grpc.ServerInterceptor] = (
+        [MetricsInterceptor(metrics)] if metrics is not None else [])
+    interceptors.append(AuthInterceptor(
         access.authenticator, served_regions=served, rates=access.rates,
-        limiter=access.limiter, audit_refusal=access.refusal)]
+        limiter=access.limiter, audit_refusal=access.refusal))
     if access.audit is not None:
         interceptors.append(AuditInterceptor(AUDITED_CALLS, access.call))
     interceptors.append(ErrorMappingInterceptor())
@@ -290,6 +295,7 @@ def create_server(
     *, reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
     consent: ConsentService | None = None, access: Access | None = None,
+    metrics: ServerMetrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
@@ -302,14 +308,15 @@ def create_server(
     :class:`~idgraph.engine.consent.ConsentService` over the privacy ledger) gates every
     profile answer by consent and serves PrivacyService; without it PrivacyService is
     not served and answers are not gated (embedding tests only: ``idgraph serve`` always
-    passes one).
+    passes one). ``metrics`` (a :class:`~idgraph.service.metrics.ServerMetrics`) counts and
+    times every call; None: none are.
 
     Raises ConfigError when no tokens are configured and the address is not loopback,
     when a token is empty or both an api and a steward token, when only one of the TLS
     files is set or unreadable, or when the address cannot be bound.
     """
     server, port, _, _ = _build(queries, settings, address, reuse_port, explainer, reviews,
-                                segment_catalog, consent, access)
+                                segment_catalog, consent, access, metrics)
     return server, port
 
 
@@ -327,18 +334,19 @@ def serve(
     segment_catalog: SegmentCatalog | None = None,
     consent: ConsentService | None = None,
     access: Access | None = None,
+    metrics: ServerMetrics | None = None,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
     ``on_ready(port)`` is called once the server accepts calls (e.g. for the CLI to print
     the port when it bound port 0). On stop, health turns NOT_SERVING first (so load
     balancers stop routing), then in-flight calls get ``grace`` seconds to finish.
-    ``explainer`` and ``reviews`` as for :func:`create_server`; they stay open (the
-    caller closes them).
+    ``explainer``, ``reviews`` and ``metrics`` as for :func:`create_server`; they stay open
+    (the caller closes them).
     """
     server, port, health_servicer, scopes = _build(queries, settings, address, reuse_port,
                                                    explainer, reviews, segment_catalog,
-                                                   consent, access)
+                                                   consent, access, metrics)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
