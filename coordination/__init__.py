@@ -1,13 +1,16 @@
 """Coordination: the writers' turns, the review queue and the model registry.
 
-The interfaces are in :mod:`idgraph.coordination.base`; :mod:`idgraph.coordination.local` keeps them in the
-data dir (one machine). The functions below open the configured backend; today the local
-one is the only one.
+The interfaces are in :mod:`idgraph.coordination.base`; :mod:`idgraph.coordination.local`
+keeps them in the data dir (one machine), :mod:`idgraph.coordination.cassandra_backend`
+keeps the review queue and the model registry in Cassandra's global keyspace (every
+machine). The functions below open the backend they are given; the writers' turns are
+local only for now.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from idgraph.coordination.base import (
     STATUSES,
@@ -19,6 +22,10 @@ from idgraph.coordination.base import (
     WriterCoordination,
     review_id_for,
 )
+from idgraph.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 __all__ = [
     "STATUSES", "CatchUp", "ModelRegistry", "Review", "ReviewQueue", "ReviewStateError",
@@ -34,8 +41,19 @@ def open_writer_turns(data_dir: Path, wait_seconds: float) -> WriterCoordination
     return WriterTurns(data_dir, wait_seconds)
 
 
-def open_review_queue(data_dir: Path, create: bool = True) -> ReviewQueue | None:
-    """The review queue of ``data_dir``; without ``create``, None when it has none yet."""
+def open_review_queue(data_dir: Path, create: bool = True, backend: str = "local",
+                      cassandra: CassandraSettings | None = None) -> ReviewQueue | None:
+    """The review queue of ``backend``: ``local``, the SQLite file of ``data_dir``;
+    ``cassandra``, the global keyspace of the cluster ``cassandra`` describes. Without
+    ``create``, None when it has none yet (no writer created it)."""
+    if backend == "cassandra":
+        from idgraph.coordination.cassandra_backend.reviews import CassandraReviewQueue
+
+        settings = _cassandra(cassandra)
+        if not create and not CassandraReviewQueue.exists(settings):
+            return None
+        return CassandraReviewQueue(settings, create=create)
+    _check_local(backend)
     from idgraph.coordination.local.reviews import SqliteReviewQueue
 
     path = Path(data_dir) / "reviews.sqlite"
@@ -44,8 +62,27 @@ def open_review_queue(data_dir: Path, create: bool = True) -> ReviewQueue | None
     return SqliteReviewQueue(path)
 
 
-def open_model_registry(data_dir: Path) -> ModelRegistry:
-    """The trained models of ``data_dir``."""
+def open_model_registry(data_dir: Path, backend: str = "local",
+                        cassandra: CassandraSettings | None = None) -> ModelRegistry:
+    """The trained models of ``backend``: ``local``, files in ``data_dir/models``;
+    ``cassandra``, the global keyspace of the cluster ``cassandra`` describes."""
+    if backend == "cassandra":
+        from idgraph.coordination.cassandra_backend.models import CassandraModelRegistry
+
+        return CassandraModelRegistry(_cassandra(cassandra))
+    _check_local(backend)
     from idgraph.coordination.local.models import DirectoryModelRegistry
 
     return DirectoryModelRegistry(Path(data_dir) / "models")
+
+
+def _cassandra(settings: CassandraSettings | None) -> CassandraSettings:
+    if settings is None:
+        raise ConfigError("coordination_backend = cassandra needs the [cassandra] section")
+    return settings
+
+
+def _check_local(backend: str) -> None:
+    if backend != "local":
+        raise ConfigError(f"coordination_backend: unknown backend {backend!r} "
+                          "(local or cassandra)")

@@ -213,3 +213,6 @@ class ModelRegistry(ABC):
     @abstractmethod
     def report(self, version: str) -> dict:
         """The training report of a version ({} when it has none)."""
+
+    def close(self) -> None:
+        """Release resources (a connection); nothing for a registry of files."""

@@ -2,7 +2,8 @@
 
 Each version is Splink's model JSON exactly as ``save_model_to_json`` writes it (so
 ``Linker(df, "model-v0003.json")`` loads it), plus ``model-vNNNN.report.json`` with the
-training report. Versions only grow; a saved version is never rewritten. Links record the
+training report. Versions only grow; a saved version is never rewritten: each is claimed
+first by creating ``.model-vNNNN.claim`` exclusively (removed once the model is there). Links record the
 version that produced them (``probabilistic:v0003``).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from idgraph.coordination.base import ModelRegistry
 from idgraph.core.errors import NotFoundError
-from idgraph.core.private_files import make_private_dir, open_private
+from idgraph.core.private_files import make_private_dir, open_private, open_private_fd
 from idgraph.resolver.probabilistic.training import TrainingReport
 
 _NAME = re.compile(r"model-(v\d{4,})\.json")
@@ -43,8 +44,7 @@ class DirectoryModelRegistry(ModelRegistry):
         """Store a new version; returns its name (``v0001``, ``v0002``...)."""
         # owner-only, as everything in the data dir: models are fitted on personal data
         make_private_dir(self.directory)
-        latest = self.latest()
-        version = f"v{(int(latest[1:]) if latest else 0) + 1:04d}"
+        version = self._claim()
         tmp = self.directory / f".model-{version}.json.tmp"
         with open_private(tmp, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(model, indent=2))
@@ -54,7 +54,32 @@ class DirectoryModelRegistry(ModelRegistry):
                           encoding="utf-8") as fh:
             fh.write(json.dumps(meta, indent=2))
         os.replace(tmp, self.path(version))  # the model file appears last, complete
+        self._claim_path(version).unlink()  # the model file holds the version now
         return version
+
+    def _claim(self) -> str:
+        """The next version no other process claimed: ``.model-vNNNN.claim`` created
+        exclusively while the version has no model file (removed once it has one). Two
+        processes saving at once get two versions; one that died after its claim leaves
+        a gap, never a rewritten version."""
+        latest = self.latest()
+        number = (int(latest[1:]) if latest else 0) + 1
+        while True:
+            version = f"v{number:04d}"
+            claim = self._claim_path(version)
+            try:
+                os.close(open_private_fd(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                number += 1
+                continue
+            if self.path(version).exists():  # saved (and its claim removed) meanwhile
+                claim.unlink()
+                number += 1
+                continue
+            return version
+
+    def _claim_path(self, version: str) -> Path:
+        return self.directory / f".model-{version}.claim"
 
     def load(self, version: str | None = None) -> tuple[str, dict]:
         """``(version, model dict)``; the newest when ``version`` is None."""

@@ -171,17 +171,18 @@ class SqliteReviewQueue(ReviewQueue):
         refused (:class:`ReviewStateError`)."""
         review = self.get(review_id, regions)
         wanted = "accepted" if accept else "rejected"
+        if review.status == "open":
+            with self._db:
+                self._db.execute(
+                    "UPDATE reviews SET status = ?, decided_at = ?, decided_by = ?, note = ?"
+                    " WHERE review_id = ? AND status = 'open'",
+                    (wanted, time.time(), decided_by[:200], note[:1000], review_id))
+            # another process may have decided it in between: its decision stands
+            review = self.get(review_id)
         if review.status == wanted or (accept and review.status == "applied"):
             return review
-        if review.status != "open":
-            raise ReviewStateError(
-                f"review {review_id} is already {review.status}; a decision is final")
-        with self._db:
-            self._db.execute(
-                "UPDATE reviews SET status = ?, decided_at = ?, decided_by = ?, note = ?"
-                " WHERE review_id = ? AND status = 'open'",
-                (wanted, time.time(), decided_by[:200], note[:1000], review_id))
-        return self.get(review_id)
+        raise ReviewStateError(
+            f"review {review_id} is already {review.status}; a decision is final")
 
     def mark_applied(self, review_ids: Iterable[str]) -> None:
         with self._db:

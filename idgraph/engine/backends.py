@@ -9,7 +9,10 @@ these functions; below this module every component takes its backends as argumen
 * :func:`open_reader_store`, :func:`open_queries`: the read-only store of the regions this
   process serves, and the profile queries over it;
 * :func:`open_graph_view`: a read-only view of the graph (Explain);
-* :func:`open_review_queue`: the review queue, if the data dir has one;
+* :func:`open_review_queue`, :func:`open_model_registry`: the review queue (if a writer
+  created it) and the model registry of the coordination backend
+  (``EngineSettings.coordination()``: the data dir's files, or Cassandra's global
+  keyspace, shared by every machine);
 * :func:`open_segment_catalog`: the store's segment definitions, for changes (a server
   or the CLI defines segments through it while its profile store is read-only);
 * :func:`open_privacy`: the privacy ledger and the suppression key (writers check and
@@ -23,11 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from idgraph.coordination import (
-    ModelRegistry,
-    ReviewQueue,
-    open_model_registry,
-)
+from idgraph.coordination import ModelRegistry, ReviewQueue
+from idgraph.coordination import open_model_registry as _open_model_registry
 from idgraph.coordination import open_review_queue as _open_review_queue
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.settings import EngineSettings
@@ -48,6 +48,7 @@ from idgraph.resolver.normalize import Normalizer
 __all__ = [
     "WriterBackends",
     "open_graph_view",
+    "open_model_registry",
     "open_privacy",
     "open_queries",
     "open_reader_store",
@@ -78,7 +79,10 @@ class WriterBackends:
                 try:
                     self.reviews.close()
                 finally:
-                    self.ledger.close()
+                    try:
+                        self.models.close()
+                    finally:
+                        self.ledger.close()
 
 
 def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[str]) -> WriterBackends:
@@ -90,16 +94,18 @@ def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[st
     try:
         ledger, keys = open_privacy(settings)
         opened.append(ledger)
-        reviews = _open_review_queue(settings.data_dir)
+        reviews = _open_review_queue(settings.data_dir, backend=settings.coordination(),
+                                     cassandra=settings.cassandra)
         opened.append(reviews)
+        models = open_model_registry(settings)
+        opened.append(models)
         graph = create_graph(settings.graph_backend, settings.data_dir, shareable_types,
                              neo4j=settings.neo4j)
     except BaseException:
         for part in reversed(opened):
             part.close()
         raise
-    return WriterBackends(graph, store, reviews, open_model_registry(settings.data_dir),
-                          ledger, keys)
+    return WriterBackends(graph, store, reviews, models, ledger, keys)
 
 
 def open_privacy(settings: EngineSettings) -> tuple[PrivacyLedger, SuppressionKeys]:
@@ -133,8 +139,15 @@ def open_graph_view(settings: EngineSettings) -> GraphView:
 
 
 def open_review_queue(settings: EngineSettings) -> ReviewQueue | None:
-    """The review queue of the data dir, or None before a writer created it."""
-    return _open_review_queue(settings.data_dir, create=False)
+    """The review queue of the coordination backend, or None before a writer created it."""
+    return _open_review_queue(settings.data_dir, create=False, backend=settings.coordination(),
+                              cassandra=settings.cassandra)
+
+
+def open_model_registry(settings: EngineSettings) -> ModelRegistry:
+    """The model registry of the coordination backend."""
+    return _open_model_registry(settings.data_dir, backend=settings.coordination(),
+                                cassandra=settings.cassandra)
 
 
 def open_segment_catalog(settings: EngineSettings) -> SegmentCatalog:

@@ -4,6 +4,12 @@ It owns the model registry (trained Splink models), the review queue (pairs betw
 two thresholds) and the real-time :class:`~idgraph.resolver.probabilistic.matcher.Matcher` with
 its candidate index. The index is built from the store the first time a batch needs it,
 so commands that never ingest never pay for it.
+
+Models trained elsewhere. A writer that follows the newest model (no
+``matching.model_version`` pinned) asks the registry for its newest version before
+scoring each batch (:meth:`MatchingService.refresh_model`: one read) and loads it when it
+changed, so a model saved on any machine (a shared registry) or by another process is
+scored with from every writer's next batch.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class MatchingService:
         self.store = store
         self.matcher: Matcher | None = None
         self._index_ready = False
+        self._seen_version: str | None = None
+        """The registry's newest version when the model was last loaded."""
+        self._suspended = False
 
     def load_model(self) -> str | None:
         """(Re)load the configured model; the candidate index is rebuilt from the store
@@ -63,13 +72,16 @@ class MatchingService:
         """
         cfg = self.settings
         self.matcher = None
+        self._suspended = False
         if not cfg.enabled:
             return None
         if cfg.model_version:
             version, model = self.models.load(cfg.model_version)
         elif (latest := self.models.latest()) is not None:
+            self._seen_version = latest
             version, model = self.models.load(latest)
         else:
+            self._seen_version = None
             return None
         from idgraph.resolver.probabilistic.scorer import RealtimeScorer
 
@@ -83,6 +95,21 @@ class MatchingService:
     def suspend(self) -> None:
         """Score nothing until the next :meth:`load_model` (a batch pass scores instead)."""
         self.matcher = None
+        self._suspended = True
+
+    def refresh_model(self) -> str | None:
+        """Load the registry's newest model when it is not the one loaded (another machine
+        or process saved one); one read of :meth:`ModelRegistry.latest`. Does nothing
+        when matching is off, a version is pinned (``matching.model_version``) or scoring
+        is suspended. Returns the version in use (None: no model)."""
+        cfg = self.settings
+        if cfg.enabled and not cfg.model_version and not self._suspended:
+            newest = self.models.latest()
+            if newest != self._seen_version:
+                log.info("model %s saved since %s: loading it", newest,
+                         self._seen_version or "none")
+                return self.load_model()
+        return self.matcher.version if self.matcher is not None else None
 
     def matching_rows(self) -> Iterator[tuple[str, dict | None]]:
         """``(record key, matching row)`` of every stored record, in key order (a row is
@@ -96,7 +123,9 @@ class MatchingService:
     def match(self, keys: list[str], states: dict[str, StoredRecord],
               fresh: list[IdentityRecord]) -> tuple[GraphChanges, MatchPlan] | None:
         """Score the batch's records against their candidates and apply the links the
-        model decides to the graph; None when there is no model or nothing changed."""
+        model decides to the graph; None when there is no model or nothing changed. The
+        newest model is loaded first when it changed (:meth:`refresh_model`)."""
+        self.refresh_model()
         matcher = self.matcher
         if matcher is None:
             return None

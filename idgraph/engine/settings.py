@@ -50,6 +50,12 @@ class EngineSettings(Section):
     profile_store_backend: Literal["sqlite", "cassandra"] = "sqlite"
     """``sqlite``: embedded, in ``data_dir``. ``cassandra``: per-region keyspaces
     (``cassandra.*``)."""
+    coordination_backend: Literal["local", "cassandra"] | None = None
+    """Where the review queue and the model registry live. ``local``: files in
+    ``data_dir`` (one machine's). ``cassandra``: the global keyspace of the ``cassandra.*``
+    cluster, shared by the writers and servers of every machine. None (the default):
+    ``cassandra`` when ``profile_store_backend`` is ``cassandra``, else ``local``. The
+    writers' turns stay in ``data_dir`` either way."""
     ingest_batch_size: int = Field(default=20_000, ge=1)
     """Records per atomic batch. Larger batches commit less often and coalesce writes to the
     same record: 2k -> 9.0k, 5k -> 10.9k, 20k -> 12.8k records/s at 100k (plateau after)."""
@@ -64,6 +70,12 @@ class EngineSettings(Section):
     privacy: PrivacySettings = PrivacySettings()
     writer_turn_wait_seconds: float = Field(default=120.0, gt=0)
     """How long a writer waits for another writer of the same data dir to end its turn."""
+
+    def coordination(self) -> str:
+        """The coordination backend in use (``coordination_backend`` resolved)."""
+        if self.coordination_backend is not None:
+            return self.coordination_backend
+        return "cassandra" if self.profile_store_backend == "cassandra" else "local"
 
     @field_validator("data_dir")
     @classmethod
