@@ -38,6 +38,11 @@ class CatchUp:
     """Records they wrote; None when unknown (pruned feed, first turn after a crash)."""
     crashed: bool = False
     """A turn was left open: its writer died inside it, so the store may lag the graph."""
+    token: int | None = None
+    """The turn's fencing token (its number; newer turns have larger ones), which the
+    writer hands to the store and graph it writes so they refuse it once a newer turn
+    wrote (:meth:`idgraph.profile_store.ProfileStore.fence`); None from turns that need
+    no fence (one machine's file lock)."""
 
 
 class WriterCoordination(ABC):
@@ -49,7 +54,8 @@ class WriterCoordination(ABC):
     @abstractmethod
     def begin(self) -> CatchUp:
         """Wait for the turn (raises BackendError after the configured wait), open it, and
-        say what other writers did since this writer's last turn."""
+        say what other writers did since this writer's last turn (and the turn's fencing
+        token, where the backend gives one)."""
 
     @abstractmethod
     def end(self, record_keys: Iterable[str]) -> None:

@@ -63,6 +63,8 @@ POINTS: dict[str, str] = {
                        "in-flight pointers are written, the journals not",
     "journal.begun": "step 1 done: the pending batch row and its journals are written, "
                      "the batch is not committed",
+    "journal.fenced": "step 2 in progress (fenced writers): the fence passed with this "
+                      "writer's token, the batch row still says pending",
     "journal.committed": "step 2 done: the batch is committed, none of its rows written",
     "journal.applying": "step 3 in progress: half the batch's rows are written, the rest "
                         "not (armed, the rows are sent in two rounds)",

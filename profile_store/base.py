@@ -346,6 +346,13 @@ class ProfileStore(ProfileReader, ChangeOutbox, DriverErrorBoundary):
     def write(self, batch: StoreBatch) -> None:
         """Apply ``batch`` atomically. Raises ResidencyError if a row's region is not served."""
 
+    def fence(self, token: int | None) -> None:
+        """Writes from now on carry the writer's fencing token (its turn number, from
+        :attr:`idgraph.coordination.CatchUp.token`; None: none). A store that writers on
+        several machines share refuses (BackendError) a write whose token is older than
+        one a write already carried: a writer that lost its turn cannot commit. A store
+        only one machine writes, under a file lock, needs none: the default ignores it."""
+
     @abstractmethod
     def unprocessed(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of ``event_ids`` not yet recorded as processed."""

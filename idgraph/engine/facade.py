@@ -110,6 +110,8 @@ class Engine:
                 # backends are created and the graph replayed inside a turn: no other
                 # writer initialises a file or appends meanwhile
                 backends = self.backends = open_backends(settings, self.planner.shareable_types())
+                backends.store.fence(self.session.token)  # this first turn's, from now on
+                self.session.fence = backends.store.fence
                 self.queries = ProfileQueries(backends.store, self.normalizer,
                                               settings.survivorship)
                 self.segments = MembershipMaintainer(

@@ -28,6 +28,10 @@ class WriterSession:
         """Applies what other writers did; set by the owner once its parts exist."""
         self.abandon: Callable[[], None] = lambda: None
         """Drops state a failed turn may have left half-applied."""
+        self.fence: Callable[[int | None], None] = lambda _token: None
+        """Hands the turn's fencing token to the backends; set by the owner."""
+        self.token: int | None = None
+        """The fencing token of the turn held now (None: none, or no turn)."""
 
     def record_written(self, record_keys: Iterable[str]) -> None:
         """Note records this turn stored or deleted (published when the turn ends)."""
@@ -43,7 +47,9 @@ class WriterSession:
         failpoint("writer.turn.begun")
         self._in_turn = True
         self._written = set()
+        self.token = catch.token
         try:
+            self.fence(catch.token)
             if catch.foreign_turns:
                 self.catch_up(catch)
             yield
@@ -56,6 +62,7 @@ class WriterSession:
             failpoint("writer.turn.ended")
         finally:
             self._in_turn = False
+            self.token = None
 
     def erase(self, record_keys: Iterable[str]) -> int:
         """Remove forgotten record keys from the turn feed (they are not published by this

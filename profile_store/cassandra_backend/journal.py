@@ -34,11 +34,23 @@ travel in a region's journal and are applied in the global keyspace, before the 
 event IDs are recorded (at a later timestamp: an ID both erased and processed by a batch
 ends up processed, as in SQLite).
 
+Fencing (writers on several machines, :mod:`idgraph.coordination.cassandra_backend.turns`).
+With a fencing token set (:meth:`Journal.fence`, the writer's turn number), the commit
+point is first a lightweight transaction on the one ``writer_fence`` row: ``fence = T,
+last_batch = B IF fence = F``, where ``F`` is the newest token seen (a refusal returns the
+current one, and it is tried again while that is not above ``T``). A writer whose token is
+older than one a commit already carried (it stalled and lost its turn to a newer writer)
+is refused there, before anything of its batch is visible: BackendError, and the pending
+batch is discarded by recovery. Recovery counts a pending batch as committed when the
+fence row's ``last_batch`` names it (a crash between the transaction and the batch row
+update); a newer commit overwrites ``last_batch`` only after the newer writer's own
+recovery of the regions it serves.
+
 Limits: readers in other processes may see a batch half-applied until the writer has
 finished or recovered it (as with Cassandra's own logged batches); recovering a committed
 batch needs a store serving all the regions it touched (it says so with BackendError);
 write timestamps assume writers of the same profiles take turns (the engine's writer
-turns) on clocks that agree. Writes and recovery take turns on :attr:`Journal.lock`.
+turns, fenced as above) on clocks that agree. Writes and recovery take turns on :attr:`Journal.lock`.
 
 Codec. A region's mutations are stored as JSON compressed with zlib, not pickle (the
 journal is read back from the database): each mutation is ``[statement code, [values]]``,
@@ -69,6 +81,7 @@ JOURNAL_PART_BYTES = 512 * 1024  # well below half the smallest commit log segme
 PENDING_BATCH_TTL = 30 * 86_400  # a batch row that never committed disappears by itself
 INFLIGHT = "inflight"  # the ``meta`` row pointing at a region's batch in flight
 PENDING, COMMITTED = "pending", "committed"
+FENCE = "writers"  # the one fence row of a deployment
 
 Plan = dict[str, list[Mutation]]
 """A planned batch: the mutations of each region it touches."""
@@ -112,6 +125,15 @@ class Journal:
         self._regions = regions
         self._next_ts = next_ts
         self._needs_recovery = writable
+        self._token: int | None = None
+        self._fence_seen = 0  # the newest fence value this journal has read
+
+    def fence(self, token: int | None) -> None:
+        """Commits from now on carry fencing token ``token`` (module docstring); None:
+        unfenced (a single writer, or turns that need no fence)."""
+        if token is not None and self._token is None:
+            self._db.run([(None, "fence_seed", (FENCE,))], "fence")
+        self._token = token
 
     # ------------------------------------------------------------------ writing
 
@@ -143,10 +165,31 @@ class Journal:
         failpoint("journal.begun")
 
     def commit(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes]) -> None:
-        """Step 2, the commit point: the batch row says ``committed``."""
+        """Step 2, the commit point: the fence passed (when fenced), the batch row says
+        ``committed``."""
+        if self._token is not None:
+            self._pass_fence(batch_id, self._token)
         self._db.run([(None, "batch_put", (batch_id, COMMITTED, ",".join(sorted(plan)),
                                            b"".join(events), 0))], "write (commit)")
         failpoint("journal.committed")
+
+    def _pass_fence(self, batch_id: uuid.UUID, token: int) -> None:
+        """The fenced commit: ``fence = token IF fence = <newest seen>``, until applied or
+        the fence is above ``token`` (BackendError: this writer lost its turn)."""
+        while True:
+            if self._fence_seen > token:
+                raise BackendError(
+                    f"profile store: write refused: turn {self._fence_seen} of another "
+                    f"writer committed after this writer's turn {token} began (this writer "
+                    "lost its turn); the batch is not stored")
+            row = self._db.run([(None, "fence_commit", (token, batch_id, FENCE,
+                                                        self._fence_seen))],
+                               "write (fence)")[0][0]
+            if row[0]:  # applied
+                self._fence_seen = token
+                failpoint("journal.fenced")
+                return
+            self._fence_seen = row[1] if row[1] is not None else 0
 
     def finish(self, batch_id: uuid.UUID, plan: Plan, events: list[bytes],
                regions: list[str]) -> None:
@@ -231,6 +274,11 @@ class Journal:
             self._needs_recovery = False
             return found
 
+    def _fence_names(self, batch_id: uuid.UUID) -> bool:
+        """Whether the fence row's ``last_batch`` is ``batch_id``."""
+        rows = self._db.run([(None, "fence_last", (FENCE,))], "recover")[0]
+        return bool(rows) and rows[0][0] == batch_id
+
     def _recover_batch(self, batch_id: uuid.UUID, pointing: list[str]) -> int:
         row = self._db.run([(None, "batch", (batch_id,))], "recover")[0]
         if not row:  # finished (or expired while pending): drop any journal left behind
@@ -240,6 +288,8 @@ class Journal:
         regions = [r for r in (regions_text or "").split(",") if r]
         events = [events_blob[i:i + 16] for i in range(0, len(events_blob or b""), 16)]
         unserved = sorted(set(regions) - self._regions)
+        if state != COMMITTED and self._fence_names(batch_id):
+            state = COMMITTED  # the fenced commit landed, the batch row update did not
         if state != COMMITTED:
             self._db.run([(r, "journal_delete", (r, batch_id)) for r in regions
                           if r in self._regions], "recover (discard)")

@@ -59,7 +59,8 @@ The keyspace ``{keyspace_prefix}_global`` holds no personal data: ``processed_ev
 the regions a batch touches and those hashes) and ``segment_catalog`` (segment
 definitions, one partition: the catalog version row ``('c', '', 0)``, the current version
 of each name ``('h', name, 0)`` and every version ``('v', name, version)``, so a define is
-one conditional batch on one partition). It is replicated to every data centre of
+one conditional batch on one partition) and ``writer_fence`` (the newest fencing token a
+commit carried: :mod:`.journal`). It is replicated to every data centre of
 ``region_datacenters`` so a writer in any of them dedupes at its local quorum.
 
 Deleted rows and ``gc_grace_seconds``. No table sets ``gc_grace_seconds``, so every table
@@ -86,7 +87,7 @@ from idgraph.core.errors import ConfigError
 REGION_TABLES = ("profiles", "records", "profile_links", "identifiers", "history", "outbox",
                  "journal", "meta", "memberships", "segment_members", "segment_deadlines",
                  "segment_log", "segment_builds")
-GLOBAL_TABLES = ("processed_events", "batches", "segment_catalog")
+GLOBAL_TABLES = ("processed_events", "batches", "segment_catalog", "writer_fence")
 MEMBER_SHARDS = 8
 """Partitions the members of one segment in one region are spread over (by CRC-32 of the
 profile ID): a segment of millions stays out of a single wide partition. Part of the
@@ -147,6 +148,10 @@ GLOBAL_DDL = {
     "segment_catalog": "CREATE TABLE IF NOT EXISTS {ks}.segment_catalog (part int, kind text,"
                        " name text, version int, value bigint, doc blob,"
                        " PRIMARY KEY ((part), kind, name, version))",
+    # the writers' fence (:mod:`.journal`): the newest fencing token a commit carried, and
+    # the batch it committed; one row, overwritten (no tombstones)
+    "writer_fence": "CREATE TABLE IF NOT EXISTS {ks}.writer_fence (name text PRIMARY KEY,"
+                    " fence bigint, last_batch timeuuid)",
 }
 
 # -- mutations: the statements a batch is made of (journaled, then applied) --------------
@@ -341,6 +346,10 @@ GLOBAL_QUERIES: dict[str, str] = {
                  " VALUES (?, ?, ?, ?) USING TTL ?",
     "batch": "SELECT state, regions, events FROM {ks}.batches WHERE batch_id = ?",
     "batch_delete": "DELETE FROM {ks}.batches WHERE batch_id = ?",
+    "fence_seed": "INSERT INTO {ks}.writer_fence (name, fence) VALUES (?, 0) IF NOT EXISTS",
+    "fence_commit": "UPDATE {ks}.writer_fence SET fence = ?, last_batch = ? WHERE name = ?"
+                    " IF fence = ?",
+    "fence_last": "SELECT last_batch FROM {ks}.writer_fence WHERE name = ?",
     # segment definitions (:mod:`.segment_catalog`)
     "catalog": "SELECT kind, name, value, doc FROM {ks}.segment_catalog WHERE part = 0"
                " AND kind < 'v'",

@@ -263,6 +263,12 @@ class CassandraProfileStore(ProfileStore):
                 f"profile store: {operation}: region {region!r} is not served by this store "
                 f"(serves {sorted(self.regions)})")
 
+    def fence(self, token: int | None) -> None:
+        """Commits carry ``token`` through the journal's fence (:mod:`.journal`)."""
+        self._require_writable()
+        with self._journal.lock:
+            self._journal.fence(token)
+
     def write(self, batch: StoreBatch) -> None:
         """Apply ``batch`` atomically through the redo journal (module docstring)."""
         self._require_writable()

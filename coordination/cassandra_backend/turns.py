@@ -1,0 +1,313 @@
+"""Writer turns across machines: a lease with a fencing token, and the turn feed, in
+Cassandra's global keyspace (``{prefix}_global``, replicated to every data centre).
+
+==================  ========================  =============================================
+table               primary key               columns
+==================  ========================  =============================================
+``writer_lease``    ``((name))``              ``turn`` (the last turn handed out),
+                                              ``owner``, ``expires_at`` (holder's clock, s)
+``writer_turns``    ``((name), turn)``        ``writer``, ``state`` (open | closed),
+                                              ``record_keys`` (JSON list; null: unknown)
+==================  ========================  =============================================
+
+**The lease.** A writer takes the turn by a lightweight transaction (Paxos, ``SERIAL``:
+across every data centre, so two machines anywhere cannot both win) on the one lease row:
+``UPDATE ... SET turn = T+1, owner = me, expires_at = now + lease IF turn = T``, tried
+when the row shows no owner, an expired lease, or this writer. The new token is the
+turn's number and its **fencing token**. While the turn is open a thread renews the lease
+(``IF turn = T+1``) every third of ``lease_seconds``; the turn ends by releasing it
+(``owner = null IF turn = T+1``). A writer that dies holding the lease blocks the others
+for at most ``lease_seconds`` (measured on the next writer's clock: clocks only need to
+agree to well within the lease).
+
+**Fencing.** A lease alone is not safe: a writer that stalls (a long GC pause, SIGSTOP, a
+partition) can wake up after its lease expired and another writer took the turn, and go
+on writing. So the token is handed to the store and the graph
+(:attr:`CatchUp.token`), which refuse a write carrying a token older than the newest they
+have seen (the Cassandra store's commit point is a transaction ``IF fence <= T``: see
+:mod:`idgraph.profile_store.cassandra_backend.journal`). The stalled writer's batch then
+fails before its commit point and is delivered again: the lease decides who *should*
+write, the fence decides whose writes *count* (Kleppmann, "How to do distributed locking").
+
+**The feed.** Each turn inserts its row *open* (under the lease, with its token as the
+turn number) and closes it with the keys of the records it wrote, as the local feed
+(:mod:`idgraph.coordination.local.turns`) does; a writer catching up reads the rows after
+its last turn. A row still open at the next turn means its writer died inside the turn:
+the next writer reconciles. The newest ``KEEP_TURNS`` rows are kept.
+
+Availability: the lease needs a quorum of the global keyspace's replicas in every data
+centre (``SERIAL``). With a data centre down, writers wait (at most ``wait_seconds``, then
+BackendError: the stream retries the batch) rather than risk two writers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from idgraph.coordination.base import CatchUp, WriterCoordination
+from idgraph.core.errors import BackendError
+from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.connection import (
+    backend_error,
+    connect,
+    driver_error_types,
+    ensure_schema,
+    global_replication,
+)
+from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
+
+WHAT = "writer turns"
+LEASE = "writers"  # the one lease (and feed) of a deployment
+KEEP_TURNS = 10_000
+
+DDL = {
+    "writer_lease": "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (name text PRIMARY KEY, "
+                    "turn bigint, owner text, expires_at double)",
+    "writer_turns": "CREATE TABLE IF NOT EXISTS {ks}.writer_turns (name text, turn bigint, "
+                    "writer text, state text, record_keys blob, PRIMARY KEY (name, turn))",
+}
+
+
+class _Busy(Exception):
+    """The lease is held by another writer (retried until ``wait_seconds``)."""
+
+
+class CassandraWriterTurns(WriterCoordination):
+    """Lease, fencing token and turn feed in the global keyspace (module docstring).
+
+    ``clock`` is this writer's wall clock (tests replace it). One instance per writer
+    process; not re-entrant.
+    """
+
+    def __init__(self, settings: CassandraSettings, wait_seconds: float = 120.0,
+                 lease_seconds: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+        self.writer_id = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.wait_seconds = wait_seconds
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._ks = q.global_keyspace(settings.keyspace_prefix)
+        self._errors = driver_error_types()
+        self._cluster, self._session = connect(settings, [])
+        self._token: int | None = None  # the held turn's token
+        self._unknown = False  # an erase in this turn: end() names no keys
+        self._renewer: threading.Thread | None = None
+        self._stop_renewing = threading.Event()
+        self.lost = threading.Event()
+        """Set when a renewal found the lease taken: this turn's writes will be fenced."""
+        self.renewals = 0
+        try:
+            ensure_schema(self._cluster, self._session,
+                          [(None, self._ks, DDL, global_replication(settings))],
+                          readonly=False, what=WHAT)
+            self._prepare()
+            self._run("open", self._seed, (LEASE,))
+            self._last = self._start_position()
+        except BaseException as exc:
+            self._cluster.shutdown()
+            if isinstance(exc, self._errors):
+                raise backend_error("open", None, exc, WHAT) from exc
+            raise
+
+    def _prepare(self) -> None:
+        from cassandra import ConsistencyLevel
+
+        ks, prepare = self._ks, self._session.prepare
+        self._seed = prepare(f"INSERT INTO {ks}.writer_lease (name, turn, expires_at) "
+                             "VALUES (?, 0, 0) IF NOT EXISTS")
+        self._read_lease = prepare(f"SELECT turn, owner, expires_at FROM {ks}.writer_lease "
+                                   "WHERE name = ?")
+        self._read_lease.consistency_level = ConsistencyLevel.SERIAL
+        self._take = prepare(f"UPDATE {ks}.writer_lease SET turn = ?, owner = ?, "
+                             "expires_at = ? WHERE name = ? IF turn = ?")
+        self._renew = prepare(f"UPDATE {ks}.writer_lease SET expires_at = ? WHERE name = ? "
+                              "IF turn = ?")
+        self._release_lease = prepare(f"UPDATE {ks}.writer_lease SET owner = null, "
+                                      "expires_at = 0 WHERE name = ? IF turn = ?")
+        for stmt in (self._seed, self._take, self._renew, self._release_lease):
+            stmt.serial_consistency_level = ConsistencyLevel.SERIAL
+        self._put_turn = prepare(f"INSERT INTO {ks}.writer_turns (name, turn, writer, state) "
+                                 "VALUES (?, ?, ?, 'open')")
+        self._close_turn = prepare(f"UPDATE {ks}.writer_turns SET state = 'closed', "
+                                   "record_keys = ? WHERE name = ? AND turn = ?")
+        self._feed = prepare(f"SELECT turn, writer, state, record_keys FROM {ks}.writer_turns "
+                             "WHERE name = ? AND turn > ?")
+        self._open_turns = prepare(f"SELECT turn FROM {ks}.writer_turns WHERE name = ? "
+                                   "AND turn > ? AND turn < ?")
+        self._prune = prepare(f"DELETE FROM {ks}.writer_turns WHERE name = ? AND turn = ?")
+        self._keyed = prepare(f"SELECT turn, record_keys FROM {ks}.writer_turns "
+                              "WHERE name = ?")
+        self._mark_unknown = prepare(f"UPDATE {ks}.writer_turns SET record_keys = ? "
+                                     "WHERE name = ? AND turn = ?")
+        self._close_open = prepare(f"UPDATE {ks}.writer_turns SET state = 'closed' "
+                                   "WHERE name = ? AND turn = ?")
+
+    def _run(self, operation: str, statement: Any, values: tuple) -> list:
+        try:
+            return list(self._session.execute(statement, values))
+        except self._errors as exc:
+            raise backend_error(operation, None, exc, WHAT) from exc
+
+    def _start_position(self) -> int:
+        """A new writer has seen everything up to the last turn handed out (it starts from
+        a full replay), except turns still open: their writers died, so it reconciles."""
+        token = self._run("open", self._read_lease, (LEASE,))[0][0] or 0
+        rows = self._run("open", self._feed, (LEASE, max(0, token - KEEP_TURNS)))
+        open_turns = [turn for turn, _w, state, _k in rows if state == "open"]
+        return min(open_turns) - 1 if open_turns else token
+
+    # ------------------------------------------------------------------ the lease
+
+    @property
+    def token(self) -> int | None:
+        """The fencing token of the turn held now (None: no turn)."""
+        return self._token
+
+    def begin(self) -> CatchUp:
+        """Take the lease (waiting at most ``wait_seconds``), open a turn, and say what
+        other writers did since this writer's last turn; ``CatchUp.token`` fences the
+        turn's writes."""
+        if self._token is not None:
+            raise RuntimeError("writer turns: a turn is already open in this process")
+        waiting = Retrying(retry=retry_if_exception_type(_Busy),
+                           wait=wait_exponential(multiplier=0.005, max=0.25),
+                           stop=stop_after_delay(self.wait_seconds), reraise=True)
+        try:
+            token = waiting(self._try_take)
+        except _Busy:
+            raise BackendError(f"writer turns: another writer held the turn for more than "
+                               f"{self.wait_seconds:.0f} s") from None
+        self._token = token
+        self.lost.clear()
+        self._start_renewing(token)
+        try:
+            self._run("open a turn", self._put_turn, (LEASE, token, self.writer_id))
+            catch = self._read_feed(token)
+        except BaseException:
+            self._release()
+            raise
+        catch.token = token
+        return catch
+
+    def _try_take(self) -> int:
+        token, owner, expires_at = self._run("take the turn", self._read_lease, (LEASE,))[0]
+        now = self._clock()
+        if owner is not None and owner != self.writer_id and (expires_at or 0) > now:
+            raise _Busy
+        applied = self._run("take the turn", self._take,
+                            (token + 1, self.writer_id, now + self.lease_seconds, LEASE,
+                             token))[0][0]
+        if not applied:
+            raise _Busy  # another writer took it between the read and the update
+        return token + 1
+
+    def _start_renewing(self, token: int) -> None:
+        self._stop_renewing = stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease_seconds / 3):
+                try:
+                    applied = self._run("renew the turn", self._renew,
+                                        (self._clock() + self.lease_seconds, LEASE, token))[0][0]
+                except BackendError:
+                    continue  # tried again at the next period; fencing keeps it safe
+                if not applied:
+                    self.lost.set()
+                    return
+                self.renewals += 1
+
+        self._renewer = threading.Thread(target=renew, name="idgraph-lease", daemon=True)
+        self._renewer.start()
+
+    def _release(self) -> None:
+        """Stop renewing and give the lease back (if still ours)."""
+        token, self._token = self._token, None
+        self._stop_renewing.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        if token is not None:
+            try:
+                self._run("release the turn", self._release_lease, (LEASE, token))
+            except BackendError:
+                pass  # the lease expires by itself
+
+    # ------------------------------------------------------------------ the feed
+
+    def end(self, record_keys: Iterable[str]) -> None:
+        """Close the turn with the keys it wrote (null after an :meth:`erase`), release
+        the lease."""
+        keys = None if self._unknown else sorted(record_keys)
+        self._unknown = False
+        token = self._token
+        try:
+            self._run("close the turn", self._close_turn, (orjson.dumps(keys), LEASE, token))
+            self._last = token
+            if token % 1000 == 0:
+                for turn in range(max(1, token - KEEP_TURNS - 1000), token - KEEP_TURNS + 1):
+                    self._run("prune the feed", self._prune, (LEASE, turn))
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Release the lease leaving the turn open: the next turn reconciles."""
+        self._last = (self._token or 1) - 1
+        self._unknown = False
+        self._release()
+
+    def close(self) -> None:
+        if self._token is not None:
+            self.abort()
+        self._cluster.shutdown()
+
+    def erase(self, record_keys: Iterable[str]) -> int:
+        gone = set(record_keys)
+        if not gone:
+            return 0
+        rewritten = 0
+        for turn, keys in self._run("erase from the feed", self._keyed, (LEASE,)):
+            named = orjson.loads(keys) if keys is not None else None
+            if named and gone.intersection(named):
+                self._run("erase from the feed", self._mark_unknown,
+                          (orjson.dumps(None), LEASE, turn))
+                rewritten += 1
+        self._unknown = True
+        return rewritten
+
+    def _read_feed(self, token: int) -> CatchUp:
+        rows = [r for r in self._run("catch up", self._feed, (LEASE, self._last))
+                if r[0] < token]
+        catch = CatchUp(record_keys=set())
+        expected = self._last + 1
+        for turn, writer, state, keys in rows:
+            if turn != expected:
+                catch.record_keys = None  # a gap: pruned, or a turn that never opened
+            expected = turn + 1
+            if state == "open":
+                catch.crashed = True
+                catch.record_keys = None
+                self._run("catch up", self._close_open, (LEASE, turn))
+            if writer != self.writer_id or state == "open":
+                catch.foreign_turns += 1
+            if catch.record_keys is not None and keys is not None:
+                # no cell: a crashed turn closed by the writer that reconciled it (that
+                # reconciliation is what the reader needed); JSON null: a forget's turn
+                named = orjson.loads(keys)
+                if named is None:
+                    catch.record_keys = None
+                else:
+                    catch.record_keys.update(named)
+        if expected != token:
+            # turns handed out but never opened (a writer died between taking the lease
+            # and opening its row): nothing says what they did
+            catch.crashed = catch.crashed or expected < token
+            catch.record_keys = None if expected < token else catch.record_keys
+            catch.foreign_turns += token - expected
+        return catch

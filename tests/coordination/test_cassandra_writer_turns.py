@@ -1,0 +1,236 @@
+"""Writer turns across machines (:mod:`idgraph.coordination.cassandra_backend.turns`) on the
+real two-data-centre Cassandra cluster the suite starts: two instances are two machines.
+
+One writer at a time; the next learns what the previous wrote; a turn left open (a crash)
+makes the next writer reconcile; a writer that dies holding the lease blocks the others
+for at most the lease; the lease is renewed while a turn runs; and a writer paused
+(SIGSTOP) past its lease, while another took the turn and wrote, cannot commit when it
+wakes: the store's fence refuses its token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from idgraph.coordination.cassandra_backend.turns import CassandraWriterTurns
+from idgraph.core.errors import BackendError
+from idgraph.profile_store import create_store
+from idgraph.profile_store.cassandra_backend import schema as q
+from tests.profile_store.cassandra_testing import (
+    admin_session,
+    cassandra_settings,
+    drop_keyspaces,
+    fresh_prefix,
+)
+from tests.profile_store.store_builders import rec, seed
+
+pytestmark = pytest.mark.slow
+
+WRITER = Path(__file__).with_name("fenced_writer.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def settings(cassandra_cluster):
+    prefix = fresh_prefix("wt")
+    cfg = cassandra_settings(cassandra_cluster, prefix)
+    CassandraWriterTurns(cfg).close()  # creates the tables
+    create_store("cassandra", Path("."), ["eu"], cassandra=cfg).close()
+    yield cfg
+    drop_keyspaces(cassandra_cluster, prefix)
+
+
+@pytest.fixture
+def machine(settings, cassandra_cluster):
+    """``machine(**kw)``: a new writer (another machine) on an empty lease and feed."""
+    ks = q.global_keyspace(settings.keyspace_prefix)
+    with admin_session(cassandra_cluster, consistency="ALL") as session:
+        for table in ("writer_lease", "writer_turns", "writer_fence"):
+            session.execute(f"TRUNCATE {ks}.{table}")
+    made: list[CassandraWriterTurns] = []
+
+    def make(**kw) -> CassandraWriterTurns:
+        made.append(CassandraWriterTurns(settings, **kw))
+        return made[-1]
+
+    yield make
+    for m in made:
+        m.close()
+
+
+def _in_thread(fn):
+    """Run ``fn`` in a thread; returns (thread, result list)."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    return t, out
+
+
+def test_one_writer_at_a_time_and_the_next_learns_what_the_first_wrote(machine):
+    a, b = machine(), machine()
+    first = a.begin()
+    assert first.token == 1 and not first.crashed and first.foreign_turns == 0
+    waiting, got = _in_thread(b.begin)
+    time.sleep(1.0)
+    assert got == []  # b waits while a holds the turn
+    a.end(["crm:hubspot:1", "segment:anon:9"])
+    waiting.join(20)
+    (second,) = got
+    assert second.token == 2 and not second.crashed
+    assert second.record_keys == {"crm:hubspot:1", "segment:anon:9"}
+    assert second.foreign_turns == 1
+    b.end([])
+    third = a.begin()  # a learns b's turn (which wrote nothing)
+    assert (third.token, third.foreign_turns, third.record_keys) == (3, 1, set())
+    a.end([])
+
+
+def test_a_turn_left_open_makes_the_next_writer_reconcile(machine):
+    a, b = machine(), machine()
+    a.begin()
+    a.abort()  # released, the turn left open: its writer failed inside it
+    catch = b.begin()
+    assert catch.crashed and catch.record_keys is None and catch.token == 2
+    b.end(["k"])
+    again = a.begin()  # the open turn was closed by the reconciling writer
+    assert not again.crashed and again.record_keys == {"k"}
+    a.end([])
+
+
+def test_a_forget_makes_the_feed_say_unknown(machine):
+    a, b = machine(), machine()
+    a.begin()
+    a.end(["sendgrid:ann@x.io", "crm:hubspot:2"])
+    b.begin()
+    assert b.erase({"sendgrid:ann@x.io"}) == 1  # the turn naming it is rewritten
+    b.end(["crm:hubspot:3"])
+    catch = a.begin()  # b's turn names nothing: a rebuilds
+    assert catch.record_keys is None and not catch.crashed
+    a.end([])
+
+
+def test_the_lease_is_renewed_while_a_turn_runs(machine):
+    a, b = machine(lease_seconds=1.0), machine(wait_seconds=1.0)
+    a.begin()
+    time.sleep(2.5)  # over twice the lease
+    with pytest.raises(BackendError, match="another writer held the turn"):
+        b.begin()
+    assert a.renewals >= 3 and not a.lost.is_set()
+    a.end([])
+    assert b.begin().token == 2
+    b.end([])
+
+
+def _writer(settings, lease: float, record_key: str, failpoints: str = ""):
+    spec = {"cassandra": settings.model_dump(mode="json", exclude={"password"}),
+            "lease_seconds": lease, "record_key": record_key, "profile_id": "p-" + record_key}
+    env = {**os.environ, "IDGRAPH_FAILPOINTS": failpoints, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(WRITER)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    proc.stdin.write(json.dumps(spec))
+    proc.stdin.close()
+    return proc
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_writer_killed_holding_the_lease_blocks_the_others_at_most_the_lease(
+        machine, settings):
+    """The hand-over after a SIGKILL takes the lease (2 s) and no more than a second
+    beyond; the next writer reconciles the dead writer's open turn."""
+    b = machine()
+    dead = _writer(settings, 2.0, "crm:hubspot:7", "journal.begun=kill")
+    assert dead.wait(60) == -signal.SIGKILL, dead.stderr.read()[-2000:]
+    died = time.monotonic()
+    catch = b.begin()
+    waited = time.monotonic() - died
+    assert waited < 2.0 + 1.0, waited
+    assert catch.crashed and catch.token == 2
+    b.end([])
+
+
+def test_a_writer_paused_past_its_lease_cannot_commit_after_another_wrote(
+        machine, settings):
+    """SIGSTOP after the writer journaled its batch, before the commit point; another
+    writer takes the turn once the lease expired and writes; SIGCONT: the paused writer's
+    commit is refused by the store's fence, and its record never appears."""
+    stalled = _writer(settings, 1.5, "crm:hubspot:stale", "journal.begun=stop")
+    _wait(lambda: _state(stalled.pid) == "T", 60, "the writer to stop itself")
+    b = machine(lease_seconds=5.0)
+    catch = b.begin()  # waits out the stalled writer's lease
+    assert catch.token == 2
+    store = create_store("cassandra", Path("."), ["eu"], cassandra=settings)
+    try:
+        store.fence(catch.token)
+        seed(store, rec("crm:hubspot:fresh", "p-fresh", "eu", ["email:b@x.io"]))
+    finally:
+        store.close()
+    b.end(["crm:hubspot:fresh"])
+
+    os.kill(stalled.pid, signal.SIGCONT)
+    assert stalled.wait(60) == 3, (stalled.stdout.read(), stalled.stderr.read()[-2000:])
+    out = stalled.stdout.read()
+    assert "turn 1" in out and "refused" in out and "lost its turn" in out
+    reader = create_store("cassandra", Path("."), ["eu"], cassandra=settings)  # recovers
+    try:
+        stored = reader.get_records(["crm:hubspot:stale", "crm:hubspot:fresh"])
+        assert sorted(stored) == ["crm:hubspot:fresh"]
+    finally:
+        reader.close()
+
+
+def test_a_store_refuses_a_token_older_than_one_a_commit_carried(machine, settings):
+    """Without pauses: the fence alone. A commit with turn 5, then one with turn 4, is
+    refused; one with turn 5 again (the same turn's next batch) and 6 pass."""
+    machine()  # empties the fence
+    store = create_store("cassandra", Path("."), ["eu"], cassandra=settings)
+    try:
+        store.fence(5)
+        seed(store, rec("crm:hubspot:a", "p-a", "eu", ["email:a@y.io"]))
+        store.fence(4)
+        with pytest.raises(BackendError, match="turn 5 of another writer"):
+            seed(store, rec("crm:hubspot:b", "p-b", "eu", ["email:b@y.io"]))
+        for token, key in ((5, "c"), (6, "d")):
+            store.fence(token)
+            seed(store, rec(f"crm:hubspot:{key}", f"p-{key}", "eu", [f"email:{key}@y.io"]))
+        assert sorted(store.get_records([f"crm:hubspot:{k}" for k in "abcd"])) == [
+            "crm:hubspot:a", "crm:hubspot:c", "crm:hubspot:d"]
+    finally:
+        store.close()
+
+
+def test_a_writer_killed_after_its_fenced_commit_has_its_batch_finished_by_recovery(
+        machine, settings):
+    """Killed between the fence transaction and the batch row's update: the batch row
+    still says pending, but the fence row names the batch, so the next store's recovery
+    finishes it instead of discarding it (journal.fenced, the one journal point the
+    journal crash tests do not reach: their writers are not fenced)."""
+    machine()  # empties the lease and the fence
+    dead = _writer(settings, 1.0, "crm:hubspot:landed", "journal.fenced=kill")
+    assert dead.wait(60) == -signal.SIGKILL, dead.stderr.read()[-2000:]
+    assert "turn 1" in dead.stdout.read()
+    reader = create_store("cassandra", Path("."), ["eu"], cassandra=settings)  # recovers
+    try:
+        assert list(reader.get_records(["crm:hubspot:landed"])) == ["crm:hubspot:landed"]
+    finally:
+        reader.close()
