@@ -3,8 +3,8 @@
 The interfaces are in :mod:`idgraph.coordination.base`; :mod:`idgraph.coordination.local`
 keeps them in the data dir (one machine), :mod:`idgraph.coordination.cassandra_backend`
 keeps the review queue and the model registry in Cassandra's global keyspace (every
-machine). The functions below open the backend they are given; the writers' turns are
-local only for now.
+machine), and the writers' turns as a lease with a fencing token. The functions below open
+the backend they are given.
 """
 
 from __future__ import annotations
@@ -34,8 +34,18 @@ __all__ = [
 ]
 
 
-def open_writer_turns(data_dir: Path, wait_seconds: float) -> WriterCoordination:
-    """The writers' turns of ``data_dir`` (waiting at most ``wait_seconds`` for one)."""
+def open_writer_turns(data_dir: Path, wait_seconds: float, backend: str = "local",
+                      cassandra: CassandraSettings | None = None,
+                      lease_seconds: float = 10.0) -> WriterCoordination:
+    """The writers' turns of ``backend`` (waiting at most ``wait_seconds`` for one):
+    ``local``, a file lock and feed in ``data_dir`` (one machine's writers); ``cassandra``,
+    a lease of ``lease_seconds`` with a fencing token and the feed in the global keyspace
+    of the cluster ``cassandra`` describes (every machine's writers)."""
+    if backend == "cassandra":
+        from idgraph.coordination.cassandra_backend.turns import CassandraWriterTurns
+
+        return CassandraWriterTurns(_cassandra(cassandra), wait_seconds, lease_seconds)
+    _check_local(backend)
     from idgraph.coordination.local.turns import WriterTurns
 
     return WriterTurns(data_dir, wait_seconds)

@@ -45,8 +45,10 @@ def engine_settings(data_dir: Path, cassandra: dict[str, Any] | None = None) -> 
     ``cassandra`` settings, the Cassandra one; the networkx graph in ``data_dir``."""
     if cassandra is None:
         return Settings(data_dir=data_dir)
+    # the writers' turns are Cassandra's then: a killed writer's lease blocks the next
+    # writer for writer_lease_seconds
     return Settings(data_dir=data_dir, profile_store_backend="cassandra", cassandra=cassandra,
-                    privacy={"suppression_key": SUPPRESSION_KEY})
+                    privacy={"suppression_key": SUPPRESSION_KEY}, writer_lease_seconds=2.0)
 
 
 def ingest(engine: Engine, items: list) -> None:

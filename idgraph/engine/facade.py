@@ -100,7 +100,9 @@ class Engine:
         self.publish_changes = publish_changes
         make_private_dir(settings.data_dir)  # 0700, also when it exists: personal data
         self.session = WriterSession(
-            open_writer_turns(settings.data_dir, settings.writer_turn_wait_seconds))
+            open_writer_turns(settings.data_dir, settings.writer_turn_wait_seconds,
+                              settings.coordination(), settings.cassandra,
+                              settings.writer_lease_seconds))
         self.backends: WriterBackends | None = None
         try:
             self.normalizer = Normalizer(settings.normalization)

@@ -55,7 +55,8 @@ class EngineSettings(Section):
     ``data_dir`` (one machine's). ``cassandra``: the global keyspace of the ``cassandra.*``
     cluster, shared by the writers and servers of every machine. None (the default):
     ``cassandra`` when ``profile_store_backend`` is ``cassandra``, else ``local``. The
-    writers' turns stay in ``data_dir`` either way."""
+    writers' turns follow it: a file lock in ``data_dir``, or a lease with a fencing
+    token in Cassandra (:mod:`idgraph.coordination.cassandra_backend.turns`)."""
     ingest_batch_size: int = Field(default=20_000, ge=1)
     """Records per atomic batch. Larger batches commit less often and coalesce writes to the
     same record: 2k -> 9.0k, 5k -> 10.9k, 20k -> 12.8k records/s at 100k (plateau after)."""
@@ -68,6 +69,10 @@ class EngineSettings(Section):
     cassandra: CassandraSettings = CassandraSettings()
     segments: SegmentSettings = SegmentSettings()
     privacy: PrivacySettings = PrivacySettings()
+    writer_lease_seconds: float = Field(default=10.0, gt=0)
+    """With Cassandra coordination: how long a writer's turn outlives its last renewal (it
+    is renewed every third of it while the turn runs), so how long a writer that died
+    holding it blocks the others."""
     writer_turn_wait_seconds: float = Field(default=120.0, gt=0)
     """How long a writer waits for another writer of the same data dir to end its turn."""
 

@@ -223,8 +223,8 @@ def test_a_writer_killed_after_its_fenced_commit_has_its_batch_finished_by_recov
         machine, settings):
     """Killed between the fence transaction and the batch row's update: the batch row
     still says pending, but the fence row names the batch, so the next store's recovery
-    finishes it instead of discarding it (journal.fenced, the one journal point the
-    journal crash tests do not reach: their writers are not fenced)."""
+    finishes it instead of discarding it (journal.fenced; the journal crash tests kill an
+    engine there too)."""
     machine()  # empties the lease and the fence
     dead = _writer(settings, 1.0, "crm:hubspot:landed", "journal.fenced=kill")
     assert dead.wait(60) == -signal.SIGKILL, dead.stderr.read()[-2000:]
