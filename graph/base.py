@@ -84,6 +84,13 @@ class IdentityGraph(GraphView, DriverErrorBoundary):
     then raises :class:`~idgraph.core.errors.BackendError` for them, described by
     ``describe_driver_error`` (see :class:`~idgraph.core.errors.DriverErrorBoundary`)."""
 
+    def fence(self, token: int | None) -> None:
+        """Writes from now on carry the writer's fencing token (its turn number, from
+        :attr:`idgraph.coordination.CatchUp.token`; None: none). A graph that writers on
+        several machines share refuses (BackendError) a write whose token is older than
+        one a write already carried. A graph only one machine writes, under a file lock,
+        needs none: the default ignores it."""
+
     seam_name = "graph"
 
     @abstractmethod

@@ -57,6 +57,10 @@ TAKE_TURN = (
     "SET m.writes = m.writes + 1 RETURN m.seq AS seq"
 )
 SET_SEQ = "MATCH (m:GraphMeta {name: 'graph'}) SET m.seq = $seq"
+# the writers' fence (after TAKE_TURN, which holds the node's lock): the newest fencing
+# token a write carried, raised to this write's when that is not older
+FENCE_SEEN = "MATCH (m:GraphMeta {name: 'graph'}) RETURN coalesce(m.fence, 0) AS fence"
+FENCE_SET = "MATCH (m:GraphMeta {name: 'graph'}) SET m.fence = $token"
 
 PIDS_OF_RECORDS = "UNWIND $keys AS k MATCH (r:Record {key: k}) RETURN r.pid AS pid"
 IDENTIFIERS_BY_KEY = (

@@ -7,7 +7,10 @@ Writes. Each ``apply``, ``remove_link`` and ``remove_records`` is one write tran
 
 1. it takes the writers' turn by updating the ``GraphMeta`` node (Neo4j holds that node's
    write lock until commit, so writers are serialised; a server with optimistic
-   concurrency, such as ArcadeDB, fails the later commit instead and it is retried);
+   concurrency, such as ArcadeDB, fails the later commit instead and it is retried); with
+   a fencing token set (:meth:`Neo4jGraph.fence`, the writer's turn number), it is refused
+   (BackendError, nothing written) when a write already carried a newer token, else the
+   node keeps this one: a writer that lost its turn cannot write after a newer one did;
 2. it loads every component the write touches, whole (records, identifiers, edges,
    profile IDs, their aliases and the sequence counter) into a fresh
    :class:`idgraph.graph.components.ComponentState`;
@@ -296,6 +299,7 @@ class Neo4jGraph(IdentityGraph):
         self._shareable = shareable_types
         self._read_only = read_only
         self._last: _WorkingSet | None = None
+        self._token: int | None = None
         auth = (settings.user, settings.password.get_secret_value())
         uri, tls = _tls_options(settings)
         options: dict[str, Any] = {
@@ -373,11 +377,27 @@ class Neo4jGraph(IdentityGraph):
         self._last = ws
         return changes
 
+    def fence(self, token: int | None) -> None:
+        """Writes from now on carry fencing token ``token`` (module docstring, step 1)."""
+        self._token = token
+
+    def _take_turn(self, tx: Any) -> int:
+        """Step 1 in ``tx``: the turn, and the fence when a token is set; the sequence."""
+        seq = _run(tx, cypher.TAKE_TURN)[0]["seq"]
+        if self._token is not None:
+            seen = _run(tx, cypher.FENCE_SEEN)[0]["fence"]
+            if seen > self._token:
+                raise BackendError(
+                    f"graph: write refused: turn {seen} of another writer wrote after this "
+                    f"writer's turn {self._token} began (this writer lost its turn)")
+            _run(tx, cypher.FENCE_SET, token=self._token)
+        return seq
+
     def _write_tx(self, tx: Any, work: Callable[[_WorkingSet], None]
                   ) -> tuple[_WorkingSet, GraphChanges]:
         """One attempt: take the turn, load, run ``work``, write the difference back."""
         ws = _WorkingSet(self._shareable, tx)
-        ws._seq = _run(tx, cypher.TAKE_TURN)[0]["seq"]
+        ws._seq = self._take_turn(tx)
         work(ws)
         changes = ws.commit()
         self._write_back(ws, changes)
@@ -536,7 +556,7 @@ class Neo4jGraph(IdentityGraph):
         self._last = None
 
         def work(tx: Any) -> int:
-            _run(tx, cypher.TAKE_TURN)
+            self._take_turn(tx)
             if keys and _run(tx, cypher.RECORDS_PRESENT, keys=keys):
                 raise ValueError("erase_history: a record to forget is still in the graph; "
                                  "call remove_records first")

@@ -112,8 +112,8 @@ class Engine:
                 # backends are created and the graph replayed inside a turn: no other
                 # writer initialises a file or appends meanwhile
                 backends = self.backends = open_backends(settings, self.planner.shareable_types())
-                backends.store.fence(self.session.token)  # this first turn's, from now on
-                self.session.fence = backends.store.fence
+                self._fence(self.session.token)  # this first turn's, from now on
+                self.session.fence = self._fence
                 self.queries = ProfileQueries(backends.store, self.normalizer,
                                               settings.survivorship)
                 self.segments = MembershipMaintainer(
@@ -361,6 +361,12 @@ class Engine:
             return self.materialiser.reconcile()
 
     # ------------------------------------------------------------------ writer turns
+
+    def _fence(self, token: int | None) -> None:
+        """The turn's fencing token to the backends writers share (a no-op for the
+        embedded ones): a write of a turn older than one they saw is refused."""
+        self.backends.store.fence(token)
+        self.backends.graph.fence(token)
 
     def _catch_up(self, catch: CatchUp) -> None:
         """Apply what other writers did since our last turn to the in-memory state."""

@@ -16,8 +16,9 @@ from idgraph.graph.base import (
 )
 from idgraph.profile_store.base import ChangeOutbox, ProfileReader, ProfileStore
 
-GRAPH_WRITES = {"apply", "remove_link", "remove_record", "remove_records", "erase_history"}
-STORE_WRITES = {"write", "unprocessed"}
+GRAPH_WRITES = {"apply", "remove_link", "remove_record", "remove_records", "erase_history",
+                "fence"}
+STORE_WRITES = {"write", "unprocessed", "fence"}
 
 
 def _methods(cls: type) -> set[str]:

@@ -21,7 +21,7 @@ from idgraph.graph.base import GraphChanges, IdentityGraph, LinkEdge, MatchEdge
 from idgraph.graph.neo4j_backend import Neo4jGraph, cypher
 from idgraph.graph.neo4j_backend.settings import Neo4jSettings
 from idgraph.graph.networkx_backend import NetworkxGraph
-from tests.graph.test_graph_contract import SHAREABLE, _snapshot
+from tests.graph.test_graph_contract import SHAREABLE, _snapshot, edge
 
 TYPES = ["email", "phone", "device", "cookie", "crm:salesforce"]
 NAMES = ["anna|meyer", "tom|berg", "jo|lee", ""]
@@ -292,6 +292,36 @@ def test_every_statement_sent_is_one_neo4j_parses(neo4j_settings, monkeypatch):
     assert set(sent) <= set(cypher.STATEMENTS)
     # the run exercised nearly all of them (the rest are schema statements sent at open)
     assert len(set(sent)) >= len(cypher.STATEMENTS) - 3
+
+
+def test_a_write_with_a_fencing_token_older_than_one_written_is_refused(neo4j_settings):
+    """Two machines' graphs: once a write carried turn 5, a write of turn 4 (a writer that
+    stalled past its lease) is refused and changes nothing, its forget included; turn 5
+    again (the same turn's next write) and 6 pass; a graph with no token is not fenced
+    (one machine's writer)."""
+    a, b = Neo4jGraph(neo4j_settings, SHAREABLE), Neo4jGraph(neo4j_settings, SHAREABLE)
+
+    def stored(g) -> set[str]:
+        return set(g.component_info([f"crm:{n}" for n in range(1, 6)], [])[0])
+
+    try:
+        a.fence(5)
+        a.apply([("crm:1", 1.0)], [edge("crm:1", "email:a@x.io")])
+        b.fence(4)
+        with pytest.raises(BackendError, match="turn 5 of another writer"):
+            b.apply([("crm:2", 2.0)], [edge("crm:2", "email:b@x.io")])
+        with pytest.raises(BackendError, match="lost its turn"):
+            b.erase_history(["crm:9"], [], lambda v: "t")
+        assert stored(b) == {"crm:1"}
+        for token, key in ((5, "crm:3"), (6, "crm:4")):
+            b.fence(token)
+            b.apply([(key, 3.0)], [edge(key, f"email:{key[-1]}@x.io")])
+        a.fence(None)
+        a.apply([("crm:5", 4.0)], [edge("crm:5", "email:5@x.io")])
+        assert stored(b) == {"crm:1", "crm:3", "crm:4", "crm:5"}
+    finally:
+        a.close()
+        b.close()
 
 
 def test_read_only_view_refuses_writes(neo4j_settings):
