@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from idgraph.core.errors import ConfigError, IdGraphError, NotFoundError
+from idgraph.core.logs import LogSettings, configure_logging, error_line
 from idgraph.core.ports import free_port
 from idgraph.core.private_files import open_private, open_private_fd
 from idgraph.settings import Settings, load_settings
@@ -501,7 +502,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _stream_settings(args)
     if args.stats_file:
         _check_output(args.stats_file)
-    logging.getLogger().setLevel(logging.INFO)
     if not args.no_create_topics:
         created = ensure_topics_sync(settings.stream)
         if created:
@@ -513,7 +513,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         try:
             StreamWorker(settings.stream, engine,
                          Path(args.stats_file) if args.stats_file else None,
-                         metrics=settings.metrics).run()
+                         metrics=settings.metrics).run(
+                keep_logging=settings.log.format == "json")
         except SystemExit as exc:
             return int(exc.code or 0)
         finally:
@@ -1075,23 +1076,47 @@ def main(argv: list[str] | None = None) -> int:
     subject forgotten already); 3 not found
     (no profile, no segment of that name).
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    _configure_logging(args)
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"idgraph: {exc}", file=sys.stderr)
+        _say_error(f"idgraph: {exc}")
         return 2
     except NotFoundError as exc:
-        print(f"idgraph: not found: {exc}", file=sys.stderr)
+        _say_error(f"idgraph: not found: {exc}")
         return 3
     except IdGraphError as exc:
-        print(f"idgraph: {exc}", file=sys.stderr)
+        _say_error(f"idgraph: {exc}")
         return 2 if exc.status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION",
                                    "ALREADY_EXISTS") else 1
     except OSError as exc:
-        print(f"idgraph: {_os_problem(exc)}", file=sys.stderr)
+        _say_error(f"idgraph: {_os_problem(exc)}")
         return 2 if exc.errno in _BAD_PATH else 1
+
+
+_DEFAULT_LOG_LEVELS = {"worker": "INFO"}
+"""The log level of a command when ``log.level`` is unset (else ``WARNING``)."""
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Logging as ``[log]`` says (:mod:`idgraph.core.logs`), before any command runs.
+
+    Settings that do not load leave the defaults (with ``IDGRAPH_LOG__FORMAT`` when it is
+    valid, so the error line is in the format asked for); the command then reports them."""
+    try:
+        log_settings = load_settings(getattr(args, "config", None)).log
+    except ConfigError:
+        try:
+            log_settings = LogSettings(format=os.environ.get("IDGRAPH_LOG__FORMAT", "text"))
+        except ValueError:  # pydantic's ValidationError
+            log_settings = LogSettings()
+    configure_logging(log_settings, _DEFAULT_LOG_LEVELS.get(args.command, "WARNING"))
+
+
+def _say_error(text: str) -> None:
+    """The command's last line, on standard error (a JSON record when logs are JSON)."""
+    print(error_line(text), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from pydantic_settings import (
 
 from idgraph.auth.settings import AuthSettings
 from idgraph.core.errors import ConfigError
+from idgraph.core.logs import LogSettings
 from idgraph.core.metrics_endpoint import MetricsSettings
 from idgraph.engine.settings import EngineSettings
 from idgraph.service.settings import GrpcSettings
@@ -57,7 +58,7 @@ from idgraph.stream.settings import StreamSettings
 
 class Settings(BaseSettings, EngineSettings):
     """Everything the engine, the CLI, the stream workers and the server need: the
-    engine's settings plus the gRPC, access-control, Kafka and metrics sections."""
+    engine's settings plus the gRPC, access-control, Kafka, metrics and log sections."""
 
     model_config = SettingsConfigDict(
         env_prefix="IDGRAPH_", env_nested_delimiter="__", extra="forbid"
@@ -67,6 +68,12 @@ class Settings(BaseSettings, EngineSettings):
     auth: AuthSettings = AuthSettings()
     stream: StreamSettings = StreamSettings()
     metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+    """Log output of every command (:mod:`idgraph.core.logs`): ``log.format`` ``"text"``
+    (default) or ``"json"`` (one object per line: ``ts``, ``level``, ``logger``,
+    ``message``, ``process``, ``host``, ``thread``, ``exc_type``, ``exc``; no personal
+    data), ``log.level`` (default ``INFO`` for ``idgraph worker``, else ``WARNING``).
+    ``IDGRAPH_LOG__FORMAT=json``, ``IDGRAPH_LOG__LEVEL=INFO``."""
 
     @model_validator(mode="after")
     def _check_served(self) -> Settings:

@@ -192,12 +192,22 @@ class StreamWorker:
 
     # ------------------------------------------------------------------ running
 
-    def run(self) -> None:
-        """Run until SIGINT/SIGTERM; a graceful stop finishes the batch in hand."""
+    def run(self, keep_logging: bool = False) -> None:
+        """Run until SIGINT/SIGTERM; a graceful stop finishes the batch in hand.
+
+        ``keep_logging``: leave the logging the caller set up (``idgraph worker`` with
+        ``log.format = "json"``: :mod:`idgraph.core.logs`) to Faust, mode and aiokafka too;
+        else Faust replaces the root logger's handlers with its own text format on standard
+        output, at the root logger's level (or INFO)."""
         from faust.worker import Worker
 
+        # mode's Worker._setup_logging clears the root handlers and installs its own (and
+        # Faust a progress spinner's); override_logging=False skips all of it.
         worker = Worker(self.app, loglevel=logging.getLogger().level or logging.INFO,
-                        quiet=True, redirect_stdouts=False)
+                        quiet=True, redirect_stdouts=False, override_logging=not keep_logging)
+        # No terminal spinner: it writes cursor escapes to standard output even when that
+        # is a log file, and at WARNING and above it would set the root logger to DEBUG.
+        worker.spinner = None
         endpoint = start_endpoint(self.metrics_settings, self.metrics.registry)
         if endpoint is not None:
             log.info("metrics on http://%s:%d/metrics", self.metrics_settings.host,
