@@ -42,7 +42,6 @@ from __future__ import annotations
 import re
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -52,8 +51,6 @@ from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 DDL_TIMEOUT = 120.0  # a schema change waits for every node to agree (seconds on 2.1)
 DDL_CONCURRENCY = 8  # tables created at once (2.1 applies them one by one anyway)
-SCHEMA_ATTEMPTS = 4  # creations tried while other writers create the same schema
-SCHEMA_RETRY_SECONDS = 1.0  # times the attempt number, between attempts
 _DC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DRIVER_HINT = "install the project's cassandra extra: pip install 'idgraph[cassandra]'"
 _DRIVER_MISSING = f"profile_store_backend=cassandra needs cassandra-driver: {_DRIVER_HINT}"
@@ -217,35 +214,10 @@ SchemaTarget = tuple[str | None, str, dict[str, str], dict[str, int]]
 
 
 def ensure_schema(cluster: Any, session: Any, targets: Sequence[SchemaTarget],
-                  readonly: bool, what: str = "profile store",
-                  sleep: Callable[[float], None] = time.sleep) -> None:
+                  readonly: bool, what: str = "profile store") -> None:
     """Create the keyspaces and tables of ``targets`` that are missing (read-only:
     BackendError naming ``what`` when one is), and refuse (ConfigError naming the field) a
-    keyspace replicated otherwise than its target says.
-
-    Writers on several machines may start at once on a new cluster and create the same
-    schema together. Cassandra (2.1 at least) then fails some of the concurrent
-    ``CREATE ... IF NOT EXISTS`` ("Column family ID mismatch", a server error), though
-    one of them created the table. So a failed creation is not final: the metadata is read
-    again and what is still missing is created again, up to :data:`SCHEMA_ATTEMPTS` times
-    (``sleep`` waits between attempts)."""
-    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-        try:
-            _ensure_schema_once(cluster, session, targets, readonly, what)
-            return
-        except BackendError:
-            if readonly or attempt == SCHEMA_ATTEMPTS:
-                raise
-        sleep(SCHEMA_RETRY_SECONDS * attempt)
-        try:
-            cluster.refresh_schema_metadata()
-        except driver_error_types():
-            pass  # the next attempt reads what it can, or fails naming the cause
-
-
-def _ensure_schema_once(cluster: Any, session: Any, targets: Sequence[SchemaTarget],
-                        readonly: bool, what: str) -> None:
-    """One attempt of :func:`ensure_schema`."""
+    keyspace replicated otherwise than its target says."""
     errors = driver_error_types()
     metadata = cluster.metadata
 
