@@ -141,24 +141,29 @@ def read_state(data_dir: Path) -> Expected:
     settings = Settings(data_dir=data_dir)
     store = create_store("sqlite", data_dir, settings.regions.regions, readonly=True)
     try:
-        assignment = store.record_profiles()
-        records = store.get_records(assignment)
-        groups: dict[str, set[str]] = {}
-        for key, pid in assignment.items():
-            groups.setdefault(pid, set()).add(key)
-        queries = ProfileQueries(store, Normalizer(settings.normalization),
-                                 settings.survivorship)
-        profiles = {frozenset(keys): comparable(queries.get_profile(pid))
-                    for pid, keys in groups.items()}
-        shareable = LinkPlanner(settings.linking).shareable_types()
-        anonymous = frozenset(
-            k for k, r in records.items()
-            if all(key.split(":", 1)[0] in shareable
-                   for key, (_, _, linked) in r.identifiers.items() if linked))
-        return Expected(store.counts()["processed_events"],
-                        {k: r.event_count for k, r in records.items()}, profiles, anonymous)
+        return store_state(store, settings)
     finally:
         store.close()
+
+
+def store_state(store, settings: Settings) -> Expected:
+    """The state ``store`` (a profile reader of any backend) holds, in the checker's
+    terms."""
+    assignment = store.record_profiles()
+    records = store.get_records(assignment)
+    groups: dict[str, set[str]] = {}
+    for key, pid in assignment.items():
+        groups.setdefault(pid, set()).add(key)
+    queries = ProfileQueries(store, Normalizer(settings.normalization), settings.survivorship)
+    profiles = {frozenset(keys): comparable(queries.get_profile(pid))
+                for pid, keys in groups.items()}
+    shareable = LinkPlanner(settings.linking).shareable_types()
+    anonymous = frozenset(
+        k for k, r in records.items()
+        if all(key.split(":", 1)[0] in shareable
+               for key, (_, _, linked) in r.identifiers.items() if linked))
+    return Expected(store.counts()["processed_events"],
+                    {k: r.event_count for k, r in records.items()}, profiles, anonymous)
 
 
 # ---------------------------------------------------------------------------- faults
