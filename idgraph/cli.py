@@ -549,6 +549,21 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Create what the configured backends need (keyspaces, tables, graph constraints) by
+    opening a writer once. Run it once before starting writers on several machines:
+    Cassandra 2.1 gives a table that several processes create at the same moment a
+    different ID on each node, which breaks it."""
+    from idgraph.engine import Engine
+
+    settings = _settings(args)
+    with Engine(settings):
+        pass
+    print(f"schema ready: graph {settings.graph_backend}, profile store "
+          f"{settings.profile_store_backend}, coordination {settings.coordination()}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from idgraph.generator import generate, write_source_files
 
@@ -988,6 +1003,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", parents=[common, kafka], help="create the project's topics")
     p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("schema", parents=[common],
+                       help="create the backends' keyspaces, tables and constraints (once, "
+                            "before writers start on several machines)")
+    p.set_defaults(func=cmd_schema)
 
 
     p = sub.add_parser("generate", parents=[common], help="write synthetic source files")

@@ -234,3 +234,27 @@ def test_a_writer_killed_after_its_fenced_commit_has_its_batch_finished_by_recov
         assert list(reader.get_records(["crm:hubspot:landed"])) == ["crm:hubspot:landed"]
     finally:
         reader.close()
+
+
+def test_idgraph_schema_creates_the_coordination_tables_before_any_writer(
+        cassandra_cluster, tmp_path):
+    """``idgraph schema`` (run once, before writers start on several machines) creates
+    the lease, the feed, the fence, the reviews and the models in the global keyspace."""
+    prefix = fresh_prefix("sc")
+    cfg = cassandra_settings(cassandra_cluster, prefix)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IDGRAPH_PROFILE_STORE_BACKEND": "cassandra",
+           "IDGRAPH_CASSANDRA": json.dumps(cfg.model_dump(mode="json", exclude={"password"})),
+           "IDGRAPH_PRIVACY__SUPPRESSION_KEY": "schema-test-key-" + "s" * 20}
+    try:
+        out = subprocess.run([sys.executable, "-m", "idgraph.cli", "schema", "--data-dir",
+                              str(tmp_path / "d")], env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "coordination cassandra" in out.stdout
+        with admin_session(cassandra_cluster) as session:
+            tables = set(session.cluster.metadata.keyspaces[
+                q.global_keyspace(prefix)].tables)
+        assert {"writer_lease", "writer_turns", "writer_fence", "batches"} <= tables
+        assert any("review" in t for t in tables) and any("model" in t for t in tables)
+    finally:
+        drop_keyspaces(cassandra_cluster, prefix)
