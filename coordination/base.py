@@ -45,6 +45,21 @@ class CatchUp:
     no fence (one machine's file lock)."""
 
 
+@dataclass(frozen=True, slots=True)
+class TurnStatus:
+    """What a writer's turns look like now (for its metrics)."""
+
+    holding: bool = False
+    """This writer holds the turn."""
+    turn: int = 0
+    """The number (fencing token) of this writer's last turn; 0 when the backend numbers
+    none."""
+    renewals: int = 0
+    """Lease renewals so far (a backend with a lease)."""
+    lost: int = 0
+    """Turns whose lease another writer took while this one held it (it stalled)."""
+
+
 class WriterCoordination(ABC):
     """Mutual exclusion and a change feed for the writers of one deployment.
 
@@ -69,6 +84,10 @@ class WriterCoordination(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the turn if held, and every resource."""
+
+    def status(self) -> TurnStatus:
+        """This writer's turns now (safe from another thread: for metrics)."""
+        return TurnStatus()
 
     @abstractmethod
     def erase(self, record_keys: Iterable[str]) -> int:

@@ -113,6 +113,7 @@ class StreamWorker:
         self.stats = WorkerStats(pid=os.getpid(), started_at=time.time())
         self.metrics_settings = metrics or MetricsSettings()
         self.metrics = WorkerMetrics()
+        self.metrics.watch_turns(engine.session.status)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idgraph-engine")
         self.app = app = faust.App(
             cfg.consumer_group,

@@ -23,7 +23,13 @@ metric                                     type       labels
 ``idgraph_worker_changes_published_total`` counter    ``kind``: ``profile``, ``segment``
 ``idgraph_worker_consumer_lag_messages``   gauge      ``topic``, ``partition``
 ``idgraph_worker_info``                    info       ``version``
+``idgraph_writer_holds_turn``              gauge      (1 while this worker holds the turn)
+``idgraph_writer_turn``                    gauge      (its last turn's number, the token)
+``idgraph_writer_lease_renewals``          gauge      (renewals so far, Cassandra turns)
+``idgraph_writer_turns_lost``              gauge      (turns another writer took over)
 =========================================  =========  ===================================
+
+The writer gauges are read when scraped (:meth:`WorkerMetrics.watch_turns`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from idgraph.coordination.base import TurnStatus
 from idgraph.core.metrics_endpoint import idgraph_version
 from idgraph.profile_store.segment_state import SegmentChange
 from idgraph.stream.events import RawEvent
@@ -116,6 +123,23 @@ class WorkerMetrics:
             self.retries.labels(step)
         for kind in CHANGE_KINDS:
             self.changes_published.labels(kind)
+
+    def watch_turns(self, status: Callable[[], TurnStatus]) -> None:
+        """Report the writer's turns (``status()``, read at each scrape): whether it holds
+        the turn, its last turn's number, lease renewals and turns lost."""
+        r = self.registry
+        turn_doc = "The number (fencing token) of this worker's last turn."
+        renewals_doc = "Renewals of the writers' lease by this worker so far."
+        lost_doc = ("Turns another writer took over while this worker held them (it "
+                    "stalled past its lease).")
+        for name, doc, read in (
+                ("idgraph_writer_holds_turn", "1 while this worker holds the writers' turn.",
+                 lambda: float(status().holding)),
+                ("idgraph_writer_turn", turn_doc, lambda: float(status().turn)),
+                ("idgraph_writer_lease_renewals", renewals_doc,
+                 lambda: float(status().renewals)),
+                ("idgraph_writer_turns_lost", lost_doc, lambda: float(status().lost))):
+            Gauge(name, doc, registry=r).set_function(read)
 
     def batch_done(self, size: int, seconds: float, outcome: BatchOutcome) -> None:
         """A batch of ``size`` events passed every step in ``seconds``."""

@@ -52,16 +52,9 @@ from typing import Any
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from idgraph.coordination.base import CatchUp, WriterCoordination
+from idgraph.coordination.base import CatchUp, TurnStatus, WriterCoordination
+from idgraph.coordination.cassandra_backend.session import GlobalSession
 from idgraph.core.errors import BackendError
-from idgraph.profile_store.cassandra_backend import schema as q
-from idgraph.profile_store.cassandra_backend.connection import (
-    backend_error,
-    connect,
-    driver_error_types,
-    ensure_schema,
-    global_replication,
-)
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
 WHAT = "writer turns"
@@ -93,9 +86,7 @@ class CassandraWriterTurns(WriterCoordination):
         self.wait_seconds = wait_seconds
         self.lease_seconds = lease_seconds
         self._clock = clock
-        self._ks = q.global_keyspace(settings.keyspace_prefix)
-        self._errors = driver_error_types()
-        self._cluster, self._session = connect(settings, [])
+        self._db = GlobalSession(settings, DDL, WHAT)
         self._token: int | None = None  # the held turn's token
         self._unknown = False  # an erase in this turn: end() names no keys
         self._renewer: threading.Thread | None = None
@@ -103,23 +94,20 @@ class CassandraWriterTurns(WriterCoordination):
         self.lost = threading.Event()
         """Set when a renewal found the lease taken: this turn's writes will be fenced."""
         self.renewals = 0
+        self.turns_lost = 0
+        self._held = 0  # the last turn this writer held
         try:
-            ensure_schema(self._cluster, self._session,
-                          [(None, self._ks, DDL, global_replication(settings))],
-                          readonly=False, what=WHAT)
             self._prepare()
-            self._run("open", self._seed, (LEASE,))
+            self._applied("open", self._seed, (LEASE,))
             self._last = self._start_position()
-        except BaseException as exc:
-            self._cluster.shutdown()
-            if isinstance(exc, self._errors):
-                raise backend_error("open", None, exc, WHAT) from exc
+        except BaseException:
+            self._db.close()
             raise
 
     def _prepare(self) -> None:
         from cassandra import ConsistencyLevel
 
-        ks, prepare = self._ks, self._session.prepare
+        ks, prepare = "{ks}", self._db.prepare
         self._seed = prepare(f"INSERT INTO {ks}.writer_lease (name, turn, expires_at) "
                              "VALUES (?, 0, 0) IF NOT EXISTS")
         self._read_lease = prepare(f"SELECT turn, owner, expires_at FROM {ks}.writer_lease "
@@ -139,8 +127,6 @@ class CassandraWriterTurns(WriterCoordination):
                                    "record_keys = ? WHERE name = ? AND turn = ?")
         self._feed = prepare(f"SELECT turn, writer, state, record_keys FROM {ks}.writer_turns "
                              "WHERE name = ? AND turn > ?")
-        self._open_turns = prepare(f"SELECT turn FROM {ks}.writer_turns WHERE name = ? "
-                                   "AND turn > ? AND turn < ?")
         self._prune = prepare(f"DELETE FROM {ks}.writer_turns WHERE name = ? AND turn = ?")
         self._keyed = prepare(f"SELECT turn, record_keys FROM {ks}.writer_turns "
                               "WHERE name = ?")
@@ -150,10 +136,14 @@ class CassandraWriterTurns(WriterCoordination):
                                    "WHERE name = ? AND turn = ?")
 
     def _run(self, operation: str, statement: Any, values: tuple) -> list:
-        try:
-            return list(self._session.execute(statement, values))
-        except self._errors as exc:
-            raise backend_error(operation, None, exc, WHAT) from exc
+        """The rows of one statement (BackendError naming ``operation``)."""
+        return self._db.run([(statement, values)], operation)[0]
+
+    def _applied(self, operation: str, statement: Any, values: tuple) -> bool:
+        """Whether a conditional statement applied (a timed-out one is sent again: each
+        condition names the turn, so a second send cannot do anything the first did not
+        mean to)."""
+        return self._db.run([(statement, values)], operation, with_names=True)[0][0]
 
     def _start_position(self) -> int:
         """A new writer has seen everything up to the last turn handed out (it starts from
@@ -164,6 +154,10 @@ class CassandraWriterTurns(WriterCoordination):
         return min(open_turns) - 1 if open_turns else token
 
     # ------------------------------------------------------------------ the lease
+
+    def status(self) -> TurnStatus:
+        return TurnStatus(holding=self._token is not None, turn=self._held,
+                          renewals=self.renewals, lost=self.turns_lost)
 
     @property
     def token(self) -> int | None:
@@ -184,7 +178,7 @@ class CassandraWriterTurns(WriterCoordination):
         except _Busy:
             raise BackendError(f"writer turns: another writer held the turn for more than "
                                f"{self.wait_seconds:.0f} s") from None
-        self._token = token
+        self._token = self._held = token
         self.lost.clear()
         self._start_renewing(token)
         try:
@@ -201,9 +195,9 @@ class CassandraWriterTurns(WriterCoordination):
         now = self._clock()
         if owner is not None and owner != self.writer_id and (expires_at or 0) > now:
             raise _Busy
-        applied = self._run("take the turn", self._take,
-                            (token + 1, self.writer_id, now + self.lease_seconds, LEASE,
-                             token))[0][0]
+        applied = self._applied("take the turn", self._take,
+                                (token + 1, self.writer_id, now + self.lease_seconds, LEASE,
+                                 token))
         if not applied:
             raise _Busy  # another writer took it between the read and the update
         return token + 1
@@ -214,12 +208,13 @@ class CassandraWriterTurns(WriterCoordination):
         def renew() -> None:
             while not stop.wait(self.lease_seconds / 3):
                 try:
-                    applied = self._run("renew the turn", self._renew,
-                                        (self._clock() + self.lease_seconds, LEASE, token))[0][0]
+                    applied = self._applied("renew the turn", self._renew,
+                                            (self._clock() + self.lease_seconds, LEASE, token))
                 except BackendError:
                     continue  # tried again at the next period; fencing keeps it safe
                 if not applied:
                     self.lost.set()
+                    self.turns_lost += 1
                     return
                 self.renewals += 1
 
@@ -235,7 +230,7 @@ class CassandraWriterTurns(WriterCoordination):
             self._renewer = None
         if token is not None:
             try:
-                self._run("release the turn", self._release_lease, (LEASE, token))
+                self._applied("release the turn", self._release_lease, (LEASE, token))
             except BackendError:
                 pass  # the lease expires by itself
 
@@ -265,7 +260,7 @@ class CassandraWriterTurns(WriterCoordination):
     def close(self) -> None:
         if self._token is not None:
             self.abort()
-        self._cluster.shutdown()
+        self._db.close()
 
     def erase(self, record_keys: Iterable[str]) -> int:
         gone = set(record_keys)

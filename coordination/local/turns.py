@@ -32,7 +32,7 @@ from typing import IO
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from idgraph.coordination.base import CatchUp, WriterCoordination
+from idgraph.coordination.base import CatchUp, TurnStatus, WriterCoordination
 from idgraph.core.errors import BackendError
 from idgraph.core.private_files import make_private_dir, make_private_sqlite, open_private
 
@@ -181,6 +181,9 @@ class WriterTurns(WriterCoordination):
         if self._fh is not None:
             self.abort()
         self._db.close()
+
+    def status(self) -> TurnStatus:
+        return TurnStatus(holding=self._fh is not None, turn=self._turn or self._last)
 
     def _read_feed(self) -> CatchUp:
         rows = self._db.execute(

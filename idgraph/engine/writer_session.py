@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from idgraph.coordination import CatchUp, WriterCoordination
+from idgraph.coordination.base import TurnStatus
 from idgraph.core.failpoints import failpoint
 
 
@@ -63,6 +64,10 @@ class WriterSession:
         finally:
             self._in_turn = False
             self.token = None
+
+    def status(self) -> TurnStatus:
+        """The writers' turns as this writer sees them (for its metrics)."""
+        return self._turns.status()
 
     def erase(self, record_keys: Iterable[str]) -> int:
         """Remove forgotten record keys from the turn feed (they are not published by this

@@ -125,7 +125,10 @@ def test_the_lease_is_renewed_while_a_turn_runs(machine):
     with pytest.raises(BackendError, match="another writer held the turn"):
         b.begin()
     assert a.renewals >= 3 and not a.lost.is_set()
+    held = a.status()
+    assert (held.holding, held.turn, held.lost) == (True, 1, 0) and held.renewals >= 3
     a.end([])
+    assert not a.status().holding and a.status().turn == 1
     assert b.begin().token == 2
     b.end([])
 

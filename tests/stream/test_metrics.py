@@ -73,3 +73,26 @@ def test_each_process_of_a_machine_has_its_own_port():
     assert [MetricsSettings(port=9300).port_of_process(i) for i in range(3)] == [
         9300, 9301, 9302]
     assert MetricsSettings().port_of_process(2) == 0
+
+
+def test_the_writer_gauges_read_the_turns_at_each_scrape():
+    """The writer's turn gauges follow what the turns say when scraped, not when made."""
+    from prometheus_client import generate_latest
+
+    from idgraph.coordination.base import TurnStatus
+    from idgraph.stream.metrics import WorkerMetrics
+
+    now = [TurnStatus()]
+    metrics = WorkerMetrics()
+    metrics.watch_turns(lambda: now[0])
+
+    def scraped() -> dict[str, float]:
+        text = generate_latest(metrics.registry).decode()
+        return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                if line.startswith("idgraph_writer_")}
+
+    assert scraped() == {"idgraph_writer_holds_turn": 0.0, "idgraph_writer_turn": 0.0,
+                         "idgraph_writer_lease_renewals": 0.0, "idgraph_writer_turns_lost": 0.0}
+    now[0] = TurnStatus(holding=True, turn=42, renewals=7, lost=1)
+    assert scraped() == {"idgraph_writer_holds_turn": 1.0, "idgraph_writer_turn": 42.0,
+                         "idgraph_writer_lease_renewals": 7.0, "idgraph_writer_turns_lost": 1.0}
