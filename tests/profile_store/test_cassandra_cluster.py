@@ -420,7 +420,9 @@ def test_anonymous_profiles_expire_together(cassandra_cluster, open_store):
     while not expired():
         assert time.monotonic() < deadline, "anonymous profile rows still there after 30 s"
         time.sleep(0.25)
-    assert time.monotonic() - started >= 2.5  # gone by its TTL, not at once
+    # gone by its TTL, not at once: Cassandra keeps expiry times in whole seconds (a write
+    # at X.9 s with a 3 s TTL expires at X+3), so up to a second early
+    assert time.monotonic() - started >= 1.5
     assert store.get_profile("pknown") is not None
     assert store.counts()["records"] == 1
 
