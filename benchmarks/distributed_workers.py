@@ -76,13 +76,10 @@ def _settings(data_dir: Path, stream, distributed: bool, neo4j: Neo4jSettings | 
                     privacy={"suppression_key": "benchmark-only-suppression-key-0123456789"})
 
 
-def _processed(settings: Settings) -> int:
-    store = create_store(settings.profile_store_backend, settings.data_dir,
-                         settings.regions.regions, readonly=True, cassandra=settings.cassandra)
-    try:
-        return store.counts()["processed_events"]
-    finally:
-        store.close()
+def _reader(settings: Settings):
+    """A read-only store of ``settings`` (opened once per run, polled for progress)."""
+    return create_store(settings.profile_store_backend, settings.data_dir,
+                        settings.regions.regions, readonly=True, cassandra=settings.cassandra)
 
 
 def run_config(broker: LocalBroker, events: list, expected: int, workers: int,
@@ -97,6 +94,7 @@ def run_config(broker: LocalBroker, events: list, expected: int, workers: int,
         _empty_graph(neo4j)
     procs, stats_files, logs = [], [], []
     first_settings = None
+    reader = None
     if distributed:
         # the keyspaces and tables are created once, before the workers start: Cassandra
         # 2.1 gives a table created by several processes at once different IDs per node
@@ -148,7 +146,14 @@ def run_config(broker: LocalBroker, events: list, expected: int, workers: int,
                 if p.poll() not in (None, -signal.SIGKILL) and not (kill_one and i == 0):
                     raise RuntimeError(f"worker {i} exited with {p.returncode}:\n"
                                        + logs[i].read_text()[-3000:])
-            if done_at and _processed(first_settings) >= expected:
+            # the store is asked only once the workers have consumed every message
+            consumed = sum(s["events_consumed"] for s in stats if s)
+            if done_at and consumed >= len(events):
+                reader = reader or _reader(first_settings)
+                stored = reader.counts()["processed_events"]
+            else:
+                stored = 0
+            if stored >= expected:
                 finished = time.time()
                 break
             if time.monotonic() > deadline:
@@ -157,6 +162,8 @@ def run_config(broker: LocalBroker, events: list, expected: int, workers: int,
     finally:
         for p in procs:
             stop_process(p)
+        if reader is not None:
+            reader.close()
     seconds = finished - started
     out = {"workers": workers, "backends": "neo4j+cassandra" if distributed else "embedded",
            "session_timeout_seconds": stream.session_timeout_seconds,
