@@ -1,6 +1,13 @@
-"""One connection to the global keyspace for a coordination backend: its tables created
-(or required), its statements prepared, run concurrently, every driver error turned into
-:class:`BackendError` naming the backend and the operation (never a key or a value)."""
+"""One connection for a coordination backend: its tables in the global keyspace and, for
+state that names records (personal data), in the keyspace of each region it serves;
+created (or required), its statements prepared, run concurrently, every driver error
+turned into :class:`BackendError` naming the backend and the operation (never a key or a
+value).
+
+A region's statements run in that region's execution profile (coordinated in its data
+centre, as the profile store's: :mod:`idgraph.profile_store.cassandra_backend.connection`),
+so a region's rows never pass through another data centre; the global keyspace holds no
+personal data."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from idgraph.profile_store.cassandra_backend.connection import (
     driver_error_types,
     ensure_schema,
     global_replication,
+    profile_name,
 )
 from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 
@@ -28,24 +36,31 @@ Call = tuple[Any, tuple]
 
 class GlobalSession:
     """A session on ``{prefix}_global`` with the tables ``ddl`` names (table -> CQL with
-    ``{ks}`` for the keyspace)."""
+    ``{ks}`` for the keyspace) and, for each of ``regions``, on ``{prefix}_{region}`` with
+    the tables ``region_ddl`` names."""
 
     def __init__(self, settings: CassandraSettings, ddl: Mapping[str, str], what: str,
-                 create: bool = True) -> None:
-        """Connect and create the missing tables (without ``create``: BackendError when
-        the keyspace or a table is missing)."""
+                 create: bool = True, regions: Sequence[str] = (),
+                 region_ddl: Mapping[str, str] | None = None) -> None:
+        """Connect and create the missing keyspaces and tables (without ``create``:
+        BackendError when one is missing)."""
         self.what = what
         self.keyspace = q.global_keyspace(settings.keyspace_prefix)
+        self.regions = tuple(dict.fromkeys(regions))
+        self._region_keyspaces = {r: q.region_keyspace(settings.keyspace_prefix, r)
+                                  for r in self.regions}
         self._errors = driver_error_types()
         from cassandra import ReadTimeout, WriteTimeout
 
         self._timeouts = (ReadTimeout, WriteTimeout)
         self._concurrency = settings.concurrency
-        self._cluster, self._session = connect(settings, [])
+        self._cluster, self._session = connect(settings, self.regions)
+        targets = [(None, self.keyspace, dict(ddl), global_replication(settings))]
+        targets += [(r, ks, dict(region_ddl or {}), dict(settings.region_datacenters[r]))
+                    for r, ks in self._region_keyspaces.items()]
         try:
-            ensure_schema(self._cluster, self._session,
-                          [(None, self.keyspace, dict(ddl), global_replication(settings))],
-                          readonly=not create, what=what)
+            ensure_schema(self._cluster, self._session, targets, readonly=not create,
+                          what=what)
         except BaseException as exc:
             self._cluster.shutdown()
             if isinstance(exc, self._errors):
@@ -53,34 +68,48 @@ class GlobalSession:
             raise
 
     @staticmethod
-    def has_tables(settings: CassandraSettings, ddl: Mapping[str, str], what: str) -> bool:
-        """Whether the global keyspace has every table of ``ddl`` (BackendError when the
-        cluster cannot be reached)."""
+    def has_tables(settings: CassandraSettings, ddl: Mapping[str, str], what: str,
+                   regions: Sequence[str] = (),
+                   region_ddl: Mapping[str, str] | None = None) -> bool:
+        """Whether the global keyspace has every table of ``ddl`` and each region's
+        keyspace every table of ``region_ddl`` (BackendError when the cluster cannot be
+        reached)."""
         cluster, _ = connect(settings, [])
         try:
-            keyspace = cluster.metadata.keyspaces.get(q.global_keyspace(settings.keyspace_prefix))
-            return keyspace is not None and all(t in keyspace.tables for t in ddl)
+            wanted = [(q.global_keyspace(settings.keyspace_prefix), ddl)]
+            wanted += [(q.region_keyspace(settings.keyspace_prefix, r), region_ddl or {})
+                       for r in regions]
+            for name, tables in wanted:
+                keyspace = cluster.metadata.keyspaces.get(name)
+                if keyspace is None or any(t not in keyspace.tables for t in tables):
+                    return False
+            return True
         finally:
             cluster.shutdown()
 
-    def prepare(self, cql: str) -> Any:
-        """``cql`` (``{ks}`` for the keyspace) prepared."""
+    def prepare(self, cql: str, region: str | None = None) -> Any:
+        """``cql`` prepared, ``{ks}`` naming the global keyspace (or ``region``'s)."""
+        keyspace = self.keyspace if region is None else self._region_keyspaces[region]
         try:
-            return self._session.prepare(cql.format(ks=self.keyspace))
+            return self._session.prepare(cql.format(ks=keyspace))
         except self._errors as exc:
             self.close()
-            raise backend_error("prepare", None, exc, self.what) from exc
+            raise backend_error("prepare", region, exc, self.what) from exc
 
-    def run(self, calls: Sequence[Call], operation: str, with_names: bool = False) -> list:
-        """Run ``calls`` with at most ``cassandra.concurrency`` in flight; per call, in
-        order, its rows (every page), or with ``with_names`` (a conditional statement)
-        ``(applied, {column: value} of the row it saw)``. BackendError naming
-        ``operation`` for the first call that failed (the others have run).
+    def run(self, calls: Sequence[Call], operation: str, with_names: bool = False,
+            region: str | None = None) -> list:
+        """Run ``calls`` (statements of the global keyspace, or all of ``region``'s, sent
+        in that region's execution profile) with at most ``cassandra.concurrency`` in
+        flight; per call, in order, its rows (every page), or with ``with_names`` (a
+        conditional statement) ``(applied, {column: value} of the row it saw)``.
+        BackendError naming ``operation`` (and the region) for the first call that failed
+        (the others have run).
 
         A conditional statement that timed out (Paxos contention between machines makes
         2.1 answer WriteTimeout, its outcome unknown) is sent again, up to
         :data:`CONDITIONAL_ATTEMPTS` times: the callers' conditions make that safe, and
         they tell their own earlier success by what the row holds."""
+        profile = profile_name(region)
         results: list = [None] * len(calls)
         pending = list(range(len(calls)))
         failure: BaseException | None = None
@@ -94,7 +123,8 @@ class GlobalSession:
                 for i in part:
                     statement, values = calls[i]
                     try:
-                        futures.append(self._session.execute_async(statement, values))
+                        futures.append(self._session.execute_async(
+                            statement, values, execution_profile=profile))
                     except self._errors as exc:
                         futures.append(exc)
                 for i, future in zip(part, futures, strict=True):
@@ -112,23 +142,24 @@ class GlobalSession:
                 break
             pending = retry
         if failure is not None:
-            raise backend_error(operation, None, failure, self.what) from failure
+            raise backend_error(operation, region, failure, self.what) from failure
         return results
 
     def stream(self, statement: Any, values: tuple, page_size: int,
-               operation: str) -> Iterator[tuple]:
-        """The rows of one query, fetched ``page_size`` at a time as they are consumed."""
+               operation: str, region: str | None = None) -> Iterator[tuple]:
+        """The rows of one query (of the global keyspace, or ``region``'s), fetched
+        ``page_size`` at a time as they are consumed."""
         try:
             bound = statement.bind(values)
             bound.fetch_size = page_size
-            rows = iter(self._session.execute(bound))
+            rows = iter(self._session.execute(bound, execution_profile=profile_name(region)))
             while True:
                 try:
                     yield next(rows)
                 except StopIteration:
                     return
         except self._errors as exc:
-            raise backend_error(operation, None, exc, self.what) from exc
+            raise backend_error(operation, region, exc, self.what) from exc
 
     def close(self) -> None:
         self._cluster.shutdown()
