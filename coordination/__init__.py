@@ -2,13 +2,15 @@
 
 The interfaces are in :mod:`idgraph.coordination.base`; :mod:`idgraph.coordination.local`
 keeps them in the data dir (one machine), :mod:`idgraph.coordination.cassandra_backend`
-keeps the review queue and the model registry in Cassandra's global keyspace (every
-machine), and the writers' turns as a lease with a fencing token. The functions below open
-the backend they are given.
+in Cassandra (every machine): the model registry and the writers' lease (with a fencing
+token) in the global keyspace, which holds no personal data; what names records (the
+review queue, the keys of the turn feed) in the keyspace of the records' home region.
+The functions below open the backend they are given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,15 +38,18 @@ __all__ = [
 
 def open_writer_turns(data_dir: Path, wait_seconds: float, backend: str = "local",
                       cassandra: CassandraSettings | None = None,
-                      lease_seconds: float = 10.0) -> WriterCoordination:
+                      lease_seconds: float = 10.0,
+                      regions: Sequence[str] = ()) -> WriterCoordination:
     """The writers' turns of ``backend`` (waiting at most ``wait_seconds`` for one):
     ``local``, a file lock and feed in ``data_dir`` (one machine's writers); ``cassandra``,
-    a lease of ``lease_seconds`` with a fencing token and the feed in the global keyspace
-    of the cluster ``cassandra`` describes (every machine's writers)."""
+    a lease of ``lease_seconds`` with a fencing token in the global keyspace of the
+    cluster ``cassandra`` describes and the feed's record keys in the keyspaces of
+    ``regions`` (the regions the writer writes; every machine's writers)."""
     if backend == "cassandra":
         from idgraph.coordination.cassandra_backend.turns import CassandraWriterTurns
 
-        return CassandraWriterTurns(_cassandra(cassandra), wait_seconds, lease_seconds)
+        return CassandraWriterTurns(_cassandra(cassandra), regions, wait_seconds,
+                                    lease_seconds)
     _check_local(backend)
     from idgraph.coordination.local.turns import WriterTurns
 
@@ -52,17 +57,20 @@ def open_writer_turns(data_dir: Path, wait_seconds: float, backend: str = "local
 
 
 def open_review_queue(data_dir: Path, create: bool = True, backend: str = "local",
-                      cassandra: CassandraSettings | None = None) -> ReviewQueue | None:
+                      cassandra: CassandraSettings | None = None,
+                      regions: Sequence[str] = ()) -> ReviewQueue | None:
     """The review queue of ``backend``: ``local``, the SQLite file of ``data_dir``;
-    ``cassandra``, the global keyspace of the cluster ``cassandra`` describes. Without
-    ``create``, None when it has none yet (no writer created it)."""
+    ``cassandra``, the keyspaces of ``regions`` (those this process serves, strictest
+    first: a review lives in the strictest home region of its two records) in the
+    cluster ``cassandra`` describes. Without ``create``, None when it has none yet (no
+    writer created it)."""
     if backend == "cassandra":
         from idgraph.coordination.cassandra_backend.reviews import CassandraReviewQueue
 
         settings = _cassandra(cassandra)
-        if not create and not CassandraReviewQueue.exists(settings):
+        if not create and not CassandraReviewQueue.exists(settings, regions):
             return None
-        return CassandraReviewQueue(settings, create=create)
+        return CassandraReviewQueue(settings, regions, create=create)
     _check_local(backend)
     from idgraph.coordination.local.reviews import SqliteReviewQueue
 

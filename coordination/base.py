@@ -73,8 +73,11 @@ class WriterCoordination(ABC):
         token, where the backend gives one)."""
 
     @abstractmethod
-    def end(self, record_keys: Iterable[str]) -> None:
-        """Close the open turn with the keys of the records it wrote; release the turn."""
+    def end(self, record_keys: Mapping[str, str]) -> None:
+        """Close the open turn with the keys of the records it wrote or deleted, each with
+        the home region it was written in (or deleted from; "" when unknown: a backend
+        that keeps keys per region then tells the readers the keys are unknown); release
+        the turn."""
 
     @abstractmethod
     def abort(self) -> None:

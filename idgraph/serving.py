@@ -239,7 +239,7 @@ def open_served(settings: Settings) -> ServedBackends:
             explainer = Explainer(graph, queries)
         except IdGraphError as exc:
             _LOG.warning("Explain is not available: %s", exc)
-        reviews = open_review_queue(settings)
+        reviews = open_review_queue(settings, settings.served_regions)
         if reviews is not None:
             resources.callback(reviews.close)
         catalog = open_segment_catalog(settings)

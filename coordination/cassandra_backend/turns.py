@@ -1,14 +1,20 @@
-"""Writer turns across machines: a lease with a fencing token, and the turn feed, in
-Cassandra's global keyspace (``{prefix}_global``, replicated to every data centre).
+"""Writer turns across machines: a lease with a fencing token and the turn feed in
+Cassandra's global keyspace (``{prefix}_global``, replicated to every data centre), and
+the record keys of the feed in the region keyspaces (``{prefix}_{region}``).
 
-==================  ========================  =============================================
-table               primary key               columns
-==================  ========================  =============================================
-``writer_lease``    ``((name))``              ``turn`` (the last turn handed out),
-                                              ``owner``, ``expires_at`` (holder's clock, s)
-``writer_turns``    ``((name), turn)``        ``writer``, ``state`` (open | closed),
-                                              ``record_keys`` (JSON list; null: unknown)
-==================  ========================  =============================================
+=======================  ========================  ==========================================
+table                    primary key               columns
+=======================  ========================  ==========================================
+global ``writer_lease``  ``((name))``              ``turn`` (the last turn handed out),
+                                                   ``owner``, ``expires_at`` (holder's
+                                                   clock, s)
+global ``writer_turns``  ``((name), turn)``        ``writer``, ``state`` (open | closed),
+                                                   ``regions`` (JSON list of the regions
+                                                   whose key lists the turn wrote; null:
+                                                   unknown)
+region                   ``((name), turn)``        ``record_keys`` (JSON list), written
+``writer_turn_keys``                               ``USING TTL`` :data:`KEY_TTL_SECONDS`
+=======================  ========================  ==========================================
 
 **The lease.** A writer takes the turn by a lightweight transaction (Paxos, ``SERIAL``:
 across every data centre, so two machines anywhere cannot both win) on the one lease row:
@@ -30,14 +36,30 @@ fails before its commit point and is delivered again: the lease decides who *sho
 write, the fence decides whose writes *count* (Kleppmann, "How to do distributed locking").
 
 **The feed.** Each turn inserts its row *open* (under the lease, with its token as the
-turn number) and closes it with the keys of the records it wrote, as the local feed
-(:mod:`idgraph.coordination.local.turns`) does; a writer catching up reads the rows after
-its last turn. A row still open at the next turn means its writer died inside the turn:
-the next writer reconciles. The newest ``KEEP_TURNS`` rows are kept.
+turn number) and closes it naming the regions it wrote records of, as the local feed
+(:mod:`idgraph.coordination.local.turns`) does with the keys themselves; a writer catching
+up reads the rows after its last turn. A row still open at the next turn means its writer
+died inside the turn: the next writer reconciles. The newest ``KEEP_TURNS`` rows are kept.
+
+**Residency of the keys.** Record keys are personal data (``sendgrid:<email>``), and the
+global keyspace holds none. So the keys a turn wrote go, before its row is closed, to
+``writer_turn_keys`` in the keyspace of the home region each record was written in
+(:meth:`CassandraWriterTurns.end` is told it), in that region's data centre; the global
+row names only the regions. A writer catching up reads the lists of the regions it
+writes (a listed region's missing list, expired or erased, makes the catch-up unknown:
+the writer rebuilds its caches); a list of a region it does not write names no record
+it holds. A key whose region the writer does not know, or a region it does not write,
+makes the turn's keys unknown rather than put the key anywhere else. Lists expire after
+:data:`KEY_TTL_SECONDS` (a writer away longer rebuilds), so a key left in the list of a
+region its record has since left is gone within that time; :meth:`erase` deletes the lists
+naming a forgotten key in every region this writer writes.
 
 Availability: the lease needs a quorum of the global keyspace's replicas in every data
 centre (``SERIAL``). With a data centre down, writers wait (at most ``wait_seconds``, then
-BackendError: the stream retries the batch) rather than risk two writers.
+BackendError: the stream retries the batch) rather than risk two writers. A region's key
+list is written and read at ``cassandra.consistency`` in its own data centre: with that
+data centre down, turns that wrote records of the region fail (the store's write of them
+already did).
 """
 
 from __future__ import annotations
@@ -46,7 +68,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -60,12 +82,18 @@ from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 WHAT = "writer turns"
 LEASE = "writers"  # the one lease (and feed) of a deployment
 KEEP_TURNS = 10_000
+KEY_TTL_SECONDS = 3 * 24 * 3600
+"""How long a region keeps a turn's record keys (a writer that missed them rebuilds)."""
 
 DDL = {
     "writer_lease": "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (name text PRIMARY KEY, "
                     "turn bigint, owner text, expires_at double)",
     "writer_turns": "CREATE TABLE IF NOT EXISTS {ks}.writer_turns (name text, turn bigint, "
-                    "writer text, state text, record_keys blob, PRIMARY KEY (name, turn))",
+                    "writer text, state text, regions blob, PRIMARY KEY (name, turn))",
+}
+REGION_DDL = {
+    "writer_turn_keys": "CREATE TABLE IF NOT EXISTS {ks}.writer_turn_keys (name text, "
+                        "turn bigint, record_keys blob, PRIMARY KEY (name, turn))",
 }
 
 
@@ -74,19 +102,22 @@ class _Busy(Exception):
 
 
 class CassandraWriterTurns(WriterCoordination):
-    """Lease, fencing token and turn feed in the global keyspace (module docstring).
+    """Lease, fencing token and turn feed (module docstring) of a writer that writes the
+    records of ``regions``.
 
     ``clock`` is this writer's wall clock (tests replace it). One instance per writer
     process; not re-entrant.
     """
 
-    def __init__(self, settings: CassandraSettings, wait_seconds: float = 120.0,
-                 lease_seconds: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: CassandraSettings, regions: Sequence[str],
+                 wait_seconds: float = 120.0, lease_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.writer_id = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.wait_seconds = wait_seconds
         self.lease_seconds = lease_seconds
         self._clock = clock
-        self._db = GlobalSession(settings, DDL, WHAT)
+        self._db = GlobalSession(settings, DDL, WHAT, regions=regions, region_ddl=REGION_DDL)
+        self.regions = self._db.regions
         self._token: int | None = None  # the held turn's token
         self._unknown = False  # an erase in this turn: end() names no keys
         self._renewer: threading.Thread | None = None
@@ -124,16 +155,25 @@ class CassandraWriterTurns(WriterCoordination):
         self._put_turn = prepare(f"INSERT INTO {ks}.writer_turns (name, turn, writer, state) "
                                  "VALUES (?, ?, ?, 'open')")
         self._close_turn = prepare(f"UPDATE {ks}.writer_turns SET state = 'closed', "
-                                   "record_keys = ? WHERE name = ? AND turn = ?")
-        self._feed = prepare(f"SELECT turn, writer, state, record_keys FROM {ks}.writer_turns "
+                                   "regions = ? WHERE name = ? AND turn = ?")
+        self._feed = prepare(f"SELECT turn, writer, state, regions FROM {ks}.writer_turns "
                              "WHERE name = ? AND turn > ?")
         self._prune = prepare(f"DELETE FROM {ks}.writer_turns WHERE name = ? AND turn = ?")
-        self._keyed = prepare(f"SELECT turn, record_keys FROM {ks}.writer_turns "
-                              "WHERE name = ?")
-        self._mark_unknown = prepare(f"UPDATE {ks}.writer_turns SET record_keys = ? "
+        self._mark_unknown = prepare(f"UPDATE {ks}.writer_turns SET regions = ? "
                                      "WHERE name = ? AND turn = ?")
         self._close_open = prepare(f"UPDATE {ks}.writer_turns SET state = 'closed' "
                                    "WHERE name = ? AND turn = ?")
+        self._put_keys, self._read_keys, self._all_keys, self._drop_keys = {}, {}, {}, {}
+        for r in self.regions:
+            self._put_keys[r] = prepare(
+                f"INSERT INTO {ks}.writer_turn_keys (name, turn, record_keys) VALUES (?, ?, ?) "
+                f"USING TTL {KEY_TTL_SECONDS}", r)
+            self._read_keys[r] = prepare(f"SELECT turn, record_keys FROM {ks}.writer_turn_keys "
+                                         "WHERE name = ? AND turn > ? AND turn < ?", r)
+            self._all_keys[r] = prepare(f"SELECT turn, record_keys FROM {ks}.writer_turn_keys "
+                                        "WHERE name = ?", r)
+            self._drop_keys[r] = prepare(f"DELETE FROM {ks}.writer_turn_keys WHERE name = ? "
+                                         "AND turn = ?", r)
 
     def _run(self, operation: str, statement: Any, values: tuple) -> list:
         """The rows of one statement (BackendError naming ``operation``)."""
@@ -236,20 +276,47 @@ class CassandraWriterTurns(WriterCoordination):
 
     # ------------------------------------------------------------------ the feed
 
-    def end(self, record_keys: Iterable[str]) -> None:
-        """Close the turn with the keys it wrote (null after an :meth:`erase`), release
-        the lease."""
-        keys = None if self._unknown else sorted(record_keys)
+    def end(self, record_keys: Mapping[str, str]) -> None:
+        """Close the turn with the keys it wrote (record key -> the home region it was
+        written in): each region's keys in its keyspace, then the turn's row naming the
+        regions (null after an :meth:`erase`, or when a key's region is unknown or not
+        one this writer writes); release the lease."""
+        by_region: dict[str, list[str]] = {}
+        unknown = self._unknown
+        for key, region in record_keys.items():
+            if region not in self._put_keys:
+                unknown = True
+                break
+            by_region.setdefault(region, []).append(key)
         self._unknown = False
         token = self._token
         try:
-            self._run("close the turn", self._close_turn, (orjson.dumps(keys), LEASE, token))
+            if unknown:
+                regions = None
+            else:
+                regions = sorted(by_region)
+                for region in regions:
+                    self._run_in(region, "close the turn", self._put_keys[region],
+                                 (LEASE, token, orjson.dumps(sorted(by_region[region]))))
+            self._run("close the turn", self._close_turn, (orjson.dumps(regions), LEASE, token))
             self._last = token
             if token % 1000 == 0:
-                for turn in range(max(1, token - KEEP_TURNS - 1000), token - KEEP_TURNS + 1):
-                    self._run("prune the feed", self._prune, (LEASE, turn))
+                self._prune_feed(token)
         finally:
             self._release()
+
+    def _run_in(self, region: str, operation: str, statement: Any, values: tuple) -> list:
+        """The rows of one statement of ``region``'s keyspace."""
+        return self._db.run([(statement, values)], operation, region=region)[0]
+
+    def _prune_feed(self, token: int) -> None:
+        """Delete the rows (and key lists) of the turns before the newest KEEP_TURNS."""
+        turns = range(max(1, token - KEEP_TURNS - 1000), token - KEEP_TURNS + 1)
+        if not turns:
+            return
+        self._db.run([(self._prune, (LEASE, t)) for t in turns], "prune the feed")
+        for region, drop in self._drop_keys.items():
+            self._db.run([(drop, (LEASE, t)) for t in turns], "prune the feed", region=region)
 
     def abort(self) -> None:
         """Release the lease leaving the turn open: the next turn reconciles."""
@@ -263,25 +330,32 @@ class CassandraWriterTurns(WriterCoordination):
         self._db.close()
 
     def erase(self, record_keys: Iterable[str]) -> int:
+        """Delete every key list naming one of ``record_keys`` in the regions this writer
+        writes, and mark those turns unknown (their readers rebuild); this turn names no
+        keys either. Returns how many turns were rewritten."""
         gone = set(record_keys)
         if not gone:
             return 0
-        rewritten = 0
-        for turn, keys in self._run("erase from the feed", self._keyed, (LEASE,)):
-            named = orjson.loads(keys) if keys is not None else None
-            if named and gone.intersection(named):
-                self._run("erase from the feed", self._mark_unknown,
-                          (orjson.dumps(None), LEASE, turn))
-                rewritten += 1
+        rewritten: set[int] = set()
+        for region in self.regions:
+            rows = self._run_in(region, "erase from the feed", self._all_keys[region], (LEASE,))
+            named = [turn for turn, keys in rows
+                     if keys is not None and gone.intersection(orjson.loads(keys))]
+            self._db.run([(self._drop_keys[region], (LEASE, t)) for t in named],
+                         "erase from the feed", region=region)
+            rewritten.update(named)
+        self._db.run([(self._mark_unknown, (orjson.dumps(None), LEASE, t))
+                      for t in sorted(rewritten)], "erase from the feed")
         self._unknown = True
-        return rewritten
+        return len(rewritten)
 
     def _read_feed(self, token: int) -> CatchUp:
         rows = [r for r in self._run("catch up", self._feed, (LEASE, self._last))
                 if r[0] < token]
         catch = CatchUp(record_keys=set())
         expected = self._last + 1
-        for turn, writer, state, keys in rows:
+        listed: list[tuple[int, list[str]]] = []  # (turn, regions whose keys it wrote)
+        for turn, writer, state, regions in rows:
             if turn != expected:
                 catch.record_keys = None  # a gap: pruned, or a turn that never opened
             expected = turn + 1
@@ -291,18 +365,38 @@ class CassandraWriterTurns(WriterCoordination):
                 self._run("catch up", self._close_open, (LEASE, turn))
             if writer != self.writer_id or state == "open":
                 catch.foreign_turns += 1
-            if catch.record_keys is not None and keys is not None:
+            if catch.record_keys is not None and regions is not None:
                 # no cell: a crashed turn closed by the writer that reconciled it (that
-                # reconciliation is what the reader needed); JSON null: a forget's turn
-                named = orjson.loads(keys)
+                # reconciliation is what the reader needed); JSON null: unknown keys
+                named = orjson.loads(regions)
                 if named is None:
                     catch.record_keys = None
                 else:
-                    catch.record_keys.update(named)
+                    listed.append((turn, [r for r in named if r in self._read_keys]))
         if expected != token:
             # turns handed out but never opened (a writer died between taking the lease
             # and opening its row): nothing says what they did
             catch.crashed = catch.crashed or expected < token
             catch.record_keys = None if expected < token else catch.record_keys
             catch.foreign_turns += token - expected
+        if catch.record_keys is not None and listed:
+            catch.record_keys = self._listed_keys(listed, token)
         return catch
+
+    def _listed_keys(self, listed: list[tuple[int, list[str]]], token: int) -> set[str] | None:
+        """The keys of the ``listed`` turns from their regions' lists (None when a list a
+        turn names is gone: expired, or erased after the turn's row was read)."""
+        wanted = {r for _, regions in listed for r in regions}
+        lists: dict[tuple[int, str], bytes] = {}
+        for region in sorted(wanted):
+            for turn, keys in self._run_in(region, "catch up", self._read_keys[region],
+                                           (LEASE, self._last, token)):
+                lists[(turn, region)] = keys
+        out: set[str] = set()
+        for turn, regions in listed:
+            for region in regions:
+                keys = lists.get((turn, region))
+                if keys is None:
+                    return None
+                out.update(orjson.loads(keys))
+        return out

@@ -25,7 +25,7 @@ import fcntl
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -127,9 +127,10 @@ class WriterTurns(WriterCoordination):
             raise
         self._fh = fh
 
-    def end(self, record_keys: Iterable[str]) -> None:
+    def end(self, record_keys: Mapping[str, str]) -> None:
         """Close the open turn with the keys of the records it wrote (JSON ``null`` after
-        an :meth:`erase` in the turn: readers rebuild); release the lock."""
+        an :meth:`erase` in the turn: readers rebuild); release the lock. The regions are
+        not kept: the feed is one machine's file."""
         keys = None if self._unknown else list(record_keys)
         self._unknown = False
         try:

@@ -95,7 +95,8 @@ def open_writer_backends(settings: EngineSettings, shareable_types: frozenset[st
         ledger, keys = open_privacy(settings)
         opened.append(ledger)
         reviews = _open_review_queue(settings.data_dir, backend=settings.coordination(),
-                                     cassandra=settings.cassandra)
+                                     cassandra=settings.cassandra,
+                                     regions=settings.regions.regions)
         opened.append(reviews)
         models = open_model_registry(settings)
         opened.append(models)
@@ -138,10 +139,14 @@ def open_graph_view(settings: EngineSettings) -> GraphView:
                              LinkPlanner(settings.linking).shareable_types(), neo4j=settings.neo4j)
 
 
-def open_review_queue(settings: EngineSettings) -> ReviewQueue | None:
-    """The review queue of the coordination backend, or None before a writer created it."""
+def open_review_queue(settings: EngineSettings,
+                      regions: Iterable[str] | None = None) -> ReviewQueue | None:
+    """The review queue of the coordination backend for ``regions`` (those this process
+    serves; None: every region of the settings), or None before a writer created it."""
+    order = settings.regions.regions  # strictest first
+    served = order if regions is None else [r for r in order if r in set(regions)]
     return _open_review_queue(settings.data_dir, create=False, backend=settings.coordination(),
-                              cassandra=settings.cassandra)
+                              cassandra=settings.cassandra, regions=served)
 
 
 def open_model_registry(settings: EngineSettings) -> ModelRegistry:

@@ -102,7 +102,7 @@ class Engine:
         self.session = WriterSession(
             open_writer_turns(settings.data_dir, settings.writer_turn_wait_seconds,
                               settings.coordination(), settings.cassandra,
-                              settings.writer_lease_seconds))
+                              settings.writer_lease_seconds, settings.regions.regions))
         self.backends: WriterBackends | None = None
         try:
             self.normalizer = Normalizer(settings.normalization)

@@ -47,12 +47,14 @@ _RECORD_CACHE_LIMIT = 500_000
 class Materialiser:
     """Keeps the profile store in step with the identity graph (one writer, not thread-safe).
 
-    ``record_written(keys)`` is told the record keys every write stores or deletes (the
-    writer session publishes them to the other writers at the end of the turn).
+    ``record_written(keys)`` is told the record keys every write stores or deletes, each
+    with the home region it is stored in or deleted from (the writer session publishes
+    them to the other writers at the end of the turn).
     """
 
     def __init__(self, graph: GraphProfiles, store: ProfileStore, region_policy: RegionPolicy,
-                 publish_changes: bool, record_written: Callable[[Iterable[str]], None],
+                 publish_changes: bool,
+                 record_written: Callable[[Mapping[str, str]], None],
                  segments: MembershipMaintainer | None = None) -> None:
         self.graph = graph
         self.segments = segments
@@ -177,6 +179,7 @@ class Materialiser:
             if pid not in split_ids and any(r != region for r in stored_in[pid]):
                 moves.append((pid, region))
         region_of = {h.profile_id: h.region for h in heads}
+        was_in = {k: r.home_region for k, r in write.items()}  # before this write
         for rec in write.values():
             if rec.profile_id:
                 rec.home_region = region_of[rec.profile_id]
@@ -210,8 +213,15 @@ class Materialiser:
                                _profile_causes(changes, records_of, causes or {}, cause),
                                [a for a, _ in merged], deleted_profiles, at,
                                _changed_keys(changes, write, prior, region_of, fact_keys or {}))
-        self._record_written(write)
-        self._record_written(deleted_records)
+        # where each record is stored now (those of moved profiles too), or was (a record
+        # without a profile is not stored by this write); one never stored is in no
+        # other writer's cache
+        written = {k: r.home_region if r.profile_id else was_in[k] for k, r in write.items()}
+        written.update((r.record_key, home) for pid, home in moves for r in records_of[pid])
+        if deleted_records:  # where they are (read uncached: they are going)
+            stored = self.store.get_records(deleted_records)
+            written.update((k, stored[k].home_region) for k in deleted_records if k in stored)
+        self._record_written({k: region for k, region in written.items() if region})
         try:
             self.store.write(batch)
         except Exception:

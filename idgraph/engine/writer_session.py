@@ -3,14 +3,15 @@
 Every write of an engine runs inside :meth:`WriterSession.turn`. Entering the outermost
 turn takes the writers' turn (:mod:`idgraph.coordination`) and, when other writers wrote since
 this one's last turn, calls ``catch_up`` with what they did before anything else runs.
-Leaving it publishes the record keys this writer wrote (:meth:`record_written`); a turn
+Leaving it publishes the record keys this writer wrote, with their regions
+(:meth:`record_written`); a turn
 left by an exception calls ``abandon`` (drop caches that may hold unstored effects) and
 tells the other writers this turn failed, so the next one reconciles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from idgraph.coordination import CatchUp, WriterCoordination
@@ -24,7 +25,7 @@ class WriterSession:
     def __init__(self, turns: WriterCoordination) -> None:
         self._turns = turns
         self._in_turn = False
-        self._written: set[str] = set()
+        self._written: dict[str, str] = {}
         self.catch_up: Callable[[CatchUp], None] = lambda _catch: None
         """Applies what other writers did; set by the owner once its parts exist."""
         self.abandon: Callable[[], None] = lambda: None
@@ -34,8 +35,9 @@ class WriterSession:
         self.token: int | None = None
         """The fencing token of the turn held now (None: none, or no turn)."""
 
-    def record_written(self, record_keys: Iterable[str]) -> None:
-        """Note records this turn stored or deleted (published when the turn ends)."""
+    def record_written(self, record_keys: Mapping[str, str]) -> None:
+        """Note records this turn stored or deleted, each with the home region it was
+        written in or deleted from ("" when unknown); published when the turn ends."""
         self._written.update(record_keys)
 
     @contextmanager
@@ -47,7 +49,7 @@ class WriterSession:
         catch = self._turns.begin()
         failpoint("writer.turn.begun")
         self._in_turn = True
-        self._written = set()
+        self._written = {}
         self.token = catch.token
         try:
             self.fence(catch.token)
@@ -73,7 +75,8 @@ class WriterSession:
         """Remove forgotten record keys from the turn feed (they are not published by this
         turn either: the other writers rebuild); inside a turn. Returns turns rewritten."""
         keys = set(record_keys)
-        self._written -= keys
+        for key in keys:
+            self._written.pop(key, None)
         return self._turns.erase(keys)
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ from idgraph.profile_store.cassandra_backend.settings import CassandraSettings
 def main() -> int:
     spec = json.loads(sys.stdin.read())
     cassandra = CassandraSettings(**spec["cassandra"])
-    turns = CassandraWriterTurns(cassandra, wait_seconds=60,
+    turns = CassandraWriterTurns(cassandra, ["eu"], wait_seconds=60,
                                  lease_seconds=spec["lease_seconds"])
     store = create_store("cassandra", Path("."), ["eu"], cassandra=cassandra)
     try:
@@ -39,7 +39,7 @@ def main() -> int:
             print("refused", str(exc), flush=True)
             turns.abort()
             return 3
-        turns.end([spec["record_key"]])
+        turns.end({spec["record_key"]: "eu"})
         print("written", flush=True)
         return 0
     finally:

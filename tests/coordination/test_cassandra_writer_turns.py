@@ -36,6 +36,7 @@ from tests.profile_store.store_builders import rec, seed
 pytestmark = pytest.mark.slow
 
 WRITER = Path(__file__).with_name("fenced_writer.py")
+REGIONS = ["eu", "us"]  # dc1 and dc2 of the test cluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def settings(cassandra_cluster):
     prefix = fresh_prefix("wt")
     cfg = cassandra_settings(cassandra_cluster, prefix)
-    CassandraWriterTurns(cfg).close()  # creates the tables
+    CassandraWriterTurns(cfg, REGIONS).close()  # creates the tables
     create_store("cassandra", Path("."), ["eu"], cassandra=cfg).close()
     yield cfg
     drop_keyspaces(cassandra_cluster, prefix)
@@ -56,10 +57,13 @@ def machine(settings, cassandra_cluster):
     with admin_session(cassandra_cluster, consistency="ALL") as session:
         for table in ("writer_lease", "writer_turns", "writer_fence"):
             session.execute(f"TRUNCATE {ks}.{table}")
+        for region in REGIONS:
+            region_ks = q.region_keyspace(settings.keyspace_prefix, region)
+            session.execute(f"TRUNCATE {region_ks}.writer_turn_keys")
     made: list[CassandraWriterTurns] = []
 
-    def make(**kw) -> CassandraWriterTurns:
-        made.append(CassandraWriterTurns(settings, **kw))
+    def make(regions=REGIONS, **kw) -> CassandraWriterTurns:
+        made.append(CassandraWriterTurns(settings, regions, **kw))
         return made[-1]
 
     yield make
@@ -82,16 +86,16 @@ def test_one_writer_at_a_time_and_the_next_learns_what_the_first_wrote(machine):
     waiting, got = _in_thread(b.begin)
     time.sleep(1.0)
     assert got == []  # b waits while a holds the turn
-    a.end(["crm:hubspot:1", "segment:anon:9"])
+    a.end({"crm:hubspot:1": "eu", "segment:anon:9": "us"})
     waiting.join(20)
     (second,) = got
     assert second.token == 2 and not second.crashed
     assert second.record_keys == {"crm:hubspot:1", "segment:anon:9"}
     assert second.foreign_turns == 1
-    b.end([])
+    b.end({})
     third = a.begin()  # a learns b's turn (which wrote nothing)
     assert (third.token, third.foreign_turns, third.record_keys) == (3, 1, set())
-    a.end([])
+    a.end({})
 
 
 def test_a_turn_left_open_makes_the_next_writer_reconcile(machine):
@@ -100,22 +104,102 @@ def test_a_turn_left_open_makes_the_next_writer_reconcile(machine):
     a.abort()  # released, the turn left open: its writer failed inside it
     catch = b.begin()
     assert catch.crashed and catch.record_keys is None and catch.token == 2
-    b.end(["k"])
+    b.end({"k": "eu"})
     again = a.begin()  # the open turn was closed by the reconciling writer
     assert not again.crashed and again.record_keys == {"k"}
-    a.end([])
+    a.end({})
 
 
 def test_a_forget_makes_the_feed_say_unknown(machine):
     a, b = machine(), machine()
     a.begin()
-    a.end(["sendgrid:ann@x.io", "crm:hubspot:2"])
+    a.end({"sendgrid:ann@x.io": "eu", "crm:hubspot:2": "us"})
     b.begin()
     assert b.erase({"sendgrid:ann@x.io"}) == 1  # the turn naming it is rewritten
-    b.end(["crm:hubspot:3"])
+    b.end({"crm:hubspot:3": "us"})
     catch = a.begin()  # b's turn names nothing: a rebuilds
     assert catch.record_keys is None and not catch.crashed
-    a.end([])
+    a.end({})
+
+
+def _feed_rows(cluster, settings) -> dict[str, list[tuple]]:
+    """Every row of the feed: the global keyspace's and each region's key lists."""
+    prefix = settings.keyspace_prefix
+    with admin_session(cluster, consistency="ALL") as session:
+        rows = {"global": [tuple(r) for t in ("writer_lease", "writer_turns")
+                           for r in session.execute(f"SELECT * FROM "
+                                                    f"{q.global_keyspace(prefix)}.{t}")]}
+        for region in REGIONS:
+            rows[region] = [tuple(r) for r in session.execute(
+                f"SELECT turn, record_keys FROM {q.region_keyspace(prefix, region)}"
+                ".writer_turn_keys")]
+    return rows
+
+
+def test_the_feed_keeps_each_record_key_in_its_home_regions_keyspace_only(
+        machine, settings, cassandra_cluster):
+    """Residency: the global keyspace (replicated to every data centre) names no record
+    key; each key is in its record's region only; a reader gets them all back."""
+    a, b = machine(), machine()
+    a.begin()
+    a.end({"sendgrid:ann@x.io": "eu", "crm:hubspot:5": "us", "segment:anon:1": "eu"})
+    rows = _feed_rows(cassandra_cluster, settings)
+    assert not any(k in repr(rows["global"]) for k in ("ann@x.io", "hubspot:5", "anon:1"))
+    assert [(t, json.loads(k)) for t, k in rows["eu"]] == [
+        (1, ["segment:anon:1", "sendgrid:ann@x.io"])]
+    assert [(t, json.loads(k)) for t, k in rows["us"]] == [(1, ["crm:hubspot:5"])]
+    catch = b.begin()
+    assert catch.record_keys == {"sendgrid:ann@x.io", "crm:hubspot:5", "segment:anon:1"}
+    b.end({})
+
+
+def test_a_writer_learns_the_keys_of_the_regions_it_writes_only(machine):
+    """A writer of the US records reads the US list of a turn that wrote both regions
+    (it never contacts the EU keyspace, and holds no EU record to refresh)."""
+    a, us_only = machine(), machine(regions=["us"])
+    a.begin()
+    a.end({"sendgrid:ann@x.io": "eu", "crm:hubspot:5": "us"})
+    assert us_only.begin().record_keys == {"crm:hubspot:5"}
+    us_only.end({})
+
+
+def test_a_key_of_an_unknown_region_makes_the_turn_unknown_and_is_kept_nowhere(
+        machine, settings, cassandra_cluster):
+    a, b = machine(), machine()
+    a.begin()
+    a.end({"crm:hubspot:6": "eu", "sendgrid:bob@x.io": "apac"})  # apac: not a's region
+    rows = _feed_rows(cassandra_cluster, settings)
+    assert "bob@x.io" not in repr(rows) and "hubspot:6" not in repr(rows)
+    catch = b.begin()
+    assert catch.record_keys is None and catch.foreign_turns == 1 and not catch.crashed
+    b.end({})
+
+
+def test_a_missing_key_list_makes_the_catch_up_unknown(machine, settings, cassandra_cluster):
+    """A region's list gone (its TTL expired) while the turn's row names the region: the
+    reader cannot know the keys, so it rebuilds rather than miss them."""
+    a, b = machine(), machine()
+    a.begin()
+    a.end({"crm:hubspot:7": "eu", "crm:hubspot:8": "us"})
+    with admin_session(cassandra_cluster, consistency="ALL") as session:
+        session.execute(f"DELETE FROM {q.region_keyspace(settings.keyspace_prefix, 'us')}"
+                        ".writer_turn_keys WHERE name = 'writers' AND turn = 1")
+    assert b.begin().record_keys is None
+    b.end({})
+
+
+def test_a_forget_deletes_the_key_lists_naming_the_key(machine, settings, cassandra_cluster):
+    a, b = machine(), machine()
+    for keys in ({"sendgrid:cy@x.io": "eu"}, {"crm:hubspot:9": "us"},
+                 {"sendgrid:cy@x.io": "eu", "crm:hubspot:10": "eu"}):
+        a.begin()
+        a.end(keys)
+    b.begin()
+    assert b.erase({"sendgrid:cy@x.io"}) == 2
+    b.end({"crm:hubspot:11": "us"})
+    rows = _feed_rows(cassandra_cluster, settings)
+    assert "cy@x.io" not in repr(rows)
+    assert [t for t, _ in rows["eu"]] == [] and [t for t, _ in rows["us"]] == [2]
 
 
 def test_the_lease_is_renewed_while_a_turn_runs(machine):
@@ -127,10 +211,10 @@ def test_the_lease_is_renewed_while_a_turn_runs(machine):
     assert a.renewals >= 3 and not a.lost.is_set()
     held = a.status()
     assert (held.holding, held.turn, held.lost) == (True, 1, 0) and held.renewals >= 3
-    a.end([])
+    a.end({})
     assert not a.status().holding and a.status().turn == 1
     assert b.begin().token == 2
-    b.end([])
+    b.end({})
 
 
 def _writer(settings, lease: float, record_key: str, failpoints: str = ""):
@@ -169,7 +253,7 @@ def test_a_writer_killed_holding_the_lease_blocks_the_others_at_most_the_lease(
     waited = time.monotonic() - died
     assert waited < 2.0 + 1.0, waited
     assert catch.crashed and catch.token == 2
-    b.end([])
+    b.end({})
 
 
 def test_a_writer_paused_past_its_lease_cannot_commit_after_another_wrote(
@@ -188,7 +272,7 @@ def test_a_writer_paused_past_its_lease_cannot_commit_after_another_wrote(
         seed(store, rec("crm:hubspot:fresh", "p-fresh", "eu", ["email:b@x.io"]))
     finally:
         store.close()
-    b.end(["crm:hubspot:fresh"])
+    b.end({"crm:hubspot:fresh": "eu"})
 
     os.kill(stalled.pid, signal.SIGCONT)
     assert stalled.wait(60) == 3, (stalled.stdout.read(), stalled.stderr.read()[-2000:])
@@ -242,7 +326,8 @@ def test_a_writer_killed_after_its_fenced_commit_has_its_batch_finished_by_recov
 def test_idgraph_schema_creates_the_coordination_tables_before_any_writer(
         cassandra_cluster, tmp_path):
     """``idgraph schema`` (run once, before writers start on several machines) creates
-    the lease, the feed, the fence, the reviews and the models in the global keyspace."""
+    the lease, the feed, the fence and the models in the global keyspace, and the feed's
+    key lists and the reviews (they name records) in every region's keyspace only."""
     prefix = fresh_prefix("sc")
     cfg = cassandra_settings(cassandra_cluster, prefix)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "IDGRAPH_PROFILE_STORE_BACKEND": "cassandra",
@@ -255,9 +340,14 @@ def test_idgraph_schema_creates_the_coordination_tables_before_any_writer(
         assert out.returncode == 0, out.stderr[-3000:]
         assert "coordination cassandra" in out.stdout
         with admin_session(cassandra_cluster) as session:
-            tables = set(session.cluster.metadata.keyspaces[
-                q.global_keyspace(prefix)].tables)
+            keyspaces = session.cluster.metadata.keyspaces
+            tables = set(keyspaces[q.global_keyspace(prefix)].tables)
+            in_regions = {r: set(keyspaces[q.region_keyspace(prefix, r)].tables)
+                          for r in ("eu", "uk", "us", "apac")}
         assert {"writer_lease", "writer_turns", "writer_fence", "batches"} <= tables
-        assert any("review" in t for t in tables) and any("model" in t for t in tables)
+        assert any("model" in t for t in tables)
+        assert not any("review" in t or "keys" in t for t in tables)
+        for region_tables in in_regions.values():
+            assert {"writer_turn_keys", "reviews", "reviews_by_record"} <= region_tables
     finally:
         drop_keyspaces(cassandra_cluster, prefix)

@@ -1,7 +1,8 @@
 """The review queue seam (:class:`idgraph.coordination.ReviewQueue`) run against every
-backend: the local SQLite file and Cassandra's global keyspace on the session's real
-two-node cluster. Two queue instances on one database are two machines (for the local
-backend: two processes of one machine on one file).
+backend: the local SQLite file and Cassandra's region keyspaces on the session's real
+two-node cluster (a queue of every region, as a writer opens it). Two queue instances on
+one database are two machines (for the local backend: two processes of one machine on
+one file).
 
 Checked: deterministic IDs and one review per pair; paging in creation order with
 ``after``, by status and ``all``; decisions (final, idempotent, never reversed), applying,
@@ -19,6 +20,7 @@ import pytest
 
 from idgraph.coordination import ReviewQueue, ReviewStateError, review_id_for
 from idgraph.core.errors import InvalidIdentifierError, NotFoundError
+from tests.coordination.conftest import REVIEW_REGIONS
 
 CONTRIB = (("email", "Exact", 5.0), ("name", "Jaro-Winkler >= 0.9", 2.5))
 
@@ -38,7 +40,7 @@ def queues(request, tmp_path) -> Callable[[], ReviewQueue]:
         settings = request.getfixturevalue("empty_cassandra")
 
         def open_queue() -> ReviewQueue:
-            return CassandraReviewQueue(settings)
+            return CassandraReviewQueue(settings, REVIEW_REGIONS)
     else:
         from idgraph.coordination.local import SqliteReviewQueue
 
@@ -211,8 +213,10 @@ def test_two_machines_proposing_one_pair_keep_one_review(queues):
     one, two = queues(), queues()
     for i in range(5):
         a, b = f"crm:a{i}", f"crm:b{i}"
+        # the second knows more, but both put the pair in eu, the stricter home (writers
+        # propose inside their turns: two at once never disagree on where a pair lives)
         results = race(lambda a=a, b=b: one.propose([pair(a, b)], {a: "eu"}),
-                       lambda a=a, b=b: two.propose([pair(b, a, 3.0)], {b: "us"}))
+                       lambda a=a, b=b: two.propose([pair(b, a, 3.0)], {a: "eu", b: "us"}))
         assert sorted(results) == [0, 1], results
     assert len(one.list("all")) == len(two.list("open")) == 5
     assert one.counts()["open"] == 5

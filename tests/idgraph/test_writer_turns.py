@@ -151,3 +151,23 @@ def test_writers_starting_at_once_on_a_fresh_data_dir(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
     with Engine(Settings(data_dir=tmp_path / "fresh")) as engine:
         assert engine.store.counts()["processed_events"] == 4
+
+
+def test_a_turn_publishes_each_record_with_the_region_it_is_stored_in(tmp_path, monkeypatch):
+    """What the feed learns per turn (the distributed feed keeps each key in that
+    region's keyspace): a new record's home, both records of a merge at the stricter
+    home, and a removed record where it was stored."""
+    published: list[dict[str, str]] = []
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        turns = engine.session._turns
+        real_end = turns.end
+        monkeypatch.setattr(turns, "end", lambda keys: (published.append(dict(keys)),
+                                                         real_end(keys))[1])
+        engine.ingest([record("hubspot", "1", "h1", 1, ["crm:hubspot:1", "email:max@x.de"],
+                              country="US")])
+        assert published[-1] == {"hubspot:1": "us"}
+        engine.ingest([record("salesforce", "003M", "s1", 2,
+                              ["crm:salesforce:003M", "email:max@x.de"], country="DE")])
+        assert published[-1] == {"hubspot:1": "eu", "salesforce:003M": "eu"}
+        engine.forget_record("salesforce:003M")
+        assert published[-1]["salesforce:003M"] == "eu"
