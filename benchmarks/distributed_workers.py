@@ -34,6 +34,7 @@ from pathlib import Path
 
 from benchmarks.common import argument_parser, load_average, save
 from benchmarks.stream_throughput import fresh_prefix, read_stats, stop_process, stream_settings
+from idgraph.coordination import mark_schema_created
 from idgraph.devservers.bolt_server import LocalBoltServer
 from idgraph.devservers.cassandra_cluster import PROTOCOL_VERSION, LocalCassandraCluster
 from idgraph.devservers.kafka_broker import LocalBroker
@@ -98,9 +99,11 @@ def run_config(broker: LocalBroker, events: list, expected: int, workers: int,
     if distributed:
         # the keyspaces and tables are created once, before the workers start: Cassandra
         # 2.1 gives a table created by several processes at once different IDs per node
-        with Engine(_settings(work / f"{prefix}-schema", stream, True, neo4j, cluster,
-                              prefix)):
+        # (what `idgraph schema` does; the workers refuse to start before its mark)
+        schema = _settings(work / f"{prefix}-schema", stream, True, neo4j, cluster, prefix)
+        with Engine(schema):
             pass
+        mark_schema_created(schema.coordination(), schema.cassandra)
     try:
         for i in range(workers):
             data_dir = work / f"{prefix}-w{i}"

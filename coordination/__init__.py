@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUSES", "CatchUp", "ModelRegistry", "Review", "ReviewQueue", "ReviewStateError",
-    "WriterCoordination", "open_model_registry", "open_review_queue", "open_writer_turns",
-    "review_id_for",
+    "WriterCoordination", "mark_schema_created", "open_model_registry", "open_review_queue",
+    "open_writer_turns", "review_id_for", "schema_created",
 ]
 
 
@@ -54,6 +54,30 @@ def open_writer_turns(data_dir: Path, wait_seconds: float, backend: str = "local
     from idgraph.coordination.local.turns import WriterTurns
 
     return WriterTurns(data_dir, wait_seconds)
+
+
+def mark_schema_created(backend: str, cassandra: CassandraSettings | None = None) -> None:
+    """Record that every keyspace and table of the deployment exists (after ``idgraph
+    schema`` created them): the ``cassandra`` backend's writers refuse to start before
+    (:func:`schema_created`); nothing to record for ``local``."""
+    if backend == "cassandra":
+        from idgraph.coordination.cassandra_backend.turns import mark_schema_created as mark
+
+        mark(_cassandra(cassandra))
+        return
+    _check_local(backend)
+
+
+def schema_created(backend: str, cassandra: CassandraSettings | None = None) -> bool:
+    """Whether writers may start: ``cassandra``, ``idgraph schema`` ran (writers creating
+    tables at the same moment break them on Cassandra 2.1); ``local``, always (the first
+    writer creates the files under a lock)."""
+    if backend == "cassandra":
+        from idgraph.coordination.cassandra_backend.turns import schema_created as created
+
+        return created(_cassandra(cassandra))
+    _check_local(backend)
+    return True
 
 
 def open_review_queue(data_dir: Path, create: bool = True, backend: str = "local",

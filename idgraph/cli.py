@@ -493,6 +493,17 @@ def _require_kafka() -> None:
                           f"'idgraph[kafka]' ({exc})") from None
 
 
+def _require_schema(settings: Settings) -> None:
+    """ConfigError unless the shared backends' schema was created by ``idgraph schema``
+    (workers on several machines must not create tables at the same moment)."""
+    from idgraph.coordination import schema_created
+
+    if not schema_created(settings.coordination(), settings.cassandra):
+        raise ConfigError(f"the {settings.coordination()} schema of keyspace prefix "
+                          f"{settings.cassandra.keyspace_prefix!r} has not been created: run "
+                          "`idgraph schema` once (same settings) before starting workers")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     _require_kafka()
     from idgraph.engine import Engine
@@ -502,6 +513,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _stream_settings(args)
     if args.stats_file:
         _check_output(args.stats_file)
+    _require_schema(settings)
     if not args.no_create_topics:
         created = ensure_topics_sync(settings.stream)
         if created:
@@ -553,12 +565,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
     """Create what the configured backends need (keyspaces, tables, graph constraints) by
     opening a writer once. Run it once before starting writers on several machines:
     Cassandra 2.1 gives a table that several processes create at the same moment a
-    different ID on each node, which breaks it."""
+    different ID on each node, which breaks it; so workers on Cassandra start only once
+    it ran (the mark it leaves)."""
+    from idgraph.coordination import mark_schema_created
     from idgraph.engine import Engine
 
     settings = _settings(args)
     with Engine(settings):
         pass
+    mark_schema_created(settings.coordination(), settings.cassandra)
     print(f"schema ready: graph {settings.graph_backend}, profile store "
           f"{settings.profile_store_backend}, coordination {settings.coordination()}")
     return 0

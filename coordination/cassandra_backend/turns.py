@@ -16,6 +16,12 @@ region                   ``((name), turn)``        ``record_keys`` (JSON list), 
 ``writer_turn_keys``                               ``USING TTL`` :data:`KEY_TTL_SECONDS`
 =======================  ========================  ==========================================
 
+**Schema first.** Cassandra 2.1 gives a table that several processes create at the same
+moment a different ID on each node, which breaks it; so ``idgraph schema`` creates every
+keyspace and table once and then writes the ``writer_lease`` row ``schema``
+(:func:`mark_schema_created`), and ``idgraph worker`` refuses to start without it
+(:func:`schema_created`).
+
 **The lease.** A writer takes the turn by a lightweight transaction (Paxos, ``SERIAL``:
 across every data centre, so two machines anywhere cannot both win) on the one lease row:
 ``UPDATE ... SET turn = T+1, owner = me, expires_at = now + lease IF turn = T``, tried
@@ -95,6 +101,38 @@ REGION_DDL = {
     "writer_turn_keys": "CREATE TABLE IF NOT EXISTS {ks}.writer_turn_keys (name text, "
                         "turn bigint, record_keys blob, PRIMARY KEY (name, turn))",
 }
+
+
+SCHEMA_ROW = "schema"
+"""The ``writer_lease`` row ``idgraph schema`` writes once every table exists
+(:func:`mark_schema_created`); writers on several machines start only when it is there."""
+SCHEMA_VERSION = 1  # raise it with every release that adds a table: workers then wait for
+#                    `idgraph schema` to have created them
+
+
+def mark_schema_created(settings: CassandraSettings) -> None:
+    """Record that the deployment's keyspaces and tables exist (after ``idgraph schema``
+    created them all): ``writer_lease`` row ``schema`` with the schema version."""
+    db = GlobalSession(settings, DDL, WHAT)
+    try:
+        put = db.prepare("INSERT INTO {ks}.writer_lease (name, turn) VALUES (?, ?)")
+        db.run([(put, (SCHEMA_ROW, SCHEMA_VERSION))], "mark the schema created")
+    finally:
+        db.close()
+
+
+def schema_created(settings: CassandraSettings) -> bool:
+    """Whether ``idgraph schema`` has created the deployment's schema (this version or a
+    newer one). BackendError when the cluster cannot be reached."""
+    if not GlobalSession.has_tables(settings, DDL, WHAT):
+        return False
+    db = GlobalSession(settings, DDL, WHAT, create=False)
+    try:
+        read = db.prepare("SELECT turn FROM {ks}.writer_lease WHERE name = ?")
+        rows = db.run([(read, (SCHEMA_ROW,))], "read the schema mark")[0]
+        return bool(rows) and (rows[0][0] or 0) >= SCHEMA_VERSION
+    finally:
+        db.close()
 
 
 class _Busy(Exception):

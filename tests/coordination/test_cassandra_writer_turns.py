@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from idgraph.coordination import schema_created
 from idgraph.coordination.cassandra_backend.turns import CassandraWriterTurns
 from idgraph.core.errors import BackendError
 from idgraph.profile_store import create_store
@@ -325,7 +326,8 @@ def test_a_writer_killed_after_its_fenced_commit_has_its_batch_finished_by_recov
 
 def test_idgraph_schema_creates_the_coordination_tables_before_any_writer(
         cassandra_cluster, tmp_path):
-    """``idgraph schema`` (run once, before writers start on several machines) creates
+    """A worker refuses to start before ``idgraph schema`` ran (workers creating tables
+    at once break them); ``idgraph schema`` (run once, before writers start) creates
     the lease, the feed, the fence and the models in the global keyspace, and the feed's
     key lists and the reviews (they name records) in every region's keyspace only."""
     prefix = fresh_prefix("sc")
@@ -334,11 +336,18 @@ def test_idgraph_schema_creates_the_coordination_tables_before_any_writer(
            "IDGRAPH_CASSANDRA": json.dumps(cfg.model_dump(mode="json", exclude={"password"})),
            "IDGRAPH_PRIVACY__SUPPRESSION_KEY": "schema-test-key-" + "s" * 20}
     try:
+        early = subprocess.run([sys.executable, "-m", "idgraph.cli", "worker", "--data-dir",
+                                str(tmp_path / "w")], env=env, capture_output=True,
+                               text=True, timeout=300, check=False)
+        assert early.returncode != 0
+        assert "run `idgraph schema` once" in early.stderr, early.stderr[-3000:]
+        assert not schema_created("cassandra", cfg)
         out = subprocess.run([sys.executable, "-m", "idgraph.cli", "schema", "--data-dir",
                               str(tmp_path / "d")], env=env, capture_output=True, text=True,
                              timeout=300, check=False)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "coordination cassandra" in out.stdout
+        assert schema_created("cassandra", cfg)
         with admin_session(cassandra_cluster) as session:
             keyspaces = session.cluster.metadata.keyspaces
             tables = set(keyspaces[q.global_keyspace(prefix)].tables)

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +59,7 @@ pytestmark = pytest.mark.slow
 SEED = 20261219
 RECORDS = 2400  # ~2,250 events
 WAVES = 4
+ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 3.0
 PAUSE_SECONDS = 6.0  # the paused worker's stop: twice the lease
 OUTAGE_SECONDS = 8.0  # dc2's node down
@@ -103,12 +106,18 @@ def test_three_workers_on_neo4j_and_cassandra_equal_one_embedded_engine(
     t0 = time.monotonic()
     node_stopped = False
     try:
-        # a first, alone: it creates the keyspaces and tables. Writers creating the same
-        # tables at once leave Cassandra 2.1's nodes with different table IDs ("Column
-        # family ID mismatch"; a node restarted later refuses the lease's Paxos)
+        # the schema first, as the README says (workers refuse to start without it):
+        # writers creating the same tables at once leave Cassandra 2.1's nodes with
+        # different table IDs ("Column family ID mismatch"; a node restarted later refuses
+        # the lease's Paxos)
+        made = subprocess.run([sys.executable, "-m", "idgraph.cli", "schema", "--config",
+                               str(config), "--data-dir", str(tmp_path / "schema-data")],
+                              capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert made.returncode == 0, made.stderr[-3000:]
         a = start("a")
         wait_for(lambda: "Worker]: Ready" in a.log_path.read_text(errors="replace"), 90,
-                 "a to create the schema and join the group", [a])
+                 "a to join the group", [a])
         # b stops itself inside its 3rd store write: batch journaled, turn held
         b = start("b", IDGRAPH_FAILPOINTS="journal.begun=stop@3")
         c = start("c")
