@@ -4,6 +4,7 @@ the scrape, as Prometheus reads it; no identifier asked for appears in it."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import pytest
@@ -75,3 +76,61 @@ def test_served_calls_are_counted_by_method_and_status(tmp_path):
     assert "process_resident_memory_bytes" in text
     for asked in (known, "nobody-e2e", "not-an-email", "not-a-key", TOKEN):
         assert asked.split(":")[-1] not in text
+
+
+def _scrape_when_up(port: int, timeout: float = 60.0) -> dict[str, list]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return scrape(port)[1]
+        except OSError:
+            assert time.monotonic() < deadline, f"no metrics endpoint on port {port}"
+            time.sleep(0.2)
+
+
+def test_each_server_process_has_its_endpoint_and_together_they_count_every_call(tmp_path):
+    """``grpc.processes = 2``: the second process serves its metrics on ``port + 1``;
+    calls spread over the processes by the kernel (SO_REUSEPORT, one per connection) add
+    up to the calls sent, none counted twice or lost."""
+    data_dir = tmp_path / "data"
+    with Engine(Settings(data_dir=data_dir)) as engine:
+        engine.ingest_payloads(generate(n_records=100, seed=4).events)
+        known = next(i.identifier for p in engine.graph.profile_ids()
+                     for i in engine.queries.get_profile(p).identifiers
+                     if i.identifier.startswith("email:"))
+    metrics_port = free_port()
+    while not _port_free(metrics_port + 1):
+        metrics_port = free_port()
+    proc, port = start_server(data_dir, ("IDGRAPH_METRICS__PORT", str(metrics_port)),
+                              ("IDGRAPH_GRPC__PROCESSES", "2"))
+    sent = 0
+    try:
+        per_process = [_scrape_when_up(metrics_port + i) for i in range(2)]
+        for _ in range(12):  # a new connection each time: the kernel picks a process
+            client = ProfileClient(f"127.0.0.1:{port}", token=TOKEN)
+            try:
+                client.wait_ready()
+                assert client.lookup(known).profile.profile_id
+                sent += 1
+            finally:
+                client.close()
+        per_process = [scrape(metrics_port + i)[1] for i in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+    ok = [sum(s.value for s in families["idgraph_grpc_requests"]
+              if s.name == "idgraph_grpc_requests_total" and s.labels["method"] == "Lookup"
+              and s.labels["code"] == "OK") for families in per_process]
+    assert sum(ok) == sent == 12
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
