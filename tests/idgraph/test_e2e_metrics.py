@@ -35,13 +35,18 @@ def _failed(call) -> str:
     return err.value.code.name
 
 
+def _ingested(data_dir, records: int, seed: int) -> str:
+    """Ingest a generated world into ``data_dir``; returns an email identifier it knows."""
+    with Engine(Settings(data_dir=data_dir)) as engine:
+        engine.ingest_payloads(generate(n_records=records, seed=seed).events)
+        return next(i.identifier for p in engine.graph.profile_ids()
+                    for i in engine.queries.get_profile(p).identifiers
+                    if i.identifier.startswith("email:"))
+
+
 def test_served_calls_are_counted_by_method_and_status(tmp_path):
     data_dir = tmp_path / "data"
-    with Engine(Settings(data_dir=data_dir)) as engine:
-        engine.ingest_payloads(generate(n_records=200, seed=3).events)
-        known = next(i.identifier for p in engine.graph.profile_ids()
-                     for i in engine.queries.get_profile(p).identifiers
-                     if i.identifier.startswith("email:"))
+    known = _ingested(data_dir, 200, 3)
     metrics_port = free_port()
     proc, port = start_server(data_dir, ("IDGRAPH_METRICS__PORT", str(metrics_port)))
     client = ProfileClient(f"127.0.0.1:{port}", token=TOKEN)
@@ -93,11 +98,7 @@ def test_each_server_process_has_its_endpoint_and_together_they_count_every_call
     calls spread over the processes by the kernel (SO_REUSEPORT, one per connection) add
     up to the calls sent, none counted twice or lost."""
     data_dir = tmp_path / "data"
-    with Engine(Settings(data_dir=data_dir)) as engine:
-        engine.ingest_payloads(generate(n_records=100, seed=4).events)
-        known = next(i.identifier for p in engine.graph.profile_ids()
-                     for i in engine.queries.get_profile(p).identifiers
-                     if i.identifier.startswith("email:"))
+    known = _ingested(data_dir, 100, 4)
     metrics_port = free_port()
     while not _port_free(metrics_port + 1):
         metrics_port = free_port()
