@@ -77,6 +77,13 @@ class Topic(Protocol):
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]: ...
 
 
+class BatchTopic(Protocol):
+    """Where a round of changes goes (:class:`idgraph.stream.publish.BatchedTopic` over a
+    Faust topic): ``send_many`` returns once the broker has every message, or raises."""
+
+    async def send_many(self, messages: Sequence[tuple[bytes | None, bytes]]) -> None: ...
+
+
 class Outbox(Protocol):
     """The store's outbox of changes to publish (:class:`idgraph.profile_store.ProfileStore`)."""
 
@@ -163,7 +170,7 @@ class BatchDelivery:
     """
 
     def __init__(self, processor: BatchProcessor, outbox: Outbox, *, dead_letters: Topic,
-                 changes: Topic, segment_changes: Topic, publish_changes: bool,
+                 changes: BatchTopic, segment_changes: BatchTopic, publish_changes: bool,
                  run_blocking: Callable[..., Awaitable[Any]], stats: WorkerStats,
                  stats_file: Path | None = None, metrics: WorkerMetrics | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -228,16 +235,12 @@ class BatchDelivery:
             pending = await self.run_blocking(self.outbox.pending_changes, CHANGES_PER_ROUND)
             if not pending:
                 return
-            futures = []
-            for change in pending:
-                if isinstance(change, SegmentChange):
-                    key, value = segment_change_message(change)
-                    futures.append(await self.segment_changes.send(key=key, value=value))
-                else:
-                    key, value = change_message(change)
-                    futures.append(await self.changes.send(key=key, value=value))
-            for fut in futures:
-                await fut
+            segment_messages = [segment_change_message(c) for c in pending
+                                if isinstance(c, SegmentChange)]
+            profile_messages = [change_message(c) for c in pending
+                                if not isinstance(c, SegmentChange)]
+            await asyncio.gather(self.changes.send_many(profile_messages),
+                                 self.segment_changes.send_many(segment_messages))
             failpoint("stream.changes.sent")
             await self.run_blocking(self.outbox.ack_changes, [c.change_id for c in pending])
             self.stats.changes_published += len(pending)

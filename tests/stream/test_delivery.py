@@ -75,6 +75,11 @@ class MemoryTopic:
         asyncio.get_running_loop().call_soon(complete)
         return fut
 
+    async def send_many(self, messages):
+        """A round (the changes' topics): returns once the broker has all, or raises."""
+        futures = [await self.send(key=key, value=value) for key, value in messages]
+        await asyncio.gather(*futures)
+
 
 class Rig:
     """A :class:`BatchDelivery` over a real engine and in-memory topics; pauses between
