@@ -15,6 +15,7 @@ from pathlib import Path
 from idgraph.auth.keys import ApiKey, KeyNotFoundError, KeyRequestError
 from idgraph.auth.store import KeyStore
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
+from idgraph.core.sqlite_wal import use_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -38,7 +39,7 @@ class SqliteKeyStore(KeyStore):
         make_private_sqlite(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
                                    timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 

@@ -36,6 +36,7 @@ from idgraph.coordination.base import (
 )
 from idgraph.core.errors import BackendError, InvalidIdentifierError, NotFoundError
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
+from idgraph.core.sqlite_wal import use_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -80,7 +81,7 @@ class SqliteReviewQueue(ReviewQueue):
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None,
                                        check_same_thread=False, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._add_region_columns()

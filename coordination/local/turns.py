@@ -35,6 +35,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from idgraph.coordination.base import CatchUp, TurnStatus, WriterCoordination
 from idgraph.core.errors import BackendError
 from idgraph.core.private_files import make_private_dir, make_private_sqlite, open_private
+from idgraph.core.sqlite_wal import use_wal
 
 _KEEP_TURNS = 10_000
 _SCHEMA = """
@@ -73,7 +74,7 @@ class WriterTurns(WriterCoordination):
         try:
             self._db = sqlite3.connect(str(feed), timeout=30,
                                        isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             # NORMAL: a committed turn survives a process crash (WAL); after a power loss
             # every writer restarts, and a start replays the log and reconciles anyway
             self._db.execute("PRAGMA synchronous=NORMAL")

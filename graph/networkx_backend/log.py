@@ -25,6 +25,7 @@ from pathlib import Path
 from idgraph.core.errors import BackendError
 from idgraph.core.failpoints import failpoint
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
+from idgraph.core.sqlite_wal import use_wal
 from idgraph.graph.components import LogRow
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class LinkLog:
             make_private_dir(path.parent)
             make_private_sqlite(path)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA cache_size=-65536")
             self._db.execute("PRAGMA wal_autocheckpoint=10000")

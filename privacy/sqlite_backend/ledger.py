@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
+from idgraph.core.sqlite_wal import use_wal
 from idgraph.privacy.consent import ConsentEntry, ConsentState, newer
 from idgraph.privacy.ledger import AuditEntry, ForgetRequest, PrivacyLedger, Suppression
 from idgraph.privacy.purposes import Purpose, PurposeRegistry, default_purposes, registry_of
@@ -110,7 +111,7 @@ class SqlitePrivacyLedger(PrivacyLedger):
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), isolation_level=None,
                                    check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         # an erased consent entry is overwritten with zeros, not left in a free page
         self._db.execute("PRAGMA secure_delete=ON")

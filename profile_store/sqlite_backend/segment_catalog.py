@@ -18,6 +18,7 @@ import orjson
 
 from idgraph.core.errors import BackendError
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
+from idgraph.core.sqlite_wal import use_wal
 from idgraph.profile_store.segment_state import (
     CatalogChangedError,
     SegmentCatalog,
@@ -78,7 +79,7 @@ class SqliteSegmentCatalog(SegmentCatalog):
             make_private_sqlite(self.path)
             self._db = sqlite3.connect(str(self.path), isolation_level=None,
                                        check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SEGMENT_CATALOG_SCHEMA)
         except sqlite3.Error as exc:

@@ -29,6 +29,7 @@ import orjson
 from idgraph.core.errors import BackendError, ResidencyError
 from idgraph.core.failpoints import failpoint
 from idgraph.core.private_files import make_private_dir, make_private_sqlite
+from idgraph.core.sqlite_wal import use_wal
 from idgraph.profile_store.base import (
     IdentifierMatch,
     ProfileChange,
@@ -188,7 +189,7 @@ class SqliteProfileStore(ProfileStore):
             db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                  timeout=30)
             if not self._readonly:
-                db.execute("PRAGMA journal_mode=WAL")
+                use_wal(db)
                 db.execute("PRAGMA synchronous=FULL")
                 # batches touch pages all over the tables: a larger page cache and fewer
                 # WAL checkpoints measured ~25% less write time at 100k records
