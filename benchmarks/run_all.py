@@ -34,8 +34,9 @@ RUNS = [
                          "ingest_throughput"]),
     (ingest_throughput, ["--records", "100000", "--batch", "500", "--output",
                          "ingest_throughput_batch500"]),
-    (lookup_latency, ["--records", "100000", "--rate", "1000", "--seconds", "10", "--processes",
-                      "1", "--output", "lookup_latency"]),
+    *[(lookup_latency, ["--records", "100000", "--rate", "1000", "--seconds", "10",
+                        "--processes", "1", "--output", name])
+      for name in ("lookup_latency", "lookup_latency_run2", "lookup_latency_run3")],
     (lookup_latency, ["--records", "100000", "--rate", "500", "--seconds", "10", "--processes",
                       "1", "--output", "lookup_latency_500"]),
     (segment_latency, ["--records", "100000", "--rate", "1000", "--seconds", "10", "--output",
@@ -45,7 +46,8 @@ RUNS = [
     (segment_evaluation, ["--parts", "c", "--ingest-records", "40000", "--output",
                           "segment_evaluation_ingest"]),
     (realtime_scoring, ["--existing", "100000", "--new", "2000"]),
-    (stream_throughput, ["--records", "30000"]),
+    *[(stream_throughput, ["--records", "30000", "--output", name])
+      for name in ("stream_throughput", "stream_throughput_run2", "stream_throughput_run3")],
     (stream_throughput, ["--records", "30000", "--batch-within", "0.2", "--output",
                          "stream_throughput_within0.2"]),
     (stream_freshness, ["--rate", "1000", "--seconds", "20"]),
