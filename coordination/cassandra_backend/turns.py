@@ -213,9 +213,11 @@ class CassandraWriterTurns(WriterCoordination):
             self._drop_keys[r] = prepare(f"DELETE FROM {ks}.writer_turn_keys WHERE name = ? "
                                          "AND turn = ?", r)
 
-    def _run(self, operation: str, statement: Any, values: tuple) -> list:
-        """The rows of one statement (BackendError naming ``operation``)."""
-        return self._db.run([(statement, values)], operation)[0]
+    def _run(self, operation: str, statement: Any, values: tuple,
+             region: str | None = None) -> list:
+        """The rows of one statement of the global keyspace (or ``region``'s);
+        BackendError naming ``operation``."""
+        return self._db.run([(statement, values)], operation, region=region)[0]
 
     def _applied(self, operation: str, statement: Any, values: tuple) -> bool:
         """Whether a conditional statement applied (a timed-out one is sent again: each
@@ -334,18 +336,14 @@ class CassandraWriterTurns(WriterCoordination):
             else:
                 regions = sorted(by_region)
                 for region in regions:
-                    self._run_in(region, "close the turn", self._put_keys[region],
-                                 (LEASE, token, orjson.dumps(sorted(by_region[region]))))
+                    self._run("close the turn", self._put_keys[region],
+                              (LEASE, token, orjson.dumps(sorted(by_region[region]))), region)
             self._run("close the turn", self._close_turn, (orjson.dumps(regions), LEASE, token))
             self._last = token
             if token % 1000 == 0:
                 self._prune_feed(token)
         finally:
             self._release()
-
-    def _run_in(self, region: str, operation: str, statement: Any, values: tuple) -> list:
-        """The rows of one statement of ``region``'s keyspace."""
-        return self._db.run([(statement, values)], operation, region=region)[0]
 
     def _prune_feed(self, token: int) -> None:
         """Delete the rows (and key lists) of the turns before the newest KEEP_TURNS."""
@@ -376,7 +374,7 @@ class CassandraWriterTurns(WriterCoordination):
             return 0
         rewritten: set[int] = set()
         for region in self.regions:
-            rows = self._run_in(region, "erase from the feed", self._all_keys[region], (LEASE,))
+            rows = self._run("erase from the feed", self._all_keys[region], (LEASE,), region)
             named = [turn for turn, keys in rows
                      if keys is not None and gone.intersection(orjson.loads(keys))]
             self._db.run([(self._drop_keys[region], (LEASE, t)) for t in named],
@@ -427,8 +425,8 @@ class CassandraWriterTurns(WriterCoordination):
         wanted = {r for _, regions in listed for r in regions}
         lists: dict[tuple[int, str], bytes] = {}
         for region in sorted(wanted):
-            for turn, keys in self._run_in(region, "catch up", self._read_keys[region],
-                                           (LEASE, self._last, token)):
+            for turn, keys in self._run("catch up", self._read_keys[region],
+                                        (LEASE, self._last, token), region):
                 lists[(turn, region)] = keys
         out: set[str] = set()
         for turn, regions in listed:

@@ -179,7 +179,6 @@ class Materialiser:
             if pid not in split_ids and any(r != region for r in stored_in[pid]):
                 moves.append((pid, region))
         region_of = {h.profile_id: h.region for h in heads}
-        was_in = {k: r.home_region for k, r in write.items()}  # before this write
         for rec in write.values():
             if rec.profile_id:
                 rec.home_region = region_of[rec.profile_id]
@@ -214,9 +213,9 @@ class Materialiser:
                                [a for a, _ in merged], deleted_profiles, at,
                                _changed_keys(changes, write, prior, region_of, fact_keys or {}))
         # where each record is stored now (those of moved profiles too), or was (a record
-        # without a profile is not stored by this write); one never stored is in no
-        # other writer's cache
-        written = {k: r.home_region if r.profile_id else was_in[k] for k, r in write.items()}
+        # without a profile keeps its stored home: this write does not store it); one
+        # never stored is in no other writer's cache
+        written = {k: r.home_region for k, r in write.items()}
         written.update((r.record_key, home) for pid, home in moves for r in records_of[pid])
         if deleted_records:  # where they are (read uncached: they are going)
             stored = self.store.get_records(deleted_records)
