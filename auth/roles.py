@@ -9,7 +9,8 @@ descriptors), as is an unknown service. Health checks need no credential at all.
 
 ``profiles.read.masked`` is the marketer's view of a profile: identifiers, record keys and
 personal attributes masked (:mod:`idgraph.service.masking`). A marketer key granted
-``unmask`` reads ``profiles.read`` instead.
+``unmask`` reads ``profiles.read`` instead. ``self.read`` (``WhoAmI``: what the caller's
+own credential is and allows) is every role's.
 
 The README's role table is generated from this module (``python -m idgraph.auth.roles``)
 and a test keeps them equal.
@@ -49,6 +50,9 @@ _REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 """Health checks (Check, Watch) need no credential: load balancers and probes call them."""
 
+SELF_READ = "self.read"
+"""Every role has it: a caller may read what its own credential is and allows (WhoAmI)."""
+
 RPC_PERMISSIONS: dict[str, str] = {
     _P + "Lookup": "profiles.read",
     _P + "GetProfile": "profiles.read",
@@ -56,6 +60,7 @@ RPC_PERMISSIONS: dict[str, str] = {
     _P + "Explain": "links.explain",
     _P + "ListReviews": "reviews.read",
     _P + "DecideReview": "reviews.decide",
+    _P + "GetProfileHistory": "profiles.read",
     _S + "DefineSegment": "segments.write",
     _S + "DeleteSegment": "segments.write",
     _S + "GetSegment": "segments.read",
@@ -64,6 +69,9 @@ RPC_PERMISSIONS: dict[str, str] = {
     _S + "CountSegment": "segments.count",
     _S + "ListSegmentMembers": "segments.members",
     _S + "WatchSegment": "segments.watch",
+    _S + "CheckSegment": "segments.preview",
+    _S + "PreviewSegment": "segments.preview",
+    _S + "GetSegmentActivity": "segments.read",
     _V + "RecordConsent": "consent.write",
     _V + "GetConsent": "consent.read",
     _V + "ListPurposes": "purposes.read",
@@ -71,6 +79,7 @@ RPC_PERMISSIONS: dict[str, str] = {
     _V + "GetForgetStatus": "subjects.forget",
     _V + "Unsuppress": "subjects.unsuppress",
     _V + "ExportSubject": "subjects.export",
+    _V + "ListForgetRequests": "subjects.forget",
     _A + "CreateKey": "keys.manage",
     _A + "ListKeys": "keys.manage",
     _A + "RotateKey": "keys.manage",
@@ -78,6 +87,7 @@ RPC_PERMISSIONS: dict[str, str] = {
     _A + "ReadAudit": "audit.read",
     _A + "VerifyAudit": "audit.read",
     _A + "GetServerStatus": "server.status",
+    _A + "WhoAmI": SELF_READ,
     **{method: "reflection" for method in _REFLECTION},
 }
 
@@ -87,18 +97,20 @@ MASKED_READ = "profiles.read.masked"
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ACTIVATION: frozenset({
         "profiles.read", "segments.read", "segments.evaluate", "segments.count",
-        "segments.members", "segments.watch", "consent.write", "consent.read", "purposes.read", "reflection"}),
+        "segments.members", "segments.watch", "consent.write", "consent.read", "purposes.read",
+        "reflection", SELF_READ}),
     MARKETER: frozenset({
-        MASKED_READ, "segments.read", "segments.write", "segments.evaluate", "segments.count",
-        "segments.members", "segments.watch", "purposes.read", "reflection"}),
+        MASKED_READ, "segments.read", "segments.write", "segments.preview", "segments.evaluate",
+        "segments.count", "segments.members", "segments.watch", "purposes.read", "reflection",
+        SELF_READ}),
     STEWARD: frozenset({
         "profiles.read", "links.explain", "reviews.read", "reviews.decide", "segments.read",
-        "reflection"}),
+        "reflection", SELF_READ}),
     PRIVACY: frozenset({
         "profiles.read", "links.explain", "consent.write", "consent.read", "purposes.read",
-        "subjects.forget", "subjects.unsuppress", "subjects.export", "reflection"}),
-    OPERATOR: frozenset({"server.status", "reflection"}),
-    ADMIN: frozenset({"keys.manage", "audit.read", "server.status", "reflection"}),
+        "subjects.forget", "subjects.unsuppress", "subjects.export", "reflection", SELF_READ}),
+    OPERATOR: frozenset({"server.status", "reflection", SELF_READ}),
+    ADMIN: frozenset({"keys.manage", "audit.read", "server.status", "reflection", SELF_READ}),
 }
 
 

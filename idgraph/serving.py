@@ -196,11 +196,14 @@ class ServedBackends:
     access: Access
     _resources: ExitStack
     metrics: ServerMetrics | None = None
+    log_retention_hours: float = 24.0
+    """``segments.log_retention_hours``: how far back GetSegmentActivity may look."""
 
     def server_kwargs(self) -> dict[str, Any]:
         return {"explainer": self.explainer, "reviews": self.reviews,
                 "segment_catalog": self.segment_catalog, "consent": self.consent,
-                "access": self.access, "metrics": self.metrics}
+                "access": self.access, "metrics": self.metrics,
+                "segment_log_retention_hours": self.log_retention_hours}
 
     def close(self) -> None:
         """Close everything, newest first; one failure does not leave the rest open."""
@@ -253,4 +256,4 @@ def open_served(settings: Settings) -> ServedBackends:
         resources.close()
         raise
     return ServedBackends(queries, explainer, reviews, catalog, consent, access, resources,
-                          metrics)
+                          metrics, settings.segments.log_retention_hours)

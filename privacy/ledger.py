@@ -183,6 +183,14 @@ class PrivacyLedger(DriverErrorBoundary, ABC):
         oldest first."""
 
     @abstractmethod
+    def list_forget_requests(self, status: str = "", before: tuple[float, str] | None = None,
+                             limit: int = 100) -> list[ForgetRequest]:
+        """Requests newest first (``requested_at``, then ``request_id``, both descending),
+        only those whose status is ``status`` when given, only those after ``before`` in
+        that order (the ``(requested_at, request_id)`` of the last one of the previous
+        page), at most ``limit``."""
+
+    @abstractmethod
     def audit(self, entry: AuditEntry) -> None:
         """Append to the privacy audit trail."""
 

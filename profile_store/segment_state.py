@@ -26,7 +26,7 @@ What a store keeps for segments, in both backends:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError, NotFoundError
@@ -168,6 +168,18 @@ class SegmentReader(ABC):
         for a cursor this store did not give. A change's ``change_id`` here is the log's;
         the same change in the outbox has another one (:attr:`SegmentChange.key` is the
         same everywhere)."""
+
+    @abstractmethod
+    def segment_log(self, since: float = 0.0, *, segment: str = "", profile_id: str = ""
+                    ) -> Iterator[tuple[float, SegmentChange]]:
+        """The logged changes of served regions logged at or after ``since`` (POSIX
+        seconds, the wall clock of the writer that logged them), each with the time it
+        was logged, oldest first (log order); only those of ``segment`` and of
+        ``profile_id`` when given. The same changes, with the same ``change_id``, as
+        :meth:`segment_changes_after` gives: what a segment's activity and a profile's
+        history read (their times are when memberships changed in the store, not the
+        event times of :attr:`SegmentChange.at`). Lazy: rows are read as the iterator is
+        consumed, so the first item is the oldest change the log holds."""
 
     @abstractmethod
     def profile_ids_after(self, region: str, after: str, limit: int) -> list[str]:

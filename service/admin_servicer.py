@@ -1,5 +1,5 @@
 """AdminService: API keys and the audit log over gRPC (admins), the server's status
-(operators). Thin: :class:`~idgraph.auth.key_admin.KeyAdmin` and
+(operators), who the caller is (everyone). Thin: :class:`~idgraph.auth.key_admin.KeyAdmin` and
 :mod:`idgraph.auth.audit` do the work."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import grpc
 from idgraph.auth import audit_check
 from idgraph.auth.key_admin import IssuedKey, KeyAdmin, KeyListing
 from idgraph.auth.keys import ApiKey
+from idgraph.auth.roles import MASKED_READ
 from idgraph.proto.idgraph.v1 import admin_pb2 as apb
 from idgraph.proto.idgraph.v1 import admin_pb2_grpc as apb_grpc
 from idgraph.service.access import Access
@@ -121,6 +122,23 @@ class AdminServiceServicer(apb_grpc.AdminServiceServicer):
         return apb.VerifyAuditResponse(
             ok=report.ok, entries=report.entries, checkpoints=report.checkpoints,
             unsigned_tail=report.unsigned_tail, problems=[p.message for p in report.problems])
+
+    def WhoAmI(self, request: apb.WhoAmIRequest, context: grpc.ServicerContext
+               ) -> apb.WhoAmIResponse:
+        """The caller's principal and what its roles grant (sorted); for an API key also
+        its owner and expiry, read from the key store. ``unmask``: the caller has the
+        marketer's masked read and reads profiles whole all the same (a key granted
+        unmask, a static token, or another of its roles reads profiles)."""
+        who = current_principal()
+        answer = apb.WhoAmIResponse(
+            principal=who.name, key_id=who.key_id, roles=who.roles, regions=who.regions,
+            unmask=MASKED_READ in who.permissions and "profiles.read" in who.permissions,
+            permissions=sorted(who.permissions), served_regions=self._status.served_regions)
+        if who.key_id and self._access.keys is not None:
+            key = self._access.keys.get(who.key_id)
+            answer.owner = key.owner
+            answer.expires_at.CopyFrom(timestamp(key.expires_at))
+        return answer
 
     def GetServerStatus(self, request: apb.GetServerStatusRequest,
                         context: grpc.ServicerContext) -> apb.ServerStatus:

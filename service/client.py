@@ -160,6 +160,15 @@ class ProfileClient:
             pb.DecideReviewRequest(review_id=review_id, decision=decision, note=note),
         )
 
+    def profile_history(self, profile_id: str, max_events: int = 0
+                        ) -> pb.GetProfileHistoryResponse:
+        """A profile's merges and splits, its newest ``max_events`` events (0: the
+        server's default) and its segment changes still in the change log."""
+        return self._call(
+            "GetProfileHistory", self._stub.GetProfileHistory,
+            pb.GetProfileHistoryRequest(profile_id=profile_id, max_events=max_events),
+        )
+
     def health(self, service: str = "") -> str:
         """Serving status name ("SERVING", "NOT_SERVING"...) of ``service`` ("" = server)."""
         response = self._call(

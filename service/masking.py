@@ -33,7 +33,9 @@ def mask_identifier(identifier: str) -> str:
     return f"{kind}:{MASK}"
 
 
-def _mask_record_key(key: str) -> str:
+def mask_record_key(key: str) -> str:
+    """``hubspot:***`` for ``hubspot:501``: the source stays, its record ID goes (a
+    record ID can be an e-mail address or a phone number)."""
     source, sep, _ = key.partition(":")
     return f"{source}:{MASK}" if sep else MASK
 
@@ -49,7 +51,7 @@ def mask_profile(profile: pb.Profile, personal: Iterable[str]) -> pb.Profile:
         if name in personal:
             value.value = MASK
         if value.record_key:
-            value.record_key = _mask_record_key(value.record_key)
+            value.record_key = mask_record_key(value.record_key)
     return masked
 
 

@@ -10,12 +10,14 @@ auth interceptor's job (:data:`idgraph.service.interceptors.PRIVACY_ONLY_METHODS
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import grpc
 
+from idgraph.privacy.ledger import FORGET_STATUSES
 from idgraph.proto.idgraph.v1 import privacy_pb2 as ppb
 from idgraph.proto.idgraph.v1 import privacy_pb2_grpc as ppb_grpc
 from idgraph.service.convert import seconds, timestamp
@@ -39,6 +41,9 @@ _LOG = logging.getLogger(__name__)
 
 EXPORT_CHUNK = 256 * 1024
 """Bytes per ExportChunk message."""
+
+DEFAULT_FORGET_PAGE = 50
+MAX_FORGET_PAGE = 500
 
 _STATUS = {
     ppb.RecordConsentRequest.GRANTED: "granted",
@@ -72,6 +77,29 @@ def forget_proto(r: ForgetRequest) -> ppb.ForgetStatus:
         request_id=r.request_id, status=r.status, profile_ids=r.profile_ids,
         erased=r.erased, suppressed=r.suppressed, requested_at=timestamp(r.requested_at),
         updated_at=timestamp(r.updated_at), error=r.error)
+
+
+def forget_page_token(request: ForgetRequest) -> str:
+    """The page token after ``request`` in ListForgetRequests' order (opaque to callers:
+    its time and ID, base64)."""
+    return base64.urlsafe_b64encode(
+        f"{request.requested_at!r} {request.request_id}".encode()).decode()
+
+
+def _after_token(token: str) -> tuple[float, str]:
+    """The ``(requested_at, request_id)`` a page token names; InvalidRequestError when it
+    is not one :func:`forget_page_token` makes."""
+    try:
+        if len(token) > 512:
+            raise ValueError
+        at, _, request_id = base64.urlsafe_b64decode(token.encode("ascii")).decode() \
+            .partition(" ")
+        after = float(at), request_id
+    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
+        raise InvalidRequestError("page_token is not valid") from None
+    if not request_id or after[0] != after[0]:  # no ID, or NaN
+        raise InvalidRequestError("page_token is not valid")
+    return after
 
 
 def _subject(request) -> tuple[str, str]:
@@ -171,6 +199,32 @@ class PrivacyServiceServicer(ppb_grpc.PrivacyServiceServicer):
         _check_text("request_id", request.request_id)
         return forget_proto(forget_request(self._consent.ledger, request.request_id,
                                            self._regions))
+
+    def ListForgetRequests(self, request: ppb.ListForgetRequestsRequest,
+                           context: grpc.ServicerContext) -> ppb.ListForgetRequestsResponse:
+        """Forget requests newest first, of the served regions only (as GetForgetStatus:
+        a request about a profile of another region is not shown)."""
+        status = request.status.strip().lower()
+        if status and status not in FORGET_STATUSES:
+            raise InvalidRequestError(
+                f"status must be one of {', '.join(FORGET_STATUSES)} or empty (all)")
+        if request.page_size < 0:
+            raise InvalidRequestError("page_size is negative")
+        size = min(request.page_size or DEFAULT_FORGET_PAGE, MAX_FORGET_PAGE)
+        after = _after_token(request.page_token) if request.page_token else None
+        served = set(self._regions)
+        page: list[ForgetRequest] = []
+        while True:  # one more than the page: the next token only when one follows
+            batch = self._consent.ledger.list_forget_requests(status, after, size + 1)
+            page.extend(r for r in batch if set(r.regions) <= served)
+            if len(page) > size or len(batch) <= size:
+                break
+            after = (batch[-1].requested_at, batch[-1].request_id)
+        more = len(page) > size
+        page = page[:size]
+        return ppb.ListForgetRequestsResponse(
+            requests=[forget_proto(r) for r in page],
+            next_page_token=forget_page_token(page[-1]) if more else "")
 
     def Unsuppress(self, request: ppb.UnsuppressRequest, context: grpc.ServicerContext
                    ) -> ppb.UnsuppressResponse:

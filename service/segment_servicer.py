@@ -2,9 +2,11 @@
 proto out.
 
 The logic is in :class:`idgraph.engine.segment_definitions.SegmentDefinitions` (define,
-list, show, delete) and :class:`idgraph.engine.segment_queries.SegmentQueries` (evaluate,
-count, members, watch); errors are :class:`idgraph.core.errors.IdGraphError` subclasses
-that :class:`idgraph.service.interceptors.ErrorMappingInterceptor` maps to statuses. Who
+list, show, delete, and the parse a check shares with define) and
+:class:`idgraph.engine.segment_queries.SegmentQueries` (evaluate, count, members, watch,
+activity, the preview of a draft); errors are :class:`idgraph.core.errors.IdGraphError`
+subclasses that :class:`idgraph.service.interceptors.ErrorMappingInterceptor` maps to
+statuses. Who
 may call what is :class:`idgraph.service.interceptors.AuthInterceptor`'s job (define and
 delete need a steward token).
 """
@@ -41,6 +43,12 @@ _LOG = logging.getLogger(__name__)
 MAX_NAMES = 1000
 DEFAULT_MEMBER_PAGE = 1000
 MAX_MEMBER_PAGE = 10_000
+DEFAULT_SAMPLES = 20
+MAX_SAMPLES = 100
+"""PreviewSegment's sample members: the default, and the most one answer holds."""
+DEFAULT_ACTIVITY_HOURS = 24
+DEFAULT_BUCKET_MINUTES = 60
+MIN_BUCKET_MINUTES, MAX_BUCKET_MINUTES = 5, 1440
 
 _KIND = {"entered": spb.SegmentChange.ENTERED, "exited": spb.SegmentChange.EXITED}
 
@@ -80,14 +88,18 @@ def change_proto(c: SegmentChange, cursor: str) -> spb.SegmentChange:
 
 
 class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
-    """Serves the segment rpcs; ``identify`` names the caller (the author of a version)."""
+    """Serves the segment rpcs; ``identify`` names the caller (the author of a version).
+    ``log_retention_hours`` (``segments.log_retention_hours``) is how far back
+    GetSegmentActivity may look."""
 
     def __init__(self, definitions: SegmentDefinitions, queries: SegmentQueries, *,
                  identify: Callable[[Metadata], str] | None = None, max_watchers: int = 4,
                  watch_poll_seconds: float = 0.02, cache_size: int = 100_000,
                  clock: Callable[[], float] = time.time,
-                 consent: ConsentService | None = None) -> None:
+                 consent: ConsentService | None = None,
+                 log_retention_hours: float = 24.0) -> None:
         self._consent = consent
+        self._max_hours = max(1, int(log_retention_hours))
         self._definitions = definitions
         self._queries = queries
         self._answers: dict[str, tuple[float, int, float, spb.EvaluateSegmentsResponse]] = {}
@@ -116,6 +128,7 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         author = self._identify(context.invocation_metadata())
         applied = self._definitions.apply(request.name, request.definition, author,
                                           request.description)
+        self._queries.refresh()
         if applied.changed:
             _LOG.info("segment defined: version %d by %s", applied.definition.version, author)
         return spb.DefineSegmentResponse(segment=segment_proto(applied.definition),
@@ -137,6 +150,7 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         _check_text("name", request.name)
         author = self._identify(context.invocation_metadata())
         deleted = self._definitions.delete(request.name, author)
+        self._queries.refresh()
         _LOG.info("segment deleted: version %d by %s", deleted.version, author)
         return spb.DeleteSegmentResponse(version=deleted.version)
 
@@ -247,3 +261,59 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
         finally:
             with self._watchers_lock:
                 self._watchers -= 1
+
+    def CheckSegment(self, request: spb.CheckSegmentRequest, context: grpc.ServicerContext
+                     ) -> spb.CheckSegmentResponse:
+        """The draft parsed as DefineSegment parses it (the same errors), nothing stored;
+        ``uses`` names every segment it uses, defined or not."""
+        from idgraph.engine.segment_definitions import json_text, parse_definition
+        from idgraph.segments import to_text
+        from idgraph.segments.dependencies import references
+
+        tree = parse_definition(request.definition)
+        return spb.CheckSegmentResponse(canonical_text=to_text(tree),
+                                        canonical_json=json_text(tree),
+                                        uses=sorted(references(tree)))
+
+    def PreviewSegment(self, request: spb.PreviewSegmentRequest, context: grpc.ServicerContext
+                       ) -> spb.PreviewSegmentResponse:
+        """The exact preview of a draft over every live profile this caller's regions hold
+        (:meth:`SegmentQueries.preview`); profile IDs, regions and the draft's own
+        clauses only."""
+        from idgraph.engine.segment_definitions import check_name, json_text, parse_definition
+        from idgraph.segments import to_text
+
+        if request.samples < 0:
+            raise InvalidRequestError("samples is negative")
+        name = check_name(request.name) if request.name.strip() else ""
+        tree = parse_definition(request.definition)
+        view, evaluated = self._queries.preview(
+            tree, name, min(request.samples or DEFAULT_SAMPLES, MAX_SAMPLES))
+        return spb.PreviewSegmentResponse(
+            count=view.count, count_by_region=dict(view.by_region),
+            samples=[spb.PreviewMember(profile_id=m.profile_id, region=m.region,
+                                       matched_clauses=m.clauses) for m in view.samples],
+            identifier_types=dict(view.identifier_types), overlap=dict(view.overlap),
+            profiles_evaluated=evaluated, canonical_text=to_text(tree),
+            canonical_json=json_text(tree))
+
+    def GetSegmentActivity(self, request: spb.GetSegmentActivityRequest,
+                           context: grpc.ServicerContext) -> spb.GetSegmentActivityResponse:
+        """Entries and exits of a live segment by the time they were logged
+        (:meth:`SegmentQueries.activity`)."""
+        _check_text("name", request.name)
+        hours = request.hours or min(DEFAULT_ACTIVITY_HOURS, self._max_hours)
+        if not 1 <= hours <= self._max_hours:
+            raise InvalidRequestError(f"hours must be between 1 and {self._max_hours} (the "
+                                      "change log's retention, segments.log_retention_hours)")
+        minutes = request.bucket_minutes or DEFAULT_BUCKET_MINUTES
+        if not MIN_BUCKET_MINUTES <= minutes <= MAX_BUCKET_MINUTES:
+            raise InvalidRequestError(f"bucket_minutes must be between {MIN_BUCKET_MINUTES} "
+                                      f"and {MAX_BUCKET_MINUTES}")
+        activity = self._queries.activity(request.name.strip(), hours, minutes * 60)
+        return spb.GetSegmentActivityResponse(
+            size=activity.size, entered=activity.entered, exited=activity.exited,
+            buckets=[spb.ActivityBucket(start=timestamp(b.start), entered=b.entered,
+                                        exited=b.exited, size_at_end=b.size_at_end)
+                     for b in activity.buckets],
+            log_starts_at=timestamp(activity.log_starts_at or 0.0))

@@ -166,8 +166,8 @@ def _credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
 
 
 def _servicer_builder(settings: GrpcSettings, reviews: ReviewQueue | None,
-                      segment_catalog: SegmentCatalog | None, access: Access
-                      ) -> Callable[[ScopeBackends], dict[str, Any]]:
+                      segment_catalog: SegmentCatalog | None, access: Access,
+                      log_retention_hours: float) -> Callable[[ScopeBackends], dict[str, Any]]:
     """Builds the servicers of one region scope over its backends."""
     from idgraph.engine.segment_definitions import SegmentDefinitions
     from idgraph.engine.segment_queries import SegmentQueries
@@ -182,7 +182,8 @@ def _servicer_builder(settings: GrpcSettings, reviews: ReviewQueue | None,
             SEGMENT_SERVICE_NAME: SegmentServiceServicer(
                 SegmentDefinitions(queries.store, segment_catalog),
                 SegmentQueries(queries.store, queries), max_watchers=settings.max_watchers,
-                watch_poll_seconds=settings.watch_poll_seconds, consent=consent),
+                watch_poll_seconds=settings.watch_poll_seconds, consent=consent,
+                log_retention_hours=log_retention_hours),
         }
         if consent is not None:
             servicers[PRIVACY_SERVICE_NAME] = PrivacyServiceServicer(
@@ -215,7 +216,7 @@ def _build(
     reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
     consent: ConsentService | None = None, access: Access | None = None,
-    metrics: ServerMetrics | None = None,
+    metrics: ServerMetrics | None = None, segment_log_retention_hours: float = 24.0,
 ) -> tuple[grpc.Server, int, health.HealthServicer, RegionScopes]:
     address = address or _default_address(settings)
     if access is None:
@@ -246,7 +247,8 @@ def _build(
         options=options,
     )
     scopes = RegionScopes(served, ScopeBackends(queries, explainer, consent),
-                          _servicer_builder(settings, reviews, segment_catalog, access),
+                          _servicer_builder(settings, reviews, segment_catalog, access,
+                                            segment_log_retention_hours),
                           access.open_scope)
     pb_grpc.add_ProfileServiceServicer_to_server(
         dispatcher(pb.DESCRIPTOR.services_by_name["ProfileService"], scopes), server)
@@ -295,7 +297,7 @@ def create_server(
     *, reuse_port: bool = False, explainer: Explainer | None = None,
     reviews: ReviewQueue | None = None, segment_catalog: SegmentCatalog | None = None,
     consent: ConsentService | None = None, access: Access | None = None,
-    metrics: ServerMetrics | None = None,
+    metrics: ServerMetrics | None = None, segment_log_retention_hours: float = 24.0,
 ) -> tuple[grpc.Server, int]:
     """A configured, bound, not yet started server and the port it bound.
 
@@ -309,14 +311,16 @@ def create_server(
     profile answer by consent and serves PrivacyService; without it PrivacyService is
     not served and answers are not gated (embedding tests only: ``idgraph serve`` always
     passes one). ``metrics`` (a :class:`~idgraph.service.metrics.ServerMetrics`) counts and
-    times every call; None: none are.
+    times every call; None: none are. ``segment_log_retention_hours``
+    (``segments.log_retention_hours``) is how far back GetSegmentActivity may look.
 
     Raises ConfigError when no tokens are configured and the address is not loopback,
     when a token is empty or both an api and a steward token, when only one of the TLS
     files is set or unreadable, or when the address cannot be bound.
     """
     server, port, _, _ = _build(queries, settings, address, reuse_port, explainer, reviews,
-                                segment_catalog, consent, access, metrics)
+                                segment_catalog, consent, access, metrics,
+                                segment_log_retention_hours)
     return server, port
 
 
@@ -335,18 +339,20 @@ def serve(
     consent: ConsentService | None = None,
     access: Access | None = None,
     metrics: ServerMetrics | None = None,
+    segment_log_retention_hours: float = 24.0,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop_event`` is set), then drain.
 
     ``on_ready(port)`` is called once the server accepts calls (e.g. for the CLI to print
     the port when it bound port 0). On stop, health turns NOT_SERVING first (so load
     balancers stop routing), then in-flight calls get ``grace`` seconds to finish.
-    ``explainer``, ``reviews`` and ``metrics`` as for :func:`create_server`; they stay open
-    (the caller closes them).
+    ``explainer``, ``reviews``, ``metrics`` and ``segment_log_retention_hours`` as for
+    :func:`create_server`; the first three stay open (the caller closes them).
     """
     server, port, health_servicer, scopes = _build(queries, settings, address, reuse_port,
                                                    explainer, reviews, segment_catalog,
-                                                   consent, access, metrics)
+                                                   consent, access, metrics,
+                                                   segment_log_retention_hours)
     stop = stop_event or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

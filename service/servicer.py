@@ -26,14 +26,14 @@ from idgraph.proto.idgraph.v1 import profiles_pb2 as pb
 from idgraph.proto.idgraph.v1 import profiles_pb2_grpc as pb_grpc
 from idgraph.service import convert
 from idgraph.service.interceptors import caller_name, current_principal, status_for
-from idgraph.service.masking import mask_lookup, mask_profile
+from idgraph.service.masking import mask_lookup, mask_profile, mask_record_key
 
 if TYPE_CHECKING:  # idgraph.engine.queries pulls in the resolver; only the types are needed here
     from idgraph.coordination import Review, ReviewQueue
     from idgraph.engine.consent import ConsentService
     from idgraph.engine.explain import Explainer
     from idgraph.engine.queries import ProfileQueries
-    from idgraph.profile_store.base import Profile
+    from idgraph.profile_store.base import Profile, RecordEvent, StoredRecord
     from idgraph.service.access import Access
 
 _LOG = logging.getLogger(__name__)
@@ -53,6 +53,13 @@ kept here so the servicer does not import the resolver), plus ``all``."""
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+
+DEFAULT_HISTORY_EVENTS = 200
+MAX_HISTORY_EVENTS = 5000
+"""GetProfileHistory's ``max_events``: the default, and the most one answer holds."""
+
+_DERIVED_COLUMNS = frozenset({"email_user", "email_domain"})
+"""Matching-row columns made from another (the email): not shown twice in a review."""
 
 _BATCH_METHOD = "/idgraph.v1.ProfileService/BatchLookup"
 
@@ -90,9 +97,56 @@ def _check_text(field: str, value: str) -> None:
         raise InvalidRequestError(f"{field} is longer than {MAX_ID_LENGTH} characters")
 
 
+def compared_values(record: StoredRecord | None) -> dict[str, str]:
+    """The values of ``record`` the matching model compares, as stored (a record's
+    attributes; its email and phone from its identifiers when no attribute names one, as
+    :func:`~idgraph.resolver.probabilistic.features.match_row` takes them), by the name of
+    the model's column; empty for a record no longer stored."""
+    if record is None:
+        return {}
+    from idgraph.resolver.probabilistic.features import COLUMNS
+
+    values = {a: v for a, (v, _t) in record.attributes.items() if v}
+    for kind in ("email", "phone"):
+        if kind not in values:
+            found = next((i.split(":", 1)[1] for i in record.identifiers
+                          if i.startswith(f"{kind}:")), "")
+            if found:
+                values[kind] = found
+    return {c: values[c] for c in COLUMNS if c not in _DERIVED_COLUMNS and c in values}
+
+
+def review_proto(review: Review, records: dict[str, StoredRecord]) -> pb.Review:
+    """A review with its two records side by side (the fields either has a value of) and
+    the profiles they are in now, from ``records`` (the stored records by key)."""
+    from idgraph.resolver.probabilistic.features import COLUMNS
+
+    msg = convert.review_to_proto(review)
+    a, b = records.get(review.record_a), records.get(review.record_b)
+    msg.profile_a = a.profile_id if a is not None else ""
+    msg.profile_b = b.profile_id if b is not None else ""
+    values_a, values_b = compared_values(a), compared_values(b)
+    msg.fields.extend(pb.ReviewField(name=c, value_a=values_a.get(c, ""),
+                                     value_b=values_b.get(c, ""))
+                      for c in COLUMNS if c in values_a or c in values_b)
+    return msg
+
+
+def timeline_event(record_key: str, event: RecordEvent, masked: bool) -> pb.TimelineEvent:
+    """A timeline event; masked (the marketer's view): its record key masked, no
+    properties (they can name what a person bought, read or wrote)."""
+    return pb.TimelineEvent(
+        type=event.type, source=event.source,
+        record_key=mask_record_key(record_key) if masked else record_key,
+        at=convert.timestamp(event.at),
+        properties={} if masked else {k: str(v) for k, v in event.properties.items()})
+
+
 class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
-    """Serves Lookup, GetProfile and BatchLookup from a :class:`ProfileQueries`, Explain
-    from an :class:`Explainer` and ListReviews/DecideReview from a :class:`ReviewQueue`.
+    """Serves Lookup, GetProfile, BatchLookup and GetProfileHistory from a
+    :class:`ProfileQueries`, Explain from an :class:`Explainer` and ListReviews/DecideReview
+    from a :class:`ReviewQueue` (each review with its two records' values: a read of their
+    profiles, audited as one).
 
     With ``consent`` (a :class:`~idgraph.engine.consent.ConsentService`) every profile
     answer is gated by the consent ledger, read on every call: a request's ``purpose``
@@ -289,26 +343,41 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
             raise NotAvailableError("reviews are not available: no review queue")
         return self._reviews
 
-    def _served_reviews(self, reviews: list[Review]) -> list[Review]:
-        """Those of ``reviews`` both of whose records the store holds in the served regions."""
+    def _served_reviews(self, reviews: list[Review],
+                        records: dict[str, StoredRecord] | None = None) -> list[Review]:
+        """Those of ``reviews`` both of whose records the store holds in the served regions
+        (the records read are added to ``records``, by key)."""
         keys = {k for r in reviews for k in (r.record_a, r.record_b)}
         stored = self._queries.store.get_records(keys) if keys else {}
+        if records is not None:
+            records.update(stored)
         return [r for r in reviews if r.record_a in stored and r.record_b in stored]
 
-    def _review_page(self, queue: ReviewQueue, status: str, size: int, after: str
-                     ) -> tuple[list[Review], bool]:
-        """Up to ``size`` served reviews after ``after``, and whether another one follows."""
+    def _review_page(self, queue: ReviewQueue, status: str, size: int, after: str,
+                     records: dict[str, StoredRecord]) -> tuple[list[Review], bool]:
+        """Up to ``size`` served reviews after ``after``, and whether another one follows
+        (their records added to ``records``)."""
         regions = self._queries.store.regions
         fetch = min(size + 1, MAX_PAGE_SIZE)
         page: list[Review] = []
         while True:
             batch = queue.list(status, limit=fetch, after=after, regions=regions)
-            page.extend(self._served_reviews(batch))
+            page.extend(self._served_reviews(batch, records))
             if len(page) > size:
                 return page[:size], True
             if len(batch) < fetch:
                 return page, False
             after = batch[-1].review_id
+
+    def _reviews_read(self, context: grpc.ServicerContext, rpc: str, reviews: list[Review],
+                      records: dict[str, StoredRecord]) -> list[pb.Review]:
+        """The reviews as answered, with their records' values: a read of the profiles
+        those records are in (audited as :meth:`_read` says)."""
+        pids = [records[k].profile_id for r in reviews for k in (r.record_a, r.record_b)
+                if k in records]
+        if pids:
+            self._read(context, rpc, *pids)
+        return [review_proto(r, records) for r in reviews]
 
     def ListReviews(self, request: pb.ListReviewsRequest, context: grpc.ServicerContext
                     ) -> pb.ListReviewsResponse:
@@ -331,9 +400,10 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
                 except NotFoundError:
                     raise InvalidRequestError("page_token is not valid") from None
             # the next token only when another review follows (no empty last page)
-            page, more = self._review_page(queue, status, size, after)
+            records: dict[str, StoredRecord] = {}
+            page, more = self._review_page(queue, status, size, after, records)
         return pb.ListReviewsResponse(
-            reviews=[convert.review_fields(r) for r in page],
+            reviews=self._reviews_read(context, "ListReviews", page, records),
             next_page_token=page[-1].review_id if more else "",
         )
 
@@ -349,12 +419,48 @@ class ProfileServiceServicer(pb_grpc.ProfileServiceServicer):
         decided_by = self._identify(context.invocation_metadata())
         review_id = request.review_id.strip()
         regions = self._queries.store.regions
+        records: dict[str, StoredRecord] = {}
         with self._reviews_lock:
             # a review of records this server does not serve is not found, like an unknown one
-            if not self._served_reviews([queue.get(review_id, regions)]):
+            if not self._served_reviews([queue.get(review_id, regions)], records):
                 raise NotFoundError("no review with this ID")
             review = queue.decide(review_id, accept, decided_by, request.note, regions)
         # audit trail: the review ID and who, never the record keys (they can hold e-mails)
         _LOG.info("review %s %s by %s (now %s)", review.review_id,
                   "accepted" if accept else "rejected", decided_by, review.status)
-        return convert.review_to_proto(review)
+        return self._reviews_read(context, "DecideReview", [review], records)[0]
+
+    # --- history --------------------------------------------------------------------------
+
+    def GetProfileHistory(self, request: pb.GetProfileHistoryRequest,
+                          context: grpc.ServicerContext) -> pb.GetProfileHistoryResponse:
+        """The profile's merges and splits, its timeline and its segment changes still in
+        the change log (newest first), read like GetProfile: aliases followed, residency,
+        NOT_FOUND once a forget was requested, event types consent withholds left out, a
+        read audited, masked for a marketer without unmask (record keys masked, no event
+        properties; profile IDs, types, sources, times, segment names stay)."""
+        _check_text("profile_id", request.profile_id)
+        if request.max_events < 0:
+            raise InvalidRequestError("max_events is negative")
+        limit = min(request.max_events or DEFAULT_HISTORY_EVENTS, MAX_HISTORY_EVENTS)
+        profile, events = self._queries.timeline(request.profile_id)
+        if self._consent is not None:  # NOT_FOUND after a forget request
+            withheld = self._consent.answer(subjects_of(profile), carried_states(profile),
+                                            profile.region, None).withheld_event_types
+            events = [item for item in events if item[1].type not in withheld]
+        pid = profile.profile_id
+        self._read(context, "GetProfileHistory", pid, region=profile.region)
+        store = self._queries.store
+        masked = current_principal().masked
+        changes = [change for _at, change in store.segment_log(profile_id=pid)]
+        return pb.GetProfileHistoryResponse(
+            profile_id=pid,
+            history=[pb.HistoryEntry(kind=h.kind, subject=h.profile_id, related=h.related_ids,
+                                     at=convert.timestamp(h.at), reason=h.reason)
+                     for h in store.history(pid)],
+            events=[timeline_event(key, e, masked) for key, e in events[:limit]],
+            memberships=[pb.MembershipChange(
+                segment=c.segment, entered=c.change == "entered", at=convert.timestamp(c.at),
+                cause=c.cause, version=c.version, matched_clauses=c.clauses)
+                for c in reversed(changes)],
+            event_count=len(events))

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
-from idgraph.profile_store.base import Profile, ProfileReader
+from idgraph.profile_store.base import Profile, ProfileReader, RecordEvent
 from idgraph.profile_store.settings import SurvivorshipSettings
 from idgraph.profile_store.survivorship import ProfileBuilder
 from idgraph.resolver.normalize import Normalizer
@@ -118,6 +118,24 @@ class ProfileQueries:
         if not profile_id:
             raise InvalidIdentifierError("profile_id is empty")
         return self.profile(profile_id)
+
+    def timeline(self, profile_id: str) -> tuple[Profile, list[tuple[str, RecordEvent]]]:
+        """The live profile for an ID or one of its aliases (as :meth:`get_profile`) and
+        every stored event of its records, each with the key of the record it came from,
+        newest first (ties by event ID: the profile's timeline order reversed); one read
+        of the store. NotFoundError if gone."""
+        profile_id = (profile_id or "").strip()
+        if not profile_id:
+            raise InvalidIdentifierError("profile_id is empty")
+        stored = self._store.get_profile(profile_id)
+        if stored is None or not stored.records:
+            raise NotFoundError("no profile with this ID in the served regions")
+        head = stored.head
+        profile = self._builder.build(head.profile_id, head.region, stored.records,
+                                      stored.aliases, head.updated_at)
+        events = [(r.record_key, e) for r in stored.records for e in r.events]
+        events.sort(key=lambda item: (item[1].at, item[1].event_id), reverse=True)
+        return profile, events
 
     def batch_lookup(self, identifiers: list[str]) -> list[LookupResult | IdGraphError]:
         """One result or error per identifier, in request order."""

@@ -7,9 +7,10 @@ identifiers (linked or only attached: a shared tablet is still an identifier the
 uses), the sources that contributed identifiers, consent per purpose (absent: unknown),
 the home region and the events of its records (the timeline), if the store keeps them.
 
-:func:`preview` evaluates named definitions over every live profile of the served regions:
-the exact count of each, sample members with the clauses that matched, the identifier
-types the members have, and the overlap with the other definitions. Definitions that use
+:func:`preview` evaluates named definitions over profiles (:func:`preview_over_store`: over
+every live profile of the served regions): the exact count of each and per region, sample
+members with the clauses that matched, the identifier types the members have, and the
+overlap with the other definitions. Definitions that use
 others (``in_segment``) are evaluated in dependency order on the same profile, so a
 profile is never counted in two contradictory memberships. It reads the store only. This
 is the preview of a draft (a file not applied yet): its cost grows with every stored
@@ -37,7 +38,8 @@ from idgraph.segments import (
     event_types,
 )
 
-__all__ = ["Member", "SegmentPreview", "preview", "preview_stored", "profile_facts"]
+__all__ = ["Member", "SegmentPreview", "preview", "preview_over_store", "preview_stored",
+           "profile_facts", "profile_ids"]
 
 
 def profile_facts(profile: Profile, memberships: Callable[[str], bool],
@@ -75,6 +77,8 @@ class SegmentPreview:
     """Members having at least one identifier of each type."""
     overlap: Counter = field(default_factory=Counter)
     """Other definition name -> members in both."""
+    by_region: Counter = field(default_factory=Counter)
+    """Home region -> members (:func:`preview` counts them; :func:`preview_stored` not)."""
 
 
 def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: datetime,
@@ -99,6 +103,7 @@ def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: d
                 continue
             view = out[name]
             view.count += 1
+            view.by_region[profile.region] += 1
             if len(view.samples) < samples:
                 view.samples.append(Member(profile.profile_id, profile.region, result.clauses))
             view.identifier_types.update({t.split(":", 1)[0] for t, _v in facts.identifiers})
@@ -106,6 +111,31 @@ def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: d
         for name in members:
             out[name].overlap.update(m for m in members if m != name)
     return out, evaluated
+
+
+def preview_over_store(definitions: Mapping[str, Node], store: ProfileReader,
+                       fold: Callable[[str, Collection[str]], Profile | None], now: datetime,
+                       samples: int = 20) -> tuple[dict[str, SegmentPreview], int]:
+    """:func:`preview` of ``definitions`` over every live profile of the store's served
+    regions (region by region, each in :meth:`~ProfileReader.profile_ids_after`'s order),
+    each folded by ``fold(profile_id, event_types)`` with every stored event of the types
+    the definitions count (:meth:`~idgraph.engine.queries.ProfileQueries.profile_with_all_events`):
+    a draft's preview (the ``PreviewSegment`` rpc; ``idgraph segments preview --file``)."""
+    types = frozenset().union(*map(event_types, definitions.values()))
+    pids = (pid for region in sorted(store.regions) for pid in profile_ids(store, region))
+    return preview(definitions, live_profiles(pids, lambda pid: fold(pid, types)), now,
+                   samples)
+
+
+def profile_ids(store: ProfileReader, region: str, page: int = 10_000) -> Iterator[str]:
+    """Every live profile ID of a served ``region``, read ``page`` at a time."""
+    after = ""
+    while True:
+        ids = store.profile_ids_after(region, after, page)
+        yield from ids
+        if len(ids) < page:
+            return
+        after = ids[-1]
 
 
 def live_profiles(profile_ids: Iterable[str], fold: Callable[[str], Profile | None]

@@ -8,13 +8,18 @@
 * :meth:`SegmentQueries.count` and :meth:`SegmentQueries.members` read the stored
   memberships (exact, kept by the writer on every change; time-driven exits are applied
   within ``segments.tick_seconds`` of their deadline by a running writer).
-* :meth:`SegmentQueries.watch` tails the store's change log from a cursor.
+* :meth:`SegmentQueries.watch` tails the store's change log from a cursor;
+  :meth:`SegmentQueries.activity` counts one segment's entries and exits in it by the
+  time they were logged.
+* :meth:`SegmentQueries.preview` evaluates a draft definition over every stored profile
+  (nothing stored).
 
 Everything reads only the regions the store serves.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,11 +29,17 @@ from datetime import UTC, datetime
 from idgraph.core.errors import IdGraphError, NotFoundError
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.segment_memberships import EMPTY, LiveDefinitions, evaluate_profile
+from idgraph.engine.segment_preview import SegmentPreview, preview_over_store
 from idgraph.profile_store.base import ProfileReader
-from idgraph.profile_store.segment_state import Membership, SegmentBuild, SegmentChange
-from idgraph.segments import Result
+from idgraph.profile_store.segment_state import (
+    ENTERED,
+    Membership,
+    SegmentBuild,
+    SegmentChange,
+)
+from idgraph.segments import Node, Result
 
-__all__ = ["Evaluation", "InvalidCursorError", "SegmentQueries"]
+__all__ = ["Activity", "ActivityBucket", "Evaluation", "InvalidCursorError", "SegmentQueries"]
 
 _CATALOG_TTL_SECONDS = 0.5
 
@@ -37,6 +48,31 @@ class InvalidCursorError(IdGraphError):
     """A page token or change-log cursor this server did not give."""
 
     status = "INVALID_ARGUMENT"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityBucket:
+    """Changes of one segment logged in ``[start, start + bucket)`` and its members at
+    the end of it."""
+
+    start: float
+    entered: int
+    exited: int
+    size_at_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A segment's entries and exits over a window (:meth:`SegmentQueries.activity`)."""
+
+    size: int
+    """Members now (exact)."""
+    entered: int
+    exited: int
+    buckets: list[ActivityBucket]
+    """Oldest first."""
+    log_starts_at: float | None
+    """When the oldest change the log holds (of any segment) was logged; None: empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +104,13 @@ class SegmentQueries:
         self._live = EMPTY
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read the catalog again at the next :meth:`live`: the server that changed a
+        definition answers with it at once (read your own writes); other servers see it
+        within half a second."""
+        with self._lock:
+            self._checked_at = float("-inf")
 
     def live(self) -> LiveDefinitions:
         """The live definitions (the catalog is read again after half a second)."""
@@ -152,6 +195,62 @@ class SegmentQueries:
         more = len(page) > page_size
         page = page[:page_size]
         return page, (page[-1].profile_id if more and page else "")
+
+    def preview(self, draft: Node, name: str = "", samples: int = 20
+                ) -> tuple[SegmentPreview, int]:
+        """The exact preview of ``draft`` over every live profile of the served regions
+        (:func:`~idgraph.engine.segment_preview.preview_over_store`), nothing stored, and
+        how many profiles were evaluated. ``draft`` is evaluated with every live
+        definition, as if saved under ``name`` (a live one of that name is replaced;
+        unnamed, it takes a name no live segment has), so what it uses through
+        ``in_segment`` is answered as the writer would and its overlap with every other
+        live segment is exact: the overlap names each of them, 0 included. Raises
+        ``UnknownSegmentError`` (FAILED_PRECONDITION) for a use of an undefined segment,
+        ``SegmentCycleError`` for a loop through ``name``. Its cost grows with every
+        stored profile and every live definition."""
+        live = self.live()
+        key = name or next(n for n in (f"draft {i}" if i else "draft" for i in itertools.count())
+                           if n not in live.trees)
+        definitions = {**live.trees, key: draft}
+        views, evaluated = preview_over_store(
+            definitions, self._store, self._queries.profile_with_all_events,
+            datetime.fromtimestamp(self._clock(), UTC), samples)
+        view = views[key]
+        view.overlap.update(dict.fromkeys((n for n in live.trees if n != key), 0))
+        return view, evaluated
+
+    def activity(self, name: str, hours: float, bucket_seconds: int) -> Activity:
+        """Entries and exits of live segment ``name`` logged over the last ``hours``, in
+        buckets of ``bucket_seconds`` aligned on multiples of it since the epoch (the first
+        holds the time ``hours`` ago, the last holds now), by the time the change was
+        logged (when the membership changed in the store); each bucket's size at its end
+        is computed backwards from the exact count now. The log holds only its retention:
+        :attr:`Activity.log_starts_at` says where it begins (before it, buckets are
+        empty and their sizes assume no change). NotFoundError for an unknown segment."""
+        self._known(name)
+        now = self._clock()
+        size = sum(self._store.count_segment(name).values())
+        first = int((now - hours * 3600) // bucket_seconds)
+        n = int(now // bucket_seconds) - first + 1
+        entered, exited = [0] * n, [0] * n
+        for at, change in self._store.segment_log(first * bucket_seconds, segment=name):
+            if at > now:  # logged after the count was read
+                continue
+            i = int(at // bucket_seconds) - first
+            (entered if change.change == ENTERED else exited)[i] += 1
+        buckets: list[ActivityBucket] = []
+        end_size = size
+        for i in reversed(range(n)):
+            buckets.append(ActivityBucket((first + i) * bucket_seconds, entered[i], exited[i],
+                                          end_size))
+            end_size += exited[i] - entered[i]
+        oldest = self._store.segment_log()
+        try:
+            start = next(oldest, None)
+        finally:
+            oldest.close()
+        return Activity(size, sum(entered), sum(exited), buckets[::-1],
+                        start[0] if start is not None else None)
 
     def watch(self, names: Iterable[str], cursor: str, active: Callable[[], bool],
               poll_seconds: float = 0.02) -> Iterator[tuple[SegmentChange, str]]:

@@ -135,7 +135,9 @@ increment retried after a timeout may count twice).
 
 Forget requests are written with their by-subject row, and their row in
 ``forget_requests_open`` while ``pending`` or ``in_progress`` (deleted once they are not),
-in one logged batch (one write timestamp: the last put wins in every table); audit entries
+in one logged batch (one write timestamp: the last put wins in every table); a listing of
+every request (``list_forget_requests``) scans ``forget_requests`` (a few rows a day) and
+sorts them in memory; audit entries
 go to day partitions (the UTC day of a time UUID taken when the entry is appended, which
 orders them) listed in ``privacy_audit_days``; ``audit_entries`` reads the days newest
 first until it has enough.
@@ -356,6 +358,7 @@ QUERIES = {
     "forget_open_ids": "SELECT request_id FROM {ks}.forget_requests_open WHERE part = 0",
     "forget": "SELECT doc FROM {ks}.forget_requests WHERE request_id = ?",
     "forgets_in": "SELECT doc FROM {ks}.forget_requests WHERE request_id IN ?",
+    "forgets_all": "SELECT doc FROM {ks}.forget_requests",
     "forget_ids_of": "SELECT request_id FROM {ks}.forget_requests_by_subject"
                      " WHERE subject_hash = ?",
     "audit_put": "INSERT INTO {ks}.privacy_audit (day, at, doc) VALUES (?, ?, ?)",
@@ -1058,6 +1061,17 @@ class CassandraPrivacyLedger(PrivacyLedger):
                 if keep(request):
                     found[request.request_id] = request
         return sorted(found.values(), key=lambda r: (r.requested_at, r.request_id))
+
+    def list_forget_requests(self, status: str = "", before: tuple[float, str] | None = None,
+                             limit: int = 100) -> list[ForgetRequest]:
+        """Reads every stored request (a scan of ``forget_requests``: one row per request
+        ever made, a few per day) and pages in memory."""
+        rows = self._cql.run([self._cql("forgets_all")], "read forget requests")[0]
+        found = [r for r in (ForgetRequest(**orjson.loads(doc)) for (doc,) in rows)
+                 if (not status or r.status == status)
+                 and (before is None or (r.requested_at, r.request_id) < before)]
+        found.sort(key=lambda r: (r.requested_at, r.request_id), reverse=True)
+        return found[:max(limit, 0)]
 
     def audit(self, entry: AuditEntry) -> None:
         cql = self._cql

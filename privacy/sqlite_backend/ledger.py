@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS forget_requests (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS forget_requests_status ON forget_requests (status);
 CREATE INDEX IF NOT EXISTS forget_requests_subject ON forget_requests (subject_hash);
+CREATE INDEX IF NOT EXISTS forget_requests_newest ON forget_requests (requested_at, request_id);
 CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,
     cursor TEXT NOT NULL
@@ -341,6 +342,20 @@ class SqlitePrivacyLedger(PrivacyLedger):
             rows = self._db.execute(
                 "SELECT doc FROM forget_requests WHERE status IN ('pending', 'in_progress')"
                 " ORDER BY requested_at, request_id").fetchall()
+        return [ForgetRequest(**orjson.loads(d)) for (d,) in rows]
+
+    def list_forget_requests(self, status: str = "", before: tuple[float, str] | None = None,
+                             limit: int = 100) -> list[ForgetRequest]:
+        sql, args = "SELECT doc FROM forget_requests WHERE 1", []
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if before is not None:
+            sql += " AND (requested_at, request_id) < (?, ?)"
+            args.extend(before)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY requested_at DESC, request_id DESC"
+                                    " LIMIT ?", (*args, limit)).fetchall()
         return [ForgetRequest(**orjson.loads(d)) for (d,) in rows]
 
     def audit(self, entry: AuditEntry) -> None:

@@ -26,17 +26,29 @@ first one the TTL may have left) up to the last row's, in order, until ``limit``
 are found; then merges the regions, returns the oldest ``limit`` and moves each region's
 position past what it returned. A region's rows become visible in UUID order
 (:mod:`.segments`), so a position never passes a change that shows up later.
+
+The change log by time. ``segment_log(since, segment, profile_id)`` reads every bucket
+of every served region that logged a change, from ``since``'s (at the earliest the first
+one the TTL may have left) to the region's last row's, a few hours' buckets of every
+region at a time, and gives their changes in time order (the time of the row's UUID, when
+it was logged). The log has no index by segment or profile: each row's cell is searched
+for the JSON-quoted segment name and profile ID before it is parsed, so a row without
+them costs its read and its decompression only. A profile's changes therefore cost a
+read of the whole retained log of the served regions (as an erasure's scan,
+:mod:`.erasure`); a segment's activity the buckets of its window.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 
 import orjson
 
 from idgraph.profile_store.cassandra_backend import schema as q
+from idgraph.profile_store.cassandra_backend.clock import uuid_seconds
 from idgraph.profile_store.cassandra_backend.connection import NamedCall, Statements, chunks
 from idgraph.profile_store.cassandra_backend.segments import (
     DEADLINE_BUCKET_SECONDS,
@@ -56,6 +68,7 @@ from idgraph.profile_store.segment_state import Membership, SegmentBuild, Segmen
 
 IN_CHUNK = 100  # profile IDs per IN query (as the store's other IN reads)
 PROFILE_SCAN_SLACK = 32  # extra rows per profile scan: aliases share the table and are skipped
+LOG_SCAN_CALLS = 16  # change-log bucket partitions read at a time by segment_log
 
 
 class SegmentReads:
@@ -259,6 +272,46 @@ class SegmentReads:
             if real >= limit:
                 break
         return out
+
+    def segment_log(self, since: float, segment: str, profile_id: str
+                    ) -> Iterator[tuple[float, SegmentChange]]:
+        """Changes logged at or after ``since`` (module docstring, The change log by time)."""
+        now = time.time()
+        oldest = int((now - self._log_ttl) // LOG_BUCKET_SECONDS) - 1  # older rows expired
+        start = max(oldest, int(since // LOG_BUCKET_SECONDS))
+        ends: dict[str, int] = {}
+        for region, value in self._meta(SEGMENT_LOG_LAST, "read segment log").items():
+            last = decode_position(value or "")[0]
+            if last is not None:  # a region that never logged a change has no rows
+                ends[region] = max(int(now // LOG_BUCKET_SECONDS) + 1, log_bucket(last))
+        needles = [orjson.dumps(profile_id)] if profile_id else []
+        if segment:
+            needles.append(b'"segment":' + orjson.dumps(segment))
+        regions = sorted(ends)
+        step = max(1, LOG_SCAN_CALLS // max(1, len(regions)))  # whole buckets per round
+        end = max(ends.values(), default=start - 1)
+        for first in range(start, end + 1, step):
+            keys = [(r, b) for b in range(first, min(first + step, end + 1))
+                    for r in regions if b <= ends[r]]
+            results = self._db.run([(r, "segment_log_bucket", (r, b)) for r, b in keys],
+                                   "read segment log")
+            found: list[tuple[int, str, int, float, SegmentChange]] = []
+            for (region, _), rows in zip(keys, results, strict=True):
+                for log_id, _n, blob, _ttl in rows:
+                    at = uuid_seconds(log_id)
+                    if blob is None or at < since:
+                        continue
+                    if needles:  # a cheap test before parsing: the row names them all
+                        raw = zlib.decompress(blob)
+                        if not all(n in raw for n in needles):
+                            continue
+                    found.extend((log_id.time, region, i, at, c)
+                                 for i, c in enumerate(decode_log(blob, region, log_id))
+                                 if c is not None and (not segment or c.segment == segment)
+                                 and (not profile_id or c.profile_id == profile_id))
+            found.sort(key=lambda e: e[:3])
+            for *_, at, change in found:
+                yield at, change
 
     # ------------------------------------------------------------------ builds, profile IDs
 

@@ -619,6 +619,13 @@ class CassandraProfileStore(ProfileStore):
         self._journal.recover_if_needed()
         return self._segments.segment_changes_after(cursor, limit)
 
+    def segment_log(self, since: float = 0.0, *, segment: str = "", profile_id: str = ""
+                    ) -> Iterator[tuple[float, SegmentChange]]:
+        """Changes by the time they were logged; the cost of reading them:
+        :mod:`.segment_reads`."""
+        self._journal.recover_if_needed()
+        yield from self._segments.segment_log(since, segment, profile_id)
+
     def profile_ids_after(self, region: str, after: str, limit: int) -> list[str]:
         """Live profile IDs of ``region`` in token order: a stable total order, not the
         lexicographic one (:mod:`.segment_reads`)."""

@@ -60,6 +60,10 @@ from idgraph.profile_store.sqlite_backend.segment_catalog import (
 
 log = logging.getLogger(__name__)
 
+_LOG_PROFILE = "json_extract(CAST(change AS TEXT), '$.profile_id')"
+"""A change-log row's profile ID (the expression ``segment_log_by_profile`` indexes)."""
+_LOG_SEGMENT = "json_extract(CAST(change AS TEXT), '$.segment')"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
     profile_id TEXT PRIMARY KEY,
@@ -125,6 +129,9 @@ CREATE TABLE IF NOT EXISTS segment_log (
     logged_at REAL NOT NULL,
     change BLOB NOT NULL
 );
+-- a profile's changes (its history) without a scan of the log
+CREATE INDEX IF NOT EXISTS segment_log_by_profile
+    ON segment_log (json_extract(CAST(change AS TEXT), '$.profile_id'));
 CREATE TABLE IF NOT EXISTS segment_builds (
     region TEXT NOT NULL,
     segment TEXT NOT NULL,
@@ -564,6 +571,27 @@ class SqliteProfileStore(ProfileStore):
             return [], str(after)
         changes = [load_change(blob, str(seq)) for seq, blob in rows]
         return changes, str(rows[-1][0])  # type: ignore[return-value]
+
+    def segment_log(self, since: float = 0.0, *, segment: str = "", profile_id: str = ""
+                    ) -> Iterator[tuple[float, SegmentChange]]:
+        """Read by the index on the change's profile ID when ``profile_id`` is given;
+        otherwise the rows logged since ``since`` are scanned (the log holds
+        ``segments.log_retention_hours`` of changes)."""
+        sql = ("SELECT seq, logged_at, change FROM segment_log WHERE logged_at >= ?"
+               f" AND region IN ({self._region_sql})")
+        args: list = [since, *self._region_args]
+        if profile_id:
+            sql += f" AND {_LOG_PROFILE} = ?"
+            args.append(profile_id)
+        if segment:
+            sql += f" AND {_LOG_SEGMENT} = ?"
+            args.append(segment)
+        cursor = self._reader().execute(sql + " ORDER BY seq", args)
+        try:
+            for seq, logged_at, blob in cursor:
+                yield logged_at, load_change(blob, str(seq))  # type: ignore[misc]
+        finally:
+            cursor.close()
 
     def profile_ids_after(self, region: str, after: str, limit: int) -> list[str]:
         if region not in self.regions:

@@ -174,6 +174,30 @@ def test_forget_requests_and_audit(ledger):
     assert [a.action for a in ledger.audit_entries(limit=1)] == ["unsuppress"]
 
 
+def test_forget_requests_are_listed_newest_first_by_status_in_pages(ledger_factory):
+    writer, reader = ledger_factory(), ledger_factory()
+    made = [ForgetRequest("fr_b", "h1", "completed", "privacy:ab", 3.0, 4.0, ["p_1"]),
+            ForgetRequest("fr_a", "h2", "pending", "privacy:ab", 3.0, 3.0, ["p_2"]),
+            ForgetRequest("fr_c", "h3", "failed", "privacy:ab", 1.5, 2.0, ["p_3"],
+                          error="BackendError"),
+            ForgetRequest("fr_d", "h4", "pending", "privacy:ab", 5.0, 5.0, ["p_4"])]
+    for r in made:
+        writer.put_forget_request(r)
+    newest = [made[3], made[0], made[1], made[2]]  # by time, then ID, both descending
+    assert reader.list_forget_requests() == newest
+    assert reader.list_forget_requests(limit=2) == newest[:2]
+    assert reader.list_forget_requests(before=(3.0, "fr_b"), limit=2) == newest[2:]
+    assert reader.list_forget_requests(before=(1.5, "fr_c")) == []
+    assert reader.list_forget_requests("pending") == [made[3], made[1]]
+    assert reader.list_forget_requests("pending", before=(5.0, "fr_d")) == [made[1]]
+    assert reader.list_forget_requests("in_progress") == []
+    made[1].status = "completed"  # put again: listed once, with its new status
+    writer.put_forget_request(made[1])
+    assert reader.list_forget_requests("completed") == [made[0], made[1]]
+    assert reader.list_forget_requests("pending") == [made[3]]
+    assert reader.list_forget_requests() == newest
+
+
 def test_a_statement_made_by_one_process_is_read_by_another(ledger_factory):
     writer, reader = ledger_factory(), ledger_factory()
     writer.append_consent([entry("w", "withdrawn", 3, ["crm:9"])])

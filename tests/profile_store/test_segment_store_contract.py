@@ -444,6 +444,48 @@ def test_the_change_log_is_read_from_a_cursor_oldest_first(store_factory):
     assert bare(store.segment_changes_after(stepped_cursor, 10)[0]) == [d1]
 
 
+def test_the_change_log_is_read_by_the_time_logged_by_segment_and_by_profile(store_factory):
+    store = store_factory()
+    assert list(store.segment_log()) == []
+    started = time.time()
+    a1, a2 = change("p1"), change("p2", at=6.0)
+    b1 = change("p1", "us", EXITED, segment="vip")
+    c1 = dataclasses.replace(change("p3", segment="p1"), clauses=['in_segment("p1")'])
+    store.write(profiles_batch(("p1", "eu"), ("p2", "eu"), segment_changes=[a1, a2]))
+    store.write(StoreBatch(segment_changes=[b1]))
+    store.write(StoreBatch(segment_changes=[c1]))
+    ended = time.time()
+
+    logged = list(store.segment_log())
+    assert bare(c for _, c in logged) == [a1, a2, b1, c1]
+    assert [c.change_id for _, c in logged] == \
+        [c.change_id for c in store.segment_changes_after("", 10)[0]]
+    times = [at for at, _ in logged]
+    assert times == sorted(times) and started - 1 <= times[0] and times[-1] <= ended + 1
+    assert times[1] < times[2] < times[3]  # one write after the other
+
+    def of(**which) -> list:
+        return bare(c for _, c in store.segment_log(**which))
+
+    assert of(profile_id="p1") == [a1, b1]  # not p3's change that names "p1" otherwise
+    assert of(segment="buyers") == [a1, a2]
+    assert of(segment="vip", profile_id="p1") == [b1]
+    assert of(segment="nope") == [] and of(profile_id="nobody") == []
+    assert of(since=times[2]) == [b1, c1]
+    assert of(since=times[2], profile_id="p1") == [b1]
+    assert of(since=ended + 60) == []
+    # lazy: the first item is the oldest change, without reading the rest
+    assert bare([next(store.segment_log())[1]]) == [a1]
+    # residency: a store of us sees us rows only
+    assert bare(c for _, c in store_factory(["us"], readonly=True).segment_log()) == [b1]
+    # an erased profile's changes are gone, the others keep their IDs
+    store.write(StoreBatch(erased_profiles=[("eu", "p2")]))
+    after_erasure = list(store.segment_log())
+    assert bare(c for _, c in after_erasure) == [a1, b1, c1]
+    assert [c.change_id for _, c in after_erasure] == \
+        [logged[0][1].change_id, logged[2][1].change_id, logged[3][1].change_id]
+
+
 @pytest.mark.parametrize("bad", ["not a cursor", "-", "eu=zzz", "eu=1:2,us=3"])
 def test_a_cursor_the_store_did_not_give_is_a_value_error(store_factory, bad):
     store = store_factory()

@@ -229,6 +229,7 @@ def requests(w: World) -> dict[str, dict[str, Any]]:
         p + "ListReviews": {"status": "all"},
         p + "DecideReview": {"review_id": w.review_id, "decision": "REJECT",
                              "note": "different people"},
+        p + "GetProfileHistory": {"profile_id": w.pids["ursula"]},
         s + "DefineSegment": {"name": "Scratch", "definition": "has_identifier(email)"},
         s + "GetSegment": {"name": "Everyone"},
         s + "ListSegments": {},
@@ -237,6 +238,9 @@ def requests(w: World) -> dict[str, dict[str, Any]]:
         s + "CountSegment": {"name": "Everyone"},
         s + "ListSegmentMembers": {"name": "Everyone"},
         s + "WatchSegment": {"names": ["Everyone"]},
+        s + "CheckSegment": {"definition": "has_identifier(email)"},
+        s + "PreviewSegment": {"definition": "has_identifier(email)"},
+        s + "GetSegmentActivity": {"name": "Everyone"},
         v + "RecordConsent": {"identifier": URSULA, "purpose": "email", "status": "GRANTED"},
         v + "GetConsent": {"identifier": URSULA},
         v + "ListPurposes": {},
@@ -244,6 +248,7 @@ def requests(w: World) -> dict[str, dict[str, Any]]:
         v + "GetForgetStatus": {"request_id": w.forget_request},
         v + "Unsuppress": {"request_id": w.forget_request, "reason": "forgotten by mistake"},
         v + "ExportSubject": {"identifier": URSULA},
+        v + "ListForgetRequests": {},
         a + "CreateKey": {"owner": "node client", "roles": ["operator"],
                           "expires_in_days": 1},
         a + "ListKeys": {},
@@ -252,6 +257,7 @@ def requests(w: World) -> dict[str, dict[str, Any]]:
         a + "ReadAudit": {"limit": 10},
         a + "VerifyAudit": {},
         a + "GetServerStatus": {},
+        a + "WhoAmI": {},
     }
 
 

@@ -130,9 +130,13 @@ class Rpc:
 
 
 AUTHORS_OWN_TEXT = frozenset({"idgraph.v1.DefineSegmentRequest.definition",
-                              "idgraph.v1.DefineSegmentRequest.name"})
+                              "idgraph.v1.DefineSegmentRequest.name",
+                              "idgraph.v1.CheckSegmentRequest.definition",
+                              "idgraph.v1.PreviewSegmentRequest.definition",
+                              "idgraph.v1.PreviewSegmentRequest.name"})
 """Fields whose text an error may show back to the caller who wrote it: a definition's
-syntax error points into the definition with a caret, and names what it refers to."""
+syntax error points into the definition with a caret, and names what it refers to (a
+draft checked or previewed, too, and the name it would be saved under)."""
 
 
 def every_rpc() -> list[Rpc]:

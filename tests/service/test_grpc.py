@@ -536,7 +536,8 @@ def test_reflection_lists_and_describes_the_service(client: ProfileClient) -> No
              for raw in described.file_descriptor_response.file_descriptor_proto]
     services = {(f.package, s.name): [m.name for m in s.method] for f in files for s in f.service}
     assert services[("idgraph.v1", "ProfileService")] == [
-        "Lookup", "GetProfile", "BatchLookup", "Explain", "ListReviews", "DecideReview"]
+        "Lookup", "GetProfile", "BatchLookup", "Explain", "ListReviews", "DecideReview",
+        "GetProfileHistory"]
 
 
 # --- error mapping beyond ProfileService (future streaming rpcs, handlers that abort) ------

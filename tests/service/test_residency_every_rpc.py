@@ -375,6 +375,16 @@ def decide_review(calls: Calls) -> None:
         assert calls.world.engine.reviews.get(reviews["eu"]).status == "open"
 
 
+def get_profile_history(calls: Calls) -> None:
+    w = calls.world
+    history = calls.ok(calls.profiles.GetProfileHistory,
+                       pb.GetProfileHistoryRequest(profile_id=w.pids["ursula"]))
+    assert history.profile_id == w.pids["ursula"] and history.events
+    for name in ("lena", "lena alias", "jonas"):
+        calls.eu_subject(calls.profiles.GetProfileHistory,
+                         pb.GetProfileHistoryRequest(profile_id=w.pids[name]))
+
+
 # ---------------------------------------------------------------- SegmentService cases
 
 
@@ -461,6 +471,28 @@ def watch_segment(calls: Calls) -> None:
     assert (eu_pid in seen) is calls.serves_eu
 
 
+def check_segment(calls: Calls) -> None:
+    checked = calls.ok(calls.segments.CheckSegment, spb.CheckSegmentRequest(
+        definition='in_segment("Everyone") and country = "DE"'))
+    assert list(checked.uses) == ["Everyone"]
+
+
+def preview_segment(calls: Calls) -> None:
+    preview = calls.ok(calls.segments.PreviewSegment, spb.PreviewSegmentRequest(
+        definition="has_identifier(email)", samples=100))
+    assert ("eu" in preview.count_by_region) is calls.serves_eu
+    members = {m.profile_id for m in preview.samples}
+    assert {calls.world.pids["ursula"], calls.world.pids["victor"]} <= members
+    assert (calls.world.pids["lena"] in members) is calls.serves_eu
+
+
+def get_segment_activity(calls: Calls) -> None:
+    activity = calls.ok(calls.segments.GetSegmentActivity,
+                        spb.GetSegmentActivityRequest(name="Everyone"))
+    count = calls.ok(calls.segments.CountSegment, spb.CountSegmentRequest(name="Everyone"))
+    assert activity.size == count.count and activity.entered >= 2
+
+
 # ---------------------------------------------------------------- PrivacyService cases
 
 
@@ -501,6 +533,15 @@ def get_forget_status(calls: Calls) -> None:
         request_id=w.forgets["us"]), PRIVACY_METADATA)
     calls.eu_subject(calls.privacy.GetForgetStatus, ppb.GetForgetStatusRequest(
         request_id=w.forgets["eu"]), PRIVACY_METADATA)
+
+
+def list_forget_requests(calls: Calls) -> None:
+    w = calls.world
+    listed = calls.ok(calls.privacy.ListForgetRequests, ppb.ListForgetRequestsRequest(),
+                      PRIVACY_METADATA)
+    ids = {r.request_id for r in listed.requests}
+    assert w.forgets["us"] in ids
+    assert (w.forgets["eu"] in ids) is calls.serves_eu
 
 
 def unsuppress(calls: Calls) -> None:
@@ -587,6 +628,11 @@ def verify_audit(calls: Calls) -> None:
     assert calls.ok(calls.admin.VerifyAudit, apb.VerifyAuditRequest(), ADMIN_METADATA).ok
 
 
+def who_am_i(calls: Calls) -> None:
+    me = calls.ok(calls.admin.WhoAmI, apb.WhoAmIRequest(), ADMIN_METADATA)
+    assert set(me.roles) == {"admin", "operator"}
+
+
 def get_server_status(calls: Calls) -> None:
     status = calls.ok(calls.admin.GetServerStatus, apb.GetServerStatusRequest(),
                       ADMIN_METADATA)
@@ -603,6 +649,7 @@ CASES: dict[str, dict[str, Callable[[Calls], None]]] = {
         "Explain": explain,
         "ListReviews": list_reviews,
         "DecideReview": decide_review,
+        "GetProfileHistory": get_profile_history,
     },
     "idgraph.v1.SegmentService": {
         "DefineSegment": define_segment,
@@ -613,6 +660,9 @@ CASES: dict[str, dict[str, Callable[[Calls], None]]] = {
         "CountSegment": count_segment,
         "ListSegmentMembers": list_segment_members,
         "WatchSegment": watch_segment,
+        "CheckSegment": check_segment,
+        "PreviewSegment": preview_segment,
+        "GetSegmentActivity": get_segment_activity,
     },
     "idgraph.v1.PrivacyService": {
         "RecordConsent": record_consent,
@@ -621,6 +671,7 @@ CASES: dict[str, dict[str, Callable[[Calls], None]]] = {
         "GetForgetStatus": get_forget_status,
         "Unsuppress": unsuppress,
         "ExportSubject": export_subject,
+        "ListForgetRequests": list_forget_requests,
         "Forget": forget,
     },
     "idgraph.v1.AdminService": {
@@ -631,6 +682,7 @@ CASES: dict[str, dict[str, Callable[[Calls], None]]] = {
         "ReadAudit": read_audit,
         "VerifyAudit": verify_audit,
         "GetServerStatus": get_server_status,
+        "WhoAmI": who_am_i,
     },
 }
 RPCS = [(service, rpc) for service, cases in CASES.items() for rpc in cases]

@@ -194,3 +194,29 @@ class ServerStatus(_message.Message):
     version: str
     pid: int
     def __init__(self, served_regions: _Optional[_Iterable[str]] = ..., tls: _Optional[bool] = ..., client_certificates: _Optional[bool] = ..., api_keys: _Optional[bool] = ..., static_tokens: _Optional[int] = ..., version: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("principal", "key_id", "owner", "roles", "regions", "unmask", "permissions", "expires_at", "served_regions")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    UNMASK_FIELD_NUMBER: _ClassVar[int]
+    PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SERVED_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    key_id: str
+    owner: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    unmask: bool
+    permissions: _containers.RepeatedScalarFieldContainer[str]
+    expires_at: _timestamp_pb2.Timestamp
+    served_regions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, principal: _Optional[str] = ..., key_id: _Optional[str] = ..., owner: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., regions: _Optional[_Iterable[str]] = ..., unmask: _Optional[bool] = ..., permissions: _Optional[_Iterable[str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., served_regions: _Optional[_Iterable[str]] = ...) -> None: ...

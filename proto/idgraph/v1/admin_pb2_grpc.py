@@ -69,6 +69,11 @@ class AdminServiceStub:
                 request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.GetServerStatusRequest.SerializeToString,
                 response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.ServerStatus.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/idgraph.v1.AdminService/WhoAmI',
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -140,6 +145,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Who the caller is and what its credential allows: the console's sign-in reads it to
+        show only what the caller's roles may do. Every authenticated caller may ask.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +190,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetServerStatus,
                     request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.GetServerStatusRequest.FromString,
                     response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.ServerStatus.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.WhoAmIRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -368,6 +386,33 @@ class AdminService:
             '/idgraph.v1.AdminService/GetServerStatus',
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.GetServerStatusRequest.SerializeToString,
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.ServerStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.AdminService/WhoAmI',
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.WhoAmIRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_admin__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,11 @@ class PrivacyServiceStub:
                 request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ExportSubjectRequest.SerializeToString,
                 response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ExportChunk.FromString,
                 _registered_method=True)
+        self.ListForgetRequests = channel.unary_unary(
+                '/idgraph.v1.PrivacyService/ListForgetRequests',
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ListForgetRequestsRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ListForgetRequestsResponse.FromString,
+                _registered_method=True)
 
 
 class PrivacyServiceServicer:
@@ -164,6 +169,17 @@ class PrivacyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListForgetRequests(self, request, context):
+        """Forget requests, newest first, of every status or one; as GetForgetStatus, only
+        those about profiles of the served regions.
+
+        Errors: INVALID_ARGUMENT - status is not pending, in_progress, completed, failed or
+        empty (all); page_size negative; page_token not one this rpc returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PrivacyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +217,11 @@ def add_PrivacyServiceServicer_to_server(servicer, server):
                     servicer.ExportSubject,
                     request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ExportSubjectRequest.FromString,
                     response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ExportChunk.SerializeToString,
+            ),
+            'ListForgetRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListForgetRequests,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ListForgetRequestsRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ListForgetRequestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -392,6 +413,33 @@ class PrivacyService:
             '/idgraph.v1.PrivacyService/ExportSubject',
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ExportSubjectRequest.SerializeToString,
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ExportChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListForgetRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.PrivacyService/ListForgetRequests',
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ListForgetRequestsRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_privacy__pb2.ListForgetRequestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

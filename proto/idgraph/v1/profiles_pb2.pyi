@@ -227,7 +227,7 @@ class ExplainResponse(_message.Message):
     def __init__(self, profile_id: _Optional[str] = ..., joined: _Optional[bool] = ..., other_profile_id: _Optional[str] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("review_id", "record_a", "record_b", "match_weight", "probability", "model_version", "contributions", "status", "created_at", "decided_at", "decided_by", "note")
+    __slots__ = ("review_id", "record_a", "record_b", "match_weight", "probability", "model_version", "contributions", "status", "created_at", "decided_at", "decided_by", "note", "fields", "profile_a", "profile_b")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     RECORD_A_FIELD_NUMBER: _ClassVar[int]
     RECORD_B_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +240,9 @@ class Review(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_A_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_B_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     record_a: str
     record_b: str
@@ -252,7 +255,20 @@ class Review(_message.Message):
     decided_at: _timestamp_pb2.Timestamp
     decided_by: str
     note: str
-    def __init__(self, review_id: _Optional[str] = ..., record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., match_weight: _Optional[float] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    fields: _containers.RepeatedCompositeFieldContainer[ReviewField]
+    profile_a: str
+    profile_b: str
+    def __init__(self, review_id: _Optional[str] = ..., record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., match_weight: _Optional[float] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., note: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[ReviewField, _Mapping]]] = ..., profile_a: _Optional[str] = ..., profile_b: _Optional[str] = ...) -> None: ...
+
+class ReviewField(_message.Message):
+    __slots__ = ("name", "value_a", "value_b")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_A_FIELD_NUMBER: _ClassVar[int]
+    VALUE_B_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value_a: str
+    value_b: str
+    def __init__(self, name: _Optional[str] = ..., value_a: _Optional[str] = ..., value_b: _Optional[str] = ...) -> None: ...
 
 class ListReviewsRequest(_message.Message):
     __slots__ = ("status", "page_size", "page_token")
@@ -289,3 +305,76 @@ class DecideReviewRequest(_message.Message):
     decision: DecideReviewRequest.Decision
     note: str
     def __init__(self, review_id: _Optional[str] = ..., decision: _Optional[_Union[DecideReviewRequest.Decision, str]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class GetProfileHistoryRequest(_message.Message):
+    __slots__ = ("profile_id", "max_events")
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    max_events: int
+    def __init__(self, profile_id: _Optional[str] = ..., max_events: _Optional[int] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("kind", "subject", "related", "at", "reason")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    RELATED_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    subject: str
+    related: _containers.RepeatedScalarFieldContainer[str]
+    at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, kind: _Optional[str] = ..., subject: _Optional[str] = ..., related: _Optional[_Iterable[str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TimelineEvent(_message.Message):
+    __slots__ = ("type", "source", "record_key", "at", "properties")
+    class PropertiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_KEY_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    source: str
+    record_key: str
+    at: _timestamp_pb2.Timestamp
+    properties: _containers.ScalarMap[str, str]
+    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., record_key: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class MembershipChange(_message.Message):
+    __slots__ = ("segment", "entered", "at", "cause", "version", "matched_clauses")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_CLAUSES_FIELD_NUMBER: _ClassVar[int]
+    segment: str
+    entered: bool
+    at: _timestamp_pb2.Timestamp
+    cause: str
+    version: int
+    matched_clauses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, segment: _Optional[str] = ..., entered: _Optional[bool] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cause: _Optional[str] = ..., version: _Optional[int] = ..., matched_clauses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetProfileHistoryResponse(_message.Message):
+    __slots__ = ("profile_id", "history", "events", "memberships", "event_count")
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIPS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    events: _containers.RepeatedCompositeFieldContainer[TimelineEvent]
+    memberships: _containers.RepeatedCompositeFieldContainer[MembershipChange]
+    event_count: int
+    def __init__(self, profile_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[TimelineEvent, _Mapping]]] = ..., memberships: _Optional[_Iterable[_Union[MembershipChange, _Mapping]]] = ..., event_count: _Optional[int] = ...) -> None: ...

@@ -72,6 +72,11 @@ class ProfileServiceStub:
                 request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
                 response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
                 _registered_method=True)
+        self.GetProfileHistory = channel.unary_unary(
+                '/idgraph.v1.ProfileService/GetProfileHistory',
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileHistoryRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class ProfileServiceServicer:
@@ -193,6 +198,21 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProfileHistory(self, request, context):
+        """A profile's history: merges and splits that name it, the activity timeline (its
+        records' events, newest first) and its segment entries and exits still in the
+        segment change log (newest first). A marketer without unmask gets record keys masked
+        and no event properties.
+
+        Errors:
+        NOT_FOUND        - no profile (or alias) has this ID in the served regions, or a
+        forget was requested for it.
+        INVALID_ARGUMENT - profile_id empty or too long; max_events negative.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProfileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +245,11 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.DecideReview,
                     request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.FromString,
                     response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.SerializeToString,
+            ),
+            'GetProfileHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfileHistory,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileHistoryRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +422,33 @@ class ProfileService:
             '/idgraph.v1.ProfileService/DecideReview',
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.DecideReviewRequest.SerializeToString,
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfileHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.ProfileService/GetProfileHistory',
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileHistoryRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_profiles__pb2.GetProfileHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -252,3 +252,116 @@ class SegmentChange(_message.Message):
     change_id: str
     cursor: str
     def __init__(self, profile_id: _Optional[str] = ..., segment: _Optional[str] = ..., version: _Optional[int] = ..., change: _Optional[_Union[SegmentChange.Kind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cause: _Optional[str] = ..., matched_clauses: _Optional[_Iterable[str]] = ..., region: _Optional[str] = ..., change_id: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class CheckSegmentRequest(_message.Message):
+    __slots__ = ("definition",)
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    definition: str
+    def __init__(self, definition: _Optional[str] = ...) -> None: ...
+
+class CheckSegmentResponse(_message.Message):
+    __slots__ = ("canonical_text", "canonical_json", "uses")
+    CANONICAL_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    canonical_text: str
+    canonical_json: str
+    uses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, canonical_text: _Optional[str] = ..., canonical_json: _Optional[str] = ..., uses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PreviewSegmentRequest(_message.Message):
+    __slots__ = ("definition", "name", "samples")
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    definition: str
+    name: str
+    samples: int
+    def __init__(self, definition: _Optional[str] = ..., name: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class PreviewMember(_message.Message):
+    __slots__ = ("profile_id", "region", "matched_clauses")
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_CLAUSES_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    region: str
+    matched_clauses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, profile_id: _Optional[str] = ..., region: _Optional[str] = ..., matched_clauses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PreviewSegmentResponse(_message.Message):
+    __slots__ = ("count", "count_by_region", "samples", "identifier_types", "overlap", "profiles_evaluated", "canonical_text", "canonical_json")
+    class CountByRegionEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class IdentifierTypesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class OverlapEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_BY_REGION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    count_by_region: _containers.ScalarMap[str, int]
+    samples: _containers.RepeatedCompositeFieldContainer[PreviewMember]
+    identifier_types: _containers.ScalarMap[str, int]
+    overlap: _containers.ScalarMap[str, int]
+    profiles_evaluated: int
+    canonical_text: str
+    canonical_json: str
+    def __init__(self, count: _Optional[int] = ..., count_by_region: _Optional[_Mapping[str, int]] = ..., samples: _Optional[_Iterable[_Union[PreviewMember, _Mapping]]] = ..., identifier_types: _Optional[_Mapping[str, int]] = ..., overlap: _Optional[_Mapping[str, int]] = ..., profiles_evaluated: _Optional[int] = ..., canonical_text: _Optional[str] = ..., canonical_json: _Optional[str] = ...) -> None: ...
+
+class GetSegmentActivityRequest(_message.Message):
+    __slots__ = ("name", "hours", "bucket_minutes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOURS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    hours: int
+    bucket_minutes: int
+    def __init__(self, name: _Optional[str] = ..., hours: _Optional[int] = ..., bucket_minutes: _Optional[int] = ...) -> None: ...
+
+class ActivityBucket(_message.Message):
+    __slots__ = ("start", "entered", "exited", "size_at_end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_AT_END_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    entered: int
+    exited: int
+    size_at_end: int
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entered: _Optional[int] = ..., exited: _Optional[int] = ..., size_at_end: _Optional[int] = ...) -> None: ...
+
+class GetSegmentActivityResponse(_message.Message):
+    __slots__ = ("size", "entered", "exited", "buckets", "log_starts_at")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    LOG_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    entered: int
+    exited: int
+    buckets: _containers.RepeatedCompositeFieldContainer[ActivityBucket]
+    log_starts_at: _timestamp_pb2.Timestamp
+    def __init__(self, size: _Optional[int] = ..., entered: _Optional[int] = ..., exited: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[ActivityBucket, _Mapping]]] = ..., log_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -74,6 +74,21 @@ class SegmentServiceStub:
                 request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.WatchSegmentRequest.SerializeToString,
                 response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.SegmentChange.FromString,
                 _registered_method=True)
+        self.CheckSegment = channel.unary_unary(
+                '/idgraph.v1.SegmentService/CheckSegment',
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.CheckSegmentRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.CheckSegmentResponse.FromString,
+                _registered_method=True)
+        self.PreviewSegment = channel.unary_unary(
+                '/idgraph.v1.SegmentService/PreviewSegment',
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.PreviewSegmentRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.PreviewSegmentResponse.FromString,
+                _registered_method=True)
+        self.GetSegmentActivity = channel.unary_unary(
+                '/idgraph.v1.SegmentService/GetSegmentActivity',
+                request_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.GetSegmentActivityRequest.SerializeToString,
+                response_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.GetSegmentActivityResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -180,6 +195,45 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckSegment(self, request, context):
+        """Parse a draft definition without storing it: its canonical text and JSON forms (the
+        console's text editor and clause builder stay in sync through the JSON form).
+
+        Errors:
+        INVALID_ARGUMENT    - as DefineSegment: line, column and what was expected, or the
+        JSON path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewSegment(self, request, context):
+        """Evaluate a draft definition over every live profile of the served regions, nothing
+        stored: the exact count, sample members with the clauses that matched, the
+        identifier types the members have and the overlap with every live segment.
+
+        Errors:
+        INVALID_ARGUMENT    - as DefineSegment.
+        FAILED_PRECONDITION - the draft uses a segment that is not defined.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSegmentActivity(self, request, context):
+        """Entries and exits of one segment over the last hours, from the change log (kept
+        segments.log_retention_hours), in buckets, with the size at the end of each. A change
+        counts when it was logged (the membership changed in the store), not at its event
+        time; the sizes are computed backwards from the exact count now.
+
+        Errors:
+        NOT_FOUND           - no live segment has this name.
+        INVALID_ARGUMENT    - hours or bucket_minutes out of range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +276,21 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.WatchSegment,
                     request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.WatchSegmentRequest.FromString,
                     response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.SegmentChange.SerializeToString,
+            ),
+            'CheckSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckSegment,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.CheckSegmentRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.CheckSegmentResponse.SerializeToString,
+            ),
+            'PreviewSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSegment,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.PreviewSegmentRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.PreviewSegmentResponse.SerializeToString,
+            ),
+            'GetSegmentActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSegmentActivity,
+                    request_deserializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.GetSegmentActivityRequest.FromString,
+                    response_serializer=idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.GetSegmentActivityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +509,87 @@ class SegmentService:
             '/idgraph.v1.SegmentService/WatchSegment',
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.WatchSegmentRequest.SerializeToString,
             idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.SegmentChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.SegmentService/CheckSegment',
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.CheckSegmentRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.CheckSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.SegmentService/PreviewSegment',
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.PreviewSegmentRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.PreviewSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSegmentActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idgraph.v1.SegmentService/GetSegmentActivity',
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.GetSegmentActivityRequest.SerializeToString,
+            idgraph_dot_proto_dot_idgraph_dot_v1_dot_segments__pb2.GetSegmentActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,
