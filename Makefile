@@ -31,7 +31,13 @@ demo: $(STAMP)
 demo-kafka: $(STAMP)
 	$(VENV)/bin/idgraph demo --kafka $(DEMO_ARGS)
 
-test: $(STAMP)
+# The console's browser tests (tests/console) drive Debian's Chromium: installed from the
+# Debian archive on first use (tools/install_chromium.sh; root or sudo).
+CHROMIUM = /usr/bin/chromium
+$(CHROMIUM):
+	tools/install_chromium.sh
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Mutation check of the modules that carry the guarantees (delivery, survivorship, the
@@ -61,13 +67,13 @@ $(UV):
 # Re-lock after editing pyproject.toml's dependencies; keeps every pin that still fits.
 lock: $(UV)
 	$(UV_COMPILE) --extra dev -o requirements/dev.lock
-	$(UV_COMPILE) --extra neo4j --extra cassandra --extra kafka -o requirements/runtime.lock
+	$(UV_COMPILE) --extra neo4j --extra cassandra --extra kafka --extra console -o requirements/runtime.lock
 
 # The one command that upgrades: the newest versions pyproject.toml's ranges allow, then the
 # tests (`make test` rebuilds the environment from the new lock). Commit the locks if green.
 upgrade-lock: $(UV)
 	$(UV_COMPILE) --upgrade --extra dev -o requirements/dev.lock
-	$(UV_COMPILE) --upgrade --extra neo4j --extra cassandra --extra kafka -o requirements/runtime.lock
+	$(UV_COMPILE) --upgrade --extra neo4j --extra cassandra --extra kafka --extra console -o requirements/runtime.lock
 
 # For maintainers, on a schedule: install the newest allowed versions (no lock) in a scratch
 # environment and run the DuckDB-parity and backend contract tests there, so an upstream

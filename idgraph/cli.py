@@ -897,6 +897,38 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    """The web console on loopback (or on another address over HTTPS), until SIGINT/SIGTERM."""
+    import socket
+
+    import uvicorn
+
+    from idgraph.console.app import create_app
+
+    settings = _settings(args)
+    console = settings.console.model_copy(update={
+        k: v for k, v in (("host", args.host), ("port", args.port), ("server", args.server))
+        if v is not None})
+    loopback = console.host in ("127.0.0.1", "::1", "localhost")
+    if not loopback and (console.tls_cert_file is None or console.tls_key_file is None):
+        raise ConfigError(f"console.host {console.host} is not loopback: set "
+                          "console.tls_cert_file and console.tls_key_file (the session "
+                          "cookie is a credential and must not cross a network in clear)")
+    family = socket.AF_INET6 if ":" in console.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((console.host, console.port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(console), access_log=False, log_level="warning", log_config=None,
+        ssl_certfile=console.tls_cert_file, ssl_keyfile=console.tls_key_file)
+    scheme = "https" if console.tls_cert_file else "http"
+    print(f"idgraph console on {scheme}://{console.host}:{port}/ (gRPC server "
+          f"{console.server})", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
 # ------------------------------------------------------------------------ parser
 
 
@@ -925,6 +957,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("console", parents=[common],
+                       help="serve the web console (a gRPC client of `idgraph serve`)")
+    p.add_argument("--host", help="listen address (default console.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default console.port, 8700; 0: any)")
+    p.add_argument("--server", help="host:port of the gRPC server (default console.server)")
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("ingest", parents=[common], help="ingest files exported by a source system")
     p.add_argument("--source", required=True, choices=SOURCES)

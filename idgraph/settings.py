@@ -48,6 +48,7 @@ from pydantic_settings import (
 )
 
 from idgraph.auth.settings import AuthSettings
+from idgraph.console.settings import ConsoleSettings
 from idgraph.core.errors import ConfigError
 from idgraph.core.logs import LogSettings
 from idgraph.core.metrics_endpoint import MetricsSettings
@@ -68,6 +69,8 @@ class Settings(BaseSettings, EngineSettings):
     auth: AuthSettings = AuthSettings()
     stream: StreamSettings = StreamSettings()
     metrics: MetricsSettings = MetricsSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    """``idgraph console``: listen address, the gRPC server it calls, session lifetimes."""
     log: LogSettings = LogSettings()
     """Log output of every command (:mod:`idgraph.core.logs`): ``log.format`` ``"text"``
     (default) or ``"json"`` (one object per line: ``ts``, ``level``, ``logger``,
