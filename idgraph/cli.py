@@ -915,9 +915,12 @@ def cmd_console(args: argparse.Namespace) -> int:
                           "console.tls_cert_file and console.tls_key_file (the session "
                           "cookie is a credential and must not cross a network in clear)")
     family = socket.AF_INET6 if ":" in console.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP,
+    # and without it a kept-alive connection waits ~40 ms (Nagle + delayed ACK) per page
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((console.host, console.port))
+    sock.listen(2048)  # connections wait in the backlog until the server accepts them
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(console), access_log=False, log_level="warning", log_config=None,

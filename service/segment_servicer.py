@@ -265,12 +265,15 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
     def CheckSegment(self, request: spb.CheckSegmentRequest, context: grpc.ServicerContext
                      ) -> spb.CheckSegmentResponse:
         """The draft parsed as DefineSegment parses it (the same errors), nothing stored;
-        ``uses`` names every segment it uses, defined or not."""
+        ``uses`` names every segment it uses, defined or not. Starts warming the profiles
+        a preview reads (:meth:`PreviewProfiles.warm`)."""
         from idgraph.engine.segment_definitions import json_text, parse_definition
         from idgraph.segments import to_text
         from idgraph.segments.dependencies import references
 
         tree = parse_definition(request.definition)
+        # someone is editing a draft: fold the profiles its previews will read meanwhile
+        self._queries.preview_profiles.warm()
         return spb.CheckSegmentResponse(canonical_text=to_text(tree),
                                         canonical_json=json_text(tree),
                                         uses=sorted(references(tree)))

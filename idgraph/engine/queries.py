@@ -7,7 +7,7 @@ folding a profile's records into one profile under the survivorship rules) lives
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
@@ -79,6 +79,34 @@ class ProfileQueries:
         evaluation reads; ``profile`` shows the newest ``profile_events_limit``), only of
         ``event_types`` when given; None if gone."""
         return self._fold(profile_id, all_events=True, event_types=event_types)
+
+    def live_profiles_with_events(self, profile_ids: Iterable[str],
+                                  event_types: Collection[str] | None = None,
+                                  page: int = 500) -> Iterator[Profile]:
+        """:meth:`profile_with_all_events` of many live profile IDs (no alias followed, the
+        gone skipped), in their order, read ``page`` at a time in one store call each
+        (:meth:`~idgraph.profile_store.base.ProfileReader.get_live_profiles`): what a scan
+        over every profile reads (a draft segment's preview)."""
+        batch: list[str] = []
+        for pid in profile_ids:
+            batch.append(pid)
+            if len(batch) >= page:
+                yield from self._fold_many(batch, event_types)
+                batch = []
+        if batch:
+            yield from self._fold_many(batch, event_types)
+
+    def _fold_many(self, profile_ids: list[str], event_types: Collection[str] | None
+                   ) -> Iterator[Profile]:
+        stored = self._store.get_live_profiles(profile_ids)
+        for pid in profile_ids:
+            found = stored.get(pid)
+            if found is None or not found.records:
+                continue
+            head = found.head
+            yield self._builder.build(pid, head.region, found.records, found.aliases,
+                                      head.updated_at, all_events=True,
+                                      event_types=event_types)
 
     def locate(self, identifier: str) -> Located:
         """Which profile (and which version of it) a typed identifier resolves to, without

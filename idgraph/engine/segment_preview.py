@@ -7,8 +7,9 @@ identifiers (linked or only attached: a shared tablet is still an identifier the
 uses), the sources that contributed identifiers, consent per purpose (absent: unknown),
 the home region and the events of its records (the timeline), if the store keeps them.
 
-:func:`preview` evaluates named definitions over profiles (:func:`preview_over_store`: over
-every live profile of the served regions): the exact count of each and per region, sample
+:func:`preview` evaluates named definitions over profiles (``PreviewSegment`` gives it
+every live profile of the served regions, :class:`~idgraph.engine.segment_queries.PreviewProfiles`):
+the exact count of each and per region, sample
 members with the clauses that matched, the identifier types the members have, and the
 overlap with the other definitions. Definitions that use
 others (``in_segment``) are evaluated in dependency order on the same profile, so a
@@ -38,7 +39,7 @@ from idgraph.segments import (
     event_types,
 )
 
-__all__ = ["Member", "SegmentPreview", "preview", "preview_over_store", "preview_stored",
+__all__ = ["Member", "SegmentPreview", "preview", "preview_stored",
            "profile_facts", "profile_ids"]
 
 
@@ -79,13 +80,18 @@ class SegmentPreview:
     """Other definition name -> members in both."""
     by_region: Counter = field(default_factory=Counter)
     """Home region -> members (:func:`preview` counts them; :func:`preview_stored` not)."""
+    members: set[str] = field(default_factory=set)
+    """The members' profile IDs, when :func:`preview` was asked to ``collect`` them."""
 
 
 def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: datetime,
-            samples: int = 20) -> tuple[dict[str, SegmentPreview], int]:
+            samples: int = 20, collect: Collection[str] = ()
+            ) -> tuple[dict[str, SegmentPreview], int]:
     """Evaluate every definition on every profile; returns the previews by name and how
-    many profiles were evaluated. Raises ``SegmentCycleError`` / ``UnknownSegmentError``
-    for ``in_segment`` loops or references to undefined segments."""
+    many profiles were evaluated (the members of the names in ``collect`` are kept in
+    :attr:`SegmentPreview.members`). Raises ``SegmentCycleError`` /
+    ``UnknownSegmentError`` for ``in_segment`` loops or references to undefined
+    segments."""
     deps = SegmentDependencies(definitions)
     order = deps.evaluation_order()
     types = frozenset().union(*(event_types(definitions[n]) for n in order))
@@ -104,6 +110,8 @@ def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: d
             view = out[name]
             view.count += 1
             view.by_region[profile.region] += 1
+            if name in collect:
+                view.members.add(profile.profile_id)
             if len(view.samples) < samples:
                 view.samples.append(Member(profile.profile_id, profile.region, result.clauses))
             view.identifier_types.update({t.split(":", 1)[0] for t, _v in facts.identifiers})
@@ -111,20 +119,6 @@ def preview(definitions: Mapping[str, Node], profiles: Iterable[Profile], now: d
         for name in members:
             out[name].overlap.update(m for m in members if m != name)
     return out, evaluated
-
-
-def preview_over_store(definitions: Mapping[str, Node], store: ProfileReader,
-                       fold: Callable[[str, Collection[str]], Profile | None], now: datetime,
-                       samples: int = 20) -> tuple[dict[str, SegmentPreview], int]:
-    """:func:`preview` of ``definitions`` over every live profile of the store's served
-    regions (region by region, each in :meth:`~ProfileReader.profile_ids_after`'s order),
-    each folded by ``fold(profile_id, event_types)`` with every stored event of the types
-    the definitions count (:meth:`~idgraph.engine.queries.ProfileQueries.profile_with_all_events`):
-    a draft's preview (the ``PreviewSegment`` rpc; ``idgraph segments preview --file``)."""
-    types = frozenset().union(*map(event_types, definitions.values()))
-    pids = (pid for region in sorted(store.regions) for pid in profile_ids(store, region))
-    return preview(definitions, live_profiles(pids, lambda pid: fold(pid, types)), now,
-                   samples)
 
 
 def profile_ids(store: ProfileReader, region: str, page: int = 10_000) -> Iterator[str]:

@@ -20,27 +20,29 @@ Everything reads only the regions the store serves.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from idgraph.core.errors import IdGraphError, NotFoundError
 from idgraph.engine.queries import ProfileQueries
 from idgraph.engine.segment_memberships import EMPTY, LiveDefinitions, evaluate_profile
-from idgraph.engine.segment_preview import SegmentPreview, preview_over_store
-from idgraph.profile_store.base import ProfileReader
+from idgraph.engine.segment_preview import SegmentPreview, preview, profile_ids
+from idgraph.profile_store.base import Profile, ProfileReader
 from idgraph.profile_store.segment_state import (
     ENTERED,
     Membership,
     SegmentBuild,
     SegmentChange,
 )
-from idgraph.segments import Node, Result
+from idgraph.segments import Node, Result, SegmentDependencies, event_types
 
 __all__ = ["Activity", "ActivityBucket", "Evaluation", "InvalidCursorError", "SegmentQueries"]
 
+_LOG = logging.getLogger(__name__)
 _CATALOG_TTL_SECONDS = 0.5
 
 
@@ -93,6 +95,82 @@ class Evaluation:
     catalog versions, the answers hold."""
 
 
+class PreviewProfiles:
+    """The folded live profiles a draft's preview evaluates, kept between previews: a
+    marketer previews a draft again and again while editing it, and folding every profile
+    is most of a preview's cost. Each profile is kept with its version (head
+    ``updated_at``, changed by every write to it); before each preview the versions of
+    every live profile are read (one query per 500) and only new or changed profiles are
+    folded again, so the answer stays exact. Kept only while the served regions hold at
+    most ``max_profiles`` live profiles (memory: the profiles with their events); above
+    that each preview folds as it goes. Thread-safe (one preview refreshes at a time)."""
+
+    def __init__(self, store: ProfileReader, queries: ProfileQueries,
+                 max_profiles: int = 100_000) -> None:
+        self._store = store
+        self._queries = queries
+        self.max_profiles = max_profiles
+        self._lock = threading.Lock()
+        self._warming = threading.Lock()
+        self._kept: dict[str, tuple[float, Profile]] = {}
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def warm(self) -> None:
+        """Fold what changed since the last preview, in a background thread (one at a
+        time): called when someone starts editing a draft, so that the first preview
+        finds the profiles folded."""
+        if not self._warming.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                self._refresh(self._ids())
+            except Exception:  # noqa: BLE001 - a warm-up is best effort; previews fold anyway
+                _LOG.warning("warming the preview profiles failed", exc_info=True)
+            finally:
+                self._warming.release()
+
+        threading.Thread(target=run, name="preview-warm", daemon=True).start()
+
+    def profiles(self, event_types: Collection[str]) -> Iterator[Profile]:
+        """Every live profile of the served regions, folded with every stored event (of
+        ``event_types`` at least), region by region in the store's order."""
+        ids = self._ids()
+        snapshot = self._refresh(ids)
+        if snapshot is None:
+            yield from self._queries.live_profiles_with_events(ids, event_types)
+        else:
+            yield from snapshot
+
+    def _ids(self) -> list[str]:
+        return [pid for region in sorted(self._store.regions)
+                for pid in profile_ids(self._store, region)]
+
+    def _refresh(self, ids: list[str]) -> list[Profile] | None:
+        """The kept profiles of ``ids`` after folding the new and changed ones, or None
+        (nothing kept) when there are more than ``max_profiles``."""
+        if len(ids) > self.max_profiles:
+            self._kept = {}
+            return None
+        with self._lock:
+            heads = self._store.get_heads(ids)
+            stale = [pid for pid in ids if pid in heads and (
+                pid not in self._kept or self._kept[pid][0] != heads[pid].updated_at)]
+            folded = {p.profile_id: p for p in self._queries.live_profiles_with_events(stale)}
+            kept = {}
+            for pid in ids:
+                head = heads.get(pid)
+                if head is None:
+                    continue
+                profile = folded.get(pid) or self._kept.get(pid, (0.0, None))[1]
+                if profile is not None:
+                    kept[pid] = (head.updated_at, profile)
+            self._kept = kept
+            return [profile for _v, profile in kept.values()]
+
+
 class SegmentQueries:
     """Segment reads over a profile store (thread-safe)."""
 
@@ -104,6 +182,7 @@ class SegmentQueries:
         self._live = EMPTY
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
+        self.preview_profiles = PreviewProfiles(store, queries)
 
     def refresh(self) -> None:
         """Read the catalog again at the next :meth:`live`: the server that changed a
@@ -199,7 +278,8 @@ class SegmentQueries:
     def preview(self, draft: Node, name: str = "", samples: int = 20
                 ) -> tuple[SegmentPreview, int]:
         """The exact preview of ``draft`` over every live profile of the served regions
-        (:func:`~idgraph.engine.segment_preview.preview_over_store`), nothing stored, and
+        (:func:`~idgraph.engine.segment_preview.preview` over :class:`PreviewProfiles`),
+        nothing stored, and
         how many profiles were evaluated. ``draft`` is evaluated with every live
         definition, as if saved under ``name`` (a live one of that name is replaced;
         unnamed, it takes a name no live segment has), so what it uses through
@@ -207,17 +287,67 @@ class SegmentQueries:
         live segment is exact: the overlap names each of them, 0 included. Raises
         ``UnknownSegmentError`` (FAILED_PRECONDITION) for a use of an undefined segment,
         ``SegmentCycleError`` for a loop through ``name``. Its cost grows with every
-        stored profile and every live definition."""
+        stored profile.
+
+        Only the draft, the segments it uses (through ``in_segment``, transitively) and
+        live segments whose memberships are not built yet are evaluated; the overlap with
+        every other live segment is read from its stored memberships, which are exact and
+        current once built (as ``CountSegment`` answers). Each profile is folded with the
+        events of the types those evaluated definitions count, no others."""
         live = self.live()
         key = name or next(n for n in (f"draft {i}" if i else "draft" for i in itertools.count())
                            if n not in live.trees)
-        definitions = {**live.trees, key: draft}
-        views, evaluated = preview_over_store(
-            definitions, self._store, self._queries.profile_with_all_events,
-            datetime.fromtimestamp(self._clock(), UTC), samples)
+        everything = {**live.trees, key: draft}
+        deps = SegmentDependencies(everything)  # unknown uses and loops are refused here
+        built = self._built(live)
+        wanted = {key}
+        pending = [key]
+        while pending:
+            for used in deps.uses(pending.pop()):
+                if used not in wanted:
+                    wanted.add(used)
+                    pending.append(used)
+        # as if saved: what uses a live segment of the draft's name is evaluated with the
+        # draft; live segments still being built have no exact memberships to read yet
+        wanted |= set(deps.dependents(key))
+        wanted |= {n for n in live.trees if n not in built}
+        views, evaluated = preview(
+            {n: everything[n] for n in wanted},
+            self.preview_profiles.profiles(
+                frozenset().union(*(event_types(everything[n]) for n in wanted))),
+            datetime.fromtimestamp(self._clock(), UTC), samples, collect={key})
         view = views[key]
-        view.overlap.update(dict.fromkeys((n for n in live.trees if n != key), 0))
+        for other in sorted(live.trees):
+            if other == key:
+                continue
+            if other in views:
+                view.overlap[other] = view.overlap.get(other, 0)
+            else:
+                view.overlap[other] = self._shared_members(other, view.members)
+        view.members = set()
         return view, evaluated
+
+    def _built(self, live: LiveDefinitions) -> set[str]:
+        """The live segments evaluated over the stored profiles of every served region at
+        their current version: their stored memberships are then exact."""
+        builds: dict[tuple[str, str], SegmentBuild] = {
+            (b.segment, b.region): b for b in self._store.segment_builds()}
+        out = set()
+        for name, definition in live.definitions.items():
+            if all((b := builds.get((name, region))) is not None and b.done
+                   and b.version == definition.version for region in self._store.regions):
+                out.add(name)
+        return out
+
+    def _shared_members(self, name: str, members: set[str], page: int = 5000) -> int:
+        """How many of ``members`` are stored members of ``name``."""
+        shared, after = 0, ""
+        while True:
+            rows = self._store.segment_members(name, after, page)
+            shared += sum(m.profile_id in members for m in rows)
+            if len(rows) < page:
+                return shared
+            after = rows[-1].profile_id
 
     def activity(self, name: str, hours: float, bucket_seconds: int) -> Activity:
         """Entries and exits of live segment ``name`` logged over the last ``hours``, in

@@ -276,6 +276,24 @@ def test_a_preview_counts_what_the_saved_segment_counts(world: World) -> None:
     assert dict(unnamed.overlap) == {"Has email": 1, "Germans": 0}
 
 
+def test_a_repeated_preview_sees_every_write_since_the_last(world: World) -> None:
+    """Previews keep the folded profiles between calls (PreviewProfiles): a new profile
+    and a changed one must count at once."""
+    md = world.md("marketer")
+
+    def count() -> int:
+        return world.segments.PreviewSegment(spb.PreviewSegmentRequest(
+            definition='country = "AT"'), metadata=md, timeout=30).count
+
+    before = count()
+    world.engine.ingest([record("hubspot", "9077", "p-9077a", 200,
+                                ["crm:hubspot:9077", "email:lea@beispiel.at"], country="AT")])
+    assert count() == before + 1  # a new profile
+    world.engine.ingest([record("hubspot", "9077", "p-9077b", 300,
+                                ["crm:hubspot:9077", "email:lea@beispiel.at"], country="DE")])
+    assert count() == before  # the same profile, changed
+
+
 def test_a_preview_sees_only_the_regions_of_the_key(world: World) -> None:
     request = spb.PreviewSegmentRequest(definition="has_identifier(email)", samples=100)
     every = world.segments.PreviewSegment(request, metadata=world.md("marketer"), timeout=30)
