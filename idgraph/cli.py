@@ -219,13 +219,15 @@ def _export_profiles(settings: Settings, path: str) -> int:
     """JSON lines, one per live profile of the served regions: the folded profile (surviving
     attributes, identifiers, consent, region) with every stored event of its records, what
     segments read. The file holds personal data: it is created readable by its owner only."""
+    from idgraph.engine.segment_preview import profile_ids
+
     store = _open_reader(settings)
     n = 0
     try:
         queries = _queries(settings, store)
         with _on_path(path), open(open_private_fd(path), "w", encoding="utf-8") as fh:
             for region in sorted(store.regions):
-                for pid in _all_ids(store, region):
+                for pid in profile_ids(store, region):
                     profile = queries.profile_with_all_events(pid)
                     if profile is not None:
                         fh.write(json.dumps(_profile_json(profile)) + "\n")
@@ -647,7 +649,12 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
     evaluation is not done yet, are evaluated over every stored profile."""
     from datetime import UTC, datetime
 
-    from idgraph.engine.segment_preview import live_profiles, preview, preview_stored
+    from idgraph.engine.segment_preview import (
+        live_profiles,
+        preview,
+        preview_stored,
+        profile_ids,
+    )
     from idgraph.segments import SegmentError, event_types
 
     if bool(args.name) == bool(args.file):
@@ -674,7 +681,7 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
         else:
             types = frozenset().union(*map(event_types, definitions.values()))
             pids = [pid for region in sorted(store.regions)
-                    for pid in _all_ids(store, region)]
+                    for pid in profile_ids(store, region)]
             try:
                 views, evaluated = preview(definitions, live_profiles(
                     pids, lambda pid: queries.profile_with_all_events(pid, types)),
@@ -717,16 +724,6 @@ def _built(store, name: str) -> bool:
     version = live[name].version
     return all(r in builds and builds[r].done and builds[r].version == version
                for r in store.regions)
-
-
-def _all_ids(store, region: str, page: int = 10_000):
-    after = ""
-    while True:
-        ids = store.profile_ids_after(region, after, page)
-        yield from ids
-        if len(ids) < page:
-            return
-        after = ids[-1]
 
 
 def _segment_definitions(settings: Settings, writable: bool):
