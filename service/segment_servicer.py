@@ -319,4 +319,5 @@ class SegmentServiceServicer(spb_grpc.SegmentServiceServicer):
             buckets=[spb.ActivityBucket(start=timestamp(b.start), entered=b.entered,
                                         exited=b.exited, size_at_end=b.size_at_end)
                      for b in activity.buckets],
-            log_starts_at=timestamp(activity.log_starts_at or 0.0))
+            log_starts_at=timestamp(activity.log_starts_at or 0.0),
+            recent=[change_proto(c, "") for c in activity.recent])

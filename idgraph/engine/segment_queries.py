@@ -23,8 +23,9 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from idgraph.core.errors import IdGraphError, NotFoundError
@@ -75,6 +76,8 @@ class Activity:
     """Oldest first."""
     log_starts_at: float | None
     """When the oldest change the log holds (of any segment) was logged; None: empty."""
+    recent: list[SegmentChange] = field(default_factory=list)
+    """The newest changes of the window, newest first (who moved in or out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,25 +352,29 @@ class SegmentQueries:
                 return shared
             after = rows[-1].profile_id
 
-    def activity(self, name: str, hours: float, bucket_seconds: int) -> Activity:
+    def activity(self, name: str, hours: float, bucket_seconds: int, recent: int = 50
+                 ) -> Activity:
         """Entries and exits of live segment ``name`` logged over the last ``hours``, in
         buckets of ``bucket_seconds`` aligned on multiples of it since the epoch (the first
         holds the time ``hours`` ago, the last holds now), by the time the change was
         logged (when the membership changed in the store); each bucket's size at its end
         is computed backwards from the exact count now. The log holds only its retention:
         :attr:`Activity.log_starts_at` says where it begins (before it, buckets are
-        empty and their sizes assume no change). NotFoundError for an unknown segment."""
+        empty and their sizes assume no change). The ``recent`` newest changes come with
+        it, newest first. NotFoundError for an unknown segment."""
         self._known(name)
         now = self._clock()
         size = sum(self._store.count_segment(name).values())
         first = int((now - hours * 3600) // bucket_seconds)
         n = int(now // bucket_seconds) - first + 1
         entered, exited = [0] * n, [0] * n
+        newest: deque[SegmentChange] = deque(maxlen=recent)
         for at, change in self._store.segment_log(first * bucket_seconds, segment=name):
             if at > now:  # logged after the count was read
                 continue
             i = int(at // bucket_seconds) - first
             (entered if change.change == ENTERED else exited)[i] += 1
+            newest.append(change)
         buckets: list[ActivityBucket] = []
         end_size = size
         for i in reversed(range(n)):
@@ -380,7 +387,8 @@ class SegmentQueries:
         finally:
             oldest.close()
         return Activity(size, sum(entered), sum(exited), buckets[::-1],
-                        start[0] if start is not None else None)
+                        start[0] if start is not None else None,
+                        recent=list(reversed(newest)))
 
     def watch(self, names: Iterable[str], cursor: str, active: Callable[[], bool],
               poll_seconds: float = 0.02) -> Iterator[tuple[SegmentChange, str]]:

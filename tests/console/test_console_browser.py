@@ -91,6 +91,16 @@ def test_the_builders_count_equals_count_segment_and_text_and_clauses_stay_in_sy
     page.goto(w.url + "/segments")
     assert page.locator("table.segments a", has_text="Known in CRM").count() == 1
     shoot(page, "segments")
+    # a segment's page: its size, and who moved in or out as GetSegmentActivity says
+    page.click("table.segments a >> text=Known in CRM")
+    activity = _segments(w).GetSegmentActivity(spb.GetSegmentActivityRequest(
+        name="Known in CRM", hours=24), metadata=w.md("marketer"))
+    count = _segments(w).CountSegment(spb.CountSegmentRequest(name="Known in CRM"),
+                                      metadata=w.md("marketer")).count
+    assert int(page.inner_text("#member-count")) == count
+    shown = page.eval_on_selector_all("#recent-changes a", "links => links.map(a => a.textContent)")
+    assert shown == [c.profile_id for c in activity.recent] and shown
+    shoot(page, "segment-known-in-crm")
 
     page.goto(w.url + "/segments/edit")
     # text -> clauses: typing a definition re-draws the rows from its JSON form

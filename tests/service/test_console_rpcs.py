@@ -382,6 +382,9 @@ def test_activity_counts_what_watch_sees(world: World) -> None:
     assert buckets[-1].size_at_end == count and buckets[0].size_at_end == 0
     for before, after in pairwise(buckets):
         assert after.size_at_end == before.size_at_end + after.entered - after.exited
+    # who moved in or out: the same changes as the stream, newest first
+    assert [(c.profile_id, c.change) for c in activity.recent] == \
+        [(c.profile_id, c.change) for c in reversed(got)]
     assert activity.HasField("log_starts_at")
     assert activity.log_starts_at.ToDatetime(UTC) <= datetime.now(UTC)
     # the defaults: a day in hours

@@ -353,15 +353,17 @@ class ActivityBucket(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entered: _Optional[int] = ..., exited: _Optional[int] = ..., size_at_end: _Optional[int] = ...) -> None: ...
 
 class GetSegmentActivityResponse(_message.Message):
-    __slots__ = ("size", "entered", "exited", "buckets", "log_starts_at")
+    __slots__ = ("size", "entered", "exited", "buckets", "log_starts_at", "recent")
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ENTERED_FIELD_NUMBER: _ClassVar[int]
     EXITED_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
     LOG_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
     size: int
     entered: int
     exited: int
     buckets: _containers.RepeatedCompositeFieldContainer[ActivityBucket]
     log_starts_at: _timestamp_pb2.Timestamp
-    def __init__(self, size: _Optional[int] = ..., entered: _Optional[int] = ..., exited: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[ActivityBucket, _Mapping]]] = ..., log_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    recent: _containers.RepeatedCompositeFieldContainer[SegmentChange]
+    def __init__(self, size: _Optional[int] = ..., entered: _Optional[int] = ..., exited: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[ActivityBucket, _Mapping]]] = ..., log_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recent: _Optional[_Iterable[_Union[SegmentChange, _Mapping]]] = ...) -> None: ...
