@@ -8,8 +8,10 @@ fixture's teardown)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import zipfile
 
 import grpc
 import pytest
@@ -309,3 +311,38 @@ def test_the_console_log_names_routes_not_identifiers(browser, console_world, ca
     assert "GET /profiles/{pid} 200" in caplog.text
     assert identifier not in caplog.text
     assert w.keys["steward"] not in caplog.text
+
+
+def test_a_privacy_officer_records_consent_and_downloads_an_export(browser, console_world):
+    w = console_world
+    # someone no example segment's consent clause counts yet (the other tests compare
+    # counts with the stored memberships, which only the writer updates)
+    mailable = set(_members(w, "Mailable"))
+    subject, email = next(
+        (p, i.identifier) for pid in _members(w, "Known in CRM") if pid not in mailable
+        for p in [_profiles(w).GetProfile(pb.GetProfileRequest(profile_id=pid),
+                                          metadata=w.md("steward")).profile]
+        for i in p.identifiers if i.type == "email")
+    page = open_as(browser, w, "privacy")
+    page.goto(w.url + "/privacy")
+    page.fill("#consent-subject", email)
+    page.select_option("#purpose", "email")
+    page.select_option("select[name=status]", "withdrawn")
+    page.fill("input[name=collection_point]", "support call")
+    page.click("form[action='/privacy/consent'] button")
+    page.wait_for_selector("text=Recorded.")
+    consent = ppb_grpc.PrivacyServiceStub(w.channel).GetConsent(
+        ppb.GetConsentRequest(identifier=email), metadata=w.md("privacy"))
+    state = {c.purpose: c.state for c in consent.consent}
+    assert state["email"] == "withdrawn"
+    assert consent.history[-1].collection_point == "support call"
+    shown = page.inner_text("details")
+    assert "withdrawn" in shown and "support call" in shown
+
+    with page.expect_download() as download:
+        page.fill("form[action='/privacy/export'] input[name=subject]", email)
+        page.click("form[action='/privacy/export'] button")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        assert "profile.jsonl" in manifest["files"]
+        assert subject.profile_id in archive.read("profile.jsonl").decode()
