@@ -261,3 +261,35 @@ def test_settings_command_prints_json(tmp_path):
     assert doc["data_dir"] == str(tmp_path / "data")
     assert doc["linking"]["identifier_rules"]["phone"]["links"] is False
     assert doc["linking"]["identifier_rules"]["email"]["links"] is True
+
+
+def test_console_refuses_a_non_loopback_address_without_tls(tmp_path):
+    out = idgraph("console", "--host", "0.0.0.0", "--port", "0", data_dir=tmp_path / "d")
+    assert out.returncode == 2
+    assert "not loopback" in out.stderr and "tls_cert_file" in out.stderr
+
+
+def test_console_serves_the_sign_in_page_with_its_security_headers(tmp_path):
+    import http.client
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idgraph.cli", "console", "--port", "0", "--server",
+         "127.0.0.1:1", "--data-dir", str(tmp_path / "d")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("idgraph console on http://127.0.0.1:"), line
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/signin")
+        response = conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 200 and 'name="key"' in body
+        assert "frame-ancestors 'none'" in response.getheader("content-security-policy")
+        conn.request("GET", "/profiles")  # no session: to the sign-in form
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 303 and response.getheader("location") == "/signin"
+    finally:
+        proc.terminate()
+        proc.wait(10)
