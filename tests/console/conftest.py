@@ -11,18 +11,17 @@ were seen (``browser_errors``).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import pytest
 import uvicorn
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, ROLES, ConsoleWorld
 
 from idgraph.console.app import create_app
 from idgraph.console.settings import ConsoleSettings
@@ -32,33 +31,8 @@ from idgraph.service.settings import GrpcSettings
 from idgraph.serving import open_key_admin, open_served
 from idgraph.settings import Settings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
-LAPTOP = {"width": 1366, "height": 768}
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("IDGRAPH_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts")
-                 ) / "console"
-ROLES = {
-    "marketer": ["marketer"], "steward": ["steward"], "privacy": ["privacy"],
-    "admin": ["admin"], "activation": ["activation"],
-}
 
-
-@dataclass
-class ConsoleWorld:
-    settings: Settings
-    channel: grpc.Channel
-    keys: dict[str, str]
-    url: str
-    errors: list[str] = field(default_factory=list)
-
-    def md(self, role: str) -> list[tuple[str, str]]:
-        return [("authorization", f"Bearer {self.keys[role]}")]
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_world(tmp_path_factory) -> Iterator[ConsoleWorld]:
     data_dir = tmp_path_factory.mktemp("console") / "data"
     # the demo's data: 4,000 record events, the example segments, a trained model with
@@ -97,8 +71,11 @@ def console_world(tmp_path_factory) -> Iterator[ConsoleWorld]:
     served.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(console_world) -> Iterator:
+    """Chromium for one test module. Module scope, not session: Playwright's sync API runs
+    an event loop in this thread while it is open, and the stream tests' asyncio.run()
+    refuses to start inside one."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -109,30 +86,3 @@ def browser(console_world) -> Iterator:
         yield chromium
         chromium.close()
     assert console_world.errors == [], console_world.errors  # no JavaScript error anywhere
-
-
-def open_as(browser, world: ConsoleWorld, role: str):
-    """A new browser context (its own cookies) signed in with ``role``'s key; console
-    errors and page errors are collected into ``world.errors``."""
-    context = browser.new_context(viewport=LAPTOP)
-    page = context.new_page()
-    page.on("console", lambda msg: msg.type == "error" and world.errors.append(
-        f"{role} {page.url}: {msg.text}"))
-    page.on("pageerror", lambda exc: world.errors.append(f"{role} {page.url}: {exc}"))
-    page.goto(world.url + "/signin")
-    page.fill("#key", world.keys[role])
-    page.click("button[type=submit]")
-    page.wait_for_url(world.url + "/")
-    return page
-
-
-def shoot(page, name: str) -> Path:
-    """Keep a full-page screenshot as a test artefact, after checking the page fits a
-    laptop's width (no sideways scrolling)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"{name}: {overflow}px wider than a {LAPTOP['width']}px window"
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

@@ -15,7 +15,7 @@ import zipfile
 
 import grpc
 import pytest
-from conftest import open_as, shoot
+from browser_helpers import open_as, shoot
 from playwright.sync_api import expect
 
 from idgraph.engine import Engine
