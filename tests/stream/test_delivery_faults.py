@@ -33,7 +33,7 @@ WORKER_ENV = {"IDGRAPH_STREAM__BATCH_SIZE": "50",
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory):
-    return make_workload(SEED, n_records=1200, n_poison=8,
+    return make_workload(SEED, n_records=1200, n_poison=16,
                          reference_dir=tmp_path_factory.mktemp("reference"))
 
 
@@ -47,7 +47,11 @@ def start(workers):
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_worker_killed_at_each_step_of_a_batch_loses_nothing(
         point, workload, start, broker, stream_env, tmp_path):
-    log = RunLog(SEED, [Fault("kill_at", point=point, hit=2)])
+    # the second pass (a batch acknowledged before the kill), except for the dead-letter
+    # send: only batches holding a malformed message pass there, and the victim shares the
+    # partitions with another worker, so it may meet just one such batch (seen in CI)
+    hit = 1 if point == "stream.dead_letters.send" else 2
+    log = RunLog(SEED, [Fault("kill_at", point=point, hit=hit)])
     data = tmp_path / "data"
     run(workload, log.faults, start, broker, stream_env, data, log)
     assert log.kills, f"the worker never reached {point}:\n{log}"
