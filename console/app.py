@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -437,7 +438,6 @@ def _segment_routes(c: Console) -> list[Route]:
             return c.page(request, "_error.html", s, error=exc, status_code=400)
         s.flash.append(f"Saved version {done.segment.version}." if done.changed else
                        "No change: that is the current definition.")
-        from urllib.parse import quote
         return Response(status_code=204,
                         headers={"HX-Redirect": f"/segments/view?name={quote(name)}"})
 

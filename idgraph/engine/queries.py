@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from idgraph.core.errors import IdGraphError, InvalidIdentifierError, NotFoundError
-from idgraph.profile_store.base import Profile, ProfileReader, RecordEvent
+from idgraph.profile_store.base import Profile, ProfileReader, RecordEvent, StoredProfile
 from idgraph.profile_store.settings import SurvivorshipSettings
 from idgraph.profile_store.survivorship import ProfileBuilder
 from idgraph.resolver.normalize import Normalizer
@@ -65,7 +65,11 @@ class ProfileQueries:
 
     def _fold(self, profile_id: str, all_events: bool = False,
               event_types: Collection[str] | None = None) -> Profile | None:
-        stored = self._store.get_profile(profile_id)
+        return self._build(self._store.get_profile(profile_id), all_events, event_types)
+
+    def _build(self, stored: StoredProfile | None, all_events: bool,
+               event_types: Collection[str] | None) -> Profile | None:
+        """A stored profile folded (None when gone or left without records)."""
         if stored is None or not stored.records:
             return None
         head = stored.head
@@ -100,13 +104,9 @@ class ProfileQueries:
                    ) -> Iterator[Profile]:
         stored = self._store.get_live_profiles(profile_ids)
         for pid in profile_ids:
-            found = stored.get(pid)
-            if found is None or not found.records:
-                continue
-            head = found.head
-            yield self._builder.build(pid, head.region, found.records, found.aliases,
-                                      head.updated_at, all_events=True,
-                                      event_types=event_types)
+            profile = self._build(stored.get(pid), True, event_types)
+            if profile is not None:
+                yield profile
 
     def locate(self, identifier: str) -> Located:
         """Which profile (and which version of it) a typed identifier resolves to, without
