@@ -106,13 +106,19 @@ def test_the_builders_count_equals_count_segment_and_text_and_clauses_stay_in_sy
 
     page.goto(w.url + "/segments/edit")
     # text -> clauses: typing a definition re-draws the rows from its JSON form
-    page.fill("#definition", "has_identifier(email)")
+    # (each typed text's sync is awaited: a late one would redraw the rows under the clicks
+    # that follow)
+    for typed in ("has_identifier(phone)", "has_identifier(email)"):
+        with page.expect_response(lambda r: "/segments/sync?from=text" in r.url):
+            page.fill("#definition", typed)
     page.wait_for_selector(".row[data-kind=has_identifier] input[value=email]")
     # clauses -> text: adding a consent row rewrites the text
     page.click(".add button[value=consent]")
     row = page.locator(".row[data-kind=consent]")
-    row.locator("input[name$=-purpose]").fill("email")
-    row.locator("select[name$=-state]").select_option("granted")
+    assert row.locator("select[name$=-state]").input_value() == "granted"  # the first state
+    with page.expect_response(lambda r: "/segments/sync?from=builder" in r.url):
+        row.locator("input[name$=-purpose]").fill("email")
+        row.locator("input[name$=-purpose]").press("Tab")  # leaving the field: a change
     expect(page.locator("#definition")).to_have_value(
         re.compile(re.escape('consent("email") = granted')))
     text = page.input_value("#definition")
