@@ -1,11 +1,19 @@
-"""The Faust app of ``idgraph worker``: one agent over every input topic.
+"""The Faust app of ``idgraph worker``: one consuming task over every input topic.
 
-The agent is transport only. It takes batches (``take_events``: up to
-``stream.batch_size`` events, waiting at most ``stream.batch_within_seconds``) and hands each
-to :class:`idgraph.stream.delivery.BatchDelivery` (stored on the engine's thread, so the event
-loop keeps fetching and heartbeating; dead letters sent; outbox published), under
-:func:`idgraph.stream.delivery.settle`, which decides whether Faust may acknowledge it.
-Faust commits acknowledged offsets every ``stream.commit_interval_seconds``.
+The consuming task is transport only. Faust's consumer fetches and its conductor delivers
+every message of the input topics into one channel's buffer (flow control, pausing a
+partition whose buffer is full, rebalances: all Faust's). The task takes batches straight
+from that buffer (:func:`idgraph.stream.delivery.take_batch`: up to ``stream.batch_size``
+events, waiting at most ``stream.batch_within_seconds`` once one has arrived), not through
+a Faust stream: an agent's stream costs tens of microseconds per event on the event loop,
+which shares the engine thread's GIL, and stops filling while a batch is handled. Each
+batch goes to :class:`idgraph.stream.delivery.BatchDelivery` (stored on the engine's
+thread, so the event loop keeps fetching, buffering the next batch and heartbeating; dead
+letters sent; outbox published), under :func:`idgraph.stream.delivery.settle`, which
+acknowledges it when, and only when, every step is done. Faust commits acknowledged
+offsets every ``stream.commit_interval_seconds``. A batch that fails for an unexpected
+reason is not acknowledged and stops the worker (the group redelivers it elsewhere or on
+restart); the store and broker being unavailable are retried, not failures.
 
 Delivery: at-least-once from Kafka, exactly-once in effect. A crash (even SIGKILL) or a
 rebalance redelivers what was processed since the last commit; the engine applies an event
@@ -42,7 +50,7 @@ import faust
 from idgraph.core.errors import BackendError
 from idgraph.core.metrics_endpoint import MetricsSettings, start_endpoint
 from idgraph.engine import Engine
-from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle
+from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle, take_batch
 from idgraph.stream.events import RawEvent
 from idgraph.stream.metrics import WorkerMetrics
 from idgraph.stream.processor import BatchProcessor
@@ -153,6 +161,8 @@ class StreamWorker:
             consumer_auto_offset_reset="earliest",
             producer_max_request_size=max(1_048_576, 2 * cfg.max_event_bytes),
             topic_partitions=cfg.partitions,
+            # the buffer holds the next batch while the engine stores this one
+            stream_buffer_maxsize=max(4096, 2 * cfg.batch_size),
             topic_replication_factor=cfg.replication_factor,
         )
         app.transport = _transport_class(cfg.fetch_max_wait_ms)(app.conf.broker_consumer, app)
@@ -165,7 +175,9 @@ class StreamWorker:
             segment_changes=BatchedTopic(app.topic(cfg.segment_changes_topic, **raw)),
             publish_changes=cfg.publish_changes, run_blocking=self._run_blocking,
             stats=self.stats, stats_file=stats_file, metrics=self.metrics)
-        app.agent(self.inputs, name="idgraph.resolve")(self._resolve)
+        # iterating the topic subscribes it: the conductor delivers into this channel
+        self._channel = self.inputs.__aiter__()
+        app.task(self._resolve)
         app.timer(engine.settings.segments.tick_seconds, name="idgraph.segments")(
             self._segment_tick)
 
@@ -174,14 +186,34 @@ class StreamWorker:
         the event loop keeps fetching and heartbeating meanwhile)."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    # ------------------------------------------------------------------ the agent
+    # ------------------------------------------------------------------ consuming
 
-    async def _resolve(self, stream: faust.StreamT) -> None:
-        async for events in stream.take_events(self.cfg.batch_size,
-                                               within=self.cfg.batch_within_seconds):
+    async def _resolve(self) -> None:
+        """Batches from the channel's buffer, one at a time, until the worker stops."""
+        buffer = self._channel.queue
+        while True:
+            events = await take_batch(buffer, self.cfg.batch_size,
+                                      self.cfg.batch_within_seconds, self._admit)
             batch = [_raw(e) for e in events]
             await settle(events, self.delivery.handle(batch), STOP_GRACE_SECONDS)
             self.metrics.set_lag(batch, self._highwater)
+
+    def _admit(self, event: faust.types.EventT) -> bool:
+        """What Faust's own stream does with each event it takes (``faust/streams.py``): an
+        event delivered while the flow is suspended (a rebalance under way) or fetched in an
+        earlier consumer generation is dropped unacknowledged: after the rebalance the
+        consumer fetches it again from the committed offset, in the partition's new owner.
+        An admitted event is tracked as unacknowledged, so a rebalance waits for the batch
+        in hand to be acknowledged (``Consumer.wait_empty``) before it commits and lets the
+        partitions go."""
+        app, message = self.app, event.message
+        if (not app.flow_control.is_active()
+                or message.generation_id != app.consumer_generation_id):
+            return False
+        if not message.tracked:
+            message.tracked = True
+            app.consumer.track_message(message)
+        return True
 
     def _highwater(self, topic: str, partition: int) -> int | None:
         """The offset the partition's next message will get, as the consumer last heard

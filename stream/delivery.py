@@ -17,12 +17,12 @@ next starts:
    while the broker refuses. At-least-once (a change carries a ``change_id``).
 4. **acknowledged**: only now may the consumer acknowledge the batch.
 
-:func:`settle` decides the acknowledgement. Faust acknowledges a ``take_events`` batch in a
-``finally``, even when the agent fails or is cancelled; so a batch whose steps did not all
-finish (an unexpected error, or a stop while the batch is in hand that outlasts
-``grace`` seconds) has its acknowledgements *withheld*: one more reference on each message,
-so Faust's acknowledgement never brings it to zero, its offset is never committed, and the
-group redelivers it.
+The consumer side: :func:`take_batch` takes a batch from the consumer's buffer (what Faust's
+conductor delivered to the input topics' channel) without Faust's per-event stream path, and
+:func:`settle` acknowledges it once every step has finished, and only then. A batch whose
+steps did not all finish (an unexpected error, or a stop while the batch is in hand that
+outlasts ``grace`` seconds) is never acknowledged: its offsets are never committed by this
+process, and the group redelivers it.
 
 Failpoints (:mod:`idgraph.core.failpoints`) mark the steps: ``stream.batch.stored``,
 ``stream.dead_letters.send`` (before each send), ``stream.changes.sent``,
@@ -92,14 +92,21 @@ class Outbox(Protocol):
     def ack_changes(self, change_ids: list[str]) -> None: ...
 
 
-class Message(Protocol):
-    def incref(self) -> None: ...
-
-
 class Event(Protocol):
-    """A consumed event as Faust hands it to an agent (only its message is used)."""
+    """A consumed event as Faust's conductor delivers it (its ``ack`` releases the message:
+    once every event of a partition up to an offset is acknowledged, Faust commits it)."""
 
-    message: Message
+    def ack(self) -> bool: ...
+
+
+class Buffer(Protocol):
+    """The consumer's buffer of delivered events (a Faust channel's queue)."""
+
+    async def get(self) -> Any: ...
+
+    def get_nowait(self) -> Any: ...
+
+    def empty(self) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -127,20 +134,46 @@ class WorkerStats:
         os.replace(tmp, path)
 
 
-def withhold(events: Sequence[Event]) -> None:
-    """Keep the consumer from acknowledging ``events``: one more reference on each message,
-    so the acknowledgement ``take_events`` makes in its ``finally`` does not reach zero.
-    Their offsets are then never committed by this process; the group redelivers them."""
-    for event in events:
-        event.message.incref()
+async def take_batch(buffer: Buffer, limit: int, within: float,
+                     admit: Callable[[Any], bool] = lambda event: True) -> list:
+    """The next batch: waits as long as it takes for a first event, then takes what the
+    buffer holds and what arrives within ``within`` seconds of that first event, at most
+    ``limit`` events, in the buffer's order. A quiet stream is delayed by at most
+    ``within``; a busy one fills the batch from what is already buffered, with no wait.
+
+    ``admit(event)`` is asked once per event as it is taken: an event it refuses is
+    dropped, unacknowledged (the worker's: a message fetched before the latest rebalance,
+    which the consumer fetches again from the committed offset)."""
+    events: list = []
+    loop = asyncio.get_running_loop()
+    while not events:
+        first = await buffer.get()
+        if admit(first):
+            events.append(first)
+    deadline = loop.time() + within
+    while len(events) < limit:
+        while len(events) < limit and not buffer.empty():
+            event = buffer.get_nowait()
+            if admit(event):
+                events.append(event)
+        remaining = deadline - loop.time()
+        if len(events) >= limit or remaining <= 0:
+            break
+        try:
+            event = await asyncio.wait_for(buffer.get(), remaining)
+        except TimeoutError:
+            break
+        if admit(event):
+            events.append(event)
+    return events
 
 
 async def settle(events: Sequence[Event], work: Awaitable[None], grace: float) -> None:
-    """Run ``work`` (the batch's steps) to its end, then return: the caller's consumer may
-    acknowledge ``events``. If ``work`` fails, ``events`` are withheld and the error
-    propagates. If the caller is cancelled (the worker stops), ``work`` is shielded and
-    given ``grace`` seconds to finish; unfinished or failed, it is cancelled and ``events``
-    are withheld. The cancellation propagates either way."""
+    """Run ``work`` (the batch's steps) to its end, then acknowledge ``events``. If ``work``
+    fails, nothing is acknowledged and the error propagates. If the caller is cancelled
+    (the worker stops), ``work`` is shielded and given ``grace`` seconds to finish: finished,
+    ``events`` are acknowledged; unfinished or failed, it is cancelled and nothing is. The
+    cancellation propagates either way."""
     task = asyncio.ensure_future(work)
     try:
         await asyncio.shield(task)
@@ -148,15 +181,21 @@ async def settle(events: Sequence[Event], work: Awaitable[None], grace: float) -
         done, _ = await asyncio.wait([task], timeout=grace)
         if not done or task.cancelled() or task.exception() is not None:
             task.cancel()
-            withhold(events)
             log.warning("stopping with a batch of %d events not finished; it is not "
                         "acknowledged and will be redelivered", len(events))
+        else:
+            _acknowledge(events)
         raise
     except Exception:
-        withhold(events)
         log.exception("a batch of %d events failed; it is not acknowledged and will be "
                       "redelivered", len(events))
         raise
+    _acknowledge(events)
+
+
+def _acknowledge(events: Sequence[Event]) -> None:
+    for event in events:
+        event.ack()
 
 
 class BatchDelivery:

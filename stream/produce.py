@@ -1,6 +1,6 @@
 """Producing raw source payloads to the input topics (``idgraph backfill``, the demo).
 
-Historical records enter through the same topics, agents and engine as live ones, so a
+Historical records enter through the same topics, worker and engine as live ones, so a
 backfill follows every rule a live event does (idempotence by event ID included: replaying
 a file twice applies it once).
 """

@@ -5,8 +5,10 @@ refuse sends and that deliver a message only when its send completes.
 What is checked: a batch is retried while the store or graph refuses and is then stored
 once; dead letters and profile changes are sent, retried while the broker refuses, and the
 outbox is emptied only after the broker has every message; the stats count a batch only
-when all its steps are done; :func:`settle` withholds the acknowledgement of a batch whose
-steps did not finish (a failure, or a stop that outlasts the grace period), and only then.
+when all its steps are done; :func:`settle` acknowledges a batch once its steps finished and
+never one whose steps did not (a failure, or a stop that outlasts the grace period);
+:func:`take_batch` takes at most the limit, in order, waits for a first event as long as it
+takes and then at most the window.
 The Prometheus metrics are updated at the same moments as the stats: a batch's counters,
 its size and duration and its dead letters by reason class; retries by step; changes by
 kind, and no label value is ever a reason's text or an event's value.
@@ -32,7 +34,7 @@ from idgraph.profile_store.segment_state import SegmentChange
 from idgraph.resolver import adapters
 from idgraph.settings import Settings
 from idgraph.stream import delivery
-from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle, withhold
+from idgraph.stream.delivery import BatchDelivery, WorkerStats, settle, take_batch
 from idgraph.stream.events import OFFSET, REASON, SOURCE, RawEvent
 from idgraph.stream.metrics import DEAD_LETTER_CLASSES, RETRY_STEPS, WorkerMetrics
 from idgraph.stream.processor import BatchProcessor
@@ -592,30 +594,23 @@ def test_a_fault_at_the_last_step_comes_after_the_batch_is_counted(rig, arm):
     assert rig.metric("idgraph_worker_dead_letters_total", reason="invalid_json") == 1
 
 
-# -- settle: when the acknowledgement is withheld ---------------------------------------------
-
-
-class Message:
-    def __init__(self) -> None:
-        self.refcount = 0
-
-    def incref(self) -> None:
-        self.refcount += 1
+# -- settle: when a batch is acknowledged ----------------------------------------------------
 
 
 class Event:
+    """A delivered event as the conductor hands it over: acknowledged once, or never."""
+
     def __init__(self) -> None:
-        self.message = Message()
+        self.acks = 0
+
+    def ack(self) -> bool:
+        self.acks += 1
+        return True
 
 
 def refs(events) -> list[int]:
-    return [e.message.refcount for e in events]
-
-
-def test_withhold_takes_one_more_reference_on_every_message():
-    events = [Event() for _ in range(3)]
-    withhold(events)
-    assert refs(events) == [1, 1, 1]
+    """Per event, the references left on its message (1 delivered, 0 acknowledged)."""
+    return [1 - e.acks for e in events]
 
 
 def test_a_batch_whose_steps_finish_is_acknowledged():
@@ -630,7 +625,7 @@ def test_a_batch_whose_steps_finish_is_acknowledged():
     assert done == [True] and refs(events) == [0, 0]
 
 
-def test_a_failed_batch_is_withheld_and_the_error_propagates(caplog):
+def test_a_failed_batch_is_not_acknowledged_and_the_error_propagates(caplog):
     events = [Event(), Event()]
 
     async def work():
@@ -664,7 +659,7 @@ def test_a_stop_lets_the_batch_in_hand_finish_within_the_grace_period():
     assert finished == [True] and refs(events) == [0, 0]
 
 
-def test_a_stop_that_outlasts_the_grace_period_withholds_the_batch(caplog):
+def test_a_stop_that_outlasts_the_grace_period_leaves_the_batch_unacknowledged(caplog):
     events = [Event(), Event(), Event()]
     state: list[str] = []
 
@@ -688,7 +683,7 @@ def test_a_stop_that_outlasts_the_grace_period_withholds_the_batch(caplog):
          "be redelivered")]
 
 
-def test_a_stop_during_which_the_batch_fails_withholds_it():
+def test_a_stop_during_which_the_batch_fails_leaves_it_unacknowledged():
     events = [Event()]
 
     async def work():
@@ -697,3 +692,59 @@ def test_a_stop_during_which_the_batch_fails_withholds_it():
 
     asyncio.run(_stop_during(events, work(), grace=5.0))
     assert refs(events) == [1]
+
+
+# -- take_batch: what one batch takes from the consumer's buffer -------------------------------
+
+
+def test_a_busy_buffer_gives_full_batches_in_order_without_waiting():
+    async def run():
+        buffer: asyncio.Queue = asyncio.Queue()
+        for n in range(7):
+            buffer.put_nowait(n)
+        started = time.monotonic()
+        first = await take_batch(buffer, limit=3, within=5.0)
+        second = await take_batch(buffer, limit=3, within=5.0)
+        return first, second, buffer.qsize(), time.monotonic() - started
+
+    first, second, left, took = asyncio.run(run())
+    assert (first, second, left) == ([0, 1, 2], [3, 4, 5], 1)
+    assert took < 1.0  # a full batch never waits for the window
+
+
+def test_a_quiet_buffer_waits_for_the_first_event_then_at_most_the_window():
+    async def run():
+        buffer: asyncio.Queue = asyncio.Queue()
+        taking = asyncio.ensure_future(take_batch(buffer, limit=100, within=0.2))
+        await asyncio.sleep(0.3)  # longer than the window: still waiting for a first event
+        assert not taking.done()
+        buffer.put_nowait("a")
+        first_at = time.monotonic()
+        await asyncio.sleep(0.05)
+        buffer.put_nowait("b")  # within the window of "a": same batch
+        batch = await taking
+        waited = time.monotonic() - first_at
+        buffer.put_nowait("c")  # after it: the next batch
+        return batch, waited, await take_batch(buffer, limit=100, within=0.01)
+
+    batch, waited, later = asyncio.run(run())
+    assert batch == ["a", "b"] and later == ["c"]
+    assert 0.15 <= waited < 1.0  # the window after the first event, not more
+
+
+def test_events_the_worker_does_not_admit_are_dropped_and_not_counted():
+    async def run():
+        buffer: asyncio.Queue = asyncio.Queue()
+        for n in range(8):
+            buffer.put_nowait(n)
+        seen: list[int] = []
+
+        def admit(n: int) -> bool:  # odd ones: fetched before a rebalance
+            seen.append(n)
+            return n % 2 == 0
+
+        batch = await take_batch(buffer, limit=3, within=0.01, admit=admit)
+        return batch, seen, buffer.qsize()
+
+    batch, seen, left = asyncio.run(run())
+    assert batch == [0, 2, 4] and seen == [0, 1, 2, 3, 4] and left == 3
