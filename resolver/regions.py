@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from idgraph.resolver.model import IdentityRecord
 from idgraph.resolver.settings import RegionSettings
@@ -117,15 +118,31 @@ def timezone_country(time_zone: str | None) -> str | None:
     return zone_countries().get(time_zone.strip().lower())
 
 
-@lru_cache(maxsize=65_536)
 def phone_country(phone: str) -> str | None:
     """The ISO alpha-2 country of an E.164 number (an extension after ``;`` is ignored);
-    None for a non-geographic or unassigned number."""
+    None for a non-geographic or unassigned number.
+
+    A calling code of one country (``+44`` has several: GB, GG, IM, JE) gives that country
+    without a parse, exactly as ``phonenumbers.region_code_for_number`` would (it returns
+    a lone region unchecked); a shared code needs the number's full parse."""
+    number = phone.split(";", 1)[0]
+    if number[:1] == "+" and number[1:4].isdigit():
+        for length in (1, 2, 3):  # calling codes are prefix-free
+            regions = COUNTRY_CODE_TO_REGION_CODE.get(int(number[1:1 + length]))
+            if regions is not None:
+                if len(regions) == 1:
+                    return regions[0] if regions[0].isalpha() else None  # "001": non-geographic
+                break
+    return _parsed_phone_country(number)
+
+
+@lru_cache(maxsize=65_536)
+def _parsed_phone_country(number: str) -> str | None:
     try:
-        number = phonenumbers.parse(phone.split(";", 1)[0])
+        parsed = phonenumbers.parse(number)
     except phonenumbers.NumberParseException:
         return None
-    code = phonenumbers.region_code_for_number(number)
+    code = phonenumbers.region_code_for_number(parsed)
     return code if code and code.isalpha() else None  # "001": non-geographic
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
+import phonenumbers
 import pytest
 from helpers import record
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from pydantic import ValidationError
 
 from idgraph.engine import Engine
@@ -104,6 +106,34 @@ def test_timezone_country_reads_zone_tab(zone: str, country: str | None) -> None
 ])
 def test_phone_country(phone: str, country: str | None) -> None:
     assert phone_country(phone) == country
+
+
+def _every_example_number() -> list[str]:
+    """An example number of every type of every region phonenumbers knows, in E.164."""
+    out = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE,
+                     PhoneNumberType.TOLL_FREE, PhoneNumberType.VOIP):
+            n = phonenumbers.example_number_for_type(region, kind)
+            if n is not None:
+                out.append(phonenumbers.format_number(n, PhoneNumberFormat.E164))
+    for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        n = phonenumbers.example_number_for_non_geo_entity(code)
+        if n is not None:
+            out.append(phonenumbers.format_number(n, PhoneNumberFormat.E164))
+    return out
+
+
+def test_phone_country_without_a_parse_equals_the_parse_for_every_region():
+    """The calling-code shortcut gives what phonenumbers' own parse gives, for example
+    numbers of every region (lone and shared calling codes, non-geographic ones)."""
+    numbers = _every_example_number()
+    assert len(numbers) > 600
+    for number in numbers:
+        parsed = phonenumbers.region_code_for_number(phonenumbers.parse(number))
+        expected = parsed if parsed and parsed.isalpha() else None
+        assert phone_country(number) == expected, number
+        assert phone_country(number + ";ext=12") == expected, number
 
 
 # -------------------------------------------------------------------------- the order
