@@ -194,23 +194,37 @@ def payload_rows(items: Iterable[tuple[str, dict]]) -> list[tuple[str, dict]]:
 # ----------------------------------------------------------------------------- frames
 
 
+class MatchingRows:
+    """Matching rows gathered column by column (``unique_id`` + :data:`COLUMNS`), None rows
+    dropped: a row dict lives only until its values are appended, so a million rows cost
+    their column lists, not a million dicts (about 0.8 GB at 1M records)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, list] = {c: [] for c in ("unique_id", *COLUMNS)}
+
+    def extend(self, items: Iterable[tuple[str, dict | None]]) -> None:
+        ids = self.data["unique_id"]
+        lists = [(c, self.data[c]) for c in COLUMNS]
+        for key, row in items:
+            if row is None:
+                continue
+            ids.append(key)
+            for c, values in lists:
+                values.append(row[c])
+
+    def frame(self) -> Any:
+        """The rows as a pandas frame; the builder is empty afterwards."""
+        import pandas as pd
+
+        data, self.data = self.data, {c: [] for c in ("unique_id", *COLUMNS)}
+        return pd.DataFrame(data, columns=["unique_id", *COLUMNS])
+
+
 def rows_frame(items: Iterable[tuple[str, dict | None]]) -> Any:
-    """A pandas frame of matching rows (``unique_id`` + :data:`COLUMNS`), None rows dropped.
-
-    Built column by column: a million row dicts at once cost gigabytes.
-    """
-    import pandas as pd
-
-    data: dict[str, list] = {c: [] for c in ("unique_id", *COLUMNS)}
-    ids = data["unique_id"]
-    lists = [(c, data[c]) for c in COLUMNS]
-    for key, row in items:
-        if row is None:
-            continue
-        ids.append(key)
-        for c, values in lists:
-            values.append(row[c])
-    return pd.DataFrame(data, columns=["unique_id", *COLUMNS])
+    """A pandas frame of matching rows (``unique_id`` + :data:`COLUMNS`), None rows dropped."""
+    rows = MatchingRows()
+    rows.extend(items)
+    return rows.frame()
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -373,7 +387,7 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
     seen: set[str] = set()
     ids: list[str] = []
     dead: list[tuple[int, str]] = []
-    file_rows: list[tuple[str, dict | None]] = []
+    file_rows = MatchingRows()
     norm = Normalizer()
     chunk = max(1, engine.settings.ingest_batch_size)
     lap("read")
@@ -387,11 +401,12 @@ def resolve_file(engine: Any, path: Path, output: Path, mapping_items: Iterable[
         dead.extend(parsed.dead_letters)
         if fresh_store:
             file_rows.extend((r.record_key, record_row(r)) for r in parsed.records)
+        del parsed
         lap("adapt")
     del table
     keys = [f"{source}:{rid}" for rid in ids]
     # with an empty store the file is all there is: its rows are the stored records' rows
-    frame = rows_frame(file_rows) if fresh_store else rows_frame(engine.matching_rows())
+    frame = file_rows.frame() if fresh_store else rows_frame(engine.matching_rows())
     del file_rows
     trained = None
     if model_version is None and engine.models.latest() is None:

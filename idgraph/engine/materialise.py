@@ -23,6 +23,7 @@ a write may not have reached the store, and when another writer changed those re
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -82,8 +83,14 @@ class Materialiser:
         return {k: cache[k] for k in keys if k in cache}
 
     def remember(self, state: StoredRecord) -> None:
-        """Cache the state of a record created by this writer (not stored yet)."""
-        self._records[state.record_key] = state
+        """Cache the state of a record created by this writer (not stored yet; the caller
+        holds it until its batch is written). Past the cache's limit the oldest half of the
+        cache goes first: a million-record load keeps at most the limit, not every record."""
+        cache = self._records
+        if len(cache) >= _RECORD_CACHE_LIMIT:
+            for key in list(itertools.islice(cache, len(cache) // 2)):
+                del cache[key]
+        cache[state.record_key] = state
 
     def forget_records(self, keys: Iterable[str]) -> None:
         """Drop ``keys`` from the cache (another writer changed them, or they are gone)."""

@@ -262,22 +262,49 @@ def test_crash_between_graph_and_store_write_loses_nothing(settings, tmp_path, m
 
 
 def test_a_record_cache_smaller_than_the_data_changes_nothing(tmp_path, monkeypatch):
+    """Results equal with a cache far smaller than the data, and the cache stays within its
+    limit (or one batch's records, which a batch holds anyway) instead of keeping every
+    record a writer ever created."""
     import idgraph.engine.materialise as materialise_module
     from idgraph.generator import generate
 
     events = generate(n_records=2000, seed=8).events
+    sizes: list[int] = []
 
     def stored(name: str) -> tuple:
         with Engine(Settings(data_dir=tmp_path / name)) as engine:
-            engine.ingest_payloads(events, batch_size=150)
+            for start in range(0, len(events), 150):
+                engine.ingest_payloads(events[start:start + 150], batch_size=150)
+                sizes.append(len(engine.materialiser._records))
             records = engine.store.get_records(engine.store.record_profiles())
             return (engine.store.record_profiles(), engine.store.counts(),
                     {k: (r.event_count, r.attributes, r.identifiers, r.home_region)
                      for k, r in records.items()})
 
     normal = stored("normal")
+    assert max(sizes) > 600  # every record of the data stays in the normal cache
+    sizes.clear()
     monkeypatch.setattr(materialise_module, "_RECORD_CACHE_LIMIT", 40)  # cleared every batch
     assert stored("tiny-cache") == normal
+    assert max(sizes) <= 150
+
+
+def test_records_a_writer_creates_stay_within_the_cache_limit(tmp_path, monkeypatch):
+    """A writer loading a million new records does not keep them all: past the limit the
+    oldest half of the cache goes, the newest stay."""
+    import idgraph.engine.materialise as materialise_module
+    from idgraph.profile_store.survivorship import new_record_state
+
+    monkeypatch.setattr(materialise_module, "_RECORD_CACHE_LIMIT", 40)
+    with Engine(Settings(data_dir=tmp_path / "d")) as engine:
+        cache = engine.materialiser
+        sizes = []
+        for n in range(100):
+            cache.remember(new_record_state(
+                record("hubspot", str(n), f"e{n}", n, [f"crm:hubspot:{n}"]), "eu"))
+            sizes.append(len(cache._records))
+        assert max(sizes) == 40
+        assert "hubspot:99" in cache._records and "hubspot:0" not in cache._records
 
 
 def test_a_shared_identifier_answers_with_every_profile_that_carries_it(tmp_path):
