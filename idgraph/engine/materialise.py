@@ -42,7 +42,9 @@ from idgraph.resolver.regions import RegionPolicy
 
 log = logging.getLogger(__name__)
 
-_RECORD_CACHE_LIMIT = 500_000
+#: Record states a writer keeps (about 1.5 kB each for a contact row; a million-record load
+#: would otherwise keep them all).
+_RECORD_CACHE_LIMIT = 100_000
 
 
 class Materialiser:
