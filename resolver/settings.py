@@ -259,6 +259,11 @@ class MatchingSettings(Section):
     train_max_records: int = Field(default=250_000, ge=100)
     """Training uses a seeded random sample of at most this many records (m, u and the
     prior are proportions; at 300k records training took 22 s, growing with the data)."""
+    duckdb_memory_limit: str = Field(
+        default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    """Most memory Splink's DuckDB may hold while a batch job (train, resolve, match)
+    trains or scores, before it spills to ``DATA_DIR/duckdb-spill``: the writer's graph
+    and caches are in the same process."""
 
     @model_validator(mode="after")
     def _ordered(self) -> MatchingSettings:

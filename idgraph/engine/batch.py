@@ -243,7 +243,8 @@ def train(engine: Any, frame: Any | None = None, trained_on: str = "stored recor
     model, report = train_model(sample, max_pairs=max_pairs or cfg.train_max_pairs, seed=seed,
                                 blocking_frame=frame,
                                 max_false_link_rate=cfg.max_false_link_rate,
-                                spill_dir=spill_dir(engine))
+                                spill_dir=spill_dir(engine),
+                                memory_limit=cfg.duckdb_memory_limit)
     version = engine.models.save(model, report, trained_on)
     engine.load_model()
     return version, report
@@ -273,7 +274,8 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     if len(frame) < 2:
         return result
     started = time.perf_counter()
-    linker = Linker(splink_duckdb(spill_dir(engine)).register(frame), model,
+    linker = Linker(splink_duckdb(spill_dir(engine), cfg.duckdb_memory_limit).register(frame),
+                    model,
                     log_level=logging.ERROR)
     predictions = linker.inference.predict(threshold_match_weight=weight_of(PREDICT_FLOOR))
     names = [c.name for c in spec.comparisons]
@@ -303,8 +305,12 @@ def splink_pass(engine: Any, frame: Any, model_version: str | None = None) -> Ma
     links: list[tuple[float, str, str, tuple, float]] = []
     reviews = []
     decided = engine.reviews.decided_pairs()
+    # the addresses of the records the thresholds can act on only (not a dict per record)
+    acted_on = {row[0] for row in table} | {row[1] for row in table}
     address = {key: {"email_user": user, "email_domain": domain} for key, user, domain in zip(
-        frame["unique_id"], frame["email_user"], frame["email_domain"], strict=True)}
+        frame["unique_id"], frame["email_user"], frame["email_domain"], strict=True)
+        if key in acted_on}
+    del acted_on
     k = len(names)
     for row in table:
         a, b, weight, prob = row[0], row[1], row[2], row[3]

@@ -290,27 +290,34 @@ def filled_columns(frame: Any) -> set[str]:
     return {c for c in COLUMNS if c in frame.columns and frame[c].notna().sum() / n >= MIN_FILL}
 
 
-def splink_duckdb(spill_dir: Path | None = None) -> Any:
+def splink_duckdb(spill_dir: Path | None = None, memory_limit: str | None = None) -> Any:
     """Splink's DuckDB API on a new in-memory database. What does not fit in memory DuckDB
     writes to its temporary directory: by default ``.tmp`` in the working directory, created
     with the umask's mode; with ``spill_dir`` there instead, a directory made owner-only
     (the records and pairs spilled are personal data; DuckDB's files in it still follow
-    the umask, the directory keeps others out)."""
+    the umask, the directory keeps others out). ``memory_limit`` (DuckDB's setting, such as
+    ``"1GB"``; None: DuckDB's default, 80% of the machine's memory) is what DuckDB may hold
+    before it spills."""
     from splink import DuckDBAPI
 
-    if spill_dir is None:
+    if spill_dir is None and memory_limit is None:
         return DuckDBAPI()
     import duckdb
 
-    temp = str(make_private_dir(spill_dir))
-    return DuckDBAPI(duckdb.connect(config={"temp_directory": temp}))
+    config = {}
+    if spill_dir is not None:
+        config["temp_directory"] = str(make_private_dir(spill_dir))
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    return DuckDBAPI(duckdb.connect(config=config))
 
 
 def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float = 5e6,
                 seed: int = 42, deterministic_recall: float = 0.7,
                 blocking_frame: Any = None, max_false_link_rate: float = 0.005,
                 leave_out: frozenset[str] = frozenset(),
-                spill_dir: Path | None = None) -> tuple[dict, TrainingReport]:
+                spill_dir: Path | None = None, memory_limit: str | None = None
+                ) -> tuple[dict, TrainingReport]:
     """Train on a pandas frame of matching rows (``unique_id`` + feature columns).
 
     For ``link_only`` the frame needs a ``source_dataset`` column. When ``frame`` is a
@@ -329,7 +336,8 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
     warning: it cannot be judged either way, and refusing the model for it would refuse a
     file of names and birth dates for a column it barely has.
 
-    Splink's DuckDB spills into ``spill_dir`` (see :func:`splink_duckdb`).
+    Splink's DuckDB spills into ``spill_dir`` past ``memory_limit`` (see
+    :func:`splink_duckdb`).
     """
     from splink import Linker, block_on
 
@@ -342,7 +350,7 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
     rules, pair_counts = choose_blocking_rules(
         frame if blocking_frame is None else blocking_frame, columns)
     settings = build_settings(columns, link_type, rules)
-    db = splink_duckdb(spill_dir)
+    db = splink_duckdb(spill_dir, memory_limit)
     if link_type == "link_only":
         tables = [db.register(part.drop(columns=["source_dataset"]),
                               dataset_display_name=str(name))
@@ -409,7 +417,7 @@ def train_model(frame: Any, *, link_type: str = "dedupe_only", max_pairs: float 
             frame, link_type=link_type, max_pairs=max_pairs, seed=seed,
             deterministic_recall=deterministic_recall, blocking_frame=blocking_frame,
             max_false_link_rate=max_false_link_rate, leave_out=leave_out | set(unusable),
-            spill_dir=spill_dir)
+            spill_dir=spill_dir, memory_limit=memory_limit)
         n = max(1, len(frame))
         again.warnings[:0] = [
             f"{c}: left out of the model: filled in {frame[c].notna().sum() / n:.1%} of the "

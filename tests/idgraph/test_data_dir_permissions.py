@@ -63,13 +63,15 @@ def wide(found: dict[str, int], root: Path) -> dict[str, str]:
 def used_data_dir(tmp_path_factory):
     """A data dir after ingest (with a dead letter), segments, resolve (trains a model,
     Splink pass, reviews) and exports; returns (data dir, exports dir, the spill directory
-    of each DuckDB that Splink ran on)."""
+    of each DuckDB that Splink ran on, and each one's memory limit)."""
     spills: list[Path | None] = []
+    limits: list[str | None] = []
     splink_duckdb = training.splink_duckdb
 
-    def recorded(spill_dir=None):
+    def recorded(spill_dir=None, memory_limit=None):
         spills.append(spill_dir)
-        return splink_duckdb(spill_dir)
+        limits.append(memory_limit)
+        return splink_duckdb(spill_dir, memory_limit)
 
     root = tmp_path_factory.mktemp("private")
     files, data, exports = root / "files", root / "data", root / "exports"
@@ -79,10 +81,11 @@ def used_data_dir(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(training, "splink_duckdb", recorded)
             mp.setattr(batch, "splink_duckdb", recorded)
+            mp.setattr(batch, "splink_duckdb", recorded)
             _use(root, files, data, exports)
     finally:
         os.umask(old)
-    return data, exports, spills
+    return data, exports, spills, limits
 
 
 def _use(root: Path, files: Path, data: Path, exports: Path) -> None:
@@ -114,7 +117,7 @@ def _use(root: Path, files: Path, data: Path, exports: Path) -> None:
 
 
 def test_every_file_of_a_used_data_dir_is_owner_only(used_data_dir):
-    data, exports, spills = used_data_dir
+    data, exports, spills, _limits = used_data_dir
     # with a writer and a reader open, as while serving: SQLite's -wal and -shm exist
     with Engine(Settings(data_dir=data)) as engine:
         engine.ingest_payloads([])
@@ -199,3 +202,16 @@ def test_splink_spills_into_the_private_directory(tmp_path):
     api = splink_duckdb(spill)
     (temp,) = api._con.execute("SELECT current_setting('temp_directory')").fetchone()
     assert Path(temp) == spill and stat.S_IMODE(spill.stat().st_mode) == 0o700
+
+
+def test_splink_duckdb_holds_at_most_the_configured_memory(tmp_path, used_data_dir):
+    """A batch job's DuckDB spills past ``matching.duckdb_memory_limit`` instead of taking
+    80% of the machine beside the writer's graph: every DuckDB of the fixture's resolve
+    (training and the Splink pass) got the setting."""
+    from idgraph.resolver.probabilistic.training import splink_duckdb
+
+    api = splink_duckdb(tmp_path / "spill", "300MB")
+    (limit,) = api._con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit == "286.1 MiB"  # DuckDB's rendering of 300 MB
+    *_, limits = used_data_dir
+    assert len(limits) >= 3 and set(limits) == {Settings().matching.duckdb_memory_limit}
