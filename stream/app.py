@@ -4,7 +4,8 @@ The consuming task is transport only. Faust's consumer fetches and its conductor
 every message of the input topics into one channel's buffer (flow control, pausing a
 partition whose buffer is full, rebalances: all Faust's). The task takes batches straight
 from that buffer (:func:`idgraph.stream.delivery.take_batch`: up to ``stream.batch_size``
-events, waiting at most ``stream.batch_within_seconds`` once one has arrived), not through
+events; from an empty buffer it waits at most ``stream.batch_within_seconds`` after the
+first event, and what queued during the previous batch goes at once), not through
 a Faust stream: an agent's stream costs tens of microseconds per event on the event loop,
 which shares the engine thread's GIL, and stops filling while a batch is handled. Each
 batch goes to :class:`idgraph.stream.delivery.BatchDelivery` (stored on the engine's

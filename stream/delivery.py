@@ -136,21 +136,26 @@ class WorkerStats:
 
 async def take_batch(buffer: Buffer, limit: int, within: float,
                      admit: Callable[[Any], bool] = lambda event: True) -> list:
-    """The next batch: waits as long as it takes for a first event, then takes what the
-    buffer holds and what arrives within ``within`` seconds of that first event, at most
-    ``limit`` events, in the buffer's order. A quiet stream is delayed by at most
-    ``within``; a busy one fills the batch from what is already buffered, with no wait.
+    """The next batch, at most ``limit`` events in the buffer's order.
+
+    From an empty buffer: waits as long as it takes for a first event, then takes what
+    arrives within ``within`` seconds of it (a quiet stream is delayed by at most
+    ``within``). From a buffer that already holds events, they queued while the previous
+    batch was handled and have waited already: it takes what is buffered and returns at
+    once. So a busy stream's batches grow with the lag, up to ``limit``, and shrink to
+    what arrived during one batch when the worker keeps up, without a wait.
 
     ``admit(event)`` is asked once per event as it is taken: an event it refuses is
     dropped, unacknowledged (the worker's: a message fetched before the latest rebalance,
     which the consumer fetches again from the committed offset)."""
     events: list = []
     loop = asyncio.get_running_loop()
+    waiting = buffer.empty()
     while not events:
         first = await buffer.get()
         if admit(first):
             events.append(first)
-    deadline = loop.time() + within
+    deadline = loop.time() + (within if waiting else 0.0)
     while len(events) < limit:
         while len(events) < limit and not buffer.empty():
             event = buffer.get_nowait()

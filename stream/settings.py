@@ -42,7 +42,9 @@ class StreamSettings(Section):
     ~4,500 events/s at 2,000, ~5,000-5,700 at 5,000, ``benchmarks.stream_throughput``), and
     a rebalance waits for the batch in hand (about a second at 5,000)."""
     batch_within_seconds: float = Field(default=0.02, gt=0)
-    """Longest wait for a batch to fill: bounds the delay a quiet stream adds."""
+    """Longest wait for a batch to fill after its first event, when the batch starts from an
+    empty buffer: bounds the delay a quiet stream adds. Events already buffered (they
+    queued during the previous batch) go at once."""
     max_event_bytes: int = Field(default=262_144, ge=1024)
     """Larger messages are dead-lettered unread (identity events are a few kB)."""
     fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)

@@ -712,6 +712,20 @@ def test_a_busy_buffer_gives_full_batches_in_order_without_waiting():
     assert took < 1.0  # a full batch never waits for the window
 
 
+def test_events_buffered_during_the_last_batch_go_at_once_without_the_window():
+    """They waited while the previous batch was handled: no window on top of that."""
+    async def run():
+        buffer: asyncio.Queue = asyncio.Queue()
+        for n in range(3):
+            buffer.put_nowait(n)
+        started = time.monotonic()
+        batch = await take_batch(buffer, limit=100, within=2.0)
+        return batch, time.monotonic() - started
+
+    batch, took = asyncio.run(run())
+    assert batch == [0, 1, 2] and took < 1.0
+
+
 def test_a_quiet_buffer_waits_for_the_first_event_then_at_most_the_window():
     async def run():
         buffer: asyncio.Queue = asyncio.Queue()
