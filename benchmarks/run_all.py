@@ -32,8 +32,8 @@ from benchmarks import (
 RUNS = [
     (demo_output, []),
     (demo_output, ["--kafka", "--output", "demo_output_kafka"]),
-    (ingest_throughput, ["--records", "100000", "--batch", "20000", "--output",
-                         "ingest_throughput"]),
+    *[(ingest_throughput, ["--records", "100000", "--batch", "20000", "--output", name])
+      for name in ("ingest_throughput", "ingest_throughput_run2", "ingest_throughput_run3")],
     (ingest_throughput, ["--records", "100000", "--batch", "500", "--output",
                          "ingest_throughput_batch500"]),
     *[(lookup_latency, ["--records", "100000", "--rate", "1000", "--seconds", "10",
@@ -53,7 +53,8 @@ RUNS = [
       for name in ("stream_throughput", "stream_throughput_run2", "stream_throughput_run3")],
     (stream_throughput, ["--records", "30000", "--batch-within", "0.2", "--output",
                          "stream_throughput_within0.2"]),
-    (stream_freshness, ["--rate", "1000", "--seconds", "20"]),
+    *[(stream_freshness, ["--rate", "1000", "--seconds", "20", "--output", name])
+      for name in ("stream_freshness", "stream_freshness_run2", "stream_freshness_run3")],
     (graph_backends, ["--records", "100000"]),
     (cassandra_store, ["--records", "20000"]),
     (distributed_workers, ["--records", "6000"]),
