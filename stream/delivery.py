@@ -148,26 +148,24 @@ async def take_batch(buffer: Buffer, limit: int, within: float,
     ``admit(event)`` is asked once per event as it is taken: an event it refuses is
     dropped, unacknowledged (the worker's: a message fetched before the latest rebalance,
     which the consumer fetches again from the committed offset)."""
-    events: list = []
-    loop = asyncio.get_running_loop()
     waiting = buffer.empty()
+    events: list = []
     while not events:
         first = await buffer.get()
         if admit(first):
             events.append(first)
-    deadline = loop.time() + (within if waiting else 0.0)
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + within
     while len(events) < limit:
-        while len(events) < limit and not buffer.empty():
+        if not buffer.empty():
             event = buffer.get_nowait()
-            if admit(event):
-                events.append(event)
-        remaining = deadline - loop.time()
-        if len(events) >= limit or remaining <= 0:
-            break
-        try:
-            event = await asyncio.wait_for(buffer.get(), remaining)
-        except TimeoutError:
-            break
+        elif not waiting:
+            break  # what queued during the previous batch is taken: no window on top
+        else:
+            try:  # a timeout at or below zero times out at once
+                event = await asyncio.wait_for(buffer.get(), deadline - clock())
+            except TimeoutError:
+                break
         if admit(event):
             events.append(event)
     return events

@@ -727,15 +727,21 @@ def test_events_buffered_during_the_last_batch_go_at_once_without_the_window():
 
 
 def test_a_quiet_buffer_waits_for_the_first_event_then_at_most_the_window():
+    """Refused events ("x": fetched before a rebalance) neither start a batch nor count."""
     async def run():
         buffer: asyncio.Queue = asyncio.Queue()
-        taking = asyncio.ensure_future(take_batch(buffer, limit=100, within=0.2))
+        taking = asyncio.ensure_future(
+            take_batch(buffer, limit=100, within=0.2, admit=lambda e: e != "x"))
         await asyncio.sleep(0.3)  # longer than the window: still waiting for a first event
+        assert not taking.done()
+        buffer.put_nowait("x")  # refused: still waiting
+        await asyncio.sleep(0.3)
         assert not taking.done()
         buffer.put_nowait("a")
         first_at = time.monotonic()
-        await asyncio.sleep(0.05)
-        buffer.put_nowait("b")  # within the window of "a": same batch
+        for late in ("x", "b"):  # within the window of "a": same batch, "x" dropped
+            await asyncio.sleep(0.05)
+            buffer.put_nowait(late)
         batch = await taking
         waited = time.monotonic() - first_at
         buffer.put_nowait("c")  # after it: the next batch
@@ -744,6 +750,23 @@ def test_a_quiet_buffer_waits_for_the_first_event_then_at_most_the_window():
     batch, waited, later = asyncio.run(run())
     assert batch == ["a", "b"] and later == ["c"]
     assert 0.15 <= waited < 1.0  # the window after the first event, not more
+
+
+def test_a_batch_that_fills_within_the_window_goes_without_waiting_it_out():
+    async def run():
+        buffer: asyncio.Queue = asyncio.Queue()
+        taking = asyncio.ensure_future(take_batch(buffer, limit=3, within=5.0))
+        await asyncio.sleep(0.05)
+        buffer.put_nowait(0)
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        for n in range(1, 5):
+            buffer.put_nowait(n)
+        batch = await taking
+        return batch, time.monotonic() - started, buffer.qsize()
+
+    batch, took, left = asyncio.run(run())
+    assert batch == [0, 1, 2] and left == 2 and took < 1.0
 
 
 def test_events_the_worker_does_not_admit_are_dropped_and_not_counted():
