@@ -99,6 +99,35 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
     assert_exactly_once(data, expected)
 
 
+def test_a_batch_failing_unexpectedly_stops_the_worker_unacknowledged(
+        stream_env, workers, tmp_path, expected):
+    """A batch whose delivery fails for a reason no step retries (an injected fault at the
+    last step, after it was stored and its changes sent) is not acknowledged: the consuming
+    task fails, the worker stops with an error instead of going on past an uncommittable
+    offset, and a restarted worker is handed the batch again and applies nothing twice."""
+    produce(stream_env, ITEMS)
+    data = tmp_path / "data"
+    opts = {"IDGRAPH_STREAM__BATCH_SIZE": "500"}
+    first = workers("failing", data, IDGRAPH_FAILPOINTS="stream.batch.acknowledged=fail@2",
+                    **opts)
+    wait_for(lambda: not first.alive(), 120, "the worker to stop after its failed batch")
+    assert first.proc.returncode != 0, first.log_tail()
+    assert "it is not acknowledged and will be redelivered" in first.log_path.read_text()
+    at_stop = processed(data)
+    assert 0 < at_stop < expected.processed, "the failure must land mid-stream"
+
+    second = workers("restarted", data, **opts)
+    wait_for(lambda: processed(data) == expected.processed, 120, "every event", [second])
+    # the stats file is written once a batch's changes are published, after its store commit
+    wait_for(lambda: second.stats().get("events_applied", 0) >= expected.processed - at_stop,
+             60, "the restarted worker's counters", [second])
+    stats = second.stats()
+    assert stats["duplicate_events"] > 0, "the failed batch really was handed again"
+    assert stats["events_applied"] == expected.processed - at_stop
+    second.stop()
+    assert_exactly_once(data, expected)
+
+
 @pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
 def test_two_workers_one_stopped_mid_stream(stream_env, workers, tmp_path, expected, stop):
     data = tmp_path / "data"
