@@ -135,11 +135,16 @@ def test_three_workers_on_neo4j_and_cassandra_equal_one_embedded_engine(
         a2 = start("a2")
         live = [a2, b, c]
 
-        # wave 1: b stops itself in its turn; the others take the turn meanwhile
-        produce(stream_env, waves[1])
+        # wave 1: b stops itself in its turn; the others take the turn meanwhile. Half the
+        # wave arrives while b is stopped, so the others have work that needs the turn
+        # whatever they had finished before b stopped (else b's turn is never taken and
+        # its commit is rightly accepted)
+        half = len(waves[1]) // 2
+        produce(stream_env, waves[1][:half])
         say(f"wave 1: {len(waves[1])} events")
         wait_for(lambda: _stopped(b.proc.pid), 120, "b to stop itself inside a turn", live)
         others_before = _consumed([a2, c])
+        produce(stream_env, waves[1][half:])
         time.sleep(PAUSE_SECONDS)
         os.kill(b.proc.pid, signal.SIGCONT)
         say(f"  b stopped for {PAUSE_SECONDS} s; the others consumed "
