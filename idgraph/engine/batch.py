@@ -213,11 +213,10 @@ class MatchingRows:
                 values.append(row[c])
 
     def frame(self) -> Any:
-        """The rows as a pandas frame; the builder is empty afterwards."""
+        """The rows as a pandas frame."""
         import pandas as pd
 
-        data, self.data = self.data, {c: [] for c in ("unique_id", *COLUMNS)}
-        return pd.DataFrame(data, columns=["unique_id", *COLUMNS])
+        return pd.DataFrame(self.data, columns=["unique_id", *COLUMNS])
 
 
 def rows_frame(items: Iterable[tuple[str, dict | None]]) -> Any:
